@@ -1,0 +1,45 @@
+"""Errors the api raises. They carry a stable code and know nothing of HTTP; error_responses.py maps them."""
+
+from __future__ import annotations
+
+
+class SchedulerApiError(Exception):
+    """Root of every api error. `code` is the documented error_code."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ValidationFailedError(SchedulerApiError):
+    code = "VALIDATION_ERROR"
+
+
+class InvalidCronError(ValidationFailedError):
+    code = "INVALID_CRON_EXPRESSION"
+
+
+class JobNotFoundError(SchedulerApiError):
+    code = "JOB_NOT_FOUND"
+
+
+class WebhookNotFoundError(SchedulerApiError):
+    code = "WEBHOOK_NOT_FOUND"
+
+
+class UnauthorizedError(SchedulerApiError):
+    code = "UNAUTHORIZED"
+
+
+class ForbiddenError(SchedulerApiError):
+    code = "FORBIDDEN"
+
+
+class ConflictError(SchedulerApiError):
+    code = "CONFLICT"
+
+
+class DependencyUnavailableError(SchedulerApiError):
+    code = "SERVICE_UNAVAILABLE"

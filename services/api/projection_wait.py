@@ -1,0 +1,68 @@
+"""Read-your-writes: wait until the projector has applied a stream position (LISTEN/NOTIFY, bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionWatcher:
+    """Tracks how far each stream is projected, from notifications plus a table read as a fallback."""
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._positions: dict[str, int] = defaultdict(int)
+        self._changed = asyncio.Condition()
+        self._conn: asyncpg.Connection | None = None
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        stream, _, position = payload.rpartition(":")
+        if position.isdigit() and int(position) > self._positions[stream]:
+            self._positions[stream] = int(position)
+            asyncio.get_running_loop().create_task(self._notify_all())
+
+    async def _notify_all(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def start(self) -> None:
+        self._conn = await asyncpg.connect(self._dsn, timeout=10)
+        await self._conn.add_listener(self._channel, self._on_notify)
+        await self._refresh()
+
+    async def _refresh(self) -> None:
+        if self._conn is None or self._conn.is_closed():
+            return
+        try:
+            rows = await self._conn.fetch("SELECT stream, position FROM projector_positions")
+        except asyncpg.UndefinedTableError:
+            return
+        for row in rows:
+            self._positions[row["stream"]] = max(self._positions[row["stream"]], int(row["position"]))
+
+    async def wait_for(self, stream: str, position: int, timeout: float) -> bool:
+        """True once `stream` is projected up to `position`; False if that takes longer than `timeout`."""
+        if self._positions[stream] >= position:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._changed:
+                    await self._changed.wait_for(lambda: self._positions[stream] >= position)
+            return True
+        except TimeoutError:
+            await self._refresh()
+            reached = self._positions[stream] >= position
+            if not reached:
+                log.warning("read model of %s not at %d after %.1f s", stream, position, timeout)
+            return reached
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

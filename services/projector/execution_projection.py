@@ -1,0 +1,82 @@
+"""Applies EXECUTIONS events to the executions table and the jobs' last/next run times."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from shared.contracts.executions import (
+    ExecutionEvent,
+    ExecutionFailed,
+    ExecutionRequested,
+    ExecutionStarted,
+    ExecutionSucceeded,
+)
+
+_INSERT_REQUESTED = """
+INSERT INTO executions (id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)
+ON CONFLICT DO NOTHING
+"""
+
+_ADVANCE_JOB = """
+UPDATE jobs SET last_run_at = $2, next_run_at = $3
+WHERE id = $1 AND version <= $4 AND (last_run_at IS NULL OR last_run_at < $2)
+"""
+
+_STARTED = """
+UPDATE executions SET status = 'running', started_at = $2, worker_id = $3
+WHERE id = $1 AND status = 'queued'
+"""
+
+_FINISHED = """
+UPDATE executions SET status = $2, started_at = COALESCE(started_at, $3), finished_at = $4, duration_ms = $5,
+    worker_id = $6, response_code = $7, response_body = $8, error = $9
+WHERE id = $1 AND status IN ('queued', 'running')
+"""
+
+
+async def apply_execution_event(conn: asyncpg.Connection, event: ExecutionEvent) -> None:
+    """Record one execution transition; transitions never move a finished execution back."""
+    if isinstance(event, ExecutionRequested):
+        webhook_id = event.webhook.id if event.webhook else None
+        await conn.execute(
+            _INSERT_REQUESTED,
+            event.execution_id,
+            event.occurrence_id,
+            event.job_id,
+            event.account_id,
+            webhook_id,
+            event.nominal_time,
+            event.attempt,
+            event.occurred_at,
+        )
+        await conn.execute(_ADVANCE_JOB, event.job_id, event.nominal_time, event.next_run_at, event.job_version)
+    elif isinstance(event, ExecutionStarted):
+        await conn.execute(_STARTED, event.execution_id, event.started_at, event.worker_id)
+    elif isinstance(event, ExecutionSucceeded):
+        await conn.execute(
+            _FINISHED,
+            event.execution_id,
+            "success",
+            event.started_at,
+            event.finished_at,
+            event.duration_ms,
+            event.worker_id,
+            event.response_code,
+            event.response_body,
+            None,
+        )
+    else:
+        assert isinstance(event, ExecutionFailed)
+        await conn.execute(
+            _FINISHED,
+            event.execution_id,
+            "timed_out" if event.timed_out else "failure",
+            event.started_at,
+            event.finished_at,
+            event.duration_ms,
+            event.worker_id,
+            event.response_code,
+            event.response_body,
+            event.error,
+        )

@@ -1,0 +1,85 @@
+"""The job event store: one subject per job, optimistic concurrency on the subject's last sequence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+
+from shared.contracts.codec import decode_job_event, encode
+from shared.contracts.jobs import JobEvent
+from shared.contracts.subjects import Names
+
+WRONG_LAST_SEQUENCE = 10071
+
+
+class ConcurrencyError(Exception):
+    """Someone else appended to the job since it was loaded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The latest event of a job and the stream sequence it sits at."""
+
+    event: JobEvent
+    sequence: int
+
+
+class JobEventStore(Protocol):
+    """Load the latest event of a job; append one with an expected last sequence (0: must not exist)."""
+
+    async def load(self, job_id: UUID) -> Loaded | None: ...
+
+    async def append(self, event: JobEvent, expected_sequence: int) -> int: ...
+
+
+class NatsJobEventStore:
+    """JetStream implementation: the latest message of the job's subject is the job."""
+
+    def __init__(self, js: JetStreamContext, names: Names) -> None:
+        self._js = js
+        self._names = names
+
+    async def load(self, job_id: UUID) -> Loaded | None:
+        try:
+            msg = await self._js.get_last_msg(self._names.jobs_stream, self._names.job_lookup_subject(job_id))
+        except NotFoundError:
+            return None
+        assert msg.data is not None and msg.seq is not None
+        return Loaded(decode_job_event(msg.data), msg.seq)
+
+    async def append(self, event: JobEvent, expected_sequence: int) -> int:
+        headers = {
+            "Nats-Msg-Id": str(event.event_id),
+            "Nats-Expected-Last-Subject-Sequence": str(expected_sequence),
+        }
+        subject = self._names.job_subject(event.account_id, event.job_id)
+        try:
+            ack = await self._js.publish(subject, encode(event), headers=headers)
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise ConcurrencyError(f"job {event.job_id} changed concurrently") from exc
+            raise
+        return ack.seq
+
+
+class InMemoryJobEventStore:
+    """Same contract, in memory: for unit tests of code that writes jobs."""
+
+    def __init__(self) -> None:
+        self._events: list[JobEvent] = []
+        self._last: dict[UUID, int] = {}
+
+    async def load(self, job_id: UUID) -> Loaded | None:
+        seq = self._last.get(job_id)
+        return None if seq is None else Loaded(self._events[seq - 1], seq)
+
+    async def append(self, event: JobEvent, expected_sequence: int) -> int:
+        if self._last.get(event.job_id, 0) != expected_sequence:
+            raise ConcurrencyError(f"job {event.job_id} changed concurrently")
+        self._events.append(event)
+        self._last[event.job_id] = len(self._events)
+        return len(self._events)

@@ -1,0 +1,96 @@
+"""When a schedule fires: the next occurrence strictly after a given instant."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+
+from shared.contracts.schedules import CronSchedule, DateSchedule, IntervalSchedule, Schedule
+from shared.schedule.errors import InvalidCronExpressionError
+from shared.schedule.wallclock import to_instant, to_wall, zone
+
+# Far enough for "Feb 29 on a Monday"-style expressions, short enough to bound a bad one.
+_MAX_YEARS_BETWEEN_MATCHES = 30
+
+
+def _is_six_field(expression: str) -> bool:
+    return not expression.startswith("@") and len(expression.split()) == 6
+
+
+def validate_cron(expression: str) -> None:
+    """Raise InvalidCronExpressionError unless `expression` has 5 fields, 6 (seconds first) or is a macro."""
+    fields = expression.split()
+    if not expression.startswith("@") and len(fields) not in (5, 6):
+        raise InvalidCronExpressionError(
+            f"cron expression must have 5 fields (or 6 with seconds first), got {len(fields)}: {expression!r}"
+        )
+    try:
+        valid = croniter.is_valid(expression, second_at_beginning=_is_six_field(expression))
+        if valid:
+            _cron(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterError, ValueError, KeyError) as exc:
+        raise InvalidCronExpressionError(f"invalid cron expression {expression!r}: {exc}") from exc
+    if not valid:
+        raise InvalidCronExpressionError(f"invalid cron expression: {expression!r}")
+
+
+def validate_schedule(schedule: Schedule, timezone: str) -> None:
+    """Check a schedule and its time zone before any event is written."""
+    zone(timezone)
+    if isinstance(schedule, CronSchedule):
+        validate_cron(schedule.expression)
+
+
+def _cron(expression: str, start_wall: datetime) -> croniter:
+    return croniter(
+        expression,
+        start_wall,
+        second_at_beginning=_is_six_field(expression),
+        max_years_between_matches=_MAX_YEARS_BETWEEN_MATCHES,
+    )
+
+
+def _cron_after(expression: str, timezone: str, after: datetime) -> Iterator[datetime]:
+    tz = zone(timezone)
+    # Iterate in wall-clock time from a little before `after` (a gap can move a wall time later), then map
+    # each wall time to its instant. Several gap times may map to one instant: that instant fires once.
+    start = to_wall(after - timedelta(hours=3), tz)
+    it = _cron(expression, start)
+    last: datetime | None = None
+    while True:
+        try:
+            wall = it.get_next(datetime)
+        except (CroniterBadDateError, CroniterBadCronError):
+            return
+        instant = to_instant(wall, tz)
+        if instant > after and instant != last:
+            last = instant
+            yield instant
+
+
+def next_after(schedule: Schedule, timezone: str, after: datetime) -> datetime | None:
+    """The first instant strictly after `after` at which the schedule fires, or None if it never does again."""
+    after = after.astimezone(UTC)
+    if isinstance(schedule, CronSchedule):
+        return next(_cron_after(schedule.expression, timezone, after), None)
+    if isinstance(schedule, IntervalSchedule):
+        anchor = schedule.anchor.astimezone(UTC)
+        if after < anchor:
+            return anchor
+        step = timedelta(seconds=schedule.every_seconds)
+        count = math.floor((after - anchor) / step) + 1
+        return anchor + count * step
+    assert isinstance(schedule, DateSchedule)
+    at = schedule.at.astimezone(UTC)
+    return at if at > after else None
+
+
+def occurrences_between(schedule: Schedule, timezone: str, after: datetime, until: datetime) -> Iterator[datetime]:
+    """Every occurrence in (after, until], in order."""
+    current = next_after(schedule, timezone, after)
+    while current is not None and current <= until:
+        yield current
+        current = next_after(schedule, timezone, current)

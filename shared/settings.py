@@ -1,0 +1,89 @@
+"""Settings shared by every service, parsed once from environment variables (12-factor)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+_ENV_NAMES = {
+    "nats_url": "NATS_URL",
+    "database_url": "DATABASE_URL",
+    "namespace": "SCHEDULER_NAMESPACE",
+    "jwt_secret": "SUPABASE_JWT_SECRET",
+    "jwt_audience": "SCHEDULER_JWT_AUDIENCE",
+    "auth_mode": "SCHEDULER_AUTH_MODE",
+    "api_host": "SCHEDULER_API_HOST",
+    "api_port": "SCHEDULER_API_PORT",
+    "stream_replicas": "SCHEDULER_STREAM_REPLICAS",
+    "duplicate_window_seconds": "SCHEDULER_DUPLICATE_WINDOW_SECONDS",
+    "delivery_timeout_seconds": "SCHEDULER_DELIVERY_TIMEOUT_SECONDS",
+    "ack_wait_seconds": "SCHEDULER_ACK_WAIT_SECONDS",
+    "max_ack_pending": "SCHEDULER_MAX_ACK_PENDING",
+    "dispatcher_concurrency": "SCHEDULER_DISPATCHER_CONCURRENCY",
+    "response_body_limit": "SCHEDULER_RESPONSE_BODY_LIMIT",
+    "misfire_grace_seconds": "SCHEDULER_MISFIRE_GRACE_SECONDS",
+    "read_your_writes_timeout_seconds": "SCHEDULER_READ_YOUR_WRITES_TIMEOUT_SECONDS",
+    "instance_id": "SCHEDULER_INSTANCE_ID",
+}
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
+    """Typed configuration. Every field maps to one environment variable (see README, Configuration)."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # Prefix of every stream, subject, consumer, bucket and notification channel: lets several
+    # installations (or test runs) share one NATS and one Postgres without seeing each other.
+    namespace: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,30}$")] = "scheduler"
+    jwt_secret: str | None = None
+    jwt_audience: str = "authenticated"
+    auth_mode: Literal["jwt", "open"] = "jwt"
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    # Must exceed the longest gap between a ticker's watermark saves plus its restart time.
+    duplicate_window_seconds: PositiveFloat = 600.0
+    delivery_timeout_seconds: PositiveFloat = 30.0
+    # Checked against delivery_timeout_seconds: a message must never be redelivered while in flight.
+    ack_wait_seconds: PositiveFloat = 60.0
+    max_ack_pending: PositiveInt = 1000
+    dispatcher_concurrency: PositiveInt = 64
+    response_body_limit: PositiveInt = 65536
+    misfire_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    read_your_writes_timeout_seconds: PositiveFloat = 5.0
+    instance_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.ack_wait_seconds <= self.delivery_timeout_seconds:
+            raise SettingsError(
+                "SCHEDULER_ACK_WAIT_SECONDS must be greater than SCHEDULER_DELIVERY_TIMEOUT_SECONDS"
+            )
+
+    @property
+    def worker_id(self) -> str:
+        """Name this process reports in execution records."""
+        return self.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from the environment; explicit keyword overrides win (used by the CLI and tests)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {name: env[name] for name in _ENV_NAMES.values() if env.get(name)}
+    for field, value in overrides.items():
+        if value is not None:
+            raw[_ENV_NAMES[field]] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from exc
