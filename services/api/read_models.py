@@ -10,8 +10,11 @@ import msgspec
 from services.api.schemas import ExecutionOut, JobOut, WebhookOut
 from shared.contracts.schedules import CronSchedule, Schedule
 
-_JOB_COLUMNS = (
-    "id, account_id, name, schedule, type, timezone, enabled, last_run_at, next_run_at, created_at, updated_at"
+# The ticker's view of the next run wins unless the job changed after that occurrence was fired.
+_JOB_SELECT = (
+    "SELECT j.id, j.account_id, j.name, j.schedule, j.type, j.timezone, j.enabled, r.last_run_at,"
+    " CASE WHEN r.job_version >= j.version THEN r.next_run_at ELSE j.next_run_at END AS next_run_at,"
+    " j.created_at, j.updated_at FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
 )
 _EXECUTION_COLUMNS = (
     "id, job_id, webhook_id, occurrence_id, nominal_time AS scheduled_at, status, attempt, started_at, finished_at,"
@@ -31,7 +34,7 @@ def _job(row: asyncpg.Record) -> JobOut:
 
 
 async def get_job(pool: asyncpg.Pool, job_id: UUID) -> JobOut | None:
-    row = await pool.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
+    row = await pool.fetchrow(f"{_JOB_SELECT} WHERE j.id = $1", job_id)
     return None if row is None else _job(row)
 
 

@@ -6,7 +6,8 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import Principal
 from services.api.dependencies import Resources
@@ -50,7 +51,7 @@ class JobController(Controller):
     tags = ["jobs"]
 
     @post("/", status_code=201, summary="Create a job")
-    async def create(self, data: JobCreate, principal: Principal, res: Resources) -> JobOut:
+    async def create(self, data: JSONBody[JobCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> JobOut:
         assert res.commands is not None and res.watcher is not None
         appended = await res.commands.create_job(
             principal, account_id=data.account_id, name=data.name, cron=data.schedule, job_type=data.type,
@@ -62,18 +63,18 @@ class JobController(Controller):
         return job_from_event(appended.event)
 
     @get("/{job_id:str}", summary="Get a job")
-    async def read(self, job_id: str, principal: Principal, res: Resources) -> JobOut:
+    async def read(self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> JobOut:
         return await load_job(res, principal, job_id)
 
     @get("/{job_id:str}/executions", summary="Execution history of a job, newest first")
     async def executions(
         self,
-        job_id: str,
-        principal: Principal,
-        res: Resources,
-        skip: Annotated[int, Parameter(ge=0)] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 100,
-        status: ExecutionStatus | None = None,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        skip: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
+        status: FromQuery[ExecutionStatus | None] = None,
     ) -> Page[ExecutionOut]:
         job = await load_job(res, principal, job_id)
         assert res.pool is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import Principal
 from services.api.dependencies import Resources
@@ -18,7 +20,7 @@ class WebhookController(Controller):
     tags = ["webhooks"]
 
     @post("/", status_code=201, summary="Attach a webhook to a job")
-    async def create(self, data: WebhookCreate, principal: Principal, res: Resources) -> WebhookOut:
+    async def create(self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> WebhookOut:
         assert res.commands is not None and res.watcher is not None
         appended = await res.commands.add_webhook(
             principal, job_id=data.job_id, url=data.url, method=data.method, headers=data.headers or {},
@@ -37,7 +39,7 @@ class WebhookController(Controller):
         )
 
     @get("/{webhook_id:str}", summary="Get a webhook")
-    async def read(self, webhook_id: str, principal: Principal, res: Resources) -> WebhookOut:
+    async def read(self, webhook_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> WebhookOut:
         wid = parse_id(webhook_id, WebhookNotFoundError, "webhook")
         assert res.pool is not None
         found = await get_webhook(res.pool, wid)

@@ -19,8 +19,10 @@ ON CONFLICT DO NOTHING
 """
 
 _ADVANCE_JOB = """
-UPDATE jobs SET last_run_at = $2, next_run_at = $3
-WHERE id = $1 AND version <= $4 AND (last_run_at IS NULL OR last_run_at < $2)
+INSERT INTO job_runs (job_id, last_run_at, next_run_at, job_version) VALUES ($1, $2, $3, $4)
+ON CONFLICT (job_id) DO UPDATE SET
+    last_run_at = EXCLUDED.last_run_at, next_run_at = EXCLUDED.next_run_at, job_version = EXCLUDED.job_version
+WHERE job_runs.last_run_at < EXCLUDED.last_run_at
 """
 
 _STARTED = """

@@ -13,10 +13,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, type = EXCLUDED.type, schedule = EXCLUDED.schedule, timezone = EXCLUDED.timezone,
     enabled = EXCLUDED.enabled, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-    -- An occurrence already recorded past this value means the executions stream was applied first.
-    next_run_at = CASE
-        WHEN EXCLUDED.next_run_at IS NULL OR EXCLUDED.next_run_at > COALESCE(jobs.last_run_at, '-infinity')
-        THEN EXCLUDED.next_run_at ELSE jobs.next_run_at END
+    next_run_at = EXCLUDED.next_run_at
 WHERE jobs.version < EXCLUDED.version
 """
 
@@ -35,6 +32,7 @@ async def apply_job_event(conn: asyncpg.Connection, event: JobEvent) -> None:
     if isinstance(event, JobDeleted):
         await conn.execute("DELETE FROM webhooks WHERE job_id = $1", job.id)
         await conn.execute("DELETE FROM jobs WHERE id = $1", job.id)
+        await conn.execute("DELETE FROM job_runs WHERE job_id = $1", job.id)
         return
     await conn.execute(
         _UPSERT_JOB,

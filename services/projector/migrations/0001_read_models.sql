@@ -8,13 +8,20 @@ CREATE TABLE jobs (
     timezone     text        NOT NULL,
     enabled      boolean     NOT NULL,
     version      bigint      NOT NULL,
-    last_run_at  timestamptz,
-    next_run_at  timestamptz,
+    next_run_at  timestamptz,  -- as computed when the job last changed; job_runs may know a later one
     created_at   timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL
 );
 CREATE INDEX jobs_by_account ON jobs (account_id, created_at DESC, id);
 CREATE INDEX jobs_by_account_enabled ON jobs (account_id, enabled, created_at DESC, id);
+
+-- Written only from the executions stream, so it is right whichever stream the projector applies first.
+CREATE TABLE job_runs (
+    job_id       uuid PRIMARY KEY,
+    last_run_at  timestamptz NOT NULL,
+    next_run_at  timestamptz,
+    job_version  bigint      NOT NULL
+);
 
 CREATE TABLE webhooks (
     id            uuid PRIMARY KEY,

@@ -1,0 +1,81 @@
+"""Fixtures: real servers once per run; a fresh namespace (streams, buckets) and database per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.api.auth import mint_token
+from shared.settings import Settings, load_settings
+from tests.receiver import Receiver
+from tests.servers import nats_server, postgres_server, with_database
+
+JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def nats_url(servers_dir: Path) -> Iterator[str]:
+    with nats_server(servers_dir / "nats") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(servers_dir: Path) -> Iterator[str]:
+    with postgres_server(servers_dir / "postgres") as url:
+        yield url
+
+
+@pytest.fixture
+async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield with_database(postgres_admin_url, name)
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(nats_url: str, database_url: str, unused_tcp_port: int) -> Settings:
+    return load_settings(
+        {},
+        nats_url=nats_url,
+        database_url=database_url,
+        namespace=f"t{uuid.uuid4().hex[:10]}",
+        jwt_secret=JWT_SECRET,
+        api_port=unused_tcp_port,
+        delivery_timeout_seconds=5,
+        ack_wait_seconds=10,
+    )
+
+
+@pytest.fixture
+def account_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def auth_headers(account_id: uuid.UUID) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(JWT_SECRET, accounts=[account_id])}"}
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()

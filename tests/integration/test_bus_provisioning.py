@@ -1,0 +1,62 @@
+"""Streams and the dispatcher consumer are created from settings, and drift is corrected at start-up."""
+
+from __future__ import annotations
+
+import msgspec
+import nats
+import pytest
+from nats.js.api import StreamConfig
+
+from services.dispatcher.consumer_config import ensure_dispatcher_consumer
+from shared.bus.streams import ensure_streams, stream_configs
+from shared.contracts.subjects import Names
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_streams_are_created_then_left_alone(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    try:
+        first = await ensure_streams(js, settings)
+        assert len(first) == 2 and all(line.startswith("created") for line in first)
+        assert await ensure_streams(js, settings) == []
+        info = await js.stream_info(Names(settings.namespace).jobs_stream)
+        assert info.config.duplicate_window == settings.duplicate_window_seconds
+    finally:
+        await nc.close()
+
+
+async def test_drifted_stream_is_updated(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    try:
+        await ensure_streams(js, settings)
+        jobs = stream_configs(settings)[0]
+        assert jobs.name is not None
+        drifted = StreamConfig.from_response(jobs.as_dict())
+        drifted.duplicate_window = 30.0
+        await js.update_stream(drifted)
+        changes = await ensure_streams(js, settings)
+        assert len(changes) == 1 and "duplicate_window" in changes[0]
+        assert (await js.stream_info(jobs.name)).config.duplicate_window == settings.duplicate_window_seconds
+    finally:
+        await nc.close()
+
+
+async def test_drifted_consumer_is_updated(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    try:
+        await ensure_streams(js, settings)
+        assert (await ensure_dispatcher_consumer(js, settings) or "").startswith("created")
+        assert await ensure_dispatcher_consumer(js, settings) is None
+        changed = msgspec.structs.replace(settings, max_ack_pending=17)
+        line = await ensure_dispatcher_consumer(js, changed)
+        assert line is not None and "max_ack_pending" in line
+        names = Names(settings.namespace)
+        info = await js.consumer_info(names.executions_stream, names.dispatcher_consumer)
+        assert info.config.max_ack_pending == 17
+    finally:
+        await nc.close()
