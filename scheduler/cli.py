@@ -31,7 +31,7 @@ def _run_one(name: str, **overrides: object) -> None:
     from scheduler.runner import install_stop_signals, run_services
 
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings(None, **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -106,7 +106,10 @@ def token(accounts: tuple[uuid.UUID, ...], service_role: bool, ttl: int, data_di
     settings = load_settings()
     click.echo(
         mint_token(
-            secret, accounts=list(accounts), audience=settings.jwt_audience, ttl_seconds=ttl,
+            secret,
+            accounts=list(accounts),
+            audience=settings.jwt_audience,
+            ttl_seconds=ttl,
             service_role=service_role,
         )
     )

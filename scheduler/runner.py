@@ -38,7 +38,10 @@ class ApiService:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         config = uvicorn.Config(
-            create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning",
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
             lifespan="on",
         )
         self._server = _ApiServer(config)

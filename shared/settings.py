@@ -66,9 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
 
     def __post_init__(self) -> None:
         if self.ack_wait_seconds <= self.delivery_timeout_seconds:
-            raise SettingsError(
-                "SCHEDULER_ACK_WAIT_SECONDS must be greater than SCHEDULER_DELIVERY_TIMEOUT_SECONDS"
-            )
+            raise SettingsError("SCHEDULER_ACK_WAIT_SECONDS must be greater than SCHEDULER_DELIVERY_TIMEOUT_SECONDS")
 
     @property
     def worker_id(self) -> str:

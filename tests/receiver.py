@@ -34,7 +34,14 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.calls.append(
-            Call(request.method, request.path, dict(request.query), dict(request.headers), await request.text(), time.time())
+            Call(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                await request.text(),
+                time.time(),
+            )
         )
         return web.Response(status=self.status, text=self.reply)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -38,10 +38,8 @@ def check_open_mode_binding(settings: Settings) -> None:
         return
     host = settings.api_host
     loopback = host == "localhost"
-    try:
+    with suppress(ValueError):
         loopback = loopback or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
     if not loopback:
         raise ValueError(f"SCHEDULER_AUTH_MODE=open only listens on loopback, not {host!r}")
     log.warning("AUTH MODE IS OPEN: no tokens are checked; every caller acts as the default account")
@@ -71,7 +69,7 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[health, JobController, WebhookController],
         dependencies={"principal": Provide(provide_principal), "res": Provide(provide_resources)},
-        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+        exception_handlers=exception_handlers(),
         lifespan=[lifespan],
         state=State({"resources": resources}),
         openapi_config=OpenAPIConfig(

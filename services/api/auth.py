@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,9 @@ class Authenticator:
         self._secret = settings.jwt_secret
         self._audience = settings.jwt_audience
         if not self._open and not self._secret:
-            raise ValueError("SUPABASE_JWT_SECRET is not set: the api cannot check tokens (or set SCHEDULER_AUTH_MODE=open)")
+            raise ValueError(
+                "SUPABASE_JWT_SECRET is not set: the api cannot check tokens (or set SCHEDULER_AUTH_MODE=open)"
+            )
 
     def authenticate(self, authorization: str | None) -> Principal:
         if self._open:
@@ -84,12 +87,14 @@ class Authenticator:
 
 
 def mint_token(
-    secret: str, *, accounts: list[UUID], audience: str = "authenticated", ttl_seconds: int = 86400,
+    secret: str,
+    *,
+    accounts: list[UUID],
+    audience: str = "authenticated",
+    ttl_seconds: int = 86400,
     service_role: bool = False,
 ) -> str:
     """A token this api accepts; used by `scheduler token` and `scheduler dev` for local clients."""
-    import time
-
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": str(uuid.uuid4()),

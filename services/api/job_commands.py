@@ -48,7 +48,14 @@ class JobCommands:
         self._clock = clock
 
     async def create_job(
-        self, principal: Principal, *, account_id: UUID, name: str, cron: str, job_type: int, timezone: str,
+        self,
+        principal: Principal,
+        *,
+        account_id: UUID,
+        name: str,
+        cron: str,
+        job_type: int,
+        timezone: str,
         enabled: bool,
     ) -> Appended:
         principal.check_account(account_id)
@@ -56,18 +63,37 @@ class JobCommands:
         now = self._clock()
         job_id = uuid.uuid4()
         state = JobState(
-            id=job_id, account_id=account_id, name=name, type=job_type, schedule=schedule, timezone=timezone,
-            enabled=enabled, created_at=now, updated_at=now,
+            id=job_id,
+            account_id=account_id,
+            name=name,
+            type=job_type,
+            schedule=schedule,
+            timezone=timezone,
+            enabled=enabled,
+            created_at=now,
+            updated_at=now,
         )
         event = JobCreated(
-            event_id=uuid.uuid4(), job_id=job_id, account_id=account_id, version=1, occurred_at=now, job=state,
+            event_id=uuid.uuid4(),
+            job_id=job_id,
+            account_id=account_id,
+            version=1,
+            occurred_at=now,
+            job=state,
             next_run_at=_next_run(state, now),
         )
         return Appended(event, await self._store.append(event, 0))
 
     async def add_webhook(
-        self, principal: Principal, *, job_id: UUID, url: str, method: str, headers: dict[str, str],
-        query_params: dict[str, str] | None, body_template: str | None,
+        self,
+        principal: Principal,
+        *,
+        job_id: UUID,
+        url: str,
+        method: str,
+        headers: dict[str, str],
+        query_params: dict[str, str] | None,
+        body_template: str | None,
     ) -> Appended:
         webhook_id = uuid.uuid4()
         for _ in range(APPEND_ATTEMPTS):
@@ -78,8 +104,14 @@ class JobCommands:
             principal.check_account(current.account_id)
             now = self._clock()
             webhook = WebhookSpec(
-                id=webhook_id, url=url, method=method, headers=headers, query_params=query_params,
-                body_template=body_template, created_at=now, updated_at=now,
+                id=webhook_id,
+                url=url,
+                method=method,
+                headers=headers,
+                query_params=query_params,
+                body_template=body_template,
+                created_at=now,
+                updated_at=now,
             )
             state = JobState(
                 **{f: getattr(current, f) for f in current.__struct_fields__ if f not in ("webhooks", "updated_at")},
@@ -87,8 +119,13 @@ class JobCommands:
                 updated_at=now,
             )
             event = WebhookAdded(
-                event_id=uuid.uuid4(), job_id=job_id, account_id=current.account_id,
-                version=loaded.event.version + 1, occurred_at=now, job=state, next_run_at=_next_run(state, now),
+                event_id=uuid.uuid4(),
+                job_id=job_id,
+                account_id=current.account_id,
+                version=loaded.event.version + 1,
+                occurred_at=now,
+                job=state,
+                next_run_at=_next_run(state, now),
                 webhook_id=webhook_id,
             )
             try:

@@ -21,7 +21,8 @@ class ProjectionWatcher:
         self._changed = asyncio.Condition()
         self._conn: asyncpg.Connection | None = None
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        assert isinstance(payload, str)
         stream, _, position = payload.rpartition(":")
         if position.isdigit() and int(position) > self._positions[stream]:
             self._positions[stream] = int(position)

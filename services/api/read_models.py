@@ -29,7 +29,7 @@ def schedule_text(schedule: Schedule) -> str:
 
 def _job(row: asyncpg.Record) -> JobOut:
     values = dict(row)
-    values["schedule"] = schedule_text(msgspec.convert(values["schedule"], Schedule))  # type: ignore[arg-type]
+    values["schedule"] = schedule_text(msgspec.convert(values["schedule"], Schedule))
     return JobOut(**values)
 
 
@@ -56,7 +56,7 @@ async def list_executions(
     pool: asyncpg.Pool, job_id: UUID, *, skip: int, limit: int, status: str | None
 ) -> tuple[list[ExecutionOut], int]:
     """Newest first, ordered by a unique key so pages are stable."""
-    where, args = "job_id = $1", [job_id]
+    where, args = "job_id = $1", list[object]([job_id])
     if status is not None:
         where += " AND status = $2"
         args.append(status)

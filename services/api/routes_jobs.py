@@ -30,9 +30,17 @@ def parse_id(raw: str, error: type[Exception], what: str) -> UUID:
 def job_from_event(event: JobEvent) -> JobOut:
     job = event.job
     return JobOut(
-        id=job.id, account_id=job.account_id, name=job.name, schedule=schedule_text(job.schedule), type=job.type,
-        timezone=job.timezone, enabled=job.enabled, last_run_at=None, next_run_at=event.next_run_at,
-        created_at=job.created_at, updated_at=job.updated_at,
+        id=job.id,
+        account_id=job.account_id,
+        name=job.name,
+        schedule=schedule_text(job.schedule),
+        type=job.type,
+        timezone=job.timezone,
+        enabled=job.enabled,
+        last_run_at=None,
+        next_run_at=event.next_run_at,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
     )
 
 
@@ -51,11 +59,18 @@ class JobController(Controller):
     tags = ["jobs"]
 
     @post("/", status_code=201, summary="Create a job")
-    async def create(self, data: JSONBody[JobCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> JobOut:
+    async def create(
+        self, data: JSONBody[JobCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> JobOut:
         assert res.commands is not None and res.watcher is not None
         appended = await res.commands.create_job(
-            principal, account_id=data.account_id, name=data.name, cron=data.schedule, job_type=data.type,
-            timezone=data.timezone, enabled=data.enabled,
+            principal,
+            account_id=data.account_id,
+            name=data.name,
+            cron=data.schedule,
+            job_type=data.type,
+            timezone=data.timezone,
+            enabled=data.enabled,
         )
         await res.watcher.wait_for(
             res.names.jobs_stream, appended.sequence, res.settings.read_your_writes_timeout_seconds
@@ -63,7 +78,9 @@ class JobController(Controller):
         return job_from_event(appended.event)
 
     @get("/{job_id:str}", summary="Get a job")
-    async def read(self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> JobOut:
+    async def read(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> JobOut:
         return await load_job(res, principal, job_id)
 
     @get("/{job_id:str}/executions", summary="Execution history of a job, newest first")
@@ -80,6 +97,3 @@ class JobController(Controller):
         assert res.pool is not None
         items, total = await list_executions(res.pool, job.id, skip=skip, limit=limit, status=status)
         return Page(items=items, total=total, skip=skip, limit=limit)
-
-
-

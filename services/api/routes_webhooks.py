@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from services.api.auth import Principal
 from services.api.dependencies import Resources
@@ -20,11 +20,18 @@ class WebhookController(Controller):
     tags = ["webhooks"]
 
     @post("/", status_code=201, summary="Attach a webhook to a job")
-    async def create(self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> WebhookOut:
+    async def create(
+        self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> WebhookOut:
         assert res.commands is not None and res.watcher is not None
         appended = await res.commands.add_webhook(
-            principal, job_id=data.job_id, url=data.url, method=data.method, headers=data.headers or {},
-            query_params=data.query_params, body_template=data.body_template,
+            principal,
+            job_id=data.job_id,
+            url=data.url,
+            method=data.method,
+            headers=data.headers or {},
+            query_params=data.query_params,
+            body_template=data.body_template,
         )
         await res.watcher.wait_for(
             res.names.jobs_stream, appended.sequence, res.settings.read_your_writes_timeout_seconds
@@ -33,13 +40,21 @@ class WebhookController(Controller):
         assert isinstance(event, WebhookAdded)
         spec = next(w for w in event.job.webhooks if w.id == event.webhook_id)
         return WebhookOut(
-            id=spec.id, job_id=event.job_id, url=spec.url, method=spec.method, headers=spec.headers,
-            query_params=spec.query_params, body_template=spec.body_template, created_at=spec.created_at,
+            id=spec.id,
+            job_id=event.job_id,
+            url=spec.url,
+            method=spec.method,
+            headers=spec.headers,
+            query_params=spec.query_params,
+            body_template=spec.body_template,
+            created_at=spec.created_at,
             updated_at=spec.updated_at,
         )
 
     @get("/{webhook_id:str}", summary="Get a webhook")
-    async def read(self, webhook_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> WebhookOut:
+    async def read(
+        self, webhook_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> WebhookOut:
         wid = parse_id(webhook_id, WebhookNotFoundError, "webhook")
         assert res.pool is not None
         found = await get_webhook(res.pool, wid)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import TypedDict
+from uuid import UUID
 
 import aiohttp
 import msgspec
@@ -37,6 +39,16 @@ FETCH_BATCH = 64
 RETRY_PUBLISH_DELAY_SECONDS = 1.0
 
 
+class _Envelope(TypedDict):
+    """The fields every result event copies from its request."""
+
+    execution_id: UUID
+    occurrence_id: str
+    job_id: UUID
+    account_id: UUID
+    attempt: int
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -47,7 +59,6 @@ class Dispatcher:
         self._names = Names(settings.namespace)
         self._nc: Client | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._slots = asyncio.Semaphore(settings.dispatcher_concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -76,7 +87,7 @@ class Dispatcher:
             return
         try:
             await self._execute(js, request)
-        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
             # The result could not be stored: hand the message back so another attempt records it.
             log.warning("could not record execution %s, will retry: %s", request.execution_id, exc)
             await msg.nak(delay=RETRY_PUBLISH_DELAY_SECONDS)
@@ -86,13 +97,13 @@ class Dispatcher:
     async def _execute(self, js: JetStreamContext, request: ExecutionRequested) -> None:
         assert self._session is not None
         worker = self._settings.worker_id
-        common = {
-            "execution_id": request.execution_id,
-            "occurrence_id": request.occurrence_id,
-            "job_id": request.job_id,
-            "account_id": request.account_id,
-            "attempt": request.attempt,
-        }
+        common = _Envelope(
+            execution_id=request.execution_id,
+            occurrence_id=request.occurrence_id,
+            job_id=request.job_id,
+            account_id=request.account_id,
+            attempt=request.attempt,
+        )
         started_at = _now()
         base = str(request.execution_id)
         await self._publish(
@@ -154,7 +165,7 @@ class Dispatcher:
                     continue
                 try:
                     msgs = await sub.fetch(min(free, FETCH_BATCH), timeout=0.5)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 for msg in msgs:
                     task = asyncio.create_task(self._handle(js, msg))

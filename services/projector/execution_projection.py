@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from shared.contracts.executions import (
     ExecutionEvent,
     ExecutionFailed,
@@ -11,6 +9,7 @@ from shared.contracts.executions import (
     ExecutionStarted,
     ExecutionSucceeded,
 )
+from shared.db.pool import DbConnection
 
 _INSERT_REQUESTED = """
 INSERT INTO executions (id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at)
@@ -37,7 +36,7 @@ WHERE id = $1 AND status IN ('queued', 'running')
 """
 
 
-async def apply_execution_event(conn: asyncpg.Connection, event: ExecutionEvent) -> None:
+async def apply_execution_event(conn: DbConnection, event: ExecutionEvent) -> None:
     """Record one execution transition; transitions never move a finished execution back."""
     if isinstance(event, ExecutionRequested):
         webhook_id = event.webhook.id if event.webhook else None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 
 from shared.contracts.jobs import JobDeleted, JobEvent
+from shared.db.pool import DbConnection
 
 _UPSERT_JOB = """
 INSERT INTO jobs (id, account_id, name, type, schedule, timezone, enabled, version, next_run_at, created_at, updated_at)
@@ -26,7 +26,7 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-async def apply_job_event(conn: asyncpg.Connection, event: JobEvent) -> None:
+async def apply_job_event(conn: DbConnection, event: JobEvent) -> None:
     """Make the rows of one job match the state its event carries."""
     job = event.job
     if isinstance(event, JobDeleted):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
-import asyncpg
+from shared.db.pool import DbConnection
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: DbConnection) -> list[str]:
     """Apply every migration not yet recorded. Returns the names applied."""
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

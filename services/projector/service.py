@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import asyncpg
@@ -52,16 +53,12 @@ class Projector:
         assert self._nc is not None and self._pool is not None
         while not stop.is_set():
             try:
-                await run_projection(
-                    self._nc.jetstream(), self._pool, projection, self._names.projection_channel, stop
-                )
-            except Exception as exc:  # noqa: BLE001 - any failure: log, back off, resume from the stored position
+                await run_projection(self._nc.jetstream(), self._pool, projection, self._names.projection_channel, stop)
+            except Exception as exc:
                 # Nothing was committed for the failed batch: resume from the stored position after a pause.
                 log.exception("projection %s failed, restarting: %s", projection.stream, exc)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESTART_DELAY_SECONDS)
-                except asyncio.TimeoutError:
-                    pass
 
     async def run(self, stop: asyncio.Event) -> None:
         """Project both streams until `stop` is set, then close connections."""

@@ -19,6 +19,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from shared.db.pool import DbConnection
+
 log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 500
@@ -31,7 +33,7 @@ class Projection:
     stream: str
     filter_subject: str
     decode: Callable[[bytes], Any]
-    apply: Callable[[asyncpg.Connection, Any], Awaitable[None]]
+    apply: Callable[[DbConnection, Any], Awaitable[None]]
 
 
 async def stored_position(pool: asyncpg.Pool, stream: str) -> int:
@@ -71,15 +73,13 @@ async def run_projection(
         if position
         else ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
     )
-    sub = await js.subscribe(
-        projection.filter_subject, stream=projection.stream, ordered_consumer=True, config=config
-    )
+    sub = await js.subscribe(projection.filter_subject, stream=projection.stream, ordered_consumer=True, config=config)
     log.info("projecting %s from position %d", projection.stream, position)
     try:
         while not stop.is_set():
             try:
                 first = await sub.next_msg(timeout=0.5)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             batch = [first]
             while len(batch) < BATCH_LIMIT and sub.pending_msgs > 0:

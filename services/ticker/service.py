@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Coroutine
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import nats.errors
-from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.ticker.schedule_index import DueOccurrence, ScheduleIndex
@@ -86,7 +88,7 @@ class Ticker:
             while True:
                 try:
                     msg = await sub.next_msg(timeout=1.0)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 try:
                     event = decode_job_event(msg.data)
@@ -129,7 +131,7 @@ class Ticker:
             async with limiter:
                 await js.publish(subject, encode(event), headers={"Nats-Msg-Id": str(event.execution_id)})
 
-        tasks = []
+        tasks: list[Coroutine[object, object, None]] = []
         for occ in occurrences:
             targets: list[int | None] = list(range(len(occ.job.webhooks))) or [None]
             tasks.extend(one(occ, i) for i in targets)
@@ -143,14 +145,10 @@ class Ticker:
                 if wm != self._saved_watermark:
                     await self._kv.put(WATERMARK_KEY, msgspec.json.encode(wm))
                     self._saved_watermark = wm
-                beat = Heartbeat(
-                    instance=self._settings.worker_id, at=_now(), watermark=wm, jobs=len(self._index.jobs)
-                )
+                beat = Heartbeat(instance=self._settings.worker_id, at=_now(), watermark=wm, jobs=len(self._index.jobs))
                 await self._kv.put(HEARTBEAT_KEY, msgspec.json.encode(beat))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SAVE_INTERVAL_SECONDS)
-            except asyncio.TimeoutError:
-                pass
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire due occurrences until `stop` is set; the watermark is saved on the way out."""
@@ -190,16 +188,19 @@ class Ticker:
             self._nc = None
 
 
-async def _first_of(*aws: object, timeout: float | None = None) -> None:
-    """Wait until the first of several awaitables/tasks completes; cancel the rest (tasks are left alone)."""
-    tasks = [a if isinstance(a, asyncio.Task) else asyncio.ensure_future(a) for a in aws]  # type: ignore[arg-type]
-    done, pending = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    for t, a in zip(tasks, aws, strict=True):
-        if t in pending and not isinstance(a, asyncio.Task):
-            t.cancel()
-    for t in done:
-        if t.exception() is not None:
-            raise t.exception()  # type: ignore[misc]
+async def _first_of(*aws: Awaitable[object], timeout: float | None = None) -> None:
+    """Wait for the first of several awaitables; cancel the others unless they are tasks owned elsewhere.
+
+    A completed one that raised re-raises here.
+    """
+    futures = [asyncio.ensure_future(a) for a in aws]
+    done, pending = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for fut, original in zip(futures, aws, strict=True):
+        if fut in pending and fut is not original:
+            fut.cancel()
+    for fut in done:
+        if (exc := fut.exception()) is not None:
+            raise exc
 
 
 def build_ticker(settings: Settings) -> Ticker:

@@ -21,7 +21,16 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 # Fields we own on a stream; anything else the server fills in is not compared.
-_COMPARED = ("subjects", "retention", "storage", "num_replicas", "duplicate_window", "discard", "max_age", "allow_direct")
+_COMPARED = (
+    "subjects",
+    "retention",
+    "storage",
+    "num_replicas",
+    "duplicate_window",
+    "discard",
+    "max_age",
+    "allow_direct",
+)
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:

@@ -95,15 +95,21 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
 
 async def create_firing_job(api: Api, account_id: object, url: str, schedule: str = "* * * * * *") -> dict[str, Any]:
     status, job = await api.call(
-        "POST", "/api/jobs",
+        "POST",
+        "/api/jobs",
         json={"account_id": str(account_id), "name": "every second", "schedule": schedule, "type": 1},
     )
     assert status == 201, job
     status, hook = await api.call(
-        "POST", "/webhooks",
+        "POST",
+        "/webhooks",
         json={
-            "job_id": job["id"], "url": url, "method": "POST", "headers": {"X-Test": "yes"},
-            "query_params": {"source": "e2e"}, "body_template": '{"action": "ping"}',
+            "job_id": job["id"],
+            "url": url,
+            "method": "POST",
+            "headers": {"X-Test": "yes"},
+            "query_params": {"source": "e2e"},
+            "body_template": '{"action": "ping"}',
         },
     )
     assert status == 201, hook

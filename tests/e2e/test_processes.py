@@ -33,7 +33,9 @@ async def test_four_services_as_separate_processes(
     settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str], tmp_path: Path
 ) -> None:
     env = service_env(settings)
-    processes = [start_process([name], env, tmp_path / f"{name}.log") for name in ("projector", "api", "ticker", "dispatcher")]
+    processes = [
+        start_process([name], env, tmp_path / f"{name}.log") for name in ("projector", "api", "ticker", "dispatcher")
+    ]
     try:
         async with api_client(settings.api_port, auth_headers) as api:
             created = await create_firing_job(api, account_id, receiver.url)

@@ -55,7 +55,13 @@ async def test_bad_input_gets_a_documented_error_and_changes_nothing(
     valid = {"account_id": str(account_id), "name": "n", "schedule": "0 2 * * *", "type": 1}
     unknown = uuid.uuid4()
     cases: list[tuple[str, str, dict[str, Any], int, str]] = [
-        ("POST", "/api/jobs", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "VALIDATION_ERROR"),
+        (
+            "POST",
+            "/api/jobs",
+            {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+            "VALIDATION_ERROR",
+        ),
         ("POST", "/api/jobs", {"json": {**valid, "schedule": "61 * * * *"}}, 400, "INVALID_CRON_EXPRESSION"),
         ("POST", "/api/jobs", {"json": {**valid, "schedule": "* * *"}}, 400, "INVALID_CRON_EXPRESSION"),
         ("POST", "/api/jobs", {"json": {**valid, "timezone": "Mars/Base"}}, 400, "VALIDATION_ERROR"),
@@ -67,8 +73,20 @@ async def test_bad_input_gets_a_documented_error_and_changes_nothing(
         ("GET", f"/api/jobs/{unknown}", {}, 404, "JOB_NOT_FOUND"),
         ("GET", "/api/jobs/not-a-uuid", {}, 404, "JOB_NOT_FOUND"),
         ("GET", f"/api/jobs/{unknown}/executions", {}, 404, "JOB_NOT_FOUND"),
-        ("POST", "/webhooks", {"json": {"job_id": str(unknown), "url": "http://x.test/", "method": "POST"}}, 404, "JOB_NOT_FOUND"),
-        ("POST", "/webhooks", {"json": {"job_id": str(unknown), "url": "http://x.test/", "method": "BREW"}}, 400, "VALIDATION_ERROR"),
+        (
+            "POST",
+            "/webhooks",
+            {"json": {"job_id": str(unknown), "url": "http://x.test/", "method": "POST"}},
+            404,
+            "JOB_NOT_FOUND",
+        ),
+        (
+            "POST",
+            "/webhooks",
+            {"json": {"job_id": str(unknown), "url": "http://x.test/", "method": "BREW"}},
+            400,
+            "VALIDATION_ERROR",
+        ),
         ("GET", f"/webhooks/{unknown}", {}, 404, "WEBHOOK_NOT_FOUND"),
     ]
     async with in_process(settings), api_client(settings.api_port, auth_headers) as api:
@@ -101,9 +119,7 @@ async def test_restart_keeps_jobs_and_never_fires_an_occurrence_twice(
     # be fired once after the restart. This sleep is the outage under test, not a wait for a condition.
     await asyncio.sleep(2)
     async with in_process(settings), api_client(settings.api_port, auth_headers) as api:
-        await eventually(
-            lambda: asyncio.sleep(0, len(receiver.calls) >= before + 5), what="calls after the restart"
-        )
+        await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= before + 5), what="calls after the restart")
         status, job = await api.call("GET", f"/api/jobs/{created['job']['id']}")
         assert status == 200 and job["enabled"]
     ids = receiver.webhook_ids()

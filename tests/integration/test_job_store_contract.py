@@ -36,8 +36,13 @@ async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIter
 
 def created() -> JobCreated:
     s = JobState(
-        id=uuid.uuid4(), account_id=uuid.uuid4(), name="n", type=1, schedule=CronSchedule(expression="* * * * *"),
-        created_at=NOW, updated_at=NOW,
+        id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
+        name="n",
+        type=1,
+        schedule=CronSchedule(expression="* * * * *"),
+        created_at=NOW,
+        updated_at=NOW,
     )
     return JobCreated(
         event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=1, occurred_at=NOW, job=s, next_run_at=None
@@ -46,8 +51,14 @@ def created() -> JobCreated:
 
 def updated(prev: JobCreated | JobUpdated, name: str) -> JobUpdated:
     return JobUpdated(
-        event_id=uuid.uuid4(), job_id=prev.job_id, account_id=prev.account_id, version=prev.version + 1,
-        occurred_at=NOW, job=msgspec.structs.replace(prev.job, name=name), next_run_at=None, changed=("name",),
+        event_id=uuid.uuid4(),
+        job_id=prev.job_id,
+        account_id=prev.account_id,
+        version=prev.version + 1,
+        occurred_at=NOW,
+        job=msgspec.structs.replace(prev.job, name=name),
+        next_run_at=None,
+        changed=("name",),
     )
 
 

@@ -41,18 +41,34 @@ async def test_job_and_execution_events_become_rows(settings: Settings) -> None:
     await ensure_streams(js, settings)
     store = NatsJobEventStore(js, names)
     s = JobState(
-        id=uuid.uuid4(), account_id=uuid.uuid4(), name="n", type=7, schedule=CronSchedule(expression="0 2 * * *"),
-        created_at=NOW, updated_at=NOW,
+        id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
+        name="n",
+        type=7,
+        schedule=CronSchedule(expression="0 2 * * *"),
+        created_at=NOW,
+        updated_at=NOW,
     )
     first = JobCreated(
-        event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=1, occurred_at=NOW, job=s,
+        event_id=uuid.uuid4(),
+        job_id=s.id,
+        account_id=s.account_id,
+        version=1,
+        occurred_at=NOW,
+        job=s,
         next_run_at=datetime(2026, 1, 1, 2, tzinfo=UTC),
     )
     seq = await store.append(first, 0)
     hook = WebhookSpec(id=uuid.uuid4(), url="http://127.0.0.1:1/x", created_at=NOW, updated_at=NOW)
     added = WebhookAdded(
-        event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=2, occurred_at=NOW,
-        job=msgspec.structs.replace(s, webhooks=(hook,)), next_run_at=first.next_run_at, webhook_id=hook.id,
+        event_id=uuid.uuid4(),
+        job_id=s.id,
+        account_id=s.account_id,
+        version=2,
+        occurred_at=NOW,
+        job=msgspec.structs.replace(s, webhooks=(hook,)),
+        next_run_at=first.next_run_at,
+        webhook_id=hook.id,
     )
     await store.append(added, seq)
     nominal = datetime(2026, 1, 1, 2, tzinfo=UTC)
@@ -60,11 +76,21 @@ async def test_job_and_execution_events_become_rows(settings: Settings) -> None:
     exec_id = execution_id(occ, hook.id, 1)
     common = {"execution_id": exec_id, "occurrence_id": occ, "job_id": s.id, "account_id": s.account_id}
     requested = ExecutionRequested(
-        **common, occurred_at=nominal, nominal_time=nominal, job_version=2, job_name="n", webhook=hook,
+        **common,
+        occurred_at=nominal,
+        nominal_time=nominal,
+        job_version=2,
+        job_name="n",
+        webhook=hook,
         next_run_at=datetime(2026, 1, 2, 2, tzinfo=UTC),
     )
     done = ExecutionSucceeded(
-        **common, occurred_at=nominal, worker_id="w", started_at=nominal, finished_at=nominal, duration_ms=5,
+        **common,
+        occurred_at=nominal,
+        worker_id="w",
+        started_at=nominal,
+        finished_at=nominal,
+        duration_ms=5,
         response_code=204,
     )
     for kind, event in (("requested", requested), ("requested", requested), ("succeeded", done)):
@@ -92,8 +118,13 @@ async def test_job_and_execution_events_become_rows(settings: Settings) -> None:
         await task
         # Restarted, it continues from its position: a deletion applies, nothing is applied twice.
         deleted = JobDeleted(
-            event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=3, occurred_at=NOW,
-            job=added.job, next_run_at=None,
+            event_id=uuid.uuid4(),
+            job_id=s.id,
+            account_id=s.account_id,
+            version=3,
+            occurred_at=NOW,
+            job=added.job,
+            next_run_at=None,
         )
         loaded = await store.load(s.id)
         assert loaded is not None

@@ -20,8 +20,13 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def job_state() -> JobState:
     return JobState(
-        id=uuid.uuid4(), account_id=uuid.uuid4(), name="n", type=1, schedule=CronSchedule(expression="* * * * *"),
-        created_at=NOW, updated_at=NOW,
+        id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
+        name="n",
+        type=1,
+        schedule=CronSchedule(expression="* * * * *"),
+        created_at=NOW,
+        updated_at=NOW,
     )
 
 
@@ -29,8 +34,14 @@ def test_job_event_round_trips_with_tag() -> None:
     state = job_state()
     hook = WebhookSpec(id=uuid.uuid4(), url="http://x", created_at=NOW, updated_at=NOW)
     event = WebhookAdded(
-        event_id=uuid.uuid4(), job_id=state.id, account_id=state.account_id, version=2, occurred_at=NOW,
-        job=msgspec.structs.replace(state, webhooks=(hook,)), next_run_at=None, webhook_id=hook.id,
+        event_id=uuid.uuid4(),
+        job_id=state.id,
+        account_id=state.account_id,
+        version=2,
+        occurred_at=NOW,
+        job=msgspec.structs.replace(state, webhooks=(hook,)),
+        next_run_at=None,
+        webhook_id=hook.id,
     )
     raw = encode(event)
     assert msgspec.json.decode(raw)["event_type"] == "WebhookAdded"
@@ -40,8 +51,13 @@ def test_job_event_round_trips_with_tag() -> None:
 def test_events_are_frozen() -> None:
     state = job_state()
     event = JobCreated(
-        event_id=uuid.uuid4(), job_id=state.id, account_id=state.account_id, version=1, occurred_at=NOW,
-        job=state, next_run_at=None,
+        event_id=uuid.uuid4(),
+        job_id=state.id,
+        account_id=state.account_id,
+        version=1,
+        occurred_at=NOW,
+        job=state,
+        next_run_at=None,
     )
     with pytest.raises(AttributeError):
         event.version = 2  # type: ignore[misc]
@@ -69,7 +85,15 @@ def test_execution_requested_round_trips() -> None:
     job_id, account = uuid.uuid4(), uuid.uuid4()
     occ = occurrence_id(job_id, NOW)
     event = ExecutionRequested(
-        execution_id=execution_id(occ, None, 1), occurrence_id=occ, job_id=job_id, account_id=account,
-        occurred_at=NOW, nominal_time=NOW, job_version=3, job_name="n", webhook=None, next_run_at=None,
+        execution_id=execution_id(occ, None, 1),
+        occurrence_id=occ,
+        job_id=job_id,
+        account_id=account,
+        occurred_at=NOW,
+        nominal_time=NOW,
+        job_version=3,
+        job_name="n",
+        webhook=None,
+        next_run_at=None,
     )
     assert decode_execution_event(encode(event)) == event

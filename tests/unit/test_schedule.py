@@ -69,7 +69,9 @@ def test_ambiguous_hour_fires_first_occurrence_only() -> None:
 
 
 def test_six_fields_put_seconds_first() -> None:
-    got = list(occurrences_between(CronSchedule(expression="*/15 * * * * *"), "UTC", utc(2026, 1, 1), utc(2026, 1, 1, 0, 1)))
+    got = list(
+        occurrences_between(CronSchedule(expression="*/15 * * * * *"), "UTC", utc(2026, 1, 1), utc(2026, 1, 1, 0, 1))
+    )
     assert got == [utc(2026, 1, 1, 0, 0, s) for s in (15, 30, 45)] + [utc(2026, 1, 1, 0, 1)]
 
 
@@ -88,7 +90,9 @@ def test_valid_expressions(expression: str) -> None:
     validate_cron(expression)
 
 
-@pytest.mark.parametrize("expression", ["61 * * * *", "* * *", "", "bad", "0 0 31 2 *", "* * * * * * * *", "0 25 * * *"])
+@pytest.mark.parametrize(
+    "expression", ["61 * * * *", "* * *", "", "bad", "0 0 31 2 *", "* * * * * * * *", "0 25 * * *"]
+)
 def test_invalid_expressions(expression: str) -> None:
     with pytest.raises(InvalidCronExpressionError):
         validate_cron(expression)

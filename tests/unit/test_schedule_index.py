@@ -20,8 +20,14 @@ GRACE = timedelta(seconds=60)
 
 def state(expression: str = "* * * * * *", enabled: bool = True) -> JobState:
     return JobState(
-        id=uuid.uuid4(), account_id=uuid.uuid4(), name="n", type=1, schedule=CronSchedule(expression=expression),
-        enabled=enabled, created_at=T0, updated_at=T0,
+        id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
+        name="n",
+        type=1,
+        schedule=CronSchedule(expression=expression),
+        enabled=enabled,
+        created_at=T0,
+        updated_at=T0,
     )
 
 
@@ -47,14 +53,24 @@ def test_paused_and_deleted_jobs_do_not_fire() -> None:
     s = state()
     index.apply(created(s), T0)
     paused = JobPaused(
-        event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=2, occurred_at=T0,
-        job=msgspec.structs.replace(s, enabled=False), next_run_at=None,
+        event_id=uuid.uuid4(),
+        job_id=s.id,
+        account_id=s.account_id,
+        version=2,
+        occurred_at=T0,
+        job=msgspec.structs.replace(s, enabled=False),
+        next_run_at=None,
     )
     index.apply(paused, T0)
     assert index.pop_due(T0 + timedelta(seconds=5), GRACE) == []
     resumed = JobResumed(
-        event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=3, occurred_at=T0 + timedelta(seconds=5),
-        job=s, next_run_at=None,
+        event_id=uuid.uuid4(),
+        job_id=s.id,
+        account_id=s.account_id,
+        version=3,
+        occurred_at=T0 + timedelta(seconds=5),
+        job=s,
+        next_run_at=None,
     )
     index.apply(resumed, T0 + timedelta(seconds=5))
     assert [d.nominal_time for d in index.pop_due(T0 + timedelta(seconds=6), GRACE)] == [T0 + timedelta(seconds=6)]
@@ -71,8 +87,13 @@ def test_stale_versions_are_ignored_and_unchanged_schedules_keep_their_next_due(
     s = state()
     index.apply(created(s), T0)
     renamed = JobUpdated(
-        event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=2, occurred_at=T0 + timedelta(seconds=30),
-        job=msgspec.structs.replace(s, name="renamed"), next_run_at=None,
+        event_id=uuid.uuid4(),
+        job_id=s.id,
+        account_id=s.account_id,
+        version=2,
+        occurred_at=T0 + timedelta(seconds=30),
+        job=msgspec.structs.replace(s, name="renamed"),
+        next_run_at=None,
     )
     index.apply(renamed, T0 + timedelta(seconds=30))
     assert index.next_due() == T0 + timedelta(seconds=1)

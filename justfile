@@ -1,0 +1,33 @@
+# Recipes for day-to-day work; CI runs .ci/run.
+
+# The whole system on this machine, embedded NATS and Postgres.
+dev *args:
+    uv run scheduler dev {{args}}
+
+# The whole test suite against real servers.
+test *args:
+    uv run pytest {{args}}
+
+# Only the fast tier.
+test-unit:
+    uv run pytest -m unit
+
+# Lint, format check, types and service boundaries.
+lint:
+    uv run ruff check .
+    uv run ruff format --check .
+    uv run mypy
+    uv run lint-imports
+
+# Apply formatting and safe fixes.
+fmt:
+    uv run ruff format .
+    uv run ruff check --fix .
+
+# A bearer token for local clients (secret from SUPABASE_JWT_SECRET or .scheduler/jwt_secret).
+token account:
+    uv run scheduler token --account {{account}}
+
+# Everything in containers (needs a Docker engine).
+compose-up:
+    docker compose up --build
