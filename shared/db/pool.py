@@ -9,7 +9,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 # A connection taken from a pool or opened alone: both run queries the same way.
-DbConnection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+DbConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 async def _init(conn: asyncpg.Connection) -> None:
