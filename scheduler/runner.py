@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
@@ -45,20 +46,34 @@ class ApiService:
             lifespan="on",
         )
         self._server = _ApiServer(config)
+        self._socket: socket.socket | None = None
 
     async def start(self) -> None:
-        return None
+        """Bind the listening socket now, so a port in use is a clear error before anything else runs."""
+        host, port = self._settings.api_host, self._settings.api_port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise RuntimeError(f"the api cannot listen on {host}:{port}: {exc.strerror}") from exc
+        sock.set_inheritable(True)
+        self._socket = sock
 
     async def run(self, stop: asyncio.Event) -> None:
-        task = asyncio.create_task(self._server.serve())
+        if self._socket is None:
+            await self.start()
+        task = asyncio.create_task(self._server.serve(sockets=[self._socket] if self._socket else None))
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         self._server.should_exit = True
         waiter.cancel()
         try:
             await task
-        except SystemExit as exc:  # uvicorn exits when it cannot bind or start
-            raise RuntimeError(f"api server could not start on {self._settings.api_port}") from exc
+        except SystemExit as exc:  # uvicorn exits when its start-up fails
+            raise RuntimeError("the api server could not start") from exc
         if not stop.is_set():
             raise RuntimeError("api server stopped unexpectedly")
 
@@ -67,9 +82,11 @@ class ApiService:
         return bool(self._server.started)
 
 
+# Start order: the api only binds its socket in start() (a port in use fails before anything connects), the
+# projector applies migrations in start(), and every run() begins after all starts.
 SERVICES: dict[str, Callable[[Settings], Service]] = {
-    "projector": build_projector,
     "api": ApiService,
+    "projector": build_projector,
     "ticker": build_ticker,
     "dispatcher": build_dispatcher,
 }
@@ -84,7 +101,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def run_services(
     settings: Settings, names: list[str], stop: asyncio.Event, on_ready: Callable[[], Awaitable[None]] | None = None
 ) -> None:
-    """Start the named services (the projector first: it applies migrations), run until `stop` or a failure."""
+    """Start the named services in SERVICES order, then run them all until `stop` or a failure."""
     ordered = sorted(names, key=list(SERVICES).index)
     services = [SERVICES[name](settings) for name in ordered]
     for name, service in zip(ordered, services, strict=True):

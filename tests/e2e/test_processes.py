@@ -95,3 +95,16 @@ async def test_dev_restarts_on_its_data_directory_without_double_fires(receiver:
     ids = receiver.webhook_ids()
     assert len(ids) == len(set(ids)), "an occurrence was delivered twice across the restart"
     assert Path(SCHEDULER).exists()
+
+
+def test_dev_with_its_port_taken_says_so_and_leaves_nothing_running(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        log = tmp_path / "dev.log"
+        dev = start_process(["dev", "--data-dir", str(tmp_path / "data"), "--port", str(port)], env, log)
+        assert dev.wait(60) != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists(), "postgres left running"
