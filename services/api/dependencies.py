@@ -37,6 +37,12 @@ def resources(state: State) -> Resources:
     return res
 
 
+async def await_projection(res: Resources, sequence: int) -> None:
+    """Read-your-writes: return once the jobs read model includes `sequence` (bounded by settings)."""
+    assert res.watcher is not None
+    await res.watcher.wait_for(res.names.jobs_stream, sequence, res.settings.read_your_writes_timeout_seconds)
+
+
 async def provide_principal(request: Request[object, object, State]) -> Principal:
     return resources(request.app.state).authenticator.authenticate(request.headers.get("authorization"))
 

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import Principal
-from services.api.dependencies import Resources
+from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import JobNotFoundError
 from services.api.read_models import get_job, list_executions, schedule_text
 from services.api.schemas import ExecutionOut, ExecutionStatus, JobCreate, JobOut, Page
@@ -62,7 +62,7 @@ class JobController(Controller):
     async def create(
         self, data: JSONBody[JobCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> JobOut:
-        assert res.commands is not None and res.watcher is not None
+        assert res.commands is not None
         appended = await res.commands.create_job(
             principal,
             account_id=data.account_id,
@@ -72,9 +72,7 @@ class JobController(Controller):
             timezone=data.timezone,
             enabled=data.enabled,
         )
-        await res.watcher.wait_for(
-            res.names.jobs_stream, appended.sequence, res.settings.read_your_writes_timeout_seconds
-        )
+        await await_projection(res, appended.sequence)
         return job_from_event(appended.event)
 
     @get("/{job_id:str}", summary="Get a job")

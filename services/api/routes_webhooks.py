@@ -7,7 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from services.api.auth import Principal
-from services.api.dependencies import Resources
+from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import WebhookNotFoundError
 from services.api.read_models import get_webhook
 from services.api.routes_jobs import parse_id
@@ -23,7 +23,7 @@ class WebhookController(Controller):
     async def create(
         self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> WebhookOut:
-        assert res.commands is not None and res.watcher is not None
+        assert res.commands is not None
         appended = await res.commands.add_webhook(
             principal,
             job_id=data.job_id,
@@ -33,9 +33,7 @@ class WebhookController(Controller):
             query_params=data.query_params,
             body_template=data.body_template,
         )
-        await res.watcher.wait_for(
-            res.names.jobs_stream, appended.sequence, res.settings.read_your_writes_timeout_seconds
-        )
+        await await_projection(res, appended.sequence)
         event = appended.event
         assert isinstance(event, WebhookAdded)
         spec = next(w for w in event.job.webhooks if w.id == event.webhook_id)

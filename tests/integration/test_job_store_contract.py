@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import msgspec
 import nats
@@ -12,14 +11,12 @@ import pytest
 
 from shared.bus.job_store import ConcurrencyError, InMemoryJobEventStore, JobEventStore, NatsJobEventStore
 from shared.bus.streams import ensure_streams
-from shared.contracts.jobs import JobCreated, JobState, JobUpdated
-from shared.contracts.schedules import CronSchedule
+from shared.contracts.jobs import JobCreated, JobUpdated
 from shared.contracts.subjects import Names
 from shared.settings import Settings
+from tests.factories import NOW, job_created
 
 pytestmark = pytest.mark.integration
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=["memory", "nats"])
@@ -35,18 +32,7 @@ async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIter
 
 
 def created() -> JobCreated:
-    s = JobState(
-        id=uuid.uuid4(),
-        account_id=uuid.uuid4(),
-        name="n",
-        type=1,
-        schedule=CronSchedule(expression="* * * * *"),
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return JobCreated(
-        event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=1, occurred_at=NOW, job=s, next_run_at=None
-    )
+    return job_created()
 
 
 def updated(prev: JobCreated | JobUpdated, name: str) -> JobUpdated:

@@ -16,15 +16,13 @@ from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
 from shared.contracts.codec import encode
 from shared.contracts.executions import ExecutionRequested, ExecutionSucceeded, execution_id, occurrence_id
-from shared.contracts.jobs import JobCreated, JobDeleted, JobState, WebhookAdded, WebhookSpec
-from shared.contracts.schedules import CronSchedule
+from shared.contracts.jobs import JobDeleted, WebhookAdded, WebhookSpec
 from shared.contracts.subjects import Names
 from shared.settings import Settings
+from tests.factories import NOW, job_created, job_state
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 async def run_projector(settings: Settings) -> tuple[asyncio.Event, asyncio.Task[None]]:
@@ -40,24 +38,8 @@ async def test_job_and_execution_events_become_rows(settings: Settings) -> None:
     js = nc.jetstream()
     await ensure_streams(js, settings)
     store = NatsJobEventStore(js, names)
-    s = JobState(
-        id=uuid.uuid4(),
-        account_id=uuid.uuid4(),
-        name="n",
-        type=7,
-        schedule=CronSchedule(expression="0 2 * * *"),
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    first = JobCreated(
-        event_id=uuid.uuid4(),
-        job_id=s.id,
-        account_id=s.account_id,
-        version=1,
-        occurred_at=NOW,
-        job=s,
-        next_run_at=datetime(2026, 1, 1, 2, tzinfo=UTC),
-    )
+    s = job_state("0 2 * * *", type=7)
+    first = job_created(s, next_run_at=datetime(2026, 1, 1, 2, tzinfo=UTC))
     seq = await store.append(first, 0)
     hook = WebhookSpec(id=uuid.uuid4(), url="http://127.0.0.1:1/x", created_at=NOW, updated_at=NOW)
     added = WebhookAdded(

@@ -10,24 +10,10 @@ import pytest
 
 from shared.contracts.codec import decode_execution_event, decode_job_event, encode
 from shared.contracts.executions import ExecutionRequested, execution_id, occurrence_id
-from shared.contracts.jobs import JobCreated, JobState, WebhookAdded, WebhookSpec
-from shared.contracts.schedules import CronSchedule
+from shared.contracts.jobs import WebhookAdded, WebhookSpec
+from tests.factories import NOW, job_created, job_state
 
 pytestmark = pytest.mark.unit
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def job_state() -> JobState:
-    return JobState(
-        id=uuid.uuid4(),
-        account_id=uuid.uuid4(),
-        name="n",
-        type=1,
-        schedule=CronSchedule(expression="* * * * *"),
-        created_at=NOW,
-        updated_at=NOW,
-    )
 
 
 def test_job_event_round_trips_with_tag() -> None:
@@ -49,16 +35,7 @@ def test_job_event_round_trips_with_tag() -> None:
 
 
 def test_events_are_frozen() -> None:
-    state = job_state()
-    event = JobCreated(
-        event_id=uuid.uuid4(),
-        job_id=state.id,
-        account_id=state.account_id,
-        version=1,
-        occurred_at=NOW,
-        job=state,
-        next_run_at=None,
-    )
+    event = job_created()
     with pytest.raises(AttributeError):
         event.version = 2  # type: ignore[misc]
 

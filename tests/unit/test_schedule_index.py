@@ -10,7 +10,7 @@ import pytest
 
 from services.ticker.schedule_index import ScheduleIndex
 from shared.contracts.jobs import JobCreated, JobDeleted, JobPaused, JobResumed, JobState, JobUpdated
-from shared.contracts.schedules import CronSchedule
+from tests.factories import job_created, job_state
 
 pytestmark = pytest.mark.unit
 
@@ -19,22 +19,11 @@ GRACE = timedelta(seconds=60)
 
 
 def state(expression: str = "* * * * * *", enabled: bool = True) -> JobState:
-    return JobState(
-        id=uuid.uuid4(),
-        account_id=uuid.uuid4(),
-        name="n",
-        type=1,
-        schedule=CronSchedule(expression=expression),
-        enabled=enabled,
-        created_at=T0,
-        updated_at=T0,
-    )
+    return job_state(expression, enabled=enabled, at=T0)
 
 
 def created(s: JobState) -> JobCreated:
-    return JobCreated(
-        event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=1, occurred_at=T0, job=s, next_run_at=None
-    )
+    return job_created(s)
 
 
 def test_due_occurrences_pop_in_order_and_advance() -> None:
