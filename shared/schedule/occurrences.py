@@ -55,9 +55,11 @@ def _cron(expression: str, start_wall: datetime) -> croniter:
 
 def _cron_after(expression: str, timezone: str, after: datetime) -> Iterator[datetime]:
     tz = zone(timezone)
-    # Iterate in wall-clock time from a little before `after` (a gap can move a wall time later), then map
-    # each wall time to its instant. Several gap times may map to one instant: that instant fires once.
-    start = to_wall(after - timedelta(hours=3), tz)
+    # Iterate in wall-clock time from the wall time at `after`, then map each wall time to its instant. No earlier
+    # wall time can map past `after` (gap times move forward only to the transition, repeated times map to their
+    # first instant), and the filter below drops mapped instants not after it. Several gap times may map to one
+    # instant: that instant fires once.
+    start = to_wall(after, tz) - timedelta(seconds=1)
     it = _cron(expression, start)
     last: datetime | None = None
     while True:

@@ -113,3 +113,16 @@ def test_date_fires_once() -> None:
     schedule = DateSchedule(at=utc(2027, 1, 1))
     assert next_after(schedule, "UTC", utc(2026, 12, 31)) == utc(2027, 1, 1)
     assert next_after(schedule, "UTC", utc(2027, 1, 1)) is None
+
+
+def test_starting_inside_the_repeated_hour_does_not_fire_its_second_pass() -> None:
+    # 06:10Z is 01:10 EST, the second 01:10 of the night: 01:30 already fired (as EDT), the next is tomorrow 01:00.
+    schedule = CronSchedule(expression="0,30 1 * * *")
+    assert next_after(schedule, "America/New_York", utc(2026, 11, 1, 6, 10)) == utc(2026, 11, 2, 6)
+
+
+def test_starting_inside_a_gap_fires_at_the_transition() -> None:
+    # 06:59:59Z is 01:59:59 EST, just before the jump to 03:00 EDT: 02:30 does not exist and fires at 07:00Z.
+    schedule = CronSchedule(expression="30 2 * * *")
+    assert next_after(schedule, "America/New_York", utc(2026, 3, 8, 6, 59, 59)) == utc(2026, 3, 8, 7)
+    assert next_after(schedule, "America/New_York", utc(2026, 3, 8, 7)) == utc(2026, 3, 9, 6, 30)
