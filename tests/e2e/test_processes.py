@@ -78,7 +78,8 @@ async def test_dev_restarts_on_its_data_directory_without_double_fires(receiver:
             created = await create_firing_job(anonymous, account, receiver.url)
             await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= 3), timeout=20, what="calls")
     finally:
-        assert stop_process(dev) == 0, log.read_text()[-3000:]
+        code = stop_process(dev)  # asserted after the block, so a failure inside it is the one reported
+    assert code == 0, log.read_text()[-3000:]
     nats_port = int(_banner_value(log, "NATS").rsplit(":", 1)[1])
     assert _port_closed(port) and _port_closed(nats_port)
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "postgres left running"
@@ -91,7 +92,8 @@ async def test_dev_restarts_on_its_data_directory_without_double_fires(receiver:
             assert status == 200 and job["name"] == "every second"
             await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= before + 3), timeout=20, what="calls")
     finally:
-        assert stop_process(dev) == 0, log.read_text()[-3000:]
+        code = stop_process(dev)
+    assert code == 0, log.read_text()[-3000:]
     ids = receiver.webhook_ids()
     assert len(ids) == len(set(ids)), "an occurrence was delivered twice across the restart"
     assert Path(SCHEDULER).exists()
