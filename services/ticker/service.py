@@ -142,11 +142,17 @@ class Ticker:
         while not stop.is_set():
             wm = self._watermark
             if wm is not None:
-                if wm != self._saved_watermark:
-                    await self._kv.put(WATERMARK_KEY, msgspec.json.encode(wm))
-                    self._saved_watermark = wm
-                beat = Heartbeat(instance=self._settings.worker_id, at=_now(), watermark=wm, jobs=len(self._index.jobs))
-                await self._kv.put(HEARTBEAT_KEY, msgspec.json.encode(beat))
+                try:
+                    if wm != self._saved_watermark:
+                        await self._kv.put(WATERMARK_KEY, msgspec.json.encode(wm))
+                        self._saved_watermark = wm
+                    beat = Heartbeat(
+                        instance=self._settings.worker_id, at=_now(), watermark=wm, jobs=len(self._index.jobs)
+                    )
+                    await self._kv.put(HEARTBEAT_KEY, msgspec.json.encode(beat))
+                except (nats.errors.Error, TimeoutError) as exc:
+                    # A lagging watermark only widens the overlap deduplication absorbs after a restart: retry.
+                    log.warning("could not save ticker state, retrying in %.0f s: %s", SAVE_INTERVAL_SECONDS, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SAVE_INTERVAL_SECONDS)
 
