@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
+import msgspec
+
 from services.api.auth import Principal
 from services.api.domain_errors import ConflictError, InvalidCronError, JobNotFoundError, ValidationFailedError
 from shared.bus.job_store import ConcurrencyError, JobEventStore
@@ -113,11 +115,7 @@ class JobCommands:
                 created_at=now,
                 updated_at=now,
             )
-            state = JobState(
-                **{f: getattr(current, f) for f in current.__struct_fields__ if f not in ("webhooks", "updated_at")},
-                webhooks=(*current.webhooks, webhook),
-                updated_at=now,
-            )
+            state = msgspec.structs.replace(current, webhooks=(*current.webhooks, webhook), updated_at=now)
             event = WebhookAdded(
                 event_id=uuid.uuid4(),
                 job_id=job_id,

@@ -8,6 +8,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from shared.bus.config_drift import config_drift
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 
@@ -39,13 +40,7 @@ async def ensure_dispatcher_consumer(js: JetStreamContext, settings: Settings) -
     except NotFoundError:
         await js.add_consumer(stream, wanted)
         return f"created consumer {wanted.durable_name}"
-    diffs = []
-    for field in _COMPARED:
-        want, have = getattr(wanted, field), getattr(info.config, field)
-        if field == "ack_wait":
-            want, have = float(want or 0), float(have or 0)
-        if want != have:
-            diffs.append(f"{field}: {have!r} -> {want!r}")
+    diffs = config_drift(wanted, info.config, _COMPARED)
     if not diffs:
         return None
     # The server updates a durable in place when it is created again with the same name.

@@ -60,6 +60,7 @@ class Dispatcher:
         self._nc: Client | None = None
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._worker_id = settings.worker_id
 
     async def start(self) -> None:
         self._nc = await connect(self._settings.nats_url, "dispatcher")
@@ -70,8 +71,13 @@ class Dispatcher:
             connector=aiohttp.TCPConnector(limit=self._settings.dispatcher_concurrency)
         )
 
-    async def _publish(self, js: JetStreamContext, kind: str, event: msgspec.Struct, msg_id: str) -> None:
-        assert isinstance(event, ExecutionStarted | ExecutionSucceeded | ExecutionFailed)
+    async def _publish(
+        self,
+        js: JetStreamContext,
+        kind: str,
+        event: ExecutionStarted | ExecutionSucceeded | ExecutionFailed,
+        msg_id: str,
+    ) -> None:
         subject = self._names.execution_subject(kind, event.account_id, event.job_id)
         await js.publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
 
@@ -96,7 +102,7 @@ class Dispatcher:
 
     async def _execute(self, js: JetStreamContext, request: ExecutionRequested) -> None:
         assert self._session is not None
-        worker = self._settings.worker_id
+        worker = self._worker_id
         common = _Envelope(
             execution_id=request.execution_id,
             occurrence_id=request.occurrence_id,

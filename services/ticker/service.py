@@ -21,6 +21,7 @@ from shared.bus.connection import connect
 from shared.bus.streams import ensure_streams, ticker_bucket
 from shared.contracts.codec import decode_job_event, encode
 from shared.contracts.executions import ExecutionRequested, execution_id, occurrence_id
+from shared.contracts.jobs import WebhookSpec
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 
@@ -95,10 +96,10 @@ class Ticker:
                 except msgspec.ValidationError as exc:
                     log.error("ignoring undecodable job message on %s: %s", msg.subject, exc)
                     continue
-                if bootstrapped.is_set():
-                    start_after = event.occurred_at
-                else:
-                    start_after = max(self._watermark or event.occurred_at, event.occurred_at)
+                # A live change fires from when it happened; during bootstrap, nothing before the watermark again.
+                start_after = event.occurred_at
+                if not bootstrapped.is_set() and self._watermark is not None:
+                    start_after = max(self._watermark, event.occurred_at)
                 self._index.apply(event, start_after)
                 if not bootstrapped.is_set() and msg.metadata.num_pending == 0:
                     bootstrapped.set()
@@ -111,9 +112,8 @@ class Ticker:
         limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
         now = _now()
 
-        async def one(occ: DueOccurrence, webhook_index: int | None) -> None:
+        async def one(occ: DueOccurrence, webhook: WebhookSpec | None) -> None:
             job = occ.job
-            webhook = job.webhooks[webhook_index] if webhook_index is not None else None
             occ_id = occurrence_id(job.id, occ.nominal_time)
             event = ExecutionRequested(
                 execution_id=execution_id(occ_id, webhook.id if webhook else None, 1),
@@ -133,8 +133,8 @@ class Ticker:
 
         tasks: list[Coroutine[object, object, None]] = []
         for occ in occurrences:
-            targets: list[int | None] = list(range(len(occ.job.webhooks))) or [None]
-            tasks.extend(one(occ, i) for i in targets)
+            targets: tuple[WebhookSpec | None, ...] = occ.job.webhooks or (None,)
+            tasks.extend(one(occ, webhook) for webhook in targets)
         await asyncio.gather(*tasks)
 
     async def _save_state(self, stop: asyncio.Event) -> None:

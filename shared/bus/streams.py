@@ -15,6 +15,7 @@ from nats.js.api import (
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from shared.bus.config_drift import config_drift
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 
@@ -51,19 +52,6 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     ]
 
 
-def _drift(wanted: StreamConfig, actual: StreamConfig) -> list[str]:
-    diffs = []
-    for field in _COMPARED:
-        want, have = getattr(wanted, field), getattr(actual, field)
-        if field == "subjects":
-            want, have = sorted(want or []), sorted(have or [])
-        if field in ("duplicate_window", "max_age"):
-            want, have = float(want or 0), float(have or 0)
-        if want != have:
-            diffs.append(f"{field}: {have!r} -> {want!r}")
-    return diffs
-
-
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
     """Create missing streams and update drifted ones. Returns a line per change made."""
     changes: list[str] = []
@@ -75,7 +63,7 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
             await js.add_stream(wanted)
             changes.append(f"created stream {wanted.name}")
             continue
-        diffs = _drift(wanted, info.config)
+        diffs = config_drift(wanted, info.config, _COMPARED)
         if diffs:
             await js.update_stream(wanted)
             changes.append(f"updated stream {wanted.name}: {', '.join(diffs)}")
