@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from shared.settings import SettingsError, load_settings
+from shared.settings import Settings, SettingsError, load_settings
 
 
 def _logging(level: str) -> None:
@@ -73,6 +75,38 @@ def projector() -> None:
 
 
 @main.command()
+@click.option(
+    "--app", "app_path", required=True, help="The Worker to run, as module:attribute (e.g. myapp.tasks:worker)."
+)
+def worker(app_path: str) -> None:
+    """Run task workers: the functions a Worker registered, for jobs with a task_name."""
+    from scheduler.runner import install_stop_signals
+    from shared.worker import Worker
+
+    module_name, _, attribute = app_path.partition(":")
+    if not module_name or not attribute:
+        raise click.BadParameter("expected module:attribute", param_hint="--app")
+    sys.path.insert(0, os.getcwd())  # like uvicorn: modules next to where the command runs
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise click.ClickException(f"cannot load {app_path}: {exc}") from exc
+    if not isinstance(found, Worker):
+        raise click.ClickException(f"{app_path} is a {type(found).__name__}, not a shared.worker.Worker")
+    settings = _settings()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await found.run(settings, stop)
+
+    try:
+        asyncio.run(go())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".scheduler"), show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
@@ -113,6 +147,58 @@ def token(accounts: tuple[uuid.UUID, ...], service_role: bool, ttl: int, data_di
             service_role=service_role,
         )
     )
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: occurrences whose last attempt failed."""
+
+
+_account = click.option("--account", type=click.UUID, default=None, help="Only this account.")
+_job = click.option("--job", type=click.UUID, default=None, help="Only this job.")
+_since = click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Only those dead-lettered at or after this time (UTC unless an offset is given).",
+)
+
+
+@dlq.command("list")
+@_account
+@_job
+@_since
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+def dlq_list(account: uuid.UUID | None, job: uuid.UUID | None, since: datetime | None, limit: int) -> None:
+    """List dead letters, newest first."""
+    from scheduler import dlq as tools
+
+    items, total = asyncio.run(tools.listed(_settings(), *tools.selected(account, job, since), limit))
+    tools.print_listing(items, total)
+
+
+@dlq.command("redrive")
+@click.option("--execution", "executions", multiple=True, type=click.UUID, help="A dead letter's execution id.")
+@_account
+@_job
+@_since
+def dlq_redrive(
+    executions: tuple[uuid.UUID, ...], account: uuid.UUID | None, job: uuid.UUID | None, since: datetime | None
+) -> None:
+    """Re-drive dead letters: one more attempt of each occurrence (same webhook-id)."""
+    from scheduler import dlq as tools
+
+    if not executions and job is None and since is None:
+        raise click.UsageError("name --execution, --job or --since (all dead letters is --since 1970-01-01T00:00:00)")
+    report = asyncio.run(tools.redriven(_settings(), *tools.selected(account, job, since, executions)))
+    tools.print_report(report)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(None)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":

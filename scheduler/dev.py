@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from scheduler.embedded import EmbeddedNats, EmbeddedPostgres
-from scheduler.runner import SERVICES, install_stop_signals, run_services
+from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
 from services.api.auth import mint_token
 from shared.settings import Settings, load_settings
 
@@ -84,6 +84,8 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
     """Start embedded servers as needed, then all four services; stop them all, in order, on Ctrl-C/SIGTERM."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    # A port in use is the commonest start-up failure: say so before starting any server.
+    bind_api_socket(host, port).close()
     secret = os.environ.get("SUPABASE_JWT_SECRET") or _kept(data_dir / "jwt_secret", secrets.token_urlsafe(48))
     account = uuid.UUID(_kept(data_dir / "dev_account", str(uuid.uuid4())))
     nats: EmbeddedNats | None = None

@@ -50,17 +50,7 @@ class ApiService:
 
     async def start(self) -> None:
         """Bind the listening socket now, so a port in use is a clear error before anything else runs."""
-        host, port = self._settings.api_host, self._settings.api_port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise RuntimeError(f"the api cannot listen on {host}:{port}: {exc.strerror}") from exc
-        sock.set_inheritable(True)
-        self._socket = sock
+        self._socket = bind_api_socket(self._settings.api_host, self._settings.api_port)
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._socket is None:
@@ -80,6 +70,20 @@ class ApiService:
     @property
     def started(self) -> bool:
         return bool(self._server.started)
+
+
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """The api's listening socket; a port in use is a RuntimeError that names it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"the api cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 # Start order: the api only binds its socket in start() (a port in use fails before anything connects), the

@@ -21,9 +21,11 @@ _ENV_NAMES = {
     "stream_replicas": "SCHEDULER_STREAM_REPLICAS",
     "duplicate_window_seconds": "SCHEDULER_DUPLICATE_WINDOW_SECONDS",
     "delivery_timeout_seconds": "SCHEDULER_DELIVERY_TIMEOUT_SECONDS",
+    "max_delivery_timeout_seconds": "SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS",
     "ack_wait_seconds": "SCHEDULER_ACK_WAIT_SECONDS",
     "max_ack_pending": "SCHEDULER_MAX_ACK_PENDING",
     "dispatcher_concurrency": "SCHEDULER_DISPATCHER_CONCURRENCY",
+    "dispatch_lookahead": "SCHEDULER_DISPATCH_LOOKAHEAD",
     "response_body_limit": "SCHEDULER_RESPONSE_BODY_LIMIT",
     "misfire_grace_seconds": "SCHEDULER_MISFIRE_GRACE_SECONDS",
     "read_your_writes_timeout_seconds": "SCHEDULER_READ_YOUR_WRITES_TIMEOUT_SECONDS",
@@ -54,19 +56,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
     stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
     # Must exceed the longest gap between a ticker's watermark saves plus its restart time.
     duplicate_window_seconds: PositiveFloat = 600.0
+    # The per-attempt timeout of a job that sets none, and the largest a job may set.
     delivery_timeout_seconds: PositiveFloat = 30.0
-    # Checked against delivery_timeout_seconds: a message must never be redelivered while in flight.
-    ack_wait_seconds: PositiveFloat = 60.0
+    max_delivery_timeout_seconds: PositiveFloat = 120.0
+    # Checked against max_delivery_timeout_seconds: a message must never be redelivered while in flight.
+    ack_wait_seconds: PositiveFloat = 150.0
     max_ack_pending: PositiveInt = 1000
     dispatcher_concurrency: PositiveInt = 64
+    # Requested executions a dispatcher holds beyond those in flight, run highest priority first. A wider window
+    # lets priority reorder a deeper backlog; a narrower one spreads a backlog more evenly over replicas.
+    dispatch_lookahead: Annotated[int, msgspec.Meta(ge=0)] = 256
     response_body_limit: PositiveInt = 65536
     misfire_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     read_your_writes_timeout_seconds: PositiveFloat = 5.0
     instance_id: str = ""
 
     def __post_init__(self) -> None:
-        if self.ack_wait_seconds <= self.delivery_timeout_seconds:
-            raise SettingsError("SCHEDULER_ACK_WAIT_SECONDS must be greater than SCHEDULER_DELIVERY_TIMEOUT_SECONDS")
+        if self.delivery_timeout_seconds > self.max_delivery_timeout_seconds:
+            raise SettingsError(
+                "SCHEDULER_DELIVERY_TIMEOUT_SECONDS must not exceed SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS"
+            )
+        if self.ack_wait_seconds <= self.max_delivery_timeout_seconds:
+            raise SettingsError(
+                "SCHEDULER_ACK_WAIT_SECONDS must be greater than SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS"
+            )
+        if self.max_ack_pending < self.dispatcher_concurrency + self.dispatch_lookahead:
+            raise SettingsError(
+                "SCHEDULER_MAX_ACK_PENDING must be at least SCHEDULER_DISPATCHER_CONCURRENCY"
+                " + SCHEDULER_DISPATCH_LOOKAHEAD, or one dispatcher cannot fill its window"
+            )
 
     @property
     def worker_id(self) -> str:

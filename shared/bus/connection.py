@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import nats
+import nats.errors
 from nats.aio.client import Client
 
 log = logging.getLogger(__name__)
@@ -25,3 +26,19 @@ async def connect(url: str, name: str) -> Client:
         allow_reconnect=True,
         error_cb=on_error,
     )
+
+
+async def disconnect(nc: Client) -> None:
+    """Drain when connected (flushes what is pending); close when not, so a stop never fails for NATS being down."""
+    if nc.is_closed:
+        return
+    if nc.is_connected:
+        try:
+            await nc.drain()
+            return
+        except (nats.errors.Error, OSError) as exc:
+            log.warning("drain failed, closing: %s", exc)
+    try:
+        await nc.close()
+    except OSError as exc:  # the socket was already gone; nothing is left to flush
+        log.warning("closed a lost NATS connection: %s", exc)

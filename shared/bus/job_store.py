@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from shared.contracts.codec import decode_job_event, encode
-from shared.contracts.jobs import JobEvent
+from shared.contracts.jobs import JobDeleted, JobEvent
 from shared.contracts.subjects import Names
 
 WRONG_LAST_SEQUENCE = 10071
@@ -36,12 +38,19 @@ class JobEventStore(Protocol):
     async def append(self, event: JobEvent, expected_sequence: int) -> int: ...
 
 
+async def load_live(store: JobEventStore, job_id: UUID) -> Loaded | None:
+    """The job's latest event, or None when it never existed or was deleted."""
+    loaded = await store.load(job_id)
+    return None if loaded is None or isinstance(loaded.event, JobDeleted) else loaded
+
+
 class NatsJobEventStore:
     """JetStream implementation: the latest message of the job's subject is the job."""
 
-    def __init__(self, js: JetStreamContext, names: Names) -> None:
+    def __init__(self, js: JetStreamContext, names: Names, connected: Callable[[], bool] | None = None) -> None:
         self._js = js
         self._names = names
+        self._connected = connected
 
     async def load(self, job_id: UUID) -> Loaded | None:
         try:
@@ -57,6 +66,10 @@ class NatsJobEventStore:
             "Nats-Expected-Last-Subject-Sequence": str(expected_sequence),
         }
         subject = self._names.job_subject(event.account_id, event.job_id)
+        if self._connected is not None and not self._connected():
+            # nats-py would buffer the publish and send it after reconnecting, long after the caller gave up:
+            # refuse now, so a failed command is one that did not happen.
+            raise nats.errors.ConnectionReconnectingError
         try:
             ack = await self._js.publish(subject, encode(event), headers=headers)
         except APIError as exc:

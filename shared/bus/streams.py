@@ -35,7 +35,8 @@ _COMPARED = (
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
-    """The two streams: JOBS (the event log, kept forever) and EXECUTIONS (kept forever for now)."""
+    """JOBS (the event log, kept forever), EXECUTIONS (kept forever for now) and TASKS (a work queue: a task waits
+    there until a worker acknowledges it, however long no worker runs)."""
     names = Names(settings.namespace)
     common = {
         "retention": RetentionPolicy.LIMITS,
@@ -49,6 +50,11 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     return [
         StreamConfig(name=names.jobs_stream, subjects=[names.jobs_filter], **common),  # type: ignore[arg-type]
         StreamConfig(name=names.executions_stream, subjects=[names.executions_filter], **common),  # type: ignore[arg-type]
+        StreamConfig(
+            name=names.tasks_stream,
+            subjects=[names.tasks_filter],
+            **(common | {"retention": RetentionPolicy.WORK_QUEUE}),  # type: ignore[arg-type]
+        ),
     ]
 
 
@@ -72,12 +78,25 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
     return changes
 
 
-async def ticker_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
-    """The ticker's KV bucket (watermarks, heartbeat), created if missing."""
-    name = Names(settings.namespace).ticker_bucket
+async def kv_bucket(js: JetStreamContext, settings: Settings, name: str, ttl: float | None = None) -> KeyValue:
+    """A KV bucket (one value per key, file storage), created if missing."""
     try:
         return await js.key_value(name)
     except BucketNotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=settings.stream_replicas)
+            KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=settings.stream_replicas, ttl=ttl)
         )
+
+
+async def ticker_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
+    """The ticker's KV bucket (watermarks, heartbeat)."""
+    return await kv_bucket(js, settings, Names(settings.namespace).ticker_bucket)
+
+
+# The bucket forgets entries much older than MAX_TIMER_DELAY_SECONDS: those are only the markers of fired timers.
+TIMERS_TTL_SECONDS = 30 * 86400
+
+
+async def timers_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
+    """Durable timers (attempts due later): written by dispatchers and workers, fired by the ticker."""
+    return await kv_bucket(js, settings, Names(settings.namespace).timers_bucket, ttl=TIMERS_TTL_SECONDS)

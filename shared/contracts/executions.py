@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, TypedDict
 from uuid import UUID
 
 import msgspec
 
-from shared.contracts.jobs import WebhookSpec
+from shared.contracts.jobs import JobState, RetryPolicy, TaskSpec, WebhookSpec
 
 _EXECUTION_NAMESPACE = uuid.UUID("5b0d3f5e-6f43-4c8e-9a0e-2f4f1b8c7d21")
 
@@ -37,16 +38,37 @@ class _ExecutionEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="even
 
 
 class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
-    """The ticker found an occurrence due. Carries a snapshot of the target, so delivery needs no look-up.
+    """An occurrence is due (the ticker), or was asked for now (`manual`, the api). Carries a snapshot of the
+    target, a webhook or a task, so delivery needs no look-up.
 
-    `job_version` is the job version the ticker fired from; `next_run_at` the job's following due time.
+    `job_version` is the job version it fired from; `next_run_at` the job's following due time.
     """
 
     nominal_time: datetime
     job_version: int
     job_name: str
     webhook: WebhookSpec | None
+    task: TaskSpec | None = None
+    priority: int = 5
+    manual: bool = False
     next_run_at: datetime | None
+    # The job's policies as they were when the occurrence fired, so a retry needs no look-up.
+    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
+    timeout_seconds: float | None = None
+    # An operator asked for this attempt again after the occurrence was dead-lettered.
+    redrive: bool = False
+
+    def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
+        """The request for the following attempt of the same occurrence and target."""
+        attempt = self.attempt + 1
+        webhook_id = self.webhook.id if self.webhook is not None else None
+        return msgspec.structs.replace(
+            self,
+            execution_id=execution_id(self.occurrence_id, webhook_id, attempt),
+            attempt=attempt,
+            occurred_at=occurred_at,
+            redrive=redrive,
+        )
 
 
 class ExecutionStarted(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
@@ -57,14 +79,15 @@ class ExecutionStarted(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
 
 
 class ExecutionSucceeded(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
-    """The receiver answered 2xx."""
+    """The receiver answered 2xx, or the task returned (`result`, any JSON value)."""
 
     worker_id: str
     started_at: datetime
     finished_at: datetime
     duration_ms: int
-    response_code: int
+    response_code: int | None = None
     response_body: str | None = None
+    result: Any = None
 
 
 class ExecutionFailed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
@@ -78,6 +101,98 @@ class ExecutionFailed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     timed_out: bool = False
     response_code: int | None = None
     response_body: str | None = None
+    traceback: str | None = None
 
 
-ExecutionEvent = ExecutionRequested | ExecutionStarted | ExecutionSucceeded | ExecutionFailed
+class ExecutionRetryScheduled(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+    """Attempt `attempt` failed and the next one is due at `retry_at` (a durable timer the ticker holds)."""
+
+    retry_at: datetime
+    delay_seconds: float
+    next_execution_id: UUID
+    reason: str
+
+
+class ExecutionDeadLettered(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+    """Attempt `attempt` was the last one the policy allows, or one that cannot succeed; an operator may re-drive."""
+
+    reason: str
+
+
+class WebhookDisabledByReceiver(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+    """The receiver answered 410 Gone: the webhook is switched off and not called again."""
+
+    webhook_id: UUID
+    reason: str
+
+
+ExecutionEvent = (
+    ExecutionRequested
+    | ExecutionStarted
+    | ExecutionSucceeded
+    | ExecutionFailed
+    | ExecutionRetryScheduled
+    | ExecutionDeadLettered
+    | WebhookDisabledByReceiver
+)
+
+
+def occurrence_requests(
+    job: JobState,
+    *,
+    job_version: int,
+    nominal_time: datetime,
+    occurred_at: datetime,
+    next_run_at: datetime | None,
+    manual: bool = False,
+    task: TaskSpec | None = None,
+) -> list[ExecutionRequested]:
+    """One ExecutionRequested per target of the occurrence: each webhook, and the task (or `task`, overriding it).
+
+    A job with neither still gets one request, which the dispatcher records as failed with the reason.
+    """
+    occ = occurrence_id(job.id, nominal_time)
+    task = task or job.task
+    targets: list[tuple[WebhookSpec | None, TaskSpec | None]] = [(w, None) for w in job.webhooks if w.enabled]
+    if task is not None or not targets:
+        targets.append((None, task))
+    return [
+        ExecutionRequested(
+            execution_id=execution_id(occ, webhook.id if webhook else None, 1),
+            occurrence_id=occ,
+            job_id=job.id,
+            account_id=job.account_id,
+            occurred_at=occurred_at,
+            nominal_time=nominal_time,
+            job_version=job_version,
+            job_name=job.name,
+            webhook=webhook,
+            task=target_task,
+            priority=job.priority,
+            manual=manual,
+            next_run_at=next_run_at,
+            retry=job.retry,
+            timeout_seconds=job.timeout_seconds,
+        )
+        for webhook, target_task in targets
+    ]
+
+
+class ResultEnvelope(TypedDict):
+    """The fields every started/succeeded/failed event copies from its request."""
+
+    execution_id: UUID
+    occurrence_id: str
+    job_id: UUID
+    account_id: UUID
+    attempt: int
+
+
+def envelope_of(request: ExecutionRequested) -> ResultEnvelope:
+    return ResultEnvelope(
+        execution_id=request.execution_id,
+        occurrence_id=request.occurrence_id,
+        job_id=request.job_id,
+        account_id=request.account_id,
+        attempt=request.attempt,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -19,12 +20,43 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     query_params: dict[str, str] | None = None
     body_template: str | None = None
+    # Sent as Content-Type with a body unless `headers` names one.
+    content_type: str = "application/json"
+    # False once the receiver answered 410 Gone (or an operator disabled it): occurrences skip it.
+    enabled: bool = True
+    disabled_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 
 
+class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A task for workers: published to a subject derived from `name`, run with `args` and `kwargs`."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How a failed attempt is retried. `max_attempts` counts the first attempt.
+
+    The delay before attempt n + 1 is base * 2^(n-1) (exponential), base * n (linear) or base (fixed), at most
+    `max_delay_seconds`, spread by +-`jitter` (a fraction).
+    """
+
+    max_attempts: int = 3
+    base_delay_seconds: float = 60.0
+    backoff: Literal["exponential", "linear", "fixed"] = "exponential"
+    jitter: float = 0.0
+    max_delay_seconds: float = 3600.0
+
+
 class JobState(msgspec.Struct, frozen=True, kw_only=True):
-    """The whole job as of one event. `type` is the client's own job type number."""
+    """The whole job as of one event.
+
+    `type` is the Scheduler-service client's own job type number. A job delivers to its `webhooks`, or runs `task`.
+    `priority` (1..10) orders occurrences due at the same moment, higher first.
+    """
 
     id: UUID
     account_id: UUID
@@ -34,6 +66,15 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str = "UTC"
     enabled: bool = True
     webhooks: tuple[WebhookSpec, ...] = ()
+    task: TaskSpec | None = None
+    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
+    # Per-attempt limit for a webhook delivery; None means the dispatcher's default.
+    timeout_seconds: float | None = None
+    priority: int = 5
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    created_by: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -96,6 +137,21 @@ class WebhookRemoved(_JobEvent, frozen=True, kw_only=True, tag=True):
     webhook_id: UUID
 
 
+class WebhookDisabled(_JobEvent, frozen=True, kw_only=True, tag=True):
+    """A webhook was switched off because its receiver answered 410 Gone; `reason` says so."""
+
+    webhook_id: UUID
+    reason: str
+
+
 JobEvent = (
-    JobCreated | JobUpdated | JobPaused | JobResumed | JobDeleted | WebhookAdded | WebhookUpdated | WebhookRemoved
+    JobCreated
+    | JobUpdated
+    | JobPaused
+    | JobResumed
+    | JobDeleted
+    | WebhookAdded
+    | WebhookUpdated
+    | WebhookRemoved
+    | WebhookDisabled
 )

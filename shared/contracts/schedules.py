@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
@@ -27,4 +27,35 @@ class DateSchedule(msgspec.Struct, frozen=True, kw_only=True, tag="date", tag_fi
     at: datetime
 
 
-Schedule = CronSchedule | IntervalSchedule | DateSchedule
+class CalendarRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Wall-clock times on matching days. Empty lists match every day; a day must match every non-empty list.
+
+    `weekdays`: 1 = Monday ... 7 = Sunday (0 is also Sunday, as in cron). `days_of_month`: 1..31, or -1 for the
+    last day. `times`: "HH:MM" or "HH:MM:SS" (`time` is one more, as the original clients send it).
+    `exclude_dates`: days on which nothing fires.
+    """
+
+    weekdays: tuple[int, ...] = ()
+    days_of_month: tuple[int, ...] = ()
+    months: tuple[int, ...] = ()
+    time: str | None = None
+    times: tuple[str, ...] = ()
+    exclude_dates: tuple[date, ...] = ()
+
+
+class CalendarSchedule(msgspec.Struct, frozen=True, kw_only=True, tag="calendar", tag_field="kind"):
+    """A calendar rule, or an RFC 5545 RRULE evaluated in wall-clock time from `anchor` (its DTSTART if it has none)."""
+
+    rule: CalendarRule | None = None
+    rrule: str | None = None
+    anchor: datetime
+
+
+Schedule = CronSchedule | IntervalSchedule | DateSchedule | CalendarSchedule
+
+
+def kind_of(schedule: Schedule) -> str:
+    """The schedule's kind: cron, interval, date or calendar (its tag)."""
+    tag = schedule.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag

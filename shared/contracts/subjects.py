@@ -1,7 +1,8 @@
 """Names of streams, subjects, consumers and buckets, all under one namespace.
 
 JOBS subjects:       <ns>.jobs.<partition>.<account_id>.<job_id>     (one subject per job: its event log)
-EXECUTIONS subjects: <ns>.executions.<kind>.<account_id>.<job_id>   (kind: requested, started, succeeded, failed)
+EXECUTIONS subjects: <ns>.executions.<kind>.<account_id>.<job_id>
+    (kind: requested, started, succeeded, failed, retry_scheduled, dead_lettered, webhook_disabled)
 PARTITIONS is part of the subject layout and fixed for the life of a store.
 """
 
@@ -46,12 +47,40 @@ class Names:
         return f"{self.namespace}.executions.requested.>"
 
     @property
+    def tasks_stream(self) -> str:
+        return f"{self.namespace.upper()}_TASKS"
+
+    @property
+    def tasks_filter(self) -> str:
+        return f"{self.namespace}.tasks.>"
+
+    def task_subject(self, task_name: str) -> str:
+        """Task names are dot-separated tokens, so they map onto subjects as they are."""
+        return f"{self.namespace}.tasks.{task_name}"
+
+    def task_consumer(self, task_name: str) -> str:
+        """The durable consumer all workers of one task share (consumer names cannot hold dots)."""
+        return f"{self.namespace}_task_{task_name.replace('.', '_')}_{zlib.crc32(task_name.encode()):08x}"
+
+    @property
     def dispatcher_consumer(self) -> str:
         return f"{self.namespace}_dispatcher"
 
     @property
     def ticker_bucket(self) -> str:
         return f"{self.namespace}_ticker"
+
+    @property
+    def signing_bucket(self) -> str:
+        return f"{self.namespace}_signing"
+
+    @property
+    def timers_bucket(self) -> str:
+        return f"{self.namespace}_timers"
+
+    def timer_key(self, job_id: UUID, execution_id: UUID) -> str:
+        """Timers are keyed by partition first, so a ticker can watch only the partitions it owns."""
+        return f"{partition_of(job_id)}.{execution_id}"
 
     @property
     def projection_channel(self) -> str:

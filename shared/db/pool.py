@@ -12,9 +12,28 @@ from asyncpg.pool import PoolConnectionProxy
 DbConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
+def without_nul(value: Any) -> Any:
+    """`value` with every NUL in its strings (keys included) replaced by U+FFFD: Postgres text and jsonb refuse NUL,
+    and receivers and tasks may answer with one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    """JSON for json/jsonb parameters. Postgres refuses \u0000 in jsonb, and one such value (a task's result, a
+    job's metadata) would stop a projection for good, so NUL becomes U+FFFD, as in text columns."""
+    text = json.dumps(value)
+    return json.dumps(without_nul(value)) if "\\u0000" in text else text
+
+
 async def _init(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
-from shared.contracts.schedules import CronSchedule, DateSchedule, IntervalSchedule, Schedule
+from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule, Schedule
+from shared.schedule.calendar import check_calendar, walls_after
 from shared.schedule.errors import InvalidCronExpressionError
 from shared.schedule.wallclock import to_instant, to_wall, zone
 
@@ -42,6 +44,8 @@ def validate_schedule(schedule: Schedule, timezone: str) -> None:
     zone(timezone)
     if isinstance(schedule, CronSchedule):
         validate_cron(schedule.expression)
+    elif isinstance(schedule, CalendarSchedule):
+        check_calendar(schedule)
 
 
 def _cron(expression: str, start_wall: datetime) -> croniter:
@@ -53,31 +57,42 @@ def _cron(expression: str, start_wall: datetime) -> croniter:
     )
 
 
-def _cron_after(expression: str, timezone: str, after: datetime) -> Iterator[datetime]:
-    tz = zone(timezone)
-    # Iterate in wall-clock time from the wall time at `after`, then map each wall time to its instant. No earlier
+def _cron_walls(expression: str, start: datetime) -> Iterator[datetime]:
+    it = _cron(expression, start)
+    while True:
+        try:
+            yield it.get_next(datetime)
+        except (CroniterBadDateError, CroniterBadCronError):
+            return
+
+
+def _instants_after(walls: Iterator[datetime], tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    # Wall times come in order from the wall time at `after` (less a second); each maps to its instant. No earlier
     # wall time can map past `after` (gap times move forward only to the transition, repeated times map to their
     # first instant), and the filter below drops mapped instants not after it. Several gap times may map to one
     # instant: that instant fires once.
-    start = to_wall(after, tz) - timedelta(seconds=1)
-    it = _cron(expression, start)
     last: datetime | None = None
-    while True:
-        try:
-            wall = it.get_next(datetime)
-        except (CroniterBadDateError, CroniterBadCronError):
-            return
+    for wall in walls:
         instant = to_instant(wall, tz)
         if instant > after and instant != last:
             last = instant
             yield instant
 
 
+def _wall_start(after: datetime, tz: ZoneInfo) -> datetime:
+    return to_wall(after, tz) - timedelta(seconds=1)
+
+
 def next_after(schedule: Schedule, timezone: str, after: datetime) -> datetime | None:
     """The first instant strictly after `after` at which the schedule fires, or None if it never does again."""
     after = after.astimezone(UTC)
     if isinstance(schedule, CronSchedule):
-        return next(_cron_after(schedule.expression, timezone, after), None)
+        tz = zone(timezone)
+        return next(_instants_after(_cron_walls(schedule.expression, _wall_start(after, tz)), tz, after), None)
+    if isinstance(schedule, CalendarSchedule):
+        tz = zone(timezone)
+        walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz))
+        return next(_instants_after(walls, tz, after), None)
     if isinstance(schedule, IntervalSchedule):
         anchor = schedule.anchor.astimezone(UTC)
         if after < anchor:

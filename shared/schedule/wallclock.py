@@ -18,7 +18,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone called `name`; raises InvalidTimezoneError for anything else."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:  # OSError: a tzdata folder ("America")
         raise InvalidTimezoneError(f"unknown time zone: {name!r}") from exc
 
 

@@ -1,0 +1,44 @@
+"""Publishing requested executions to the EXECUTIONS stream (the ticker for due occurrences, the api for runs now)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from nats.js import JetStreamContext
+
+from shared.contracts.codec import encode
+from shared.contracts.executions import ExecutionEvent, ExecutionRequested
+from shared.contracts.subjects import Names
+
+# Publishes one requested execution; returns its stream sequence.
+PublishRequested = Callable[[ExecutionRequested], Awaitable[int]]
+
+
+async def publish_requested(js: JetStreamContext, names: Names, event: ExecutionRequested) -> int:
+    """Publish with the execution id as message id, so a repeat within the duplicate window is dropped.
+
+    Returns the stream sequence (the original one for a duplicate).
+    """
+    subject = names.execution_subject("requested", event.account_id, event.job_id)
+    ack = await js.publish(subject, encode(event), headers={"Nats-Msg-Id": str(event.execution_id)})
+    return ack.seq
+
+
+async def publish_result(
+    js: JetStreamContext,
+    names: Names,
+    kind: str,
+    event: ExecutionEvent,
+    msg_id: str,
+) -> None:
+    """Publish an execution transition under `kind`; `msg_id` makes a repeat after a crash a duplicate."""
+    subject = names.execution_subject(kind, event.account_id, event.job_id)
+    await js.publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
+
+
+async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionRequested) -> None:
+    """Queue a task execution for workers; it waits in the TASKS stream until one acknowledges it."""
+    assert request.task is not None
+    await js.publish(
+        names.task_subject(request.task.name), encode(request), headers={"Nats-Msg-Id": str(request.execution_id)}
+    )

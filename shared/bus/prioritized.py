@@ -1,0 +1,190 @@
+"""Pulling requested executions and running the highest-priority waiting one first.
+
+JetStream hands a consumer's messages out in stream order. To let priority reorder a backlog, a consumer fetches up
+to `lookahead` messages beyond those running, keeps them in a heap ordered by (priority descending, stream
+sequence), and starts the top one whenever a slot frees. Messages waiting in the heap are kept alive (in_progress)
+so their ack wait never runs out, and on stop they are handed back at once so another replica can take them.
+
+Priority therefore reorders everything one process holds: the messages running plus up to `lookahead` waiting.
+Beyond that window the stream's order (time of publication) applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from shared.contracts.codec import decode_execution_event
+from shared.contracts.executions import ExecutionRequested
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 64
+FETCH_WAIT_SECONDS = 0.5
+RETRY_PUBLISH_DELAY_SECONDS = 1.0
+
+Handler = Callable[[ExecutionRequested, Msg], Coroutine[Any, Any, None]]
+
+
+class Slots(asyncio.Semaphore):
+    """A semaphore that tells how many slots are free (one process's concurrency, shared by its consumers)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.free = size
+
+    async def acquire(self) -> Literal[True]:
+        await super().acquire()
+        self.free -= 1
+        return True
+
+    def release(self) -> None:
+        self.free += 1
+        super().release()
+
+
+class _Waiting:
+    """A heap of fetched messages: highest priority first, then oldest."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, int, ExecutionRequested, Msg]] = []
+        self._count = 0
+        self.changed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, request: ExecutionRequested, msg: Msg) -> None:
+        self._count += 1
+        heapq.heappush(self._heap, (-request.priority, msg.metadata.sequence.stream, self._count, request, msg))
+        self.changed.set()
+
+    def pop(self) -> tuple[ExecutionRequested, Msg]:
+        _, _, _, request, msg = heapq.heappop(self._heap)
+        self.changed.set()
+        return request, msg
+
+    def messages(self) -> list[Msg]:
+        return [entry[4] for entry in self._heap]
+
+    def clear(self) -> list[Msg]:
+        held = self.messages()
+        self._heap.clear()
+        return held
+
+
+class PrioritizedConsumer:
+    """Runs `handle` for each requested execution of one pull consumer, at most `slots` at a time.
+
+    A run that returns is acked: its outcome is stored. One that could not store it (a NATS error or timeout) is
+    handed back with a short delay, so another attempt records it."""
+
+    def __init__(
+        self,
+        sub: JetStreamContext.PullSubscription,
+        handle: Handler,
+        *,
+        slots: Slots,
+        lookahead: int,
+        ack_wait_seconds: float,
+    ) -> None:
+        self._sub = sub
+        self._handle = handle
+        self._slots = slots
+        self._lookahead = lookahead
+        self._keep_alive_every = ack_wait_seconds / 3
+        self._waiting = _Waiting()
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and run until `stop` is set; waiting messages go back to the server, running ones finish."""
+        loops = [
+            asyncio.create_task(self._fetch(stop)),
+            asyncio.create_task(self._start(stop)),
+            asyncio.create_task(self._keep_waiting_alive()),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            for msg in self._waiting.clear():
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak()
+            if self.in_flight:
+                await asyncio.gather(*self.in_flight, return_exceptions=True)
+
+    async def _fetch(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            room = self._lookahead + self._slots.free - len(self._waiting)
+            if room <= 0:
+                self._waiting.changed.clear()
+                await self._waiting.changed.wait()
+                continue
+            try:
+                msgs = await self._sub.fetch(min(room, FETCH_BATCH), timeout=FETCH_WAIT_SECONDS)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            for msg in msgs:
+                await self._accept(msg)
+
+    async def _accept(self, msg: Msg) -> None:
+        try:
+            event = decode_execution_event(msg.data)
+        except msgspec.ValidationError as exc:
+            log.error("terminating undecodable message on %s: %s", msg.subject, exc)
+            await msg.term()
+            return
+        if not isinstance(event, ExecutionRequested):
+            log.error("terminating %s on %s: not a requested execution", type(event).__name__, msg.subject)
+            await msg.term()
+            return
+        self._waiting.push(event, msg)
+
+    async def _start(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not self._waiting:
+                self._waiting.changed.clear()
+                await self._waiting.changed.wait()
+                continue
+            await self._slots.acquire()
+            if not self._waiting:
+                self._slots.release()
+                continue
+            request, msg = self._waiting.pop()
+            running = asyncio.create_task(self._settle(request, msg))
+            self.in_flight.add(running)
+            running.add_done_callback(self._finished)
+
+    async def _settle(self, request: ExecutionRequested, msg: Msg) -> None:
+        try:
+            await self._handle(request, msg)
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            log.warning("could not record execution %s, will retry: %s", request.execution_id, exc)
+            await msg.nak(delay=RETRY_PUBLISH_DELAY_SECONDS)
+            return
+        await msg.ack()
+
+    def _finished(self, running: asyncio.Task[None]) -> None:
+        self.in_flight.discard(running)
+        self._slots.release()
+        self._waiting.changed.set()
+        if not running.cancelled() and (exc := running.exception()) is not None:
+            log.error("a run failed outside its own error handling", exc_info=exc)
+
+    async def _keep_waiting_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self._keep_alive_every)
+            for msg in self._waiting.messages():
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.in_progress()

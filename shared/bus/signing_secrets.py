@@ -1,0 +1,90 @@
+"""Reading, creating and rotating accounts' signing secrets in the `<ns>_signing` KV bucket."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from shared.bus.streams import kv_bucket
+from shared.contracts.signing import SigningSecrets
+from shared.contracts.subjects import Names
+from shared.settings import Settings
+
+_decoder = msgspec.json.Decoder(SigningSecrets)
+# How long a process trusts what it read before reading again (a rotation reaches every dispatcher within this).
+CACHE_SECONDS = 5.0
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def signing_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
+    return await kv_bucket(js, settings, Names(settings.namespace).signing_bucket)
+
+
+class SigningSecretStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self._cache: dict[UUID, tuple[float, SigningSecrets]] = {}
+
+    async def get(self, account_id: UUID, now: datetime) -> SigningSecrets:
+        """The account's secrets, created on first use (several creators agree: the first write wins)."""
+        cached = self._cache.get(account_id)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        found = await self._read(account_id)
+        if found is None:
+            created = SigningSecrets(current=new_secret(), rotated_at=now)
+            try:
+                await self._kv.create(str(account_id), msgspec.json.encode(created))
+                secrets = created
+            except KeyWrongLastSequenceError:
+                found = await self._read(account_id)
+                assert found is not None
+                secrets = found[0]
+        else:
+            secrets = found[0]
+        self._cache[account_id] = (time.monotonic(), secrets)
+        return secrets
+
+    async def rotate(self, account_id: UUID, grace: timedelta, now: datetime) -> SigningSecrets:
+        """A new current secret; the old one keeps signing for `grace`."""
+        for _ in range(5):
+            found = await self._read(account_id)
+            if found is None:
+                await self.get(account_id, now)
+                continue
+            old, revision = found
+            keep = grace.total_seconds() > 0
+            rotated = SigningSecrets(
+                current=new_secret(),
+                previous=old.current if keep else None,
+                previous_until=now + grace if keep else None,
+                rotated_at=now,
+            )
+            try:
+                await self._kv.update(str(account_id), msgspec.json.encode(rotated), last=revision)
+            except KeyWrongLastSequenceError:
+                continue
+            self._cache[account_id] = (time.monotonic(), rotated)
+            return rotated
+        raise RuntimeError(f"the signing secrets of account {account_id} kept changing")
+
+    async def _read(self, account_id: UUID) -> tuple[SigningSecrets, int] | None:
+        """The secrets and their revision (for a compare-and-set update)."""
+        try:
+            entry = await self._kv.get(str(account_id))
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        return _decoder.decode(entry.value), entry.revision
