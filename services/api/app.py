@@ -7,7 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from litestar import Litestar
+import nats.errors
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -15,21 +16,37 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.auth import Authenticator
+from services.api.dead_letters import Redriver
 from services.api.dependencies import Resources, provide_principal, provide_resources
-from services.api.error_responses import exception_handlers
+from services.api.error_responses import exception_handlers, nexus_exception_handlers
 from services.api.job_commands import JobCommands
+from services.api.nexus.routes_cron import NexusCronController
+from services.api.nexus.routes_jobs import NexusJobController
+from services.api.openapi_docs import BEARER_SCHEME
 from services.api.projection_wait import ProjectionWatcher
-from services.api.routes_health import health
+from services.api.routes_dead_letters import DeadLetterController
+from services.api.routes_health import health, health_detailed
 from services.api.routes_jobs import JobController
+from services.api.routes_metrics import metrics_endpoint
+from services.api.routes_signing import SigningSecretController
 from services.api.routes_webhooks import WebhookController
-from shared.bus.connection import connect
+from services.api.run_now import RunNow
+from shared.bus.connection import connect, disconnect
+from shared.bus.executions import publish_requested
 from shared.bus.job_store import NatsJobEventStore
-from shared.bus.streams import ensure_streams
+from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
+from shared.bus.streams import ensure_streams, ticker_bucket
+from shared.contracts.executions import ExecutionRequested
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+API_DESCRIPTION = (
+    "Jobs fire on cron schedules and call their webhooks. Every endpoint except /health and /health/detailed needs"
+    " `Authorization: Bearer <jwt>`. Every error is `{detail, error_code, status_code}`."
+)
 
 
 def check_open_mode_binding(settings: Settings) -> None:
@@ -55,19 +72,44 @@ def create_app(settings: Settings) -> Litestar:
         resources.nc = await connect(settings.nats_url, "api")
         js = resources.nc.jetstream()
         await ensure_streams(js, settings)
+        resources.ticker_kv = await ticker_bucket(js, settings)
         resources.pool = await create_pool(settings.database_url)
         resources.watcher = ProjectionWatcher(settings.database_url, names.projection_channel)
         await resources.watcher.start()
-        resources.commands = JobCommands(NatsJobEventStore(js, names))
+        nc = resources.nc
+        store = NatsJobEventStore(js, names, connected=lambda: nc.is_connected)
+        resources.commands = JobCommands(store, max_timeout_seconds=settings.max_delivery_timeout_seconds)
+
+        async def publish(event: ExecutionRequested) -> int:
+            if not nc.is_connected:
+                raise nats.errors.ConnectionReconnectingError
+            return await publish_requested(js, names, event)
+
+        resources.run_now = RunNow(store, publish)
+        resources.redriver = Redriver(resources.pool, js, names, store, publish)
+        resources.signing = SigningSecretStore(await signing_bucket(js, settings))
         try:
             yield
         finally:
             await resources.watcher.close()
             await resources.pool.close()
-            await resources.nc.drain()
+            await disconnect(resources.nc)
 
     return Litestar(
-        route_handlers=[health, JobController, WebhookController],
+        route_handlers=[
+            health,
+            health_detailed,
+            metrics_endpoint,
+            JobController,
+            WebhookController,
+            DeadLetterController,
+            SigningSecretController,
+            Router(
+                path="/api/v1",
+                route_handlers=[NexusJobController, NexusCronController],
+                exception_handlers=nexus_exception_handlers(),
+            ),
+        ],
         dependencies={"principal": Provide(provide_principal), "res": Provide(provide_resources)},
         exception_handlers=exception_handlers(),
         lifespan=[lifespan],
@@ -77,9 +119,16 @@ def create_app(settings: Settings) -> Litestar:
             version="0.1.0",
             path="/",
             render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+            description=API_DESCRIPTION,
             components=Components(
-                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+                security_schemes={
+                    BEARER_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="HS256 JWT signed with SUPABASE_JWT_SECRET; `scheduler token` mints one",
+                    )
+                }
             ),
-            security=[{"BearerToken": []}],
         ),
     )

@@ -8,11 +8,15 @@ import asyncpg
 from litestar import Request
 from litestar.datastructures import State
 from nats.aio.client import Client
+from nats.js.kv import KeyValue
 
 from services.api.auth import Authenticator, Principal
+from services.api.dead_letters import Redriver
 from services.api.domain_errors import DependencyUnavailableError
 from services.api.job_commands import JobCommands
 from services.api.projection_wait import ProjectionWatcher
+from services.api.run_now import RunNow
+from shared.bus.signing_secrets import SigningSecretStore
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 
@@ -28,6 +32,10 @@ class Resources:
     pool: asyncpg.Pool | None = None
     watcher: ProjectionWatcher | None = None
     commands: JobCommands | None = None
+    ticker_kv: KeyValue | None = None
+    run_now: RunNow | None = None
+    redriver: Redriver | None = None
+    signing: SigningSecretStore | None = None
 
 
 def resources(state: State) -> Resources:
@@ -37,10 +45,12 @@ def resources(state: State) -> Resources:
     return res
 
 
-async def await_projection(res: Resources, sequence: int) -> None:
-    """Read-your-writes: return once the jobs read model includes `sequence` (bounded by settings)."""
+async def await_projection(res: Resources, sequence: int, stream: str | None = None) -> None:
+    """Read-your-writes: return once the read model includes `sequence` of `stream` (default: the jobs stream),
+    bounded by settings."""
     assert res.watcher is not None
-    await res.watcher.wait_for(res.names.jobs_stream, sequence, res.settings.read_your_writes_timeout_seconds)
+    timeout = res.settings.read_your_writes_timeout_seconds
+    await res.watcher.wait_for(stream or res.names.jobs_stream, sequence, timeout)
 
 
 async def provide_principal(request: Request[object, object, State]) -> Principal:

@@ -14,7 +14,16 @@ class SchedulerApiError(Exception):
 
 
 class ValidationFailedError(SchedulerApiError):
+    """Input that cannot be used. `field` names the field at fault, when there is one, and `location` where it is
+    (body, query, path, header)."""
+
     code = "VALIDATION_ERROR"
+
+    def __init__(self, detail: str, field: str | None = None, location: str = "body", missing: bool = False) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.location = location
+        self.missing = missing
 
 
 class InvalidCronError(ValidationFailedError):

@@ -4,74 +4,224 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from services.api.auth import Principal
-from services.api.domain_errors import ConflictError, InvalidCronError, JobNotFoundError, ValidationFailedError
-from shared.bus.job_store import ConcurrencyError, JobEventStore
-from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobState, WebhookAdded, WebhookSpec
-from shared.contracts.schedules import CronSchedule, Schedule
-from shared.schedule.errors import InvalidCronExpressionError, InvalidTimezoneError
-from shared.schedule.occurrences import next_after, validate_schedule
+from services.api.domain_errors import (
+    ConflictError,
+    JobNotFoundError,
+    SchedulerApiError,
+    ValidationFailedError,
+    WebhookNotFoundError,
+)
+from services.api.job_validation import (
+    SCHEDULE_FIELDS,
+    checked_headers,
+    checked_schedule,
+    checked_task_name,
+    checked_timezone,
+    checked_url,
+)
+from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, load_live
+from shared.contracts.codec import encode
+from shared.contracts.jobs import (
+    JobCreated,
+    JobDeleted,
+    JobEvent,
+    JobPaused,
+    JobResumed,
+    JobState,
+    JobUpdated,
+    RetryPolicy,
+    TaskSpec,
+    WebhookAdded,
+    WebhookRemoved,
+    WebhookSpec,
+    WebhookUpdated,
+)
+from shared.contracts.schedules import Schedule, kind_of
+from shared.schedule.occurrences import next_after
 
 # A command whose target changed under it is re-read and retried this many times before a 409.
 APPEND_ATTEMPTS = 3
+# Every job event carries the whole job, webhooks included: keep it well under NATS's 1 MiB message limit.
+MAX_EVENT_BYTES = 512 * 1024
+MAX_WEBHOOKS_PER_JOB = 20
+
+E = TypeVar("E", bound=JobEvent)
 
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """An event now in the store, and the stream sequence to wait for before reading it back."""
+    """The job's latest event after a command, and the stream sequence to wait for before reading it back.
+
+    A command that changes nothing appends nothing: `event` is then the job's current event.
+    """
 
     event: JobEvent
     sequence: int
 
 
-def _checked_schedule(schedule: Schedule, timezone: str) -> Schedule:
-    try:
-        validate_schedule(schedule, timezone)
-    except InvalidCronExpressionError as exc:
-        raise InvalidCronError(str(exc)) from exc
-    except InvalidTimezoneError as exc:
-        raise ValidationFailedError(str(exc)) from exc
-    return schedule
+@dataclass(frozen=True, slots=True)
+class JobDraft:
+    """A new job, as either API describes it."""
+
+    name: str
+    schedule: Schedule
+    timezone: str = "UTC"
+    enabled: bool = True
+    type: int = 0
+    task: TaskSpec | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_seconds: float | None = None
+    priority: int = 5
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobChanges:
+    """Fields of a job to change (named as in JobState); UNSET leaves a field as it is."""
+
+    name: str | UnsetType = UNSET
+    schedule: Schedule | UnsetType = UNSET
+    type: int | UnsetType = UNSET
+    timezone: str | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    task: TaskSpec | UnsetType | None = UNSET
+    retry: RetryPolicy | UnsetType = UNSET
+    timeout_seconds: float | UnsetType | None = UNSET
+    priority: int | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    tags: tuple[str, ...] | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+
+    def given(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in _JOB_FIELDS if not isinstance(getattr(self, f), UnsetType)}
+
+
+# Every changeable field, in JobChanges' order (the order `changed` lists them in events).
+_JOB_FIELDS = tuple(f.name for f in fields(JobChanges))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookChanges:
+    """Fields of a webhook to change; UNSET leaves a field as it is, None clears a nullable one."""
+
+    url: str | UnsetType = UNSET
+    method: str | UnsetType = UNSET
+    headers: dict[str, str] | UnsetType | None = UNSET
+    query_params: dict[str, str] | UnsetType | None = UNSET
+    body_template: str | UnsetType | None = UNSET
+    content_type: str | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
 
 
 def _next_run(state: JobState, now: datetime) -> datetime | None:
     return next_after(state.schedule, state.timezone, now) if state.enabled else None
 
 
+def _following(cls: type[E], loaded: Loaded, state: JobState, now: datetime, **extra: Any) -> E:
+    """The event that follows `loaded`, carrying the job's new complete state."""
+    return cls(
+        event_id=uuid.uuid4(),
+        job_id=state.id,
+        account_id=state.account_id,
+        version=loaded.event.version + 1,
+        occurred_at=now,
+        job=state,
+        next_run_at=None if cls is JobDeleted else _next_run(state, now),
+        **extra,
+    )
+
+
+def _changed_fields(before: msgspec.Struct, after: msgspec.Struct, fields: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f for f in fields if getattr(before, f) != getattr(after, f))
+
+
+def _webhook(state: JobState, webhook_id: UUID) -> WebhookSpec:
+    found = next((w for w in state.webhooks if w.id == webhook_id), None)
+    if found is None:
+        raise _no_webhook(webhook_id)
+    return found
+
+
+def _check_fires(event: JobEvent) -> None:
+    """An enabled job must fire at least once more; a schedule entirely in the past is a mistake."""
+    if event.job.enabled and event.next_run_at is None:
+        kind = kind_of(event.job.schedule)
+        detail = "scheduled_time is in the past" if kind == "date" else "the schedule never fires again"
+        raise ValidationFailedError(detail, field=SCHEDULE_FIELDS[kind])
+
+
+def _check_size(event: JobEvent) -> None:
+    size = len(encode(event))
+    if size > MAX_EVENT_BYTES:
+        raise ValidationFailedError(
+            f"the job would take {size} bytes, over the {MAX_EVENT_BYTES} limit: use fewer or smaller webhooks"
+        )
+
+
+def _no_webhook(webhook_id: UUID) -> WebhookNotFoundError:
+    return WebhookNotFoundError(f"webhook {webhook_id} not found")
+
+
+# What a command does with the loaded job: the event to append, or None when nothing changes.
+Decision = Callable[[Loaded, datetime], JobEvent | None]
+
+
 class JobCommands:
-    def __init__(self, store: JobEventStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        store: JobEventStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        max_timeout_seconds: float = 120.0,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._max_timeout = max_timeout_seconds
 
-    async def create_job(
-        self,
-        principal: Principal,
-        *,
-        account_id: UUID,
-        name: str,
-        cron: str,
-        job_type: int,
-        timezone: str,
-        enabled: bool,
-    ) -> Appended:
+    def _checked_timeout(self, timeout: float | None) -> float | None:
+        if timeout is not None and timeout > self._max_timeout:
+            raise ValidationFailedError(
+                f"timeout_seconds may be at most {self._max_timeout:g} (SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS)",
+                field="timeout_seconds",
+            )
+        return timeout
+
+    async def create_job(self, principal: Principal, *, account_id: UUID, draft: JobDraft) -> Appended:
         principal.check_account(account_id)
-        schedule = _checked_schedule(CronSchedule(expression=cron.strip()), timezone)
+        timezone = checked_timezone(draft.timezone)
+        schedule = checked_schedule(draft.schedule, timezone)
+        if draft.task is not None:
+            checked_task_name(draft.task.name)
         now = self._clock()
         job_id = uuid.uuid4()
         state = JobState(
             id=job_id,
             account_id=account_id,
-            name=name,
-            type=job_type,
+            name=draft.name,
+            type=draft.type,
             schedule=schedule,
             timezone=timezone,
-            enabled=enabled,
+            enabled=draft.enabled,
+            task=draft.task,
+            retry=draft.retry,
+            timeout_seconds=self._checked_timeout(draft.timeout_seconds),
+            priority=draft.priority,
+            description=draft.description,
+            tags=draft.tags,
+            metadata=draft.metadata,
+            created_by=draft.created_by,
             created_at=now,
             updated_at=now,
         )
@@ -84,7 +234,52 @@ class JobCommands:
             job=state,
             next_run_at=_next_run(state, now),
         )
+        _check_fires(event)
+        _check_size(event)
         return Appended(event, await self._store.append(event, 0))
+
+    async def update_job(self, principal: Principal, job_id: UUID, changes: JobChanges) -> Appended:
+        """Change any subset of a job's fields; a new schedule or time zone recomputes the next run."""
+        values = changes.given()
+        if "timezone" in values:
+            values["timezone"] = checked_timezone(values["timezone"])
+        if values.get("task") is not None:
+            checked_task_name(values["task"].name)
+        if "timeout_seconds" in values:
+            values["timeout_seconds"] = self._checked_timeout(values["timeout_seconds"])
+
+        def decide(loaded: Loaded, now: datetime) -> JobEvent | None:
+            current = loaded.event.job
+            state = msgspec.structs.replace(current, **values)
+            if "schedule" in values or "timezone" in values:
+                state = msgspec.structs.replace(state, schedule=checked_schedule(state.schedule, state.timezone))
+            changed = _changed_fields(current, state, _JOB_FIELDS)
+            if not changed:
+                return None
+            state = msgspec.structs.replace(state, updated_at=now)
+            event: JobEvent
+            if changed == ("enabled",):
+                event = _following(JobResumed if state.enabled else JobPaused, loaded, state, now)
+            else:
+                event = _following(JobUpdated, loaded, state, now, changed=changed)
+            if {"schedule", "timezone", "enabled"} & set(changed):
+                _check_fires(event)
+            return event
+
+        return await self._change(principal, job_id, decide)
+
+    async def set_enabled(self, principal: Principal, job_id: UUID, enabled: bool) -> Appended:
+        """Pause (disable) or resume (enable) a job; doing it twice changes nothing."""
+        return await self.update_job(principal, job_id, JobChanges(enabled=enabled))
+
+    async def delete_job(self, principal: Principal, job_id: UUID) -> Appended:
+        """The job stops firing and leaves the read models; its events stay in the log."""
+
+        def decide(loaded: Loaded, now: datetime) -> JobEvent:
+            state = msgspec.structs.replace(loaded.event.job, updated_at=now)
+            return _following(JobDeleted, loaded, state, now)
+
+        return await self._change(principal, job_id, decide)
 
     async def add_webhook(
         self,
@@ -96,15 +291,16 @@ class JobCommands:
         headers: dict[str, str],
         query_params: dict[str, str] | None,
         body_template: str | None,
+        content_type: str,
     ) -> Appended:
         webhook_id = uuid.uuid4()
-        for _ in range(APPEND_ATTEMPTS):
-            loaded = await self._store.load(job_id)
-            if loaded is None or isinstance(loaded.event, JobDeleted):
-                raise JobNotFoundError(f"job {job_id} not found")
+        url = checked_url(url)
+        headers = checked_headers(headers)
+
+        def decide(loaded: Loaded, now: datetime) -> JobEvent:
             current = loaded.event.job
-            principal.check_account(current.account_id)
-            now = self._clock()
+            if len(current.webhooks) >= MAX_WEBHOOKS_PER_JOB:
+                raise ValidationFailedError(f"a job has at most {MAX_WEBHOOKS_PER_JOB} webhooks")
             webhook = WebhookSpec(
                 id=webhook_id,
                 url=url,
@@ -112,20 +308,68 @@ class JobCommands:
                 headers=headers,
                 query_params=query_params,
                 body_template=body_template,
+                content_type=content_type,
                 created_at=now,
                 updated_at=now,
             )
             state = msgspec.structs.replace(current, webhooks=(*current.webhooks, webhook), updated_at=now)
-            event = WebhookAdded(
-                event_id=uuid.uuid4(),
-                job_id=job_id,
-                account_id=current.account_id,
-                version=loaded.event.version + 1,
-                occurred_at=now,
-                job=state,
-                next_run_at=_next_run(state, now),
-                webhook_id=webhook_id,
-            )
+            return _following(WebhookAdded, loaded, state, now, webhook_id=webhook_id)
+
+        return await self._change(principal, job_id, decide)
+
+    async def update_webhook(
+        self, principal: Principal, job_id: UUID, webhook_id: UUID, changes: WebhookChanges
+    ) -> Appended:
+        """Change any subset of a webhook's fields."""
+        values: dict[str, Any] = {
+            name: getattr(changes, name)
+            for name in ("url", "method", "headers", "query_params", "body_template", "content_type", "enabled")
+            if not isinstance(getattr(changes, name), UnsetType)
+        }
+        if values.get("enabled") is True:
+            values["disabled_reason"] = None
+        if "url" in values:
+            values["url"] = checked_url(values["url"])
+        if "headers" in values:
+            values["headers"] = checked_headers(values["headers"] or {})
+
+        def decide(loaded: Loaded, now: datetime) -> JobEvent | None:
+            current = loaded.event.job
+            before = _webhook(current, webhook_id)
+            after = msgspec.structs.replace(before, **values)
+            changed = _changed_fields(before, after, tuple(values))
+            if not changed:
+                return None
+            after = msgspec.structs.replace(after, updated_at=now)
+            webhooks = tuple(after if w.id == webhook_id else w for w in current.webhooks)
+            state = msgspec.structs.replace(current, webhooks=webhooks, updated_at=now)
+            return _following(WebhookUpdated, loaded, state, now, webhook_id=webhook_id, changed=changed)
+
+        return await self._change(principal, job_id, decide, missing=_no_webhook(webhook_id))
+
+    async def remove_webhook(self, principal: Principal, job_id: UUID, webhook_id: UUID) -> Appended:
+        def decide(loaded: Loaded, now: datetime) -> JobEvent:
+            current = loaded.event.job
+            _webhook(current, webhook_id)
+            webhooks = tuple(w for w in current.webhooks if w.id != webhook_id)
+            state = msgspec.structs.replace(current, webhooks=webhooks, updated_at=now)
+            return _following(WebhookRemoved, loaded, state, now, webhook_id=webhook_id)
+
+        return await self._change(principal, job_id, decide, missing=_no_webhook(webhook_id))
+
+    async def _change(
+        self, principal: Principal, job_id: UUID, decide: Decision, missing: SchedulerApiError | None = None
+    ) -> Appended:
+        """Load, check access, decide, append; re-read and retry when someone else wrote in between."""
+        for _ in range(APPEND_ATTEMPTS):
+            loaded = await load_live(self._store, job_id)
+            if loaded is None:
+                raise missing or JobNotFoundError(f"job {job_id} not found")
+            principal.check_account(loaded.event.account_id)
+            event = decide(loaded, self._clock())
+            if event is None:
+                return Appended(loaded.event, loaded.sequence)
+            _check_size(event)
             try:
                 return Appended(event, await self._store.append(event, loaded.sequence))
             except ConcurrencyError:

@@ -10,6 +10,8 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+RECONNECT_TIMEOUT_SECONDS = 2.0
+
 
 class ProjectionWatcher:
     """Tracks how far each stream is projected, from notifications plus a table read as a fallback."""
@@ -20,29 +22,42 @@ class ProjectionWatcher:
         self._positions: dict[str, int] = defaultdict(int)
         self._changed = asyncio.Condition()
         self._conn: asyncpg.Connection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         assert isinstance(payload, str)
         stream, _, position = payload.rpartition(":")
         if position.isdigit() and int(position) > self._positions[stream]:
             self._positions[stream] = int(position)
-            asyncio.get_running_loop().create_task(self._notify_all())
+            task = asyncio.get_running_loop().create_task(self._notify_all())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _notify_all(self) -> None:
         async with self._changed:
             self._changed.notify_all()
 
     async def start(self) -> None:
-        self._conn = await asyncpg.connect(self._dsn, timeout=10)
-        await self._conn.add_listener(self._channel, self._on_notify)
+        await self._listen(timeout=10)
         await self._refresh()
 
+    async def _listen(self, timeout: float) -> None:
+        self._conn = await asyncpg.connect(self._dsn, timeout=timeout)
+        await self._conn.add_listener(self._channel, self._on_notify)
+
     async def _refresh(self) -> None:
-        if self._conn is None or self._conn.is_closed():
-            return
+        """Read positions from the table; re-open the listening connection if it was lost (Postgres restarted)."""
         try:
+            if self._conn is None or self._conn.is_closed():
+                await self._listen(timeout=RECONNECT_TIMEOUT_SECONDS)
+            assert self._conn is not None
             rows = await self._conn.fetch("SELECT stream, position FROM projector_positions")
         except asyncpg.UndefinedTableError:
+            return
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            log.warning("cannot read projection positions: %s", exc)
+            if self._conn is not None:
+                self._conn.terminate()
             return
         for row in rows:
             self._positions[row["stream"]] = max(self._positions[row["stream"]], int(row["position"]))
@@ -65,5 +80,8 @@ class ProjectionWatcher:
 
     async def close(self) -> None:
         if self._conn is not None:
-            await self._conn.close()
+            try:
+                await self._conn.close(timeout=RECONNECT_TIMEOUT_SECONDS)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+                self._conn.terminate()
             self._conn = None

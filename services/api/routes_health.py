@@ -1,12 +1,84 @@
-"""Health of the api process (no token needed)."""
+"""Health of the api and of what it depends on (no token needed)."""
 
 from __future__ import annotations
 
-from litestar import get
+import asyncio
+import contextlib
+from datetime import UTC, datetime
 
-from services.api.schemas import Health
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+
+from services.api.dependencies import Resources
+from services.api.schemas import ConnectionState, Health, HealthDetailed, TickerState
+from shared.contracts.ticker import HEARTBEAT_KEY, HEARTBEAT_STALE_SECONDS, Heartbeat
+
+# A health check must answer quickly even when a dependency hangs.
+CHECK_TIMEOUT_SECONDS = 2.0
 
 
-@get("/health", summary="Liveness", tags=["health"])
+@get("/health", summary="Liveness of the api", tags=["health"], security=[])
 async def health() -> Health:
     return Health(status="healthy", service="scheduler")
+
+
+async def _database(res: Resources) -> ConnectionState:
+    if res.pool is None:
+        return "disconnected"
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await res.pool.fetchval("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure means the database cannot serve queries
+        return "disconnected"
+    return "connected"
+
+
+async def _nats(res: Resources) -> ConnectionState:
+    if res.nc is None or not res.nc.is_connected:
+        return "disconnected"
+    try:
+        await res.nc.flush(timeout=int(CHECK_TIMEOUT_SECONDS))
+    except Exception:  # noqa: BLE001 - no round trip means no event store
+        return "disconnected"
+    return "connected"
+
+
+async def _ticker(res: Resources) -> Heartbeat | None:
+    if res.ticker_kv is None:
+        return None
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            entry = await res.ticker_kv.get(HEARTBEAT_KEY)
+        if entry.value:
+            return msgspec.json.decode(entry.value, type=Heartbeat)
+    return None
+
+
+@get(
+    "/health/detailed",
+    summary="Readiness: database, NATS and the ticker's heartbeat; 503 when any is down",
+    tags=["health"],
+    security=[],
+    responses={503: ResponseSpec(data_container=HealthDetailed, description="Something is down; the keys say what")},
+)
+async def health_detailed(state: State) -> Response[HealthDetailed]:
+    res: Resources = state.resources
+    database, nats, beat = await asyncio.gather(_database(res), _nats(res), _ticker(res))
+    ticker: TickerState
+    if beat is not None:
+        age = (datetime.now(UTC) - beat.at).total_seconds()
+        ticker = "running" if age <= HEARTBEAT_STALE_SECONDS else "stopped"
+    else:
+        ticker = "unknown" if nats == "disconnected" else "stopped"
+    healthy = database == "connected" and nats == "connected" and ticker == "running"
+    body = HealthDetailed(
+        status="healthy" if healthy else "unhealthy",
+        service="scheduler",
+        database=database,
+        nats=nats,
+        scheduler_service=ticker,
+        scheduler_heartbeat_at=beat.at if beat else None,
+    )
+    return Response(body, status_code=200 if healthy else 503)

@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, get, post
+import asyncpg
+from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from msgspec import UNSET, UnsetType
 
 from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import JobNotFoundError
-from services.api.read_models import get_job, list_executions, schedule_text
-from services.api.schemas import ExecutionOut, ExecutionStatus, JobCreate, JobOut, Page
-from shared.contracts.jobs import JobEvent
+from services.api.job_commands import Appended, JobChanges, JobDraft
+from services.api.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.read_models import get_job, list_executions, list_jobs, retry_policy_body, schedule_text
+from services.api.schemas import (
+    ExecutionOut,
+    ExecutionStatus,
+    JobCreate,
+    JobOut,
+    JobUpdate,
+    Page,
+    RetryPolicyBody,
+)
+from shared.contracts.jobs import JobEvent, RetryPolicy
+from shared.contracts.schedules import CronSchedule
+
+log = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
+# Deep offsets cost a scan of everything skipped; beyond this, narrow the query instead.
+MAX_SKIP = 1_000_000
 
 
 def parse_id(raw: str, error: type[Exception], what: str) -> UUID:
@@ -27,7 +46,7 @@ def parse_id(raw: str, error: type[Exception], what: str) -> UUID:
         raise error(f"{what} {raw!r} not found") from None
 
 
-def job_from_event(event: JobEvent) -> JobOut:
+def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobOut:
     job = event.job
     return JobOut(
         id=job.id,
@@ -37,10 +56,22 @@ def job_from_event(event: JobEvent) -> JobOut:
         type=job.type,
         timezone=job.timezone,
         enabled=job.enabled,
-        last_run_at=None,
+        last_run_at=last_run_at,
         next_run_at=event.next_run_at,
         created_at=job.created_at,
         updated_at=job.updated_at,
+        retry_policy=retry_policy_body(job.retry),
+        timeout_seconds=job.timeout_seconds,
+    )
+
+
+def retry_policy_of(body: RetryPolicyBody) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=body.max_attempts,
+        base_delay_seconds=body.backoff_seconds,
+        backoff=body.backoff_type,
+        jitter=body.jitter,
+        max_delay_seconds=body.max_backoff_seconds,
     )
 
 
@@ -54,40 +85,133 @@ async def load_job(res: Resources, principal: Principal, raw_id: str) -> JobOut:
     return job
 
 
+async def changed_job(res: Resources, appended: Appended) -> JobOut:
+    """The job as a command left it, once the read model has it (for last_run_at, which only it knows).
+
+    The change is already in the log: if Postgres cannot answer now, the response still says what was done.
+    """
+    await await_projection(res, appended.sequence)
+    assert res.pool is not None
+    try:
+        current = await get_job(res.pool, appended.event.job_id)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.warning("job %s changed, but its last run time cannot be read: %s", appended.event.job_id, exc)
+        current = None
+    if current is not None and current.updated_at == appended.event.job.updated_at:
+        return current  # the read model has this version, with the ticker's latest next_run_at
+    return job_from_event(appended.event, current.last_run_at if current else None)
+
+
 class JobController(Controller):
     path = "/api/jobs"
     tags = ["jobs"]
+    security = BEARER
 
-    @post("/", status_code=201, summary="Create a job")
+    @post("/", status_code=201, summary="Create a job", responses=error_responses(400, *PROTECTED))
     async def create(
         self, data: JSONBody[JobCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> JobOut:
         assert res.commands is not None
-        appended = await res.commands.create_job(
-            principal,
-            account_id=data.account_id,
+        draft = JobDraft(
             name=data.name,
-            cron=data.schedule,
-            job_type=data.type,
+            schedule=CronSchedule(expression=data.schedule),
+            type=data.type,
             timezone=data.timezone,
             enabled=data.enabled,
+            retry=retry_policy_of(data.retry_policy or RetryPolicyBody()),
+            timeout_seconds=data.timeout_seconds,
         )
+        appended = await res.commands.create_job(principal, account_id=data.account_id, draft=draft)
         await await_projection(res, appended.sequence)
         return job_from_event(appended.event)
 
-    @get("/{job_id:str}", summary="Get a job")
+    @get("/", summary="List an account's jobs, newest first", responses=error_responses(400, *PROTECTED))
+    async def index(
+        self,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        account_id: FromQuery[UUID],
+        skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
+        enabled: FromQuery[bool | None] = None,
+    ) -> Page[JobOut]:
+        principal.check_account(account_id)
+        assert res.pool is not None
+        items, total = await list_jobs(res.pool, account_id, skip=skip, limit=limit, enabled=enabled)
+        return Page(items=items, total=total, skip=skip, limit=limit)
+
+    @get("/{job_id:str}", summary="Get a job", responses=error_responses(400, 404, *PROTECTED))
     async def read(
         self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> JobOut:
         return await load_job(res, principal, job_id)
 
-    @get("/{job_id:str}/executions", summary="Execution history of a job, newest first")
+    @put(
+        "/{job_id:str}",
+        summary="Update any subset of a job's fields",
+        responses=error_responses(400, 404, 409, *PROTECTED),
+    )
+    async def update(
+        self,
+        job_id: FromPath[str],
+        data: JSONBody[JobUpdate],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> JobOut:
+        assert res.commands is not None
+        schedule = UNSET if isinstance(data.schedule, UnsetType) else CronSchedule(expression=data.schedule)
+        retry = UNSET if isinstance(data.retry_policy, UnsetType) else retry_policy_of(data.retry_policy)
+        changes = JobChanges(
+            name=data.name,
+            schedule=schedule,
+            type=data.type,
+            timezone=data.timezone,
+            enabled=data.enabled,
+            retry=retry,
+            timeout_seconds=data.timeout_seconds,
+        )
+        appended = await res.commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
+        return await changed_job(res, appended)
+
+    @delete(
+        "/{job_id:str}", status_code=204, summary="Delete a job", responses=error_responses(400, 404, 409, *PROTECTED)
+    )
+    async def remove(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> None:
+        assert res.commands is not None
+        appended = await res.commands.delete_job(principal, parse_id(job_id, JobNotFoundError, "job"))
+        await await_projection(res, appended.sequence)
+
+    @patch("/{job_id:str}/enable", summary="Enable a job", responses=error_responses(400, 404, 409, *PROTECTED))
+    async def enable(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> JobOut:
+        return await self._set_enabled(job_id, principal, res, enabled=True)
+
+    @patch("/{job_id:str}/disable", summary="Disable a job", responses=error_responses(400, 404, 409, *PROTECTED))
+    async def disable(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> JobOut:
+        return await self._set_enabled(job_id, principal, res, enabled=False)
+
+    @staticmethod
+    async def _set_enabled(job_id: str, principal: Principal, res: Resources, *, enabled: bool) -> JobOut:
+        assert res.commands is not None
+        appended = await res.commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), enabled)
+        return await changed_job(res, appended)
+
+    @get(
+        "/{job_id:str}/executions",
+        summary="Execution history of a job, newest first",
+        responses=error_responses(400, 404, *PROTECTED),
+    )
     async def executions(
         self,
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
-        skip: Annotated[int, QueryParameter(ge=0)] = 0,
+        skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
         status: FromQuery[ExecutionStatus | None] = None,
     ) -> Page[ExecutionOut]:

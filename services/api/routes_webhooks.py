@@ -2,24 +2,65 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import WebhookNotFoundError
+from services.api.job_commands import Appended, WebhookChanges
+from services.api.openapi_docs import BEARER, PROTECTED, error_responses
 from services.api.read_models import get_webhook
 from services.api.routes_jobs import parse_id
-from services.api.schemas import WebhookCreate, WebhookOut
-from shared.contracts.jobs import WebhookAdded
+from services.api.schemas import WebhookCreate, WebhookOut, WebhookUpdate
+from shared.contracts.jobs import WebhookAdded, WebhookUpdated
+
+
+def webhook_from_event(appended: Appended) -> WebhookOut:
+    event = appended.event
+    assert isinstance(event, (WebhookAdded, WebhookUpdated))
+    spec = next(w for w in event.job.webhooks if w.id == event.webhook_id)
+    return WebhookOut(
+        id=spec.id,
+        job_id=event.job_id,
+        url=spec.url,
+        method=spec.method,
+        headers=spec.headers,
+        query_params=spec.query_params,
+        body_template=spec.body_template,
+        content_type=spec.content_type,
+        created_at=spec.created_at,
+        updated_at=spec.updated_at,
+        enabled=spec.enabled,
+        disabled_reason=spec.disabled_reason,
+    )
+
+
+async def find_webhook(res: Resources, principal: Principal, raw_id: str) -> WebhookOut:
+    """The webhook, if it exists and the caller may access its job's account."""
+    webhook_id = parse_id(raw_id, WebhookNotFoundError, "webhook")
+    assert res.pool is not None
+    found = await get_webhook(res.pool, webhook_id)
+    if found is None:
+        raise WebhookNotFoundError(f"webhook {webhook_id} not found")
+    webhook, account_id = found
+    principal.check_account(account_id)
+    return webhook
+
+
+WEBHOOK_ERRORS = error_responses(400, 404, *PROTECTED, not_found="WEBHOOK_NOT_FOUND")
+WEBHOOK_CHANGE_ERRORS = error_responses(400, 404, 409, *PROTECTED, not_found="WEBHOOK_NOT_FOUND")
 
 
 class WebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
+    security = BEARER
 
-    @post("/", status_code=201, summary="Attach a webhook to a job")
+    @post(
+        "/", status_code=201, summary="Attach a webhook to a job", responses=error_responses(400, 404, 409, *PROTECTED)
+    )
     async def create(
         self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> WebhookOut:
@@ -32,32 +73,56 @@ class WebhookController(Controller):
             headers=data.headers or {},
             query_params=data.query_params,
             body_template=data.body_template,
+            content_type=data.content_type,
         )
         await await_projection(res, appended.sequence)
-        event = appended.event
-        assert isinstance(event, WebhookAdded)
-        spec = next(w for w in event.job.webhooks if w.id == event.webhook_id)
-        return WebhookOut(
-            id=spec.id,
-            job_id=event.job_id,
-            url=spec.url,
-            method=spec.method,
-            headers=spec.headers,
-            query_params=spec.query_params,
-            body_template=spec.body_template,
-            created_at=spec.created_at,
-            updated_at=spec.updated_at,
-        )
+        return webhook_from_event(appended)
 
-    @get("/{webhook_id:str}", summary="Get a webhook")
+    @get("/{webhook_id:str}", summary="Get a webhook", responses=WEBHOOK_ERRORS)
     async def read(
         self, webhook_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> WebhookOut:
-        wid = parse_id(webhook_id, WebhookNotFoundError, "webhook")
-        assert res.pool is not None
-        found = await get_webhook(res.pool, wid)
-        if found is None:
-            raise WebhookNotFoundError(f"webhook {wid} not found")
-        webhook, account_id = found
-        principal.check_account(account_id)
-        return webhook
+        return await find_webhook(res, principal, webhook_id)
+
+    @put(
+        "/{webhook_id:str}",
+        summary="Update any subset of a webhook's fields",
+        responses=WEBHOOK_CHANGE_ERRORS,
+    )
+    async def update(
+        self,
+        webhook_id: FromPath[str],
+        data: JSONBody[WebhookUpdate],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> WebhookOut:
+        assert res.commands is not None
+        current = await find_webhook(res, principal, webhook_id)
+        changes = WebhookChanges(
+            url=data.url,
+            method=data.method,
+            headers=data.headers,
+            query_params=data.query_params,
+            body_template=data.body_template,
+            content_type=data.content_type,
+            enabled=data.enabled,
+        )
+        appended = await res.commands.update_webhook(principal, current.job_id, current.id, changes)
+        await await_projection(res, appended.sequence)
+        if isinstance(appended.event, WebhookUpdated) and appended.event.webhook_id == current.id:
+            return webhook_from_event(appended)
+        return current  # nothing changed
+
+    @delete(
+        "/{webhook_id:str}",
+        status_code=204,
+        summary="Delete a webhook",
+        responses=error_responses(400, 404, 409, *PROTECTED),
+    )
+    async def remove(
+        self, webhook_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> None:
+        assert res.commands is not None
+        current = await find_webhook(res, principal, webhook_id)
+        appended = await res.commands.remove_webhook(principal, current.job_id, current.id)
+        await await_projection(res, appended.sequence)

@@ -7,24 +7,71 @@ from typing import Annotated, Generic, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+from shared.contracts.timers import MAX_TIMER_DELAY_SECONDS
+
+# Postgres text and jsonb cannot hold NUL, so no string may carry one into the read models.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
+CronText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL, examples=["0 2 * * *"])]
+TimeZone = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL, examples=["UTC", "America/New_York"])
+]
+# Stored as a Postgres integer.
+JobType = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=NO_NUL)]
 HttpMethod = Literal["GET", "POST", "PUT", "DELETE", "PATCH"]
+ContentType = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\r\n\x00]+$")]
+# Bounds keep a job's event (which carries all its webhooks) well under NATS's message size limit.
+_Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
+_Value = Annotated[str, msgspec.Meta(max_length=8192, pattern=NO_NUL)]
+StringMap = Annotated[dict[_Key, _Value], msgspec.Meta(max_length=64)]
+BodyTemplate = Annotated[str, msgspec.Meta(max_length=65536, pattern=NO_NUL)]
 ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter"]
 
 T = TypeVar("T")
 
+BackoffSeconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_TIMER_DELAY_SECONDS)]
+TimeoutSeconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
-class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """Body of POST /api/jobs."""
+
+class RetryPolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How failed attempts are retried. `max_attempts` counts the first attempt; the wait before attempt n + 1 is
+    backoff_seconds * 2^(n-1) (exponential), * n (linear) or as is (fixed), at most max_backoff_seconds, then spread
+    by +-jitter (a fraction). A receiver's Retry-After (429, 503) replaces the computed wait."""
+
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    backoff_seconds: BackoffSeconds = 60.0
+    backoff_type: Literal["exponential", "linear", "fixed"] = "exponential"
+    jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    max_backoff_seconds: BackoffSeconds = 3600.0
+
+
+class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /api/jobs. Unknown fields are refused, so a misspelt one is not silently ignored."""
 
     account_id: UUID
     name: Name
-    schedule: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-    type: int
-    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+    schedule: CronText
+    type: JobType
+    timezone: TimeZone = "UTC"
     enabled: bool = True
+    retry_policy: RetryPolicyBody | None = None
+    timeout_seconds: TimeoutSeconds | None = None
+
+
+class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of PUT /api/jobs/{job_id}: any subset of the fields; the others stay as they are."""
+
+    name: Name | UnsetType = UNSET
+    schedule: CronText | UnsetType = UNSET
+    type: JobType | UnsetType = UNSET
+    timezone: TimeZone | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    retry_policy: RetryPolicyBody | UnsetType = UNSET
+    # null goes back to the dispatcher's default.
+    timeout_seconds: TimeoutSeconds | UnsetType | None = UNSET
 
 
 class JobOut(msgspec.Struct, kw_only=True):
@@ -41,17 +88,33 @@ class JobOut(msgspec.Struct, kw_only=True):
     next_run_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    retry_policy: RetryPolicyBody
+    timeout_seconds: float | None
 
 
-class WebhookCreate(msgspec.Struct, kw_only=True):
+class WebhookCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of POST /webhooks."""
 
     job_id: UUID
     url: Url
     method: HttpMethod
-    headers: dict[str, str] | None = None
-    query_params: dict[str, str] | None = None
-    body_template: str | None = None
+    headers: StringMap | None = None
+    query_params: StringMap | None = None
+    body_template: BodyTemplate | None = None
+    content_type: ContentType = "application/json"
+
+
+class WebhookUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of PUT /webhooks/{webhook_id}: any subset; null clears headers, query_params or body_template."""
+
+    url: Url | UnsetType = UNSET
+    method: HttpMethod | UnsetType = UNSET
+    headers: StringMap | UnsetType | None = UNSET
+    query_params: StringMap | UnsetType | None = UNSET
+    body_template: BodyTemplate | UnsetType | None = UNSET
+    content_type: ContentType | UnsetType = UNSET
+    # true switches a webhook back on after its receiver answered 410 Gone.
+    enabled: bool | UnsetType = UNSET
 
 
 class WebhookOut(msgspec.Struct, kw_only=True):
@@ -64,8 +127,11 @@ class WebhookOut(msgspec.Struct, kw_only=True):
     headers: dict[str, str]
     query_params: dict[str, str] | None
     body_template: str | None
+    content_type: str
     created_at: datetime
     updated_at: datetime
+    enabled: bool = True
+    disabled_reason: str | None = None
 
 
 class ExecutionOut(msgspec.Struct, kw_only=True):
@@ -86,6 +152,8 @@ class ExecutionOut(msgspec.Struct, kw_only=True):
     worker_id: str | None
     duration_ms: int | None
     created_at: datetime
+    retry_at: datetime | None = None
+    dead_lettered_at: datetime | None = None
 
 
 class Page(msgspec.Struct, Generic[T], kw_only=True):
@@ -100,6 +168,49 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 class Health(msgspec.Struct, kw_only=True):
     status: str
     service: str
+
+
+ConnectionState = Literal["connected", "disconnected"]
+TickerState = Literal["running", "stopped", "unknown"]
+
+
+class HealthDetailed(msgspec.Struct, kw_only=True):
+    """One key per real dependency. `scheduler_service` is the ticker, judged by its heartbeat."""
+
+    status: Literal["healthy", "unhealthy"]
+    service: str
+    database: ConnectionState
+    nats: ConnectionState
+    scheduler_service: TickerState
+    scheduler_heartbeat_at: datetime | None
+
+
+class JobCounts(msgspec.Struct, kw_only=True):
+    total: int
+    enabled: int
+    disabled: int
+
+
+class ExecutionCounts(msgspec.Struct, kw_only=True):
+    """Executions by status. success_rate is success over all executions, in percent, as the document computes it."""
+
+    total: int
+    queued: int
+    running: int
+    success: int
+    failure: int
+    timed_out: int
+    dead_letter: int
+    success_rate: float
+    avg_duration_ms: float
+
+
+class Metrics(msgspec.Struct, kw_only=True):
+    """GET /metrics: counts over the caller's accounts."""
+
+    timestamp: datetime
+    jobs: JobCounts
+    executions: ExecutionCounts
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):

@@ -7,46 +7,41 @@ redelivers the message, and the deterministic message ids keep the history exact
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from datetime import UTC, datetime
-from typing import TypedDict
-from uuid import UUID
+from http import HTTPStatus
+from typing import Any
 
 import aiohttp
-import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
 from services.dispatcher.webhook_delivery import DeliveryOutcome, deliver
-from shared.bus.connection import connect
-from shared.bus.streams import ensure_streams
-from shared.contracts.codec import decode_execution_event, encode
+from shared.bus.connection import connect, disconnect
+from shared.bus.executions import hand_over_task, publish_result
+from shared.bus.failures import FailureFate, disable_webhook, record_failure
+from shared.bus.job_store import NatsJobEventStore
+from shared.bus.prioritized import PrioritizedConsumer, Slots
+from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
+from shared.bus.streams import ensure_streams, timers_bucket
 from shared.contracts.executions import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionStarted,
     ExecutionSucceeded,
+    envelope_of,
 )
 from shared.contracts.subjects import Names
+from shared.delivery.backoff import retry_after_seconds
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-FETCH_BATCH = 64
-RETRY_PUBLISH_DELAY_SECONDS = 1.0
-
-
-class _Envelope(TypedDict):
-    """The fields every result event copies from its request."""
-
-    execution_id: UUID
-    occurrence_id: str
-    job_id: UUID
-    account_id: UUID
-    attempt: int
 
 
 def _now() -> datetime:
@@ -59,7 +54,9 @@ class Dispatcher:
         self._names = Names(settings.namespace)
         self._nc: Client | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._timers: KeyValue | None = None
+        self._store: NatsJobEventStore | None = None
+        self._secrets: SigningSecretStore | None = None
         self._worker_id = settings.worker_id
 
     async def start(self) -> None:
@@ -67,53 +64,29 @@ class Dispatcher:
         js = self._nc.jetstream()
         await ensure_streams(js, self._settings)
         await ensure_dispatcher_consumer(js, self._settings)
+        self._timers = await timers_bucket(js, self._settings)
+        self._store = NatsJobEventStore(js, self._names)
+        self._secrets = SigningSecretStore(await signing_bucket(js, self._settings))
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._settings.dispatcher_concurrency)
         )
 
-    async def _publish(
-        self,
-        js: JetStreamContext,
-        kind: str,
-        event: ExecutionStarted | ExecutionSucceeded | ExecutionFailed,
-        msg_id: str,
-    ) -> None:
-        subject = self._names.execution_subject(kind, event.account_id, event.job_id)
-        await js.publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
-
-    async def _handle(self, js: JetStreamContext, msg: Msg) -> None:
-        try:
-            request = decode_execution_event(msg.data)
-        except msgspec.ValidationError as exc:
-            log.error("terminating undecodable message on %s: %s", msg.subject, exc)
-            await msg.term()
-            return
-        if not isinstance(request, ExecutionRequested):
-            await msg.term()
-            return
-        try:
+    async def _handle(self, js: JetStreamContext, request: ExecutionRequested, _msg: Msg) -> None:
+        if request.task is not None:
+            # Workers run tasks and record them; the dispatcher only queues them in the TASKS stream.
+            await hand_over_task(js, self._names, request)
+        else:
             await self._execute(js, request)
-        except (TimeoutError, nats.errors.Error, OSError) as exc:
-            # The result could not be stored: hand the message back so another attempt records it.
-            log.warning("could not record execution %s, will retry: %s", request.execution_id, exc)
-            await msg.nak(delay=RETRY_PUBLISH_DELAY_SECONDS)
-            return
-        await msg.ack()
 
     async def _execute(self, js: JetStreamContext, request: ExecutionRequested) -> None:
         assert self._session is not None
         worker = self._worker_id
-        common = _Envelope(
-            execution_id=request.execution_id,
-            occurrence_id=request.occurrence_id,
-            job_id=request.job_id,
-            account_id=request.account_id,
-            attempt=request.attempt,
-        )
+        common = envelope_of(request)
         started_at = _now()
         base = str(request.execution_id)
-        await self._publish(
+        await publish_result(
             js,
+            self._names,
             "started",
             ExecutionStarted(**common, occurred_at=started_at, worker_id=worker, started_at=started_at),
             f"{base}:started",
@@ -121,39 +94,50 @@ class Dispatcher:
         if request.webhook is None:
             outcome = DeliveryOutcome(0, error="the job has no webhook to deliver to")
         else:
+            assert self._secrets is not None
+            secrets = (await self._secrets.get(request.account_id, started_at)).active(started_at)
             outcome = await deliver(
-                self._session, request, self._settings.delivery_timeout_seconds, self._settings.response_body_limit
+                self._session,
+                request,
+                self._timeout_of(request),
+                self._settings.response_body_limit,
+                secrets,
+                started_at,
             )
         finished_at = _now()
-        result: ExecutionSucceeded | ExecutionFailed
+        ended: dict[str, Any] = {
+            "occurred_at": finished_at,
+            "worker_id": worker,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "duration_ms": outcome.duration_ms,
+            "response_code": outcome.response_code,
+            "response_body": outcome.response_body,
+        }
         if outcome.error is None:
-            assert outcome.response_code is not None
-            result = ExecutionSucceeded(
-                **common,
-                occurred_at=finished_at,
-                worker_id=worker,
-                started_at=started_at,
-                finished_at=finished_at,
-                duration_ms=outcome.duration_ms,
-                response_code=outcome.response_code,
-                response_body=outcome.response_body,
-            )
-            kind = "succeeded"
-        else:
-            result = ExecutionFailed(
-                **common,
-                occurred_at=finished_at,
-                worker_id=worker,
-                started_at=started_at,
-                finished_at=finished_at,
-                duration_ms=outcome.duration_ms,
-                error=outcome.error,
-                timed_out=outcome.timed_out,
-                response_code=outcome.response_code,
-                response_body=outcome.response_body,
-            )
-            kind = "failed"
-        await self._publish(js, kind, result, f"{base}:result")
+            succeeded = ExecutionSucceeded(**common, **ended)
+            await publish_result(js, self._names, "succeeded", succeeded, f"{base}:result")
+            return
+        failed = ExecutionFailed(**common, **ended, error=outcome.error, timed_out=outcome.timed_out)
+        assert self._timers is not None and self._store is not None
+        fate = self._fate_of(request, outcome, finished_at)
+        if outcome.response_code == HTTPStatus.GONE and request.webhook is not None:
+            reason = "the receiver answered 410 Gone; the webhook is disabled"
+            await disable_webhook(js, self._names, self._store, request, request.webhook.id, reason, finished_at)
+        await record_failure(js, self._names, self._timers, request, failed, fate, finished_at)
+
+    def _timeout_of(self, request: ExecutionRequested) -> float:
+        wanted = request.timeout_seconds or self._settings.delivery_timeout_seconds
+        return min(wanted, self._settings.max_delivery_timeout_seconds)
+
+    @staticmethod
+    def _fate_of(request: ExecutionRequested, outcome: DeliveryOutcome, now: datetime) -> FailureFate:
+        """2xx never gets here; 410 and requests that cannot be sent are final; the rest retry by policy."""
+        if request.webhook is None:
+            return FailureFate(retryable=False, dead_letter=False)
+        if outcome.unsendable or outcome.response_code == HTTPStatus.GONE:
+            return FailureFate(retryable=False)
+        return FailureFate(retry_after=retry_after_seconds(outcome.retry_after, now))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and deliver until `stop` is set; in-flight deliveries finish before it returns."""
@@ -161,26 +145,19 @@ class Dispatcher:
             await self.start()
         assert self._nc is not None
         js = self._nc.jetstream()
-        consumer = self._names.dispatcher_consumer
-        sub = await js.pull_subscribe_bind(consumer, stream=self._names.executions_stream)
+        sub = await js.pull_subscribe_bind(self._names.dispatcher_consumer, stream=self._names.executions_stream)
+        consumer = PrioritizedConsumer(
+            sub,
+            functools.partial(self._handle, js),
+            slots=Slots(self._settings.dispatcher_concurrency),
+            lookahead=self._settings.dispatch_lookahead,
+            ack_wait_seconds=self._settings.ack_wait_seconds,
+        )
         try:
-            while not stop.is_set():
-                free = self._settings.dispatcher_concurrency - len(self._in_flight)
-                if free <= 0:
-                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                try:
-                    msgs = await sub.fetch(min(free, FETCH_BATCH), timeout=0.5)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                for msg in msgs:
-                    task = asyncio.create_task(self._handle(js, msg))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
+            await consumer.run(stop)
         finally:
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
-            await sub.unsubscribe()
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
             await self.close()
 
     async def close(self) -> None:
@@ -188,7 +165,7 @@ class Dispatcher:
             await self._session.close()
             self._session = None
         if self._nc is not None:
-            await self._nc.drain()
+            await disconnect(self._nc)
             self._nc = None
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aiohttp
+from multidict import CIMultiDict
 from yarl import URL
 
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.jobs import WebhookSpec
+from shared.delivery.signing import signature_headers
 
 USER_AGENT = "scheduler-dispatcher/0.1"
 
@@ -24,46 +28,82 @@ class DeliveryOutcome:
     response_body: str | None = None
     error: str | None = None
     timed_out: bool = False
+    # The receiver's Retry-After header (429 and 503 only).
+    retry_after: str | None = None
+    # The request could not even be built (a URL or header the HTTP client refuses): retrying cannot help.
+    unsendable: bool = False
 
 
-def _request_headers(webhook: WebhookSpec, request: ExecutionRequested) -> dict[str, str]:
-    headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+def _request_headers(webhook: WebhookSpec, request: ExecutionRequested) -> CIMultiDict[str]:
+    # Case-insensitive, so a webhook's "content-type" replaces the default instead of doubling it.
+    headers = CIMultiDict({"User-Agent": USER_AGENT})
+    if webhook.body_template is not None:
+        headers["Content-Type"] = webhook.content_type
     headers.update(webhook.headers)
     headers["webhook-id"] = request.occurrence_id
     return headers
 
 
+async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to `limit` bytes of the body: read(n) returns what has arrived so far, which may be less."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
 async def deliver(
-    session: aiohttp.ClientSession, request: ExecutionRequested, timeout: float, body_limit: int
+    session: aiohttp.ClientSession,
+    request: ExecutionRequested,
+    timeout: float,
+    body_limit: int,
+    secrets: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> DeliveryOutcome:
     """Call the webhook once. 2xx is success; anything else (3xx included) is a failure with a reason."""
     webhook = request.webhook
     assert webhook is not None
-    url = URL(webhook.url)
-    if webhook.query_params:
-        url = url.update_query(webhook.query_params)
     body = webhook.body_template.encode() if webhook.body_template is not None else None
     started = time.monotonic()
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    headers = _request_headers(webhook, request)
+    if secrets:
+        signed_at = now or datetime.now(UTC)
+        headers.update(signature_headers(secrets, request.occurrence_id, signed_at, webhook.body_template or ""))
     try:
+        url = URL(webhook.url)
+        if webhook.query_params:
+            url = url.update_query(webhook.query_params)
         async with asyncio.timeout(timeout):
             async with session.request(
                 webhook.method,
                 url,
                 data=body,
-                headers=_request_headers(webhook, request),
+                headers=headers,
                 allow_redirects=False,
             ) as response:
-                raw = await response.content.read(body_limit)
+                raw = await _read_at_most(response.content, body_limit)
                 text = raw.decode("utf-8", errors="replace")
                 code = response.status
+                retry_after = response.headers.get("Retry-After") if code in (429, 503) else None
     except TimeoutError:
         return DeliveryOutcome(elapsed(), error=f"no response within {timeout:g} s", timed_out=True)
     except aiohttp.ClientError as exc:
         return DeliveryOutcome(elapsed(), error=f"{type(exc).__name__}: {exc}")
+    except ValueError as exc:  # a URL or header the HTTP client refuses (UnicodeError is a ValueError): not retryable
+        return DeliveryOutcome(elapsed(), error=f"the request could not be built: {exc}", unsendable=True)
     if 200 <= code < 300:
         return DeliveryOutcome(elapsed(), response_code=code, response_body=text)
-    return DeliveryOutcome(elapsed(), response_code=code, response_body=text, error=f"receiver answered HTTP {code}")
+    return DeliveryOutcome(
+        elapsed(),
+        response_code=code,
+        response_body=text,
+        error=f"receiver answered HTTP {code}",
+        retry_after=retry_after,
+    )

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from shared.contracts.executions import (
+    ExecutionDeadLettered,
     ExecutionEvent,
     ExecutionFailed,
     ExecutionRequested,
+    ExecutionRetryScheduled,
     ExecutionStarted,
     ExecutionSucceeded,
+    WebhookDisabledByReceiver,
 )
-from shared.db.pool import DbConnection
+from shared.db.pool import DbConnection, without_nul
 
 _INSERT_REQUESTED = """
-INSERT INTO executions (id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)
+INSERT INTO executions (
+    id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
+    redrive, timeout_seconds
+)
+VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12)
 ON CONFLICT DO NOTHING
 """
 
@@ -24,6 +30,19 @@ ON CONFLICT (job_id) DO UPDATE SET
 WHERE job_runs.last_run_at < EXCLUDED.last_run_at
 """
 
+_RETRY_SCHEDULED = "UPDATE executions SET retry_at = $2 WHERE id = $1"
+
+# A re-driven occurrence leaves the dead-letter list: its last attempt is no longer waiting for anyone.
+_REDRIVEN = """
+UPDATE executions SET status = 'failure'
+WHERE occurrence_id = $1 AND webhook_id IS NOT DISTINCT FROM $2 AND attempt < $3 AND status = 'dead_letter'
+"""
+
+_DEAD_LETTERED = """
+UPDATE executions SET status = 'dead_letter', dead_lettered_at = $2
+WHERE id = $1 AND status IN ('failure', 'timed_out')
+"""
+
 _STARTED = """
 UPDATE executions SET status = 'running', started_at = $2, worker_id = $3
 WHERE id = $1 AND status = 'queued'
@@ -31,13 +50,16 @@ WHERE id = $1 AND status = 'queued'
 
 _FINISHED = """
 UPDATE executions SET status = $2, started_at = COALESCE(started_at, $3), finished_at = $4, duration_ms = $5,
-    worker_id = $6, response_code = $7, response_body = $8, error = $9
+    worker_id = $6, response_code = $7, response_body = $8, error = $9, result = $10, traceback = $11
 WHERE id = $1 AND status IN ('queued', 'running')
 """
 
 
-async def apply_execution_event(conn: DbConnection, event: ExecutionEvent) -> None:
-    """Record one execution transition; transitions never move a finished execution back."""
+async def apply_execution_event(conn: DbConnection, event: ExecutionEvent, sequence: int) -> None:
+    """Record one execution transition; transitions never move a finished execution back.
+
+    An execution's number is the stream sequence of its ExecutionRequested.
+    """
     if isinstance(event, ExecutionRequested):
         webhook_id = event.webhook.id if event.webhook else None
         await conn.execute(
@@ -50,7 +72,15 @@ async def apply_execution_event(conn: DbConnection, event: ExecutionEvent) -> No
             event.nominal_time,
             event.attempt,
             event.occurred_at,
+            sequence,
+            event.manual,
+            event.redrive,
+            event.timeout_seconds,
         )
+        if event.redrive:
+            await conn.execute(_REDRIVEN, event.occurrence_id, webhook_id, event.attempt)
+        if event.manual or event.attempt > 1:
+            return  # a run on demand, a retry or a re-drive does not move the schedule
         await conn.execute(_ADVANCE_JOB, event.job_id, event.nominal_time, event.next_run_at, event.job_version)
     elif isinstance(event, ExecutionStarted):
         await conn.execute(_STARTED, event.execution_id, event.started_at, event.worker_id)
@@ -64,9 +94,17 @@ async def apply_execution_event(conn: DbConnection, event: ExecutionEvent) -> No
             event.duration_ms,
             event.worker_id,
             event.response_code,
-            event.response_body,
+            without_nul(event.response_body),
+            None,
+            event.result,
             None,
         )
+    elif isinstance(event, ExecutionRetryScheduled):
+        await conn.execute(_RETRY_SCHEDULED, event.execution_id, event.retry_at)
+    elif isinstance(event, ExecutionDeadLettered):
+        await conn.execute(_DEAD_LETTERED, event.execution_id, event.occurred_at)
+    elif isinstance(event, WebhookDisabledByReceiver):
+        return  # the job event that disables the webhook updates the webhooks table
     else:
         assert isinstance(event, ExecutionFailed)
         await conn.execute(
@@ -78,6 +116,8 @@ async def apply_execution_event(conn: DbConnection, event: ExecutionEvent) -> No
             event.duration_ms,
             event.worker_id,
             event.response_code,
-            event.response_body,
-            event.error,
+            without_nul(event.response_body),
+            without_nul(event.error),
+            None,
+            without_nul(event.traceback),
         )

@@ -4,30 +4,43 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.contracts.jobs import JobDeleted, JobEvent
+from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent
+from shared.contracts.schedules import kind_of
 from shared.db.pool import DbConnection
 
 _UPSERT_JOB = """
-INSERT INTO jobs (id, account_id, name, type, schedule, timezone, enabled, version, next_run_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+INSERT INTO jobs (
+    id, account_id, name, type, schedule, timezone, enabled, version, next_run_at, created_at, updated_at,
+    number, kind, task, retry, priority, description, tags, metadata, created_by, timeout_seconds
+)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, type = EXCLUDED.type, schedule = EXCLUDED.schedule, timezone = EXCLUDED.timezone,
     enabled = EXCLUDED.enabled, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-    next_run_at = EXCLUDED.next_run_at
+    next_run_at = EXCLUDED.next_run_at, kind = EXCLUDED.kind, task = EXCLUDED.task, retry = EXCLUDED.retry,
+    priority = EXCLUDED.priority, description = EXCLUDED.description, tags = EXCLUDED.tags,
+    metadata = EXCLUDED.metadata, created_by = EXCLUDED.created_by, timeout_seconds = EXCLUDED.timeout_seconds
 WHERE jobs.version < EXCLUDED.version
 """
 
 _UPSERT_WEBHOOK = """
-INSERT INTO webhooks (id, job_id, account_id, url, method, headers, query_params, body_template, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO webhooks (
+    id, job_id, account_id, url, method, headers, query_params, body_template, content_type, created_at, updated_at,
+    enabled, disabled_reason
+)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (id) DO UPDATE SET
     url = EXCLUDED.url, method = EXCLUDED.method, headers = EXCLUDED.headers, query_params = EXCLUDED.query_params,
-    body_template = EXCLUDED.body_template, updated_at = EXCLUDED.updated_at
+    body_template = EXCLUDED.body_template, content_type = EXCLUDED.content_type, updated_at = EXCLUDED.updated_at,
+    enabled = EXCLUDED.enabled, disabled_reason = EXCLUDED.disabled_reason
 """
 
 
-async def apply_job_event(conn: DbConnection, event: JobEvent) -> None:
-    """Make the rows of one job match the state its event carries."""
+async def apply_job_event(conn: DbConnection, event: JobEvent, sequence: int) -> None:
+    """Make the rows of one job match the state its event carries.
+
+    A job's number is the stream sequence of its JobCreated: set on insert, never changed.
+    """
     job = event.job
     if isinstance(event, JobDeleted):
         await conn.execute("DELETE FROM webhooks WHERE job_id = $1", job.id)
@@ -47,6 +60,16 @@ async def apply_job_event(conn: DbConnection, event: JobEvent) -> None:
         event.next_run_at,
         job.created_at,
         job.updated_at,
+        sequence if isinstance(event, JobCreated) else None,
+        kind_of(job.schedule),
+        msgspec.to_builtins(job.task) if job.task is not None else None,
+        msgspec.to_builtins(job.retry),
+        job.priority,
+        job.description,
+        list(job.tags),
+        job.metadata,
+        job.created_by,
+        job.timeout_seconds,
     )
     await conn.execute(
         "DELETE FROM webhooks WHERE job_id = $1 AND NOT (id = ANY($2::uuid[]))",
@@ -64,6 +87,9 @@ async def apply_job_event(conn: DbConnection, event: JobEvent) -> None:
             w.headers,
             w.query_params,
             w.body_template,
+            w.content_type,
             w.created_at,
             w.updated_at,
+            w.enabled,
+            w.disabled_reason,
         )

@@ -13,7 +13,7 @@ from services.projector.execution_projection import apply_execution_event
 from services.projector.job_projection import apply_job_event
 from services.projector.migrate import migrate
 from services.projector.stream_reader import Projection, run_projection
-from shared.bus.connection import connect
+from shared.bus.connection import connect, disconnect
 from shared.bus.streams import ensure_streams
 from shared.contracts.codec import decode_execution_event, decode_job_event
 from shared.contracts.subjects import Names
@@ -71,7 +71,7 @@ class Projector:
 
     async def close(self) -> None:
         if self._nc is not None:
-            await self._nc.drain()
+            await disconnect(self._nc)
             self._nc = None
         if self._pool is not None:
             await self._pool.close()

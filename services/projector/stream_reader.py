@@ -33,7 +33,7 @@ class Projection:
     stream: str
     filter_subject: str
     decode: Callable[[bytes], Any]
-    apply: Callable[[DbConnection, Any], Awaitable[None]]
+    apply: Callable[[DbConnection, Any, int], Awaitable[None]]
 
 
 async def stored_position(pool: asyncpg.Pool, stream: str) -> int:
@@ -52,7 +52,7 @@ async def _apply_batch(pool: asyncpg.Pool, projection: Projection, channel: str,
                 # A message that is not one of our events cannot be applied by any retry: skip it, loudly.
                 log.error("skipping undecodable message %s seq %s: %s", msg.subject, msg.metadata.sequence.stream, exc)
                 continue
-            await projection.apply(conn, event)
+            await projection.apply(conn, event, msg.metadata.sequence.stream)
         await conn.execute(
             "INSERT INTO projector_positions (stream, position) VALUES ($1, $2)"
             " ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position",

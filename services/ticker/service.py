@@ -16,31 +16,22 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from services.ticker.retry_timers import RetryTimers
 from services.ticker.schedule_index import DueOccurrence, ScheduleIndex
-from shared.bus.connection import connect
-from shared.bus.streams import ensure_streams, ticker_bucket
-from shared.contracts.codec import decode_job_event, encode
-from shared.contracts.executions import ExecutionRequested, execution_id, occurrence_id
-from shared.contracts.jobs import WebhookSpec
+from shared.bus.connection import connect, disconnect
+from shared.bus.executions import publish_requested
+from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
+from shared.contracts.codec import decode_job_event
+from shared.contracts.executions import ExecutionRequested, occurrence_requests
 from shared.contracts.subjects import Names
+from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WATERMARK_KEY = "watermark"
-HEARTBEAT_KEY = "heartbeat"
 SAVE_INTERVAL_SECONDS = 1.0
 MAX_IDLE_SECONDS = 1.0
 PUBLISH_CONCURRENCY = 256
-
-
-class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
-    """What the ticker writes to its bucket so others can tell it is alive."""
-
-    instance: str
-    at: datetime
-    watermark: datetime
-    jobs: int
 
 
 def _now() -> datetime:
@@ -75,7 +66,7 @@ class Ticker:
             self._watermark = None
         self._saved_watermark = self._watermark
 
-    async def _follow_jobs(self, js: JetStreamContext, bootstrapped: asyncio.Event) -> None:
+    async def _follow_jobs(self, js: JetStreamContext, bootstrapped: asyncio.Event, done: asyncio.Event) -> None:
         info = await js.stream_info(self._names.jobs_stream)
         if not info.state.messages:
             bootstrapped.set()
@@ -86,7 +77,9 @@ class Ticker:
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         )
         try:
-            while True:
+            # `done` as well as cancellation: Python 3.11's wait_for (inside next_msg) can swallow a cancel that
+            # arrives as a message does, and the loop would then run on.
+            while not done.is_set():
                 try:
                     msg = await sub.next_msg(timeout=1.0)
                 except (TimeoutError, nats.errors.TimeoutError):
@@ -112,29 +105,23 @@ class Ticker:
         limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
         now = _now()
 
-        async def one(occ: DueOccurrence, webhook: WebhookSpec | None) -> None:
-            job = occ.job
-            occ_id = occurrence_id(job.id, occ.nominal_time)
-            event = ExecutionRequested(
-                execution_id=execution_id(occ_id, webhook.id if webhook else None, 1),
-                occurrence_id=occ_id,
-                job_id=job.id,
-                account_id=job.account_id,
-                occurred_at=now,
-                nominal_time=occ.nominal_time,
+        async def one(event: ExecutionRequested) -> None:
+            async with limiter:
+                await publish_requested(js, self._names, event)
+
+        # Among occurrences due at the same moment, higher priority is published (and so dispatched) first.
+        ordered = sorted(occurrences, key=lambda occ: (occ.nominal_time, -occ.job.priority))
+        tasks: list[Coroutine[object, object, None]] = [
+            one(event)
+            for occ in ordered
+            for event in occurrence_requests(
+                occ.job,
                 job_version=occ.job_version,
-                job_name=job.name,
-                webhook=webhook,
+                nominal_time=occ.nominal_time,
+                occurred_at=now,
                 next_run_at=occ.next_due,
             )
-            subject = self._names.execution_subject("requested", job.account_id, job.id)
-            async with limiter:
-                await js.publish(subject, encode(event), headers={"Nats-Msg-Id": str(event.execution_id)})
-
-        tasks: list[Coroutine[object, object, None]] = []
-        for occ in occurrences:
-            targets: tuple[WebhookSpec | None, ...] = occ.job.webhooks or (None,)
-            tasks.extend(one(occ, webhook) for webhook in targets)
+        ]
         await asyncio.gather(*tasks)
 
     async def _save_state(self, stop: asyncio.Event) -> None:
@@ -162,17 +149,23 @@ class Ticker:
             await self.start()
         assert self._nc is not None and self._kv is not None
         js = self._nc.jetstream()
+        timers = RetryTimers(await timers_bucket(js, self._settings), lambda r: publish_requested(js, self._names, r))
+        await timers.watch()  # here, not in its task: a cancel landing inside the watch's set-up blocks draining
         bootstrapped = asyncio.Event()
-        follower = asyncio.create_task(self._follow_jobs(js, bootstrapped))
+        # Set on the way out, for loops that a cancel alone may not end (see _follow_jobs).
+        stopping = asyncio.Event()
+        follower = asyncio.create_task(self._follow_jobs(js, bootstrapped, stopping))
+        timer_loop = asyncio.create_task(timers.run(stopping))
         saver: asyncio.Task[None] | None = None
         grace = timedelta(seconds=self._settings.misfire_grace_seconds)
         try:
             await _first_of(bootstrapped.wait(), stop.wait(), follower)
             saver = asyncio.create_task(self._save_state(stop))
             while not stop.is_set():
-                if follower.done():
-                    follower.result()  # a dead follower must stop the ticker, not leave a stale index
-                    raise RuntimeError("job event follower stopped")
+                for loop in (follower, timer_loop):
+                    if loop.done():
+                        loop.result()  # a dead loop must stop the ticker, not leave it half working
+                        raise RuntimeError("a ticker loop stopped")
                 self._wakeup.clear()
                 now = _now()
                 due = self._index.pop_due(now, grace)
@@ -184,13 +177,15 @@ class Ticker:
                 if delay > 0:
                     await _first_of(self._wakeup.wait(), stop.wait(), timeout=min(delay, MAX_IDLE_SECONDS))
         finally:
+            stopping.set()
             follower.cancel()
+            timer_loop.cancel()
             if saver is not None:
                 await saver
-            await asyncio.gather(follower, return_exceptions=True)
+            await asyncio.gather(follower, timer_loop, return_exceptions=True)
             if self._watermark is not None and self._watermark != self._saved_watermark:
                 await self._kv.put(WATERMARK_KEY, msgspec.json.encode(self._watermark))
-            await self._nc.drain()
+            await disconnect(self._nc)
             self._nc = None
 
 

@@ -1,0 +1,244 @@
+"""Job routes of the NEXUS API (/api/v1/jobs). Ids here are job numbers; the jobs are the other surface's too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
+
+from services.api.auth import Principal
+from services.api.dependencies import Resources, await_projection
+from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
+from services.api.nexus.mapping import changes_from, draft_from
+from services.api.nexus.read_models import (
+    job_by_id,
+    job_by_number,
+    job_ref,
+    list_executions,
+    list_jobs,
+    stats_overview,
+)
+from services.api.nexus.schemas import (
+    ExecuteAccepted,
+    ExecuteRequest,
+    JobKind,
+    Message,
+    NexusExecution,
+    NexusJob,
+    NexusJobCreate,
+    NexusJobUpdate,
+    StatsOverview,
+)
+from services.api.openapi_docs import BEARER, nexus_error_responses
+
+MAX_LIMIT = 1000
+MAX_EXECUTIONS_LIMIT = 500
+MAX_SKIP = 1_000_000
+
+AccountHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="X-Account-Id",
+        required=False,
+        description="The account a new job belongs to; needed when the token may act on more than one",
+    ),
+]
+
+
+def _number(raw: str) -> int:
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ValidationFailedError("value is not a valid integer", field="job_id", location="path") from None
+    if not 1 <= number < 2**63:
+        raise JobNotFoundError(f"job {number} not found")
+    return number
+
+
+def _account(principal: Principal, header: str | None) -> UUID:
+    """The account of a new job: the token's only account, or the one X-Account-Id names."""
+    if header is not None:
+        try:
+            account = UUID(header)
+        except ValueError:
+            raise ValidationFailedError("not a valid UUID", field="X-Account-Id", location="header") from None
+        principal.check_account(account)
+        return account
+    if principal.accounts is not None and len(principal.accounts) == 1:
+        return next(iter(principal.accounts))
+    if principal.accounts == frozenset():
+        raise ForbiddenError("the token gives access to no account")
+    raise ValidationFailedError(
+        "the token may act on several accounts: name one in X-Account-Id", field="X-Account-Id", location="header"
+    )
+
+
+async def _job_id(res: Resources, principal: Principal, raw_id: str) -> UUID:
+    """The id of the job numbered `raw_id`, if the caller may act on it (without reading the whole job)."""
+    assert res.pool is not None
+    found = await job_ref(res.pool, _number(raw_id))
+    if found is None:
+        raise JobNotFoundError(f"job {raw_id} not found")
+    job_id, account_id = found
+    principal.check_account(account_id)
+    return job_id
+
+
+async def _job(res: Resources, principal: Principal, raw_id: str) -> NexusJob:
+    assert res.pool is not None
+    found = await job_by_number(res.pool, _number(raw_id))
+    if found is None:
+        raise JobNotFoundError(f"job {raw_id} not found")
+    job, account_id = found
+    principal.check_account(account_id)
+    return job
+
+
+async def _fresh(res: Resources, job_id: UUID) -> NexusJob:
+    assert res.pool is not None
+    job = await job_by_id(res.pool, job_id)
+    if job is None:
+        raise JobNotFoundError(f"job {job_id} not found")
+    return job
+
+
+JOB_ERRORS = nexus_error_responses(401, 403, 404, 409, 503)
+
+
+class NexusJobController(Controller):
+    path = "/jobs"
+    tags = ["nexus jobs"]
+    security = BEARER
+
+    @post("/", status_code=201, summary="Create a job", responses=nexus_error_responses(401, 403, 503))
+    async def create(
+        self,
+        data: Annotated[NexusJobCreate, Body()],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        account: AccountHeader = None,
+    ) -> NexusJob:
+        assert res.commands is not None
+        draft = draft_from(data, datetime.now(UTC))
+        appended = await res.commands.create_job(principal, account_id=_account(principal, account), draft=draft)
+        await await_projection(res, appended.sequence)
+        return await _fresh(res, appended.event.job_id)
+
+    @get("/", summary="List jobs, newest first", responses=nexus_error_responses(401, 503))
+    async def index(
+        self,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
+        is_active: Annotated[bool | None, QueryParameter()] = None,
+        job_type: Annotated[JobKind | None, QueryParameter()] = None,
+        tags: Annotated[str | None, QueryParameter(description="Comma-separated; a job must have all")] = None,
+    ) -> list[NexusJob]:
+        assert res.pool is not None
+        wanted = [t.strip() for t in (tags or "").split(",") if t.strip()]
+        return await list_jobs(
+            res.pool, principal.accounts, skip=skip, limit=limit, is_active=is_active, job_type=job_type, tags=wanted
+        )
+
+    @get(
+        "/stats/overview",
+        summary="Counts over the caller's jobs and executions",
+        responses=nexus_error_responses(401, 503),
+    )
+    async def stats(self, principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> StatsOverview:
+        assert res.pool is not None
+        return await stats_overview(res.pool, principal.accounts, datetime.now(UTC))
+
+    @get("/{job_id:str}", summary="Get a job", responses=JOB_ERRORS)
+    async def read(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> NexusJob:
+        return await _job(res, principal, job_id)
+
+    @put("/{job_id:str}", summary="Update a job", responses=JOB_ERRORS)
+    async def update(
+        self,
+        job_id: FromPath[str],
+        data: Annotated[NexusJobUpdate, Body()],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> NexusJob:
+        assert res.commands is not None
+        current = await _job(res, principal, job_id)
+        changes = changes_from(data, current, datetime.now(UTC))
+        appended = await res.commands.update_job(principal, UUID(current.uuid), changes)
+        await await_projection(res, appended.sequence)
+        return await _fresh(res, UUID(current.uuid))
+
+    @delete("/{job_id:str}", status_code=204, summary="Delete a job", responses=JOB_ERRORS)
+    async def remove(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> None:
+        assert res.commands is not None
+        appended = await res.commands.delete_job(principal, await _job_id(res, principal, job_id))
+        await await_projection(res, appended.sequence)
+
+    @post(
+        "/{job_id:str}/execute",
+        status_code=200,
+        summary="Run a job now, with optional argument overrides",
+        responses=JOB_ERRORS,
+    )
+    async def execute(
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        data: Annotated[ExecuteRequest | None, Body()] = None,
+    ) -> ExecuteAccepted:
+        assert res.run_now is not None and res.watcher is not None
+        target = await _job_id(res, principal, job_id)
+        overrides = data or ExecuteRequest()
+        requests, sequence = await res.run_now.run(
+            principal, target, args=overrides.task_args, kwargs=overrides.task_kwargs
+        )
+        await await_projection(res, sequence, res.names.executions_stream)
+        return ExecuteAccepted(message="Job execution started", task_id=str(requests[0].execution_id))
+
+    @post("/{job_id:str}/pause", status_code=200, summary="Pause a job", responses=JOB_ERRORS)
+    async def pause(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Message:
+        await self._set_active(res, principal, job_id, active=False)
+        return Message(message="Job paused")
+
+    @post(
+        "/{job_id:str}/resume",
+        status_code=200,
+        summary="Resume a paused job (it fires from now on)",
+        responses=JOB_ERRORS,
+    )
+    async def resume(
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Message:
+        await self._set_active(res, principal, job_id, active=True)
+        return Message(message="Job resumed")
+
+    @staticmethod
+    async def _set_active(res: Resources, principal: Principal, job_id: str, *, active: bool) -> None:
+        assert res.commands is not None
+        appended = await res.commands.set_enabled(principal, await _job_id(res, principal, job_id), active)
+        await await_projection(res, appended.sequence)
+
+    @get("/{job_id:str}/executions", summary="Executions of a job, newest first", responses=JOB_ERRORS)
+    async def executions(
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_EXECUTIONS_LIMIT)] = 50,
+    ) -> list[NexusExecution]:
+        assert res.pool is not None
+        number = _number(job_id)
+        return await list_executions(res.pool, await _job_id(res, principal, job_id), number, skip=skip, limit=limit)

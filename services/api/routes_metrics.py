@@ -1,0 +1,89 @@
+"""GET /metrics: counts over the caller's accounts, as the documented JSON or as Prometheus text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import QueryParameter
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.api.auth import Principal
+from services.api.dependencies import Resources
+from services.api.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.read_models import AccountStats, account_stats, metrics
+from services.api.schemas import Metrics
+
+_PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
+
+
+class _AccountCollector(Collector):
+    """Prometheus view of per-account counts, computed before rendering (collect() cannot await)."""
+
+    def __init__(self, stats: list[AccountStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("scheduler_jobs", "Jobs by state", labels=["account_id", "state"])
+        runs = GaugeMetricFamily(
+            "scheduler_executions", "Execution records by current status", labels=["account_id", "status"]
+        )
+        ms_sum = GaugeMetricFamily(
+            "scheduler_execution_duration_ms_sum", "Sum of finished executions' durations", labels=["account_id"]
+        )
+        ms_count = GaugeMetricFamily(
+            "scheduler_execution_duration_ms_count", "Executions with a duration", labels=["account_id"]
+        )
+        for s in self._stats:
+            account = str(s.account_id)
+            jobs.add_metric([account, "enabled"], s.jobs_enabled)
+            jobs.add_metric([account, "disabled"], s.jobs_total - s.jobs_enabled)
+            for status, count in sorted(s.executions.items()):
+                runs.add_metric([account, status], count)
+            ms_sum.add_metric([account], s.duration_ms_sum)
+            ms_count.add_metric([account], s.durations)
+        yield from (jobs, runs, ms_sum, ms_count)
+
+
+def _wants_prometheus(request: Request[object, object, State], fmt: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "prometheus"
+    best = request.accept.best_match(["application/json", *_PROMETHEUS_TYPES], default="application/json")
+    return best in _PROMETHEUS_TYPES
+
+
+@get(
+    "/metrics",
+    summary="Job and execution counts over the caller's accounts (JSON, or Prometheus text)",
+    description=(
+        "JSON by default. Prometheus text exposition format (per-account gauges) when the Accept header prefers"
+        " text/plain or application/openmetrics-text, as Prometheus's scraper does, or with ?format=prometheus."
+    ),
+    tags=["metrics"],
+    security=BEARER,
+    responses={
+        200: ResponseSpec(data_container=Metrics, description="Counts over the caller's accounts"),
+        **error_responses(400, *PROTECTED),
+    },
+)
+async def metrics_endpoint(
+    request: Request[object, object, State],
+    principal: NamedDependency[Principal],
+    res: NamedDependency[Resources],
+    format: Annotated[
+        Literal["json", "prometheus"] | None, QueryParameter(description="Force a format instead of using Accept")
+    ] = None,
+) -> Response[Any]:
+    assert res.pool is not None
+    if _wants_prometheus(request, format):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_AccountCollector(await account_stats(res.pool, principal.accounts)))
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(await metrics(res.pool, principal.accounts, datetime.now(UTC)))
