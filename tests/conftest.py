@@ -60,6 +60,7 @@ def settings(nats_url: str, database_url: str, unused_tcp_port: int) -> Settings
         jwt_secret=JWT_SECRET,
         api_port=unused_tcp_port,
         delivery_timeout_seconds=5,
+        max_delivery_timeout_seconds=8,
         ack_wait_seconds=10,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +25,14 @@ class Call:
 class Receiver:
     status: int = 200
     reply: str = "received"
+    # Status by request path, for receivers that fail on some paths only.
+    statuses: dict[str, int] = field(default_factory=dict)
+    # Answers on these paths wait until the event is set (the call is recorded on arrival).
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    # Scripted answers by path, (status, headers) each, used up one per call before `statuses` applies.
+    scripts: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    # Bytes to answer with on these paths instead of `reply`.
+    bodies: dict[str, bytes] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -43,7 +52,15 @@ class Receiver:
                 time.time(),
             )
         )
-        return web.Response(status=self.status, text=self.reply)
+        if request.path in self.gates:
+            await self.gates[request.path].wait()
+        if self.scripts.get(request.path):
+            status, headers = self.scripts[request.path].pop(0)
+            return web.Response(status=status, headers=headers, text=self.reply)
+        status = self.statuses.get(request.path, self.status)
+        if request.path in self.bodies:
+            return web.Response(status=status, body=self.bodies[request.path])
+        return web.Response(status=status, text=self.reply)
 
     async def start(self) -> Receiver:
         app = web.Application()
@@ -57,6 +74,12 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def url_for(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def on(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
 
     def webhook_ids(self) -> list[str]:
         return [c.headers.get("webhook-id", "") for c in self.calls]

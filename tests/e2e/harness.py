@@ -70,14 +70,15 @@ def service_env(settings: Settings) -> dict[str, str]:
         SUPABASE_JWT_SECRET=settings.jwt_secret or "",
         SCHEDULER_API_PORT=str(settings.api_port),
         SCHEDULER_DELIVERY_TIMEOUT_SECONDS=str(settings.delivery_timeout_seconds),
+        SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS=str(settings.max_delivery_timeout_seconds),
         SCHEDULER_ACK_WAIT_SECONDS=str(settings.ack_wait_seconds),
     )
     return env
 
 
-def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_process(args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([SCHEDULER, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([SCHEDULER, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import nats
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import RetentionPolicy, StreamConfig
 
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
 from shared.bus.streams import ensure_streams, stream_configs
@@ -19,11 +19,15 @@ async def test_streams_are_created_then_left_alone(settings: Settings) -> None:
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream()
     try:
+        names = Names(settings.namespace)
         first = await ensure_streams(js, settings)
-        assert len(first) == 2 and all(line.startswith("created") for line in first)
+        streams = (names.jobs_stream, names.executions_stream, names.tasks_stream)
+        assert first == [f"created stream {n}" for n in streams]
         assert await ensure_streams(js, settings) == []
-        info = await js.stream_info(Names(settings.namespace).jobs_stream)
+        info = await js.stream_info(names.jobs_stream)
         assert info.config.duplicate_window == settings.duplicate_window_seconds
+        tasks = await js.stream_info(names.tasks_stream)
+        assert tasks.config.retention == RetentionPolicy.WORK_QUEUE
     finally:
         await nc.close()
 
@@ -52,11 +56,11 @@ async def test_drifted_consumer_is_updated(settings: Settings) -> None:
         await ensure_streams(js, settings)
         assert (await ensure_dispatcher_consumer(js, settings) or "").startswith("created")
         assert await ensure_dispatcher_consumer(js, settings) is None
-        changed = msgspec.structs.replace(settings, max_ack_pending=17)
+        changed = msgspec.structs.replace(settings, max_ack_pending=500)
         line = await ensure_dispatcher_consumer(js, changed)
         assert line is not None and "max_ack_pending" in line
         names = Names(settings.namespace)
         info = await js.consumer_info(names.executions_stream, names.dispatcher_consumer)
-        assert info.config.max_ack_pending == 17
+        assert info.config.max_ack_pending == 500
     finally:
         await nc.close()

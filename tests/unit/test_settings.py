@@ -25,6 +25,8 @@ def test_overrides_win_over_environment() -> None:
         {"SCHEDULER_AUTH_MODE": "none"},
         {"SCHEDULER_NAMESPACE": "Bad.Name"},
         {"SCHEDULER_DELIVERY_TIMEOUT_SECONDS": "90", "SCHEDULER_ACK_WAIT_SECONDS": "60"},
+        {"SCHEDULER_MAX_ACK_PENDING": "100"},
+        {"SCHEDULER_DISPATCH_LOOKAHEAD": "-1"},
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str]) -> None:

@@ -1,0 +1,125 @@
+"""When Postgres or NATS is gone the api answers 503 in the documented format, never a 500 or a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import msgspec
+import pytest
+
+from scheduler.embedded import EmbeddedNats
+from scheduler.runner import run_services
+from shared.settings import Settings
+from tests.e2e.harness import Api, api_client
+from tests.e2e.test_api_jobs import assert_error, create
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+# Generous bounds that still tell a prompt 503 from a hang (the client would wait forever otherwise).
+ANSWER_WITHIN_SECONDS = 20
+
+
+@asynccontextmanager
+async def api_and_projector(settings: Settings) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_services(settings, ["api", "projector"], stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def call(api: Api, method: str, path: str, **kwargs: object) -> tuple[int, object]:
+    async with asyncio.timeout(ANSWER_WITHIN_SECONDS):
+        return await api.call(method, path, **kwargs)
+
+
+async def test_database_gone_is_503_database_error(
+    settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, postgres_admin_url: str
+) -> None:
+    async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+        job = await create(api, account_id)
+        database = urlsplit(settings.database_url).path.lstrip("/")
+        admin = await asyncpg.connect(postgres_admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+        for method, path in [
+            ("GET", f"/api/jobs/{job['id']}"),
+            ("GET", f"/api/jobs?account_id={account_id}"),
+            ("GET", f"/api/jobs/{job['id']}/executions"),
+            ("GET", "/metrics"),
+        ]:
+            status, error = await call(api, method, path)
+            assert_error(status, error, 503, "DATABASE_ERROR")
+        status, health = await call(api, "GET", "/health/detailed")
+        assert status == 503
+        assert isinstance(health, dict)
+        assert (health["status"], health["database"], health["nats"]) == ("unhealthy", "disconnected", "connected")
+
+        # Commands go to the event log, not to Postgres: they are still accepted and say what they did.
+        status, paused = await call(api, "PATCH", f"/api/jobs/{job['id']}/disable")
+        assert status == 200, paused
+        assert isinstance(paused, dict)
+        assert (paused["id"], paused["enabled"], paused["next_run_at"]) == (job["id"], False, None)
+
+
+async def test_nats_gone_is_503_for_commands_while_queries_still_answer(
+    settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, tmp_path: Path
+) -> None:
+    nats = EmbeddedNats(tmp_path / "nats").start()
+    settings = msgspec.structs.replace(settings, nats_url=nats.url)
+    try:
+        async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+            job = await create(api, account_id)
+            nats.stop()
+            body = {"account_id": str(account_id), "name": "n", "schedule": "0 2 * * *", "type": 1}
+            for method, path, payload in [
+                ("POST", "/api/jobs", body),
+                ("PUT", f"/api/jobs/{job['id']}", {"name": "renamed"}),
+            ]:
+                status, error = await call(api, method, path, json=payload)
+                assert_error(status, error, 503, "SERVICE_UNAVAILABLE")
+            status, got = await call(api, "GET", f"/api/jobs/{job['id']}")
+            assert (status, got) == (200, job)
+            status, health = await call(api, "GET", "/health/detailed")
+            assert status == 503
+            assert isinstance(health, dict)
+            assert (health["database"], health["nats"], health["scheduler_service"]) == (
+                "connected",
+                "disconnected",
+                "unknown",
+            )
+
+            # A refused command did not happen: once NATS is back, nothing of it shows up.
+            nats = EmbeddedNats(tmp_path / "nats", port=nats.port).start()
+
+            async def accepted() -> object:
+                status, created = await call(api, "POST", "/api/jobs", json=body | {"name": "after"})
+                return created if status == 201 else None
+
+            await eventually(accepted, timeout=20, what="commands accepted after NATS came back")
+
+            async def names() -> list[str] | None:
+                status, page = await call(api, "GET", f"/api/jobs?account_id={account_id}")
+                assert status == 200
+                assert isinstance(page, dict)
+                found = sorted(j["name"] for j in page["items"])
+                return found if "after" in found else None
+
+            assert await eventually(names, timeout=30, what="the new job in the read model") == [
+                "Daily Backup",
+                "after",
+            ]
+    finally:
+        nats.stop()

@@ -1,0 +1,159 @@
+"""The per-account counters behind /metrics follow every row change the projections make."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import msgspec
+import pytest
+
+from services.projector.execution_projection import apply_execution_event
+from services.projector.job_projection import apply_job_event
+from services.projector.migrate import migrate
+from shared.contracts.executions import (
+    ExecutionFailed,
+    ExecutionRequested,
+    ExecutionStarted,
+    ExecutionSucceeded,
+    execution_id,
+    occurrence_id,
+)
+from shared.contracts.jobs import JobDeleted, JobEvent, JobPaused, JobState
+from shared.db.pool import DbConnection, create_pool
+from tests.factories import NOW, job_created, job_state
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[DbConnection]:
+    pool = await create_pool(database_url, max_size=1)
+    async with pool.acquire() as connection:
+        await migrate(connection)
+        yield connection
+    await pool.close()
+
+
+def following(cls: type[JobEvent], state: JobState, version: int) -> JobEvent:
+    return cls(
+        event_id=uuid.uuid4(),
+        job_id=state.id,
+        account_id=state.account_id,
+        version=version,
+        occurred_at=NOW,
+        job=state,
+        next_run_at=None,
+    )
+
+
+async def counters(conn: DbConnection, account: uuid.UUID) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+    jobs = await conn.fetchrow("SELECT total, enabled FROM job_stats WHERE account_id = $1", account)
+    rows = await conn.fetch(
+        "SELECT status, executions, duration_ms_sum FROM execution_stats WHERE account_id = $1 AND executions > 0",
+        account,
+    )
+    return (jobs["total"], jobs["enabled"]) if jobs else (0, 0), {
+        r["status"]: (r["executions"], r["duration_ms_sum"]) for r in rows
+    }
+
+
+async def test_job_counters_follow_create_pause_and_delete(conn: DbConnection) -> None:
+    account = uuid.uuid4()
+    a, b = job_state(account_id=account), job_state(account_id=account)
+    await apply_job_event(conn, job_created(a), 1)
+    await apply_job_event(conn, job_created(b), 2)
+    assert (await counters(conn, account))[0] == (2, 2)
+    paused = msgspec.structs.replace(a, enabled=False)
+    await apply_job_event(conn, following(JobPaused, paused, 2), 3)
+    assert (await counters(conn, account))[0] == (2, 1)
+    await apply_job_event(conn, following(JobPaused, paused, 2), 3)  # a replayed event changes nothing
+    assert (await counters(conn, account))[0] == (2, 1)
+    await apply_job_event(conn, following(JobDeleted, paused, 3), 4)
+    assert (await counters(conn, account))[0] == (1, 1)
+    await apply_job_event(conn, following(JobDeleted, b, 2), 5)
+    assert (await counters(conn, account))[0] == (0, 0)
+
+
+async def test_execution_counters_move_with_status_and_ignore_replays(conn: DbConnection) -> None:
+    job = job_state()
+    account = job.account_id
+
+    def ids(second: int) -> dict[str, object]:
+        nominal = NOW + timedelta(seconds=second)
+        occ = occurrence_id(job.id, nominal)
+        return {
+            "execution_id": execution_id(occ, None, 1),
+            "occurrence_id": occ,
+            "job_id": job.id,
+            "account_id": account,
+            "occurred_at": nominal,
+            "nominal": nominal,
+        }
+
+    events = []
+    for second, outcome in ((1, "success"), (2, "failure"), (3, "queued")):
+        common = ids(second)
+        nominal = common.pop("nominal")
+        events.append(
+            ExecutionRequested(
+                **common,
+                nominal_time=nominal,
+                job_version=1,
+                job_name="n",
+                webhook=None,  # type: ignore[arg-type]
+                next_run_at=None,
+            )
+        )
+        if outcome == "queued":
+            continue
+        events.append(ExecutionStarted(**common, worker_id="w", started_at=nominal))  # type: ignore[arg-type]
+        finished = {"worker_id": "w", "started_at": nominal, "finished_at": nominal, "duration_ms": 10 * second}
+        if outcome == "success":
+            events.append(ExecutionSucceeded(**common, **finished, response_code=200))  # type: ignore[arg-type]
+        else:
+            events.append(ExecutionFailed(**common, **finished, error="boom"))  # type: ignore[arg-type]
+    for _ in range(2):  # every event twice: a replay must not double-count
+        for sequence, event in enumerate(events, start=1):
+            await apply_execution_event(conn, event, sequence)
+    assert (await counters(conn, account))[1] == {"success": (1, 10), "failure": (1, 20), "queued": (1, 0)}
+    assert await conn.fetchval("SELECT count(*) FROM executions WHERE account_id = $1", account) == 3
+
+
+async def test_nul_characters_in_json_and_text_values_do_not_stop_a_projection(conn: DbConnection) -> None:
+    job = job_state(metadata={"note": "nul\x00here", "k\x00": ["\x00"]})
+    await apply_job_event(conn, job_created(job), 1)
+    occ = occurrence_id(job.id, NOW)
+    common = {
+        "execution_id": execution_id(occ, None, 1),
+        "occurrence_id": occ,
+        "job_id": job.id,
+        "account_id": job.account_id,
+        "occurred_at": NOW,
+    }
+    requested = ExecutionRequested(
+        **common,
+        nominal_time=NOW,
+        job_version=1,
+        job_name="n",
+        webhook=None,
+        next_run_at=None,  # type: ignore[arg-type]
+    )
+    await apply_execution_event(conn, requested, 1)
+    done = ExecutionSucceeded(
+        **common,  # type: ignore[arg-type]
+        worker_id="w",
+        started_at=NOW,
+        finished_at=NOW,
+        duration_ms=1,
+        response_body="body\x00",
+        result={"out": "\x00"},
+    )
+    await apply_execution_event(conn, done, 2)
+    assert await conn.fetchval("SELECT metadata FROM jobs WHERE id = $1", job.id) == {
+        "note": "nul\ufffdhere",
+        "k\ufffd": ["\ufffd"],
+    }
+    row = await conn.fetchrow("SELECT status, result, response_body FROM executions WHERE job_id = $1", job.id)
+    assert dict(row) == {"status": "success", "result": {"out": "\ufffd"}, "response_body": "body\ufffd"}
