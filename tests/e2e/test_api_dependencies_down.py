@@ -15,6 +15,9 @@ import pytest
 
 from scheduler.embedded import EmbeddedNats
 from scheduler.runner import run_services
+from services.api.job_commands import APPEND_ATTEMPTS
+from shared.bus.job_store import NatsJobEventStore
+from shared.contracts.jobs import JobEvent, JobUpdated
 from shared.settings import Settings
 from tests.e2e.harness import Api, api_client
 from tests.e2e.test_api_jobs import assert_error, create
@@ -123,3 +126,65 @@ async def test_nats_gone_is_503_for_commands_while_queries_still_answer(
             ]
     finally:
         nats.stop()
+
+
+async def test_a_stopped_ticker_makes_detailed_health_503_until_it_beats_again(
+    settings: Settings, auth_headers: dict[str, str]
+) -> None:
+    async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+        status, health = await call(api, "GET", "/health/detailed")
+        assert status == 503
+        assert isinstance(health, dict)
+        assert (health["database"], health["nats"], health["scheduler_service"]) == (
+            "connected",
+            "connected",
+            "stopped",
+        )
+        stop = asyncio.Event()
+        ticker = asyncio.create_task(run_services(settings, ["ticker"], stop))
+        try:
+
+            async def healthy() -> object:
+                status, health = await call(api, "GET", "/health/detailed")
+                return health if status == 200 else None
+
+            health = await eventually(healthy, timeout=20, what="the ticker's heartbeat")
+            assert isinstance(health, dict)
+            assert (health["status"], health["scheduler_service"]) == ("healthy", "running")
+        finally:
+            stop.set()
+            await asyncio.wait_for(ticker, 30)
+
+
+async def test_a_write_that_keeps_losing_the_race_is_409_and_loses_nothing(
+    settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer appends to the job between every load and append of one PUT: each of its tries hits a real
+    wrong-last-sequence from JetStream, so after its retries the PUT is a 409 and every competing write stands."""
+    original = NatsJobEventStore.append
+    competitors: list[str] = []
+
+    async def append_after_a_competitor(self: NatsJobEventStore, event: JobEvent, expected_sequence: int) -> int:
+        if isinstance(event, JobUpdated) and event.job.name == "loser":
+            name = f"competitor {len(competitors) + 1}"
+            competitor = msgspec.structs.replace(
+                event, event_id=uuid.uuid4(), job=msgspec.structs.replace(event.job, name=name)
+            )
+            await original(self, competitor, expected_sequence)
+            competitors.append(name)
+        return await original(self, event, expected_sequence)
+
+    monkeypatch.setattr(NatsJobEventStore, "append", append_after_a_competitor)
+    async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+        job = await create(api, account_id)
+        status, error = await call(api, "PUT", f"/api/jobs/{job['id']}", json={"name": "loser"})
+        assert_error(status, error, 409, "CONFLICT")
+        assert len(competitors) == APPEND_ATTEMPTS
+
+        async def last_competitor() -> object:
+            status, got = await call(api, "GET", f"/api/jobs/{job['id']}")
+            assert status == 200
+            assert isinstance(got, dict)
+            return got if got["name"] == competitors[-1] else None
+
+        await eventually(last_competitor, timeout=20, what="the last competing write in the read model")

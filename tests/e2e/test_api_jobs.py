@@ -261,6 +261,7 @@ async def test_another_accounts_jobs_are_403_and_unchanged(dev_server: DevServer
             ("PUT", f"/api/jobs/{job['id']}", {"name": "mine now"}),
             ("DELETE", f"/api/jobs/{job['id']}", None),
             ("PATCH", f"/api/jobs/{job['id']}/disable", None),
+            ("PATCH", f"/api/jobs/{job['id']}/enable", None),
             ("GET", f"/api/jobs/{job['id']}/executions", None),
             ("GET", f"/api/jobs?account_id={owner}", None),
             ("POST", "/api/jobs", {"account_id": str(owner), "name": "n", "schedule": "0 2 * * *", "type": 1}),

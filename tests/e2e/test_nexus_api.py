@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -72,9 +72,8 @@ async def test_document_example_round_trips_and_shows_on_the_other_surface(api: 
     assert (job["timezone"], job["is_active"], job["status"], job["priority"]) == ("US/Eastern", True, "pending", 5)
     assert (job["max_retries"], job["retry_delay"], job["retry_backoff"]) == (3, 60, True)
     assert (job["tags"], job["metadata"], job["created_by"]) == (["report", "analytics"], {}, "admin")
-    next_run = parse(job["next_run_at"])
-    assert next_run.astimezone(datetime.now().astimezone().tzinfo).minute == 0
-    assert next_run.weekday() < 5
+    local = parse(job["next_run_at"]).astimezone(ZoneInfo("US/Eastern"))
+    assert (local.hour, local.minute, local.weekday() < 5) == (9, 0, True), local
 
     status, got = await api.call("GET", f"/api/v1/jobs/{job['id']}")
     assert (status, got) == (200, job)
@@ -124,7 +123,8 @@ async def test_update_pause_resume_delete(api: Api) -> None:
     assert (got["is_active"], got["status"], got["next_run_at"]) == (False, "paused", None)
     status, body = await api.call("DELETE", f"/api/v1/jobs/{job['id']}")
     assert (status, body) == (204, None)
-    for method, suffix in (("GET", ""), ("PUT", ""), ("DELETE", ""), ("POST", "/pause"), ("GET", "/executions")):
+    gone = (("GET", ""), ("PUT", ""), ("DELETE", ""), ("POST", "/pause"), ("POST", "/resume"), ("POST", "/execute"))
+    for method, suffix in (*gone, ("GET", "/executions")):
         status, body = await api.call(method, f"/api/v1/jobs/{job['id']}{suffix}", json={})
         assert (status, body) == (404, {"detail": "Job not found"}), (method, suffix)
 
@@ -331,19 +331,41 @@ async def test_a_date_job_fires_once_and_is_completed(api: Api, receiver: Receiv
     assert [(r["status"], parse(r["scheduled_at"])) for r in runs] == [("completed", at)]
 
 
+def clock_change(zone: str, year: int, month: int) -> date:
+    """The day of `month` in `year` on which `zone` changes its clocks (found, not assumed)."""
+    tz = ZoneInfo(zone)
+    for day in range(2, 32):
+        noon = datetime(year, month, day, 12, tzinfo=tz)
+        if noon.utcoffset() != datetime(year, month, day - 1, 12, tzinfo=tz).utcoffset():
+            return noon.date()
+    raise AssertionError(f"{zone} does not change clocks in {year}-{month:02}")
+
+
+# Next year's clock changes in New York, so the dates are always ahead.
+SPRING = clock_change("America/New_York", datetime.now(UTC).year + 1, 3)
+AUTUMN = clock_change("America/New_York", datetime.now(UTC).year + 1, 11)
+
+
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [
-        # 2027-03-14: New York springs forward at 02:00; 02:30 does not exist, so the run is at 03:00 EDT.
-        ({"months": [3], "days_of_month": [14], "time": "02:30"}, datetime(2027, 3, 14, 7, 0, tzinfo=UTC)),
-        # 2027-11-07: New York falls back at 02:00; 01:30 happens twice and runs once, the first time (EDT).
-        ({"months": [11], "days_of_month": [7], "time": "01:30"}, datetime(2027, 11, 7, 5, 30, tzinfo=UTC)),
-        ("FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=14;BYHOUR=2;BYMINUTE=30", datetime(2027, 3, 14, 7, 0, tzinfo=UTC)),
+        # Spring forward at 02:00: 02:30 does not exist, so the run is at 03:00 EDT.
+        (
+            {"months": [3], "days_of_month": [SPRING.day], "time": "02:30"},
+            datetime(SPRING.year, 3, SPRING.day, 7, 0, tzinfo=UTC),
+        ),
+        # Fall back at 02:00: 01:30 happens twice and runs once, the first time (EDT).
+        (
+            {"months": [11], "days_of_month": [AUTUMN.day], "time": "01:30"},
+            datetime(AUTUMN.year, 11, AUTUMN.day, 5, 30, tzinfo=UTC),
+        ),
+        (
+            f"FREQ=YEARLY;BYMONTH=3;BYMONTHDAY={SPRING.day};BYHOUR=2;BYMINUTE=30",
+            datetime(SPRING.year, 3, SPRING.day, 7, 0, tzinfo=UTC),
+        ),
     ],
 )
 async def test_calendar_jobs_follow_daylight_saving_rules(api: Api, rule: Any, expected: datetime) -> None:
-    if datetime.now(UTC) >= datetime(2027, 3, 1, tzinfo=UTC):
-        pytest.skip("the chosen daylight-saving dates are in the past; pick later ones")
     job = await nexus_create(
         api, job_type="calendar", cron_expression=None, calendar_rule=rule, timezone="America/New_York"
     )

@@ -7,6 +7,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,27 @@ async def test_the_readme_worker_example_runs(dev_server: DevServer, api: Api, t
         assert (run["status"], run["result"]) == ("completed", {"format": "html", "pages": 3})
         run = await finished(api, cleanup, await run_now(api, cleanup, task_kwargs={"days": 7}))
         assert (run["status"], run["result"]) == ("completed", {"removed": 0})
+
+
+async def test_a_scheduled_task_job_runs_in_the_worker_on_its_schedule(
+    dev_server: DevServer, api: Api, tmp_path: Path
+) -> None:
+    job = await nexus_create(
+        api, task_name="tests.add", task_args=[2, 3], task_kwargs={}, cron_expression="* * * * * *"
+    )
+    with worker_process(dev_server, tmp_path / "worker.log"):
+
+        async def two_runs() -> list[dict[str, Any]] | None:
+            status, runs = await api.call("GET", f"/api/v1/jobs/{job['id']}/executions")
+            assert status == 200, runs
+            done = [r for r in runs if r["status"] == "completed"]
+            return done if len(done) >= 2 else None
+
+        runs = await eventually(two_runs, timeout=30, what="two scheduled runs of the task")
+        status, _ = await api.call("POST", f"/api/v1/jobs/{job['id']}/pause")
+        assert status == 200
+    assert all(r["result"]["sum"] == 5 and r["worker_name"].startswith("test-worker@") for r in runs)
+    nominal = sorted(datetime.fromisoformat(r["scheduled_at"].replace("Z", "+00:00")) for r in runs)
+    assert all(t.microsecond == 0 for t in nominal) and len(set(nominal)) == len(nominal), nominal
+    status, got = await api.call("GET", f"/api/v1/jobs/{job['id']}")
+    assert got["last_run_at"] is not None

@@ -163,6 +163,11 @@ def schedule_of(job: NexusJob) -> Schedule:
     return _calendar(job.calendar_rule, job.created_at)
 
 
+def whole(seconds: float) -> int | float:
+    """60.0 as 60: the document's clients see integers where a whole number of seconds was given."""
+    return int(seconds) if seconds.is_integer() else seconds
+
+
 def nexus_job(row: asyncpg.Record) -> NexusJob:
     """A read-model row (see read_models.NEXUS_JOB_SELECT) as this surface shows it."""
     schedule = msgspec.convert(row["schedule"], Schedule)
@@ -178,7 +183,7 @@ def nexus_job(row: asyncpg.Record) -> NexusJob:
         description=row["description"],
         job_type=kind_of(schedule),  # type: ignore[arg-type]
         cron_expression=schedule.expression if isinstance(schedule, CronSchedule) else None,
-        interval_seconds=schedule.every_seconds if isinstance(schedule, IntervalSchedule) else None,
+        interval_seconds=whole(schedule.every_seconds) if isinstance(schedule, IntervalSchedule) else None,
         interval_anchor=schedule.anchor if isinstance(schedule, IntervalSchedule) else None,
         scheduled_time=schedule.at if isinstance(schedule, DateSchedule) else None,
         calendar_rule=calendar,
@@ -189,7 +194,7 @@ def nexus_job(row: asyncpg.Record) -> NexusJob:
         is_active=row["enabled"],
         status=row["status"],
         max_retries=retry.max_attempts - 1,
-        retry_delay=retry.base_delay_seconds,
+        retry_delay=whole(retry.base_delay_seconds),
         retry_backoff=retry.backoff != "fixed",
         priority=row["priority"],
         tags=list(row["tags"]),

@@ -84,7 +84,7 @@ class NexusJob(msgspec.Struct, kw_only=True):
     description: str | None
     job_type: JobKind
     cron_expression: str | None
-    interval_seconds: float | None
+    interval_seconds: int | float | None
     # When an interval job's runs are counted from (its start_time, or its creation).
     interval_anchor: datetime | None
     scheduled_time: datetime | None
@@ -96,7 +96,7 @@ class NexusJob(msgspec.Struct, kw_only=True):
     is_active: bool
     status: JobStatus
     max_retries: int
-    retry_delay: float
+    retry_delay: int | float
     retry_backoff: bool
     priority: int
     tags: list[str]
