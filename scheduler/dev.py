@@ -19,6 +19,8 @@ from shared.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 DEV_TOKEN_TTL_SECONDS = 7 * 86400
+# Local receivers are the point of a dev setup; production refuses loopback targets unless an operator allows them.
+DEV_EGRESS_ALLOW = "127.0.0.0/8,::1"
 
 
 def _kept(path: Path, make: str) -> str:
@@ -59,6 +61,8 @@ def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: li
         f"  data       {data_dir}" + (f"  (embedded: {', '.join(embedded)})" if embedded else ""),
         f"  NATS       {settings.nats_url}",
         f"  Postgres   {settings.database_url}",
+        f"  webhooks   may target {settings.egress_allow or 'public addresses only'}"
+        + (" (loopback allowed in dev; set SCHEDULER_EGRESS_ALLOW to change)" if settings.egress_allow else ""),
         f"  account    {account}",
         "  token      (valid 7 days, for the account above)",
         f"  {token}",
@@ -103,7 +107,12 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
             database_url = postgres.create_database("scheduler")
             embedded.append("postgres")
         settings = load_settings(
-            nats_url=nats_url, database_url=database_url, jwt_secret=secret, api_host=host, api_port=port
+            nats_url=nats_url,
+            database_url=database_url,
+            jwt_secret=secret,
+            api_host=host,
+            api_port=port,
+            egress_allow=os.environ.get("SCHEDULER_EGRESS_ALLOW", DEV_EGRESS_ALLOW),
         )
         asyncio.run(_run(settings, data_dir, account, embedded))
     finally:

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.delivery.egress import EgressPolicy
+
 _ENV_NAMES = {
     "nats_url": "NATS_URL",
     "database_url": "DATABASE_URL",
@@ -30,6 +32,7 @@ _ENV_NAMES = {
     "misfire_grace_seconds": "SCHEDULER_MISFIRE_GRACE_SECONDS",
     "read_your_writes_timeout_seconds": "SCHEDULER_READ_YOUR_WRITES_TIMEOUT_SECONDS",
     "instance_id": "SCHEDULER_INSTANCE_ID",
+    "egress_allow": "SCHEDULER_EGRESS_ALLOW",
 }
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -70,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
     misfire_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     read_your_writes_timeout_seconds: PositiveFloat = 5.0
     instance_id: str = ""
+    # Webhook targets outside the public internet (loopback, private, link-local, ...) that are allowed anyway:
+    # comma-separated CIDRs, addresses and host names. Empty: public addresses only.
+    egress_allow: str = ""
 
     def __post_init__(self) -> None:
         if self.delivery_timeout_seconds > self.max_delivery_timeout_seconds:
@@ -85,6 +91,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
                 "SCHEDULER_MAX_ACK_PENDING must be at least SCHEDULER_DISPATCHER_CONCURRENCY"
                 " + SCHEDULER_DISPATCH_LOOKAHEAD, or one dispatcher cannot fill its window"
             )
+
+        try:
+            EgressPolicy.parse(self.egress_allow)
+        except ValueError as exc:
+            raise SettingsError(f"SCHEDULER_EGRESS_ALLOW: {exc}") from None
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        """Where webhooks may be delivered (see shared/delivery/egress.py)."""
+        return EgressPolicy.parse(self.egress_allow)
 
     @property
     def worker_id(self) -> str:

@@ -24,6 +24,7 @@ from services.api.nexus.routes_cron import NexusCronController
 from services.api.nexus.routes_jobs import NexusJobController
 from services.api.openapi_docs import BEARER_SCHEME
 from services.api.projection_wait import ProjectionWatcher
+from services.api.routes_asyncapi import asyncapi_json
 from services.api.routes_dead_letters import DeadLetterController
 from services.api.routes_health import health, health_detailed
 from services.api.routes_jobs import JobController
@@ -78,7 +79,9 @@ def create_app(settings: Settings) -> Litestar:
         await resources.watcher.start()
         nc = resources.nc
         store = NatsJobEventStore(js, names, connected=lambda: nc.is_connected)
-        resources.commands = JobCommands(store, max_timeout_seconds=settings.max_delivery_timeout_seconds)
+        resources.commands = JobCommands(
+            store, max_timeout_seconds=settings.max_delivery_timeout_seconds, egress=settings.egress_policy
+        )
 
         async def publish(event: ExecutionRequested) -> int:
             if not nc.is_connected:
@@ -99,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             health,
             health_detailed,
+            asyncapi_json,
             metrics_endpoint,
             JobController,
             WebhookController,

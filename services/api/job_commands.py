@@ -11,6 +11,7 @@ from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
+from yarl import URL
 
 from services.api.auth import Principal
 from services.api.domain_errors import (
@@ -46,6 +47,7 @@ from shared.contracts.jobs import (
     WebhookUpdated,
 )
 from shared.contracts.schedules import Schedule, kind_of
+from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.schedule.occurrences import next_after
 
 # A command whose target changed under it is re-read and retried this many times before a 409.
@@ -185,10 +187,22 @@ class JobCommands:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         max_timeout_seconds: float = 120.0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._max_timeout = max_timeout_seconds
+        self._egress = egress
+
+    async def _checked_target(self, url: str) -> str:
+        """A valid URL whose host the egress policy allows (checked again at every delivery)."""
+        url = checked_url(url)
+        if self._egress is not None:
+            try:
+                await self._egress.check_target(URL(url).raw_host or "")
+            except EgressRefusedError as exc:
+                raise ValidationFailedError(f"url: {exc}", field="url") from None
+        return url
 
     def _checked_timeout(self, timeout: float | None) -> float | None:
         if timeout is not None and timeout > self._max_timeout:
@@ -294,7 +308,7 @@ class JobCommands:
         content_type: str,
     ) -> Appended:
         webhook_id = uuid.uuid4()
-        url = checked_url(url)
+        url = await self._checked_target(url)
         headers = checked_headers(headers)
 
         def decide(loaded: Loaded, now: datetime) -> JobEvent:
@@ -329,7 +343,7 @@ class JobCommands:
         if values.get("enabled") is True:
             values["disabled_reason"] = None
         if "url" in values:
-            values["url"] = checked_url(values["url"])
+            values["url"] = await self._checked_target(values["url"])
         if "headers" in values:
             values["headers"] = checked_headers(values["headers"] or {})
 

@@ -39,6 +39,7 @@ from shared.contracts.executions import (
 )
 from shared.contracts.subjects import Names
 from shared.delivery.backoff import retry_after_seconds
+from shared.delivery.egress import GuardedResolver
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Dispatcher:
         self._store: NatsJobEventStore | None = None
         self._secrets: SigningSecretStore | None = None
         self._worker_id = settings.worker_id
+        self._egress = settings.egress_policy
 
     async def start(self) -> None:
         self._nc = await connect(self._settings.nats_url, "dispatcher")
@@ -67,8 +69,13 @@ class Dispatcher:
         self._timers = await timers_bucket(js, self._settings)
         self._store = NatsJobEventStore(js, self._names)
         self._secrets = SigningSecretStore(await signing_bucket(js, self._settings))
+        # The resolver lets through only addresses the egress policy allows: the address checked is the one
+        # connected to. No proxy from the environment (trust_env off), which would connect on our behalf.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._settings.dispatcher_concurrency)
+            connector=aiohttp.TCPConnector(
+                limit=self._settings.dispatcher_concurrency, resolver=GuardedResolver(self._egress)
+            ),
+            trust_env=False,
         )
 
     async def _handle(self, js: JetStreamContext, request: ExecutionRequested, _msg: Msg) -> None:
@@ -103,6 +110,7 @@ class Dispatcher:
                 self._settings.response_body_limit,
                 secrets,
                 started_at,
+                self._egress,
             )
         finished_at = _now()
         ended: dict[str, Any] = {

@@ -14,6 +14,7 @@ from yarl import URL
 
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.jobs import WebhookSpec
+from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.delivery.signing import signature_headers
 
 USER_AGENT = "scheduler-dispatcher/0.1"
@@ -62,8 +63,13 @@ async def deliver(
     body_limit: int,
     secrets: Sequence[str] = (),
     now: datetime | None = None,
+    egress: EgressPolicy | None = None,
 ) -> DeliveryOutcome:
-    """Call the webhook once. 2xx is success; anything else (3xx included) is a failure with a reason."""
+    """Call the webhook once. 2xx is success; anything else (3xx included) is a failure with a reason.
+
+    `egress` checks a target written as an IP literal; names are checked by the session's resolver
+    (GuardedResolver), on the addresses actually connected to. A refused target is final: retrying cannot help.
+    """
     webhook = request.webhook
     assert webhook is not None
     body = webhook.body_template.encode() if webhook.body_template is not None else None
@@ -78,6 +84,8 @@ async def deliver(
         headers.update(signature_headers(secrets, request.occurrence_id, signed_at, webhook.body_template or ""))
     try:
         url = URL(webhook.url)
+        if egress is not None:
+            egress.check_literal(url.raw_host or "")
         if webhook.query_params:
             url = url.update_query(webhook.query_params)
         async with asyncio.timeout(timeout):
@@ -94,6 +102,12 @@ async def deliver(
                 retry_after = response.headers.get("Retry-After") if code in (429, 503) else None
     except TimeoutError:
         return DeliveryOutcome(elapsed(), error=f"no response within {timeout:g} s", timed_out=True)
+    except EgressRefusedError as exc:
+        return DeliveryOutcome(elapsed(), error=str(exc), unsendable=True)
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, EgressRefusedError):
+            return DeliveryOutcome(elapsed(), error=f"{webhook.url}: {exc.os_error}", unsendable=True)
+        return DeliveryOutcome(elapsed(), error=f"{type(exc).__name__}: {exc}")
     except aiohttp.ClientError as exc:
         return DeliveryOutcome(elapsed(), error=f"{type(exc).__name__}: {exc}")
     except ValueError as exc:  # a URL or header the HTTP client refuses (UnicodeError is a ValueError): not retryable

@@ -72,6 +72,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         SCHEDULER_DELIVERY_TIMEOUT_SECONDS=str(settings.delivery_timeout_seconds),
         SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS=str(settings.max_delivery_timeout_seconds),
         SCHEDULER_ACK_WAIT_SECONDS=str(settings.ack_wait_seconds),
+        SCHEDULER_EGRESS_ALLOW=settings.egress_allow,
     )
     return env
 
