@@ -48,6 +48,7 @@ from shared.contracts.jobs import (
 )
 from shared.contracts.schedules import Schedule, kind_of
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
+from shared.delivery.templates import TemplateError, check_template
 from shared.schedule.occurrences import next_after
 
 # A command whose target changed under it is re-read and retried this many times before a 409.
@@ -143,6 +144,14 @@ def _following(cls: type[E], loaded: Loaded, state: JobState, now: datetime, **e
         next_run_at=None if cls is JobDeleted else _next_run(state, now),
         **extra,
     )
+
+
+def _check_body(template: str | None, content_type: str) -> None:
+    if template is not None:
+        try:
+            check_template(template, content_type)
+        except TemplateError as exc:
+            raise ValidationFailedError(str(exc), field="body_template") from None
 
 
 def _changed_fields(before: msgspec.Struct, after: msgspec.Struct, fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -310,6 +319,7 @@ class JobCommands:
         webhook_id = uuid.uuid4()
         url = await self._checked_target(url)
         headers = checked_headers(headers)
+        _check_body(body_template, content_type)
 
         def decide(loaded: Loaded, now: datetime) -> JobEvent:
             current = loaded.event.job
@@ -354,6 +364,8 @@ class JobCommands:
             changed = _changed_fields(before, after, tuple(values))
             if not changed:
                 return None
+            if {"body_template", "content_type"} & set(changed):
+                _check_body(after.body_template, after.content_type)
             after = msgspec.structs.replace(after, updated_at=now)
             webhooks = tuple(after if w.id == webhook_id else w for w in current.webhooks)
             state = msgspec.structs.replace(current, webhooks=webhooks, updated_at=now)

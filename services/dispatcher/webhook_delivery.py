@@ -16,6 +16,7 @@ from shared.contracts.executions import ExecutionRequested
 from shared.contracts.jobs import WebhookSpec
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.delivery.signing import signature_headers
+from shared.delivery.templates import TemplateError, render
 
 USER_AGENT = "scheduler-dispatcher/0.1"
 
@@ -33,6 +34,20 @@ class DeliveryOutcome:
     retry_after: str | None = None
     # The request could not even be built (a URL or header the HTTP client refuses): retrying cannot help.
     unsendable: bool = False
+
+
+def template_variables(request: ExecutionRequested) -> dict[str, str | int]:
+    """What a body template may use (see shared/delivery/templates.py)."""
+    return {
+        "job_id": str(request.job_id),
+        "job_name": request.job_name,
+        "account_id": str(request.account_id),
+        "webhook_id": str(request.webhook.id) if request.webhook else "",
+        "execution_id": str(request.execution_id),
+        "occurrence_id": request.occurrence_id,
+        "nominal_time": request.nominal_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "attempt": request.attempt,
+    }
 
 
 def _request_headers(webhook: WebhookSpec, request: ExecutionRequested) -> CIMultiDict[str]:
@@ -72,16 +87,22 @@ async def deliver(
     """
     webhook = request.webhook
     assert webhook is not None
-    body = webhook.body_template.encode() if webhook.body_template is not None else None
     started = time.monotonic()
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    text_body: str | None = None
+    if webhook.body_template is not None:
+        try:
+            text_body = render(webhook.body_template, webhook.content_type, template_variables(request))
+        except TemplateError as exc:  # refused when the webhook was saved; kept in case of an old event
+            return DeliveryOutcome(elapsed(), error=str(exc), unsendable=True)
     headers = _request_headers(webhook, request)
     if secrets:
         signed_at = now or datetime.now(UTC)
-        headers.update(signature_headers(secrets, request.occurrence_id, signed_at, webhook.body_template or ""))
+        headers.update(signature_headers(secrets, request.occurrence_id, signed_at, text_body or ""))
+    body = text_body.encode() if text_body is not None else None
     try:
         url = URL(webhook.url)
         if egress is not None:

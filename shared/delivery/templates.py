@@ -1,0 +1,83 @@
+"""Webhook body templates: logic-less Mustache (pystache), rendered per attempt.
+
+Variables: `job_id`, `job_name`, `account_id`, `webhook_id`, `execution_id`, `occurrence_id`, `nominal_time`
+(ISO 8601, UTC), `attempt`. `{{name}}` is escaped for the body's content type, so a value can never break out of
+its place: inside a JSON string for JSON, percent-encoded for form bodies, entity-escaped for XML and HTML, as is
+for anything else. `{{{name}}}` inserts a value as it is. An unknown variable or partial is an error, so a template
+that would not render is refused when the webhook is saved, not when it fires.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import quote_plus
+from uuid import UUID
+
+import pystache
+from pystache.common import PystacheError
+from pystache.parser import ParsingError
+
+VARIABLES = (
+    "job_id",
+    "job_name",
+    "account_id",
+    "webhook_id",
+    "execution_id",
+    "occurrence_id",
+    "nominal_time",
+    "attempt",
+)
+
+
+class TemplateError(ValueError):
+    """The template does not render: a syntax error, or a variable or partial that does not exist."""
+
+
+def _json_escape(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+def escape_for(content_type: str) -> Callable[[str], str]:
+    """How `{{name}}` values are escaped in a body of this content type."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return _json_escape
+    if media == "application/x-www-form-urlencoded":
+        return quote_plus
+    if media in ("text/html", "application/xml", "text/xml") or media.endswith("+xml"):
+        return lambda value: html.escape(value, quote=True)
+    return lambda value: value
+
+
+def render(template: str, content_type: str, variables: Mapping[str, str | int]) -> str:
+    """The body for one attempt. Raises TemplateError if the template does not render."""
+    if "{{" not in template:
+        return template  # nothing to render: the common case of a fixed body stays byte for byte
+    renderer = pystache.Renderer(escape=escape_for(content_type), missing_tags="strict", partials={})
+    try:
+        return str(renderer.render(template, dict(variables)))
+    except (PystacheError, ParsingError, KeyError, ValueError) as exc:
+        raise TemplateError(f"body_template does not render: {exc}") from exc
+
+
+def sample_variables() -> dict[str, str | int]:
+    """Values of the right shape, to check a template renders before it is stored."""
+    zero = UUID(int=0)
+    return {
+        "job_id": str(zero),
+        "job_name": "job",
+        "account_id": str(zero),
+        "webhook_id": str(zero),
+        "execution_id": str(zero),
+        "occurrence_id": f"{zero}_20000101T000000.000000Z",
+        "nominal_time": datetime(2000, 1, 1, tzinfo=UTC).isoformat().replace("+00:00", "Z"),
+        "attempt": 1,
+    }
+
+
+def check_template(template: str, content_type: str) -> None:
+    """Raise TemplateError unless the template renders with every variable it may use."""
+    render(template, content_type, sample_variables())
