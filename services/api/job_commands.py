@@ -39,6 +39,7 @@ from shared.contracts.jobs import (
     JobResumed,
     JobState,
     JobUpdated,
+    MisfirePolicy,
     RetryPolicy,
     TaskSpec,
     WebhookAdded,
@@ -83,6 +84,7 @@ class JobDraft:
     task: TaskSpec | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_seconds: float | None = None
+    misfire: MisfirePolicy = field(default_factory=MisfirePolicy)
     priority: int = 5
     description: str | None = None
     tags: tuple[str, ...] = ()
@@ -102,6 +104,7 @@ class JobChanges:
     task: TaskSpec | UnsetType | None = UNSET
     retry: RetryPolicy | UnsetType = UNSET
     timeout_seconds: float | UnsetType | None = UNSET
+    misfire: MisfirePolicy | UnsetType = UNSET
     priority: int | UnsetType = UNSET
     description: str | UnsetType | None = UNSET
     tags: tuple[str, ...] | UnsetType = UNSET
@@ -240,6 +243,7 @@ class JobCommands:
             task=draft.task,
             retry=draft.retry,
             timeout_seconds=self._checked_timeout(draft.timeout_seconds),
+            misfire=draft.misfire,
             priority=draft.priority,
             description=draft.description,
             tags=draft.tags,

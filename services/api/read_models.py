@@ -16,10 +16,11 @@ from services.api.schemas import (
     JobCounts,
     JobOut,
     Metrics,
+    MisfirePolicyBody,
     RetryPolicyBody,
     WebhookOut,
 )
-from shared.contracts.jobs import RetryPolicy
+from shared.contracts.jobs import MisfirePolicy, RetryPolicy
 from shared.contracts.schedules import CronSchedule, Schedule
 from shared.db.pool import DbConnection
 
@@ -27,7 +28,7 @@ from shared.db.pool import DbConnection
 NEXT_RUN_AT = "CASE WHEN r.job_version >= j.version THEN r.next_run_at ELSE j.next_run_at END"
 _JOB_SELECT = (
     "SELECT j.id, j.account_id, j.name, j.schedule, j.type, j.timezone, j.enabled, r.last_run_at,"
-    f" {NEXT_RUN_AT} AS next_run_at, j.created_at, j.updated_at, j.retry, j.timeout_seconds"
+    f" {NEXT_RUN_AT} AS next_run_at, j.created_at, j.updated_at, j.retry, j.timeout_seconds, j.misfire"
     " FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
 )
 EXECUTION_COLUMNS = (
@@ -51,10 +52,19 @@ def retry_policy_body(policy: RetryPolicy) -> RetryPolicyBody:
     )
 
 
+def misfire_policy_body(policy: MisfirePolicy) -> MisfirePolicyBody:
+    return MisfirePolicyBody(policy=policy.policy, grace_seconds=policy.grace_seconds)
+
+
+def misfire_policy_of(body: MisfirePolicyBody) -> MisfirePolicy:
+    return MisfirePolicy(policy=body.policy, grace_seconds=body.grace_seconds)
+
+
 def _job(row: asyncpg.Record) -> JobOut:
     values = dict(row)
     values["schedule"] = schedule_text(msgspec.convert(values["schedule"], Schedule))
     values["retry_policy"] = retry_policy_body(msgspec.convert(values.pop("retry"), RetryPolicy))
+    values["misfire_policy"] = misfire_policy_body(msgspec.convert(values.pop("misfire"), MisfirePolicy))
     return JobOut(**values)
 
 

@@ -18,13 +18,22 @@ from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import JobNotFoundError
 from services.api.job_commands import Appended, JobChanges, JobDraft
 from services.api.openapi_docs import BEARER, PROTECTED, error_responses
-from services.api.read_models import get_job, list_executions, list_jobs, retry_policy_body, schedule_text
+from services.api.read_models import (
+    get_job,
+    list_executions,
+    list_jobs,
+    misfire_policy_body,
+    misfire_policy_of,
+    retry_policy_body,
+    schedule_text,
+)
 from services.api.schemas import (
     ExecutionOut,
     ExecutionStatus,
     JobCreate,
     JobOut,
     JobUpdate,
+    MisfirePolicyBody,
     Page,
     RetryPolicyBody,
 )
@@ -62,6 +71,7 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         updated_at=job.updated_at,
         retry_policy=retry_policy_body(job.retry),
         timeout_seconds=job.timeout_seconds,
+        misfire_policy=misfire_policy_body(job.misfire),
     )
 
 
@@ -120,6 +130,7 @@ class JobController(Controller):
             enabled=data.enabled,
             retry=retry_policy_of(data.retry_policy or RetryPolicyBody()),
             timeout_seconds=data.timeout_seconds,
+            misfire=misfire_policy_of(data.misfire_policy or MisfirePolicyBody()),
         )
         appended = await res.commands.create_job(principal, account_id=data.account_id, draft=draft)
         await await_projection(res, appended.sequence)
@@ -161,6 +172,7 @@ class JobController(Controller):
         assert res.commands is not None
         schedule = UNSET if isinstance(data.schedule, UnsetType) else CronSchedule(expression=data.schedule)
         retry = UNSET if isinstance(data.retry_policy, UnsetType) else retry_policy_of(data.retry_policy)
+        misfire = UNSET if isinstance(data.misfire_policy, UnsetType) else misfire_policy_of(data.misfire_policy)
         changes = JobChanges(
             name=data.name,
             schedule=schedule,
@@ -169,6 +181,7 @@ class JobController(Controller):
             enabled=data.enabled,
             retry=retry,
             timeout_seconds=data.timeout_seconds,
+            misfire=misfire,
         )
         appended = await res.commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
         return await changed_job(res, appended)

@@ -28,7 +28,7 @@ _Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)
 _Value = Annotated[str, msgspec.Meta(max_length=8192, pattern=NO_NUL)]
 StringMap = Annotated[dict[_Key, _Value], msgspec.Meta(max_length=64)]
 BodyTemplate = Annotated[str, msgspec.Meta(max_length=65536, pattern=NO_NUL)]
-ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter"]
+ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter", "missed"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,15 @@ class RetryPolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_backoff_seconds: BackoffSeconds = 3600.0
 
 
+class MisfirePolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What happens to occurrences that fell due while no ticker was running (an outage, a stall, a clock jump):
+    `fire_all` fires those at most `grace_seconds` old (null: the operator's SCHEDULER_MISFIRE_GRACE_SECONDS),
+    `fire_latest` fires only the most recent, `skip` fires none. The others are recorded as `missed` executions."""
+
+    policy: Literal["fire_all", "fire_latest", "skip"] = "fire_all"
+    grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
+
+
 class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of POST /api/jobs. Unknown fields are refused, so a misspelt one is not silently ignored."""
 
@@ -59,6 +68,7 @@ class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     retry_policy: RetryPolicyBody | None = None
     timeout_seconds: TimeoutSeconds | None = None
+    misfire_policy: MisfirePolicyBody | None = None
 
 
 class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -72,6 +82,7 @@ class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_policy: RetryPolicyBody | UnsetType = UNSET
     # null goes back to the dispatcher's default.
     timeout_seconds: TimeoutSeconds | UnsetType | None = UNSET
+    misfire_policy: MisfirePolicyBody | UnsetType = UNSET
 
 
 class JobOut(msgspec.Struct, kw_only=True):
@@ -90,6 +101,7 @@ class JobOut(msgspec.Struct, kw_only=True):
     updated_at: datetime
     retry_policy: RetryPolicyBody
     timeout_seconds: float | None
+    misfire_policy: MisfirePolicyBody
 
 
 class WebhookCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

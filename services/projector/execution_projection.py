@@ -6,6 +6,7 @@ from shared.contracts.executions import (
     ExecutionDeadLettered,
     ExecutionEvent,
     ExecutionFailed,
+    ExecutionMissed,
     ExecutionRequested,
     ExecutionRetryScheduled,
     ExecutionStarted,
@@ -20,6 +21,15 @@ INSERT INTO executions (
     redrive, timeout_seconds
 )
 VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12)
+ON CONFLICT DO NOTHING
+"""
+
+_INSERT_MISSED = """
+INSERT INTO executions (
+    id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
+    redrive, error
+)
+VALUES ($1, $2, $3, $4, NULL, $5, 'missed', $6, $7, $8, false, false, $9)
 ON CONFLICT DO NOTHING
 """
 
@@ -103,6 +113,20 @@ async def apply_execution_event(conn: DbConnection, event: ExecutionEvent, seque
         await conn.execute(_RETRY_SCHEDULED, event.execution_id, event.retry_at)
     elif isinstance(event, ExecutionDeadLettered):
         await conn.execute(_DEAD_LETTERED, event.execution_id, event.occurred_at)
+    elif isinstance(event, ExecutionMissed):
+        note = " (more were missed in this stretch than are recorded one by one)" if event.more_missed else ""
+        await conn.execute(
+            _INSERT_MISSED,
+            event.execution_id,
+            event.occurrence_id,
+            event.job_id,
+            event.account_id,
+            event.nominal_time,
+            event.attempt,
+            event.occurred_at,
+            sequence,
+            without_nul(f"missed ({event.policy}): {event.reason}{note}"),
+        )
     elif isinstance(event, WebhookDisabledByReceiver):
         return  # the job event that disables the webhook updates the webhooks table
     else:

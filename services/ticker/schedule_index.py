@@ -14,6 +14,13 @@ from uuid import UUID
 from shared.contracts.jobs import JobDeleted, JobEvent, JobState
 from shared.schedule.occurrences import next_after
 
+# An occurrence found due this much after its time fell due while no ticker was looking (a restart, a stall, a
+# clock jump), not merely late: the ticker wakes at each due time, so lateness beyond this means it was not there.
+MISFIRE_TOLERANCE = timedelta(seconds=2)
+# A long outage of a frequent job records this many missed occurrences one by one, then says there were more.
+MAX_MISSED_RECORDED = 1000
+_TICK = timedelta(microseconds=1)
+
 
 @dataclass(slots=True)
 class IndexedJob:
@@ -34,12 +41,25 @@ class DueOccurrence:
     next_due: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class MissedOccurrence:
+    """An occurrence that fell due while nothing looked and that its job's misfire policy did not fire."""
+
+    job: JobState
+    job_version: int
+    nominal_time: datetime
+    policy: str
+    reason: str
+    more_missed: bool = False
+
+
 @dataclass(slots=True)
 class ScheduleIndex:
     jobs: dict[UUID, IndexedJob] = field(default_factory=dict)
     _heap: list[tuple[datetime, int, UUID, int]] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     missed: int = 0
+    _missed: list[MissedOccurrence] = field(default_factory=list)
 
     def _push(self, job: IndexedJob) -> None:
         if job.next_due is not None:
@@ -80,20 +100,83 @@ class ScheduleIndex:
             heapq.heappop(self._heap)
         return None
 
-    def pop_due(self, now: datetime, grace: timedelta) -> list[DueOccurrence]:
-        """Every occurrence due at or before `now`. Those older than `now - grace` are counted as missed."""
+    def pop_due(
+        self, now: datetime, default_grace: timedelta, looked_until: datetime | None = None
+    ) -> list[DueOccurrence]:
+        """Every occurrence due at or before `now` that fires. Occurrences that fell due after `looked_until` (when
+        the ticker last looked) and more than MISFIRE_TOLERANCE before `now` were missed while nothing looked: each
+        job's misfire policy decides which of them fire; the rest go to `missed` (drained by `take_missed`)."""
         out: list[DueOccurrence] = []
+        missed_end = now - MISFIRE_TOLERANCE
         while (due := self.next_due()) is not None and due <= now:
             _, _, job_id, _ = heapq.heappop(self._heap)
             job = self.jobs[job_id]
             state = job.state
-            if due < now - grace:
-                # Missed while nothing ran and beyond the grace window: jump to the first one inside it.
-                job.next_due = next_after(state.schedule, state.timezone, now - grace - timedelta(microseconds=1))
-                self.missed += 1
-                self._push(job)
-                continue
-            job.next_due = next_after(state.schedule, state.timezone, due)
-            out.append(DueOccurrence(state, job.version, due, job.next_due))
+            if looked_until is not None and looked_until < due < missed_end:
+                fire = self._misfire(job, due, now, missed_end, looked_until, default_grace)
+                job.next_due = next_after(state.schedule, state.timezone, missed_end - _TICK)
+                out.extend(DueOccurrence(state, job.version, t, job.next_due) for t in fire)
+            else:
+                job.next_due = next_after(state.schedule, state.timezone, due)
+                out.append(DueOccurrence(state, job.version, due, job.next_due))
             self._push(job)
         return out
+
+    def take_missed(self) -> list[MissedOccurrence]:
+        """The occurrences recorded as missed since the last call."""
+        taken, self._missed = self._missed, []
+        return taken
+
+    def _misfire(
+        self,
+        job: IndexedJob,
+        first: datetime,
+        now: datetime,
+        missed_end: datetime,
+        looked_until: datetime,
+        default_grace: timedelta,
+    ) -> list[datetime]:
+        """Apply the job's misfire policy to its occurrences in [first, missed_end); return those that fire."""
+        state = job.state
+        policy = state.misfire.policy
+        grace = default_grace if state.misfire.grace_seconds is None else timedelta(seconds=state.misfire.grace_seconds)
+        stretch = f"no ticker was looking between {_stamp(looked_until)} and {_stamp(now)}"
+
+        def walk(start: datetime, end: datetime, limit: int | None) -> tuple[list[datetime], bool]:
+            """Occurrences in [start, end), at most `limit`; and whether there were more."""
+            found: list[datetime] = []
+            t = next_after(state.schedule, state.timezone, start - _TICK)
+            while t is not None and t < end:
+                if limit is not None and len(found) >= limit:
+                    return found, True
+                found.append(t)
+                t = next_after(state.schedule, state.timezone, t)
+            return found, False
+
+        if policy == "fire_all":
+            old, more = walk(first, min(now - grace, missed_end), MAX_MISSED_RECORDED)
+            fire, _ = walk(max(first, now - grace), missed_end, None)
+            reason = f"{stretch}; older than the {grace.total_seconds():g} s grace"
+        elif policy == "fire_latest":
+            old, more = walk(first, missed_end, MAX_MISSED_RECORDED)
+            if more:
+                # Too many to list: the latest lies in the last stretch as long as the listed ones took.
+                span = (old[-1] - old[0]) if len(old) > 1 else missed_end - first
+                old += walk(max(old[-1] + _TICK, missed_end - span), missed_end, None)[0]
+            fire = old[-1:]
+            old = old[:-1]
+            reason = f"{stretch}; only the latest fired"
+        else:
+            old, more = walk(first, missed_end, MAX_MISSED_RECORDED)
+            fire = []
+            reason = f"{stretch}; the job skips missed runs"
+        self.missed += len(old)
+        self._missed.extend(
+            MissedOccurrence(state, job.version, t, policy, reason, more_missed=more and i == len(old) - 1)
+            for i, t in enumerate(old)
+        )
+        return fire
+
+
+def _stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -17,12 +17,18 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.ticker.retry_timers import RetryTimers
-from services.ticker.schedule_index import DueOccurrence, ScheduleIndex
+from services.ticker.schedule_index import DueOccurrence, MissedOccurrence, ScheduleIndex
 from shared.bus.connection import connect, disconnect
-from shared.bus.executions import publish_requested
+from shared.bus.executions import publish_requested, publish_result
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.contracts.codec import decode_job_event
-from shared.contracts.executions import ExecutionRequested, occurrence_requests
+from shared.contracts.executions import (
+    ExecutionMissed,
+    ExecutionRequested,
+    missed_execution_id,
+    occurrence_id,
+    occurrence_requests,
+)
 from shared.contracts.subjects import Names
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat
 from shared.settings import Settings
@@ -39,8 +45,10 @@ def _now() -> datetime:
 
 
 class Ticker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = _now) -> None:
         self._settings = settings
+        # What the ticker takes the time to be; tests step it to stage outages and clock jumps.
+        self._clock = clock
         self._names = Names(settings.namespace)
         self._index = ScheduleIndex()
         self._wakeup = asyncio.Event()
@@ -103,7 +111,7 @@ class Ticker:
 
     async def _publish(self, js: JetStreamContext, occurrences: list[DueOccurrence]) -> None:
         limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-        now = _now()
+        now = self._clock()
 
         async def one(event: ExecutionRequested) -> None:
             async with limiter:
@@ -124,6 +132,32 @@ class Ticker:
         ]
         await asyncio.gather(*tasks)
 
+    async def _record_missed(self, js: JetStreamContext, missed: list[MissedOccurrence]) -> None:
+        """One ExecutionMissed per occurrence the misfire policy did not fire: skipped, never silently dropped."""
+        limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+        now = self._clock()
+
+        async def one(m: MissedOccurrence) -> None:
+            occurrence = occurrence_id(m.job.id, m.nominal_time)
+            event = ExecutionMissed(
+                execution_id=missed_execution_id(occurrence),
+                occurrence_id=occurrence,
+                job_id=m.job.id,
+                account_id=m.job.account_id,
+                occurred_at=now,
+                nominal_time=m.nominal_time,
+                job_name=m.job.name,
+                policy=m.policy,
+                reason=m.reason,
+                more_missed=m.more_missed,
+            )
+            async with limiter:
+                await publish_result(js, self._names, "missed", event, str(event.execution_id))
+
+        await asyncio.gather(*(one(m) for m in missed))
+        if any(m.more_missed for m in missed):
+            log.warning("more occurrences were missed than are recorded one by one; see ExecutionMissed.more_missed")
+
     async def _save_state(self, stop: asyncio.Event) -> None:
         assert self._kv is not None
         while not stop.is_set():
@@ -134,7 +168,7 @@ class Ticker:
                         await self._kv.put(WATERMARK_KEY, msgspec.json.encode(wm))
                         self._saved_watermark = wm
                     beat = Heartbeat(
-                        instance=self._settings.worker_id, at=_now(), watermark=wm, jobs=len(self._index.jobs)
+                        instance=self._settings.worker_id, at=self._clock(), watermark=wm, jobs=len(self._index.jobs)
                     )
                     await self._kv.put(HEARTBEAT_KEY, msgspec.json.encode(beat))
                 except (nats.errors.Error, TimeoutError) as exc:
@@ -158,6 +192,8 @@ class Ticker:
         timer_loop = asyncio.create_task(timers.run(stopping))
         saver: asyncio.Task[None] | None = None
         grace = timedelta(seconds=self._settings.misfire_grace_seconds)
+        # When the ticker last looked: everything due before it was handled. After a restart, the saved watermark.
+        looked_until = self._watermark
         try:
             await _first_of(bootstrapped.wait(), stop.wait(), follower)
             saver = asyncio.create_task(self._save_state(stop))
@@ -167,13 +203,18 @@ class Ticker:
                         loop.result()  # a dead loop must stop the ticker, not leave it half working
                         raise RuntimeError("a ticker loop stopped")
                 self._wakeup.clear()
-                now = _now()
-                due = self._index.pop_due(now, grace)
+                now = self._clock()
+                due = self._index.pop_due(now, grace, looked_until)
+                missed = self._index.take_missed()
+                if missed:
+                    await self._record_missed(js, missed)
                 if due:
                     await self._publish(js, due)
                 self._watermark = now
+                # Not `now`: what fell due while publishing was late, not missed.
+                looked_until = self._clock()
                 nxt = self._index.next_due()
-                delay = MAX_IDLE_SECONDS if nxt is None else (nxt - _now()).total_seconds()
+                delay = MAX_IDLE_SECONDS if nxt is None else (nxt - self._clock()).total_seconds()
                 if delay > 0:
                     await _first_of(self._wakeup.wait(), stop.wait(), timeout=min(delay, MAX_IDLE_SECONDS))
         finally:
@@ -204,6 +245,6 @@ async def _first_of(*aws: Awaitable[object], timeout: float | None = None) -> No
             raise exc
 
 
-def build_ticker(settings: Settings) -> Ticker:
+def build_ticker(settings: Settings, clock: Callable[[], datetime] = _now) -> Ticker:
     """Wire the ticker from settings; nothing connects until start()."""
-    return Ticker(settings)
+    return Ticker(settings, clock)

@@ -25,6 +25,11 @@ def execution_id(occurrence: str, webhook_id: UUID | None, attempt: int) -> UUID
     return uuid.uuid5(_EXECUTION_NAMESPACE, f"{occurrence}|{webhook_id or '-'}|{attempt}")
 
 
+def missed_execution_id(occurrence: str) -> UUID:
+    """Deterministic id of the record of an occurrence that did not fire."""
+    return uuid.uuid5(_EXECUTION_NAMESPACE, f"{occurrence}|missed")
+
+
 class _ExecutionEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event_type"):
     """Envelope shared by execution events."""
 
@@ -126,6 +131,20 @@ class WebhookDisabledByReceiver(_ExecutionEvent, frozen=True, kw_only=True, tag=
     reason: str
 
 
+class ExecutionMissed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+    """An occurrence fell due while no ticker was looking and the job's misfire policy did not fire it.
+
+    `more_missed`: more occurrences of the job were missed in the same stretch than are recorded one by one
+    (a cap keeps a long outage of a frequent job from flooding the stream); `reason` gives the stretch.
+    """
+
+    nominal_time: datetime
+    job_name: str
+    policy: str
+    reason: str
+    more_missed: bool = False
+
+
 ExecutionEvent = (
     ExecutionRequested
     | ExecutionStarted
@@ -134,6 +153,7 @@ ExecutionEvent = (
     | ExecutionRetryScheduled
     | ExecutionDeadLettered
     | WebhookDisabledByReceiver
+    | ExecutionMissed
 )
 
 

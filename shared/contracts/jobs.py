@@ -51,6 +51,18 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_delay_seconds: float = 3600.0
 
 
+class MisfirePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """What happens to occurrences that fell due while no ticker was looking (downtime, a stall, a clock jump).
+
+    `fire_all`: those at most `grace_seconds` old fire (None: the operator's default), older ones are missed.
+    `fire_latest`: only the most recent fires. `skip`: none fires. Every one that does not fire is recorded as
+    missed (ExecutionMissed).
+    """
+
+    policy: Literal["fire_all", "fire_latest", "skip"] = "fire_all"
+    grace_seconds: float | None = None
+
+
 class JobState(msgspec.Struct, frozen=True, kw_only=True):
     """The whole job as of one event.
 
@@ -71,6 +83,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     # Per-attempt limit for a webhook delivery; None means the dispatcher's default.
     timeout_seconds: float | None = None
     priority: int = 5
+    misfire: MisfirePolicy = msgspec.field(default_factory=MisfirePolicy)
     description: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)

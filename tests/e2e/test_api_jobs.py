@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 JOB_FIELDS = {
     "retry_policy",
     "timeout_seconds",
+    "misfire_policy",
     "id",
     "account_id",
     "name",

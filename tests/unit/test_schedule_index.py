@@ -8,8 +8,17 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
+from services.ticker import schedule_index
 from services.ticker.schedule_index import ScheduleIndex
-from shared.contracts.jobs import JobCreated, JobDeleted, JobPaused, JobResumed, JobState, JobUpdated
+from shared.contracts.jobs import (
+    JobCreated,
+    JobDeleted,
+    JobPaused,
+    JobResumed,
+    JobState,
+    JobUpdated,
+    MisfirePolicy,
+)
 from tests.factories import job_created, job_state
 
 pytestmark = pytest.mark.unit
@@ -90,11 +99,71 @@ def test_stale_versions_are_ignored_and_unchanged_schedules_keep_their_next_due(
     assert index.jobs[s.id].state.name == "renamed"
 
 
-def test_occurrences_older_than_the_grace_window_are_counted_missed() -> None:
+# A job every 10 s; the ticker last looked at T0+5 s and looks again 3 minutes later.
+LOOKED = T0 + timedelta(seconds=5)
+BACK = T0 + timedelta(seconds=185)
+GAP = [T0 + timedelta(seconds=s) for s in range(10, 181, 10)]  # due while nobody looked
+
+
+def after_outage(policy: str, grace: float | None = None) -> tuple[ScheduleIndex, list[datetime], list[datetime]]:
     index = ScheduleIndex()
-    s = state()
+    s = job_state("*/10 * * * * *", at=T0, misfire=MisfirePolicy(policy=policy, grace_seconds=grace))  # type: ignore[arg-type]
     index.apply(created(s), T0)
-    now = T0 + timedelta(minutes=10)
-    due = index.pop_due(now, GRACE)
-    assert index.missed == 1
-    assert [d.nominal_time for d in due] == [now - GRACE + timedelta(seconds=i) for i in range(0, 61)]
+    fired = [d.nominal_time for d in index.pop_due(BACK, GRACE, LOOKED)]
+    missed = [m.nominal_time for m in index.take_missed()]
+    assert index.next_due() == T0 + timedelta(seconds=190)
+    return index, fired, missed
+
+
+def test_fire_all_fires_what_is_within_the_grace_and_records_the_rest_missed() -> None:
+    _, fired, missed = after_outage("fire_all", grace=60)
+    assert fired == [t for t in GAP if t >= BACK - timedelta(seconds=60)] == GAP[-6:]
+    assert missed == GAP[:-6]
+
+
+def test_fire_all_uses_the_operators_grace_when_the_job_sets_none() -> None:
+    _, fired, missed = after_outage("fire_all")
+    assert (fired, missed) == (GAP[-6:], GAP[:-6])  # GRACE is 60 s
+
+
+def test_fire_latest_fires_only_the_most_recent() -> None:
+    index, fired, missed = after_outage("fire_latest")
+    assert (fired, missed) == ([GAP[-1]], GAP[:-1])
+    assert index.missed == len(GAP) - 1
+
+
+def test_skip_fires_none_and_records_every_one() -> None:
+    _, fired, missed = after_outage("skip")
+    assert (fired, missed) == ([], GAP)
+
+
+def test_without_an_outage_nothing_is_missed_however_late_the_pop() -> None:
+    """What fell due while the ticker was busy publishing is late, not missed: looked_until is when it was free."""
+    index = ScheduleIndex()
+    s = job_state("*/10 * * * * *", at=T0, misfire=MisfirePolicy(policy="skip"))
+    index.apply(created(s), T0)
+    assert [d.nominal_time for d in index.pop_due(BACK, GRACE, BACK - timedelta(seconds=1))] == GAP
+    assert index.take_missed() == []
+    # Occurrences due within the tolerance before now are on time even right after an outage.
+    index.apply(created(msgspec.structs.replace(s, id=uuid.uuid4())), T0)
+    on_time = index.pop_due(T0 + timedelta(seconds=11), GRACE, T0 + timedelta(seconds=5))
+    assert [d.nominal_time for d in on_time] == [T0 + timedelta(seconds=10)]
+
+
+def test_a_long_outage_records_a_bounded_number_and_says_there_were_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedule_index, "MAX_MISSED_RECORDED", 50)
+    for policy in ("skip", "fire_latest"):
+        index = ScheduleIndex()
+        s = job_state("* * * * * *", at=T0, misfire=MisfirePolicy(policy=policy))  # type: ignore[arg-type]
+        index.apply(created(s), T0)
+        now = T0 + timedelta(hours=1)
+        fired = [d.nominal_time for d in index.pop_due(now, GRACE, T0)]
+        missed = index.take_missed()
+        assert missed[-1].more_missed and not any(m.more_missed for m in missed[:-1])
+        on_time = [now - timedelta(seconds=i) for i in (2, 1, 0)]
+        if policy == "skip":
+            assert len(missed) == 50 and fired == on_time
+        else:
+            # The latest missed one still fires, found past the recorded ones.
+            assert fired == [now - timedelta(seconds=3), *on_time]
+            assert missed[0].nominal_time == T0 + timedelta(seconds=1)

@@ -14,7 +14,9 @@ from services.api.domain_errors import ValidationFailedError
 from services.api.job_commands import JobChanges, JobDraft
 from services.api.job_validation import SCHEDULE_FIELDS, checked_timezone
 from services.api.nexus.schemas import CalendarInput, NexusJob, NexusJobCreate, NexusJobUpdate
-from shared.contracts.jobs import RetryPolicy, TaskSpec
+from services.api.read_models import misfire_policy_body, misfire_policy_of
+from services.api.schemas import MisfirePolicyBody
+from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import (
     CalendarRule,
     CalendarSchedule,
@@ -100,6 +102,7 @@ def draft_from(data: NexusJobCreate, now: datetime) -> JobDraft:
         enabled=data.is_active,
         task=task,
         retry=_retry(data.max_retries, data.retry_delay, data.retry_backoff),
+        misfire=misfire_policy_of(data.misfire_policy or MisfirePolicyBody()),
         priority=data.priority,
         description=data.description,
         tags=tuple(dict.fromkeys(data.tags)),
@@ -141,6 +144,7 @@ def changes_from(data: NexusJobUpdate, current: NexusJob, now: datetime) -> JobC
         enabled=given.get("is_active", UNSET),
         task=task,
         retry=retry,
+        misfire=misfire_policy_of(given["misfire_policy"]) if "misfire_policy" in given else UNSET,
         priority=given.get("priority", UNSET),
         description=given.get("description", UNSET),
         tags=tuple(dict.fromkeys(given["tags"])) if "tags" in given else UNSET,
@@ -197,6 +201,7 @@ def nexus_job(row: asyncpg.Record) -> NexusJob:
         retry_delay=whole(retry.base_delay_seconds),
         retry_backoff=retry.backoff != "fixed",
         priority=row["priority"],
+        misfire_policy=misfire_policy_body(msgspec.convert(row["misfire"], MisfirePolicy)),
         tags=list(row["tags"]),
         metadata=row["metadata"],
         created_at=row["created_at"],

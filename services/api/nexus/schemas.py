@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from services.api.schemas import NO_NUL, Name, TimeZone
+from services.api.schemas import NO_NUL, MisfirePolicyBody, Name, TimeZone
 
 JobKind = Literal["cron", "interval", "date", "calendar"]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled", "paused"]
-ExecutionState = Literal["pending", "running", "completed", "failed"]
+ExecutionState = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 Text = Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
@@ -46,6 +46,7 @@ class NexusJobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_delay: Delay = 60
     retry_backoff: bool = True
     priority: Priority = 5
+    misfire_policy: MisfirePolicyBody | None = None
     tags: Tags = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     created_by: ShortText | None = None
@@ -71,6 +72,7 @@ class NexusJobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_delay: Delay | UnsetType = UNSET
     retry_backoff: bool | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
+    misfire_policy: MisfirePolicyBody | UnsetType = UNSET
     tags: Tags | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
 
@@ -99,6 +101,7 @@ class NexusJob(msgspec.Struct, kw_only=True):
     retry_delay: int | float
     retry_backoff: bool
     priority: int
+    misfire_policy: MisfirePolicyBody
     tags: list[str]
     metadata: dict[str, Any]
     created_at: datetime
