@@ -45,8 +45,10 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 API_DESCRIPTION = (
-    "Jobs fire on cron schedules and call their webhooks. Every endpoint except /health and /health/detailed needs"
-    " `Authorization: Bearer <jwt>`. Every error is `{detail, error_code, status_code}`."
+    "Jobs fire on their schedules and call their webhooks or run their tasks. Every endpoint except /health,"
+    " /health/detailed, /asyncapi.json and the cron tools needs `Authorization: Bearer <jwt>`. Every error of"
+    " /api/jobs and /webhooks is `{detail, error_code, status_code}`; /api/v1 answers `{detail}`. The events"
+    " behind it are described in AsyncAPI at /asyncapi.json."
 )
 
 
