@@ -35,6 +35,7 @@ EXECUTION_KINDS = {
     "ExecutionRetryScheduled": "retry_scheduled",
     "ExecutionDeadLettered": "dead_lettered",
     "WebhookDisabledByReceiver": "webhook_disabled",
+    "ExecutionSkipped": "skipped",
     "ExecutionMissed": "missed",
 }
 

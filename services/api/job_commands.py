@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -50,7 +50,7 @@ from shared.contracts.jobs import (
 from shared.contracts.schedules import Schedule, kind_of
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.delivery.templates import TemplateError, check_template
-from shared.schedule.occurrences import next_after
+from shared.schedule.firing import next_fire
 
 # A command whose target changed under it is re-read and retried this many times before a 409.
 APPEND_ATTEMPTS = 3
@@ -85,6 +85,10 @@ class JobDraft:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_seconds: float | None = None
     misfire: MisfirePolicy = field(default_factory=MisfirePolicy)
+    overlap: Literal["allow", "skip", "queue_one"] = "allow"
+    jitter_seconds: float = 0.0
+    start_at: datetime | None = None
+    end_at: datetime | None = None
     priority: int = 5
     description: str | None = None
     tags: tuple[str, ...] = ()
@@ -105,6 +109,10 @@ class JobChanges:
     retry: RetryPolicy | UnsetType = UNSET
     timeout_seconds: float | UnsetType | None = UNSET
     misfire: MisfirePolicy | UnsetType = UNSET
+    overlap: Literal["allow", "skip", "queue_one"] | UnsetType = UNSET
+    jitter_seconds: float | UnsetType = UNSET
+    start_at: datetime | UnsetType | None = UNSET
+    end_at: datetime | UnsetType | None = UNSET
     priority: int | UnsetType = UNSET
     description: str | UnsetType | None = UNSET
     tags: tuple[str, ...] | UnsetType = UNSET
@@ -132,7 +140,7 @@ class WebhookChanges:
 
 
 def _next_run(state: JobState, now: datetime) -> datetime | None:
-    return next_after(state.schedule, state.timezone, now) if state.enabled else None
+    return next_fire(state, now) if state.enabled else None
 
 
 def _following(cls: type[E], loaded: Loaded, state: JobState, now: datetime, **extra: Any) -> E:
@@ -168,9 +176,22 @@ def _webhook(state: JobState, webhook_id: UUID) -> WebhookSpec:
     return found
 
 
+def _utc(t: datetime | None) -> datetime | None:
+    if t is not None and t.tzinfo is None:
+        raise ValidationFailedError("a time needs its UTC offset (for example 2027-01-01T09:00:00Z)")
+    return None if t is None else t.astimezone(UTC)
+
+
+def _check_window(state: JobState) -> None:
+    if state.start_at is not None and state.end_at is not None and state.end_at <= state.start_at:
+        raise ValidationFailedError("end_at must be after start_at", field="end_at")
+
+
 def _check_fires(event: JobEvent) -> None:
     """An enabled job must fire at least once more; a schedule entirely in the past is a mistake."""
     if event.job.enabled and event.next_run_at is None:
+        if event.job.end_at is not None and event.job.end_at <= event.occurred_at:
+            raise ValidationFailedError("end_at is in the past: the job would never fire", field="end_at")
         kind = kind_of(event.job.schedule)
         detail = "scheduled_time is in the past" if kind == "date" else "the schedule never fires again"
         raise ValidationFailedError(detail, field=SCHEDULE_FIELDS[kind])
@@ -244,6 +265,10 @@ class JobCommands:
             retry=draft.retry,
             timeout_seconds=self._checked_timeout(draft.timeout_seconds),
             misfire=draft.misfire,
+            overlap=draft.overlap,
+            jitter_seconds=draft.jitter_seconds,
+            start_at=_utc(draft.start_at),
+            end_at=_utc(draft.end_at),
             priority=draft.priority,
             description=draft.description,
             tags=draft.tags,
@@ -252,6 +277,7 @@ class JobCommands:
             created_at=now,
             updated_at=now,
         )
+        _check_window(state)
         event = JobCreated(
             event_id=uuid.uuid4(),
             job_id=job_id,
@@ -274,6 +300,9 @@ class JobCommands:
             checked_task_name(values["task"].name)
         if "timeout_seconds" in values:
             values["timeout_seconds"] = self._checked_timeout(values["timeout_seconds"])
+        for bound in ("start_at", "end_at"):
+            if bound in values:
+                values[bound] = _utc(values[bound])
 
         def decide(loaded: Loaded, now: datetime) -> JobEvent | None:
             current = loaded.event.job
@@ -283,13 +312,14 @@ class JobCommands:
             changed = _changed_fields(current, state, _JOB_FIELDS)
             if not changed:
                 return None
+            _check_window(state)
             state = msgspec.structs.replace(state, updated_at=now)
             event: JobEvent
             if changed == ("enabled",):
                 event = _following(JobResumed if state.enabled else JobPaused, loaded, state, now)
             else:
                 event = _following(JobUpdated, loaded, state, now, changed=changed)
-            if {"schedule", "timezone", "enabled"} & set(changed):
+            if {"schedule", "timezone", "enabled", "start_at", "end_at"} & set(changed):
                 _check_fires(event)
             return event
 

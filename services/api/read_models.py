@@ -28,7 +28,8 @@ from shared.db.pool import DbConnection
 NEXT_RUN_AT = "CASE WHEN r.job_version >= j.version THEN r.next_run_at ELSE j.next_run_at END"
 _JOB_SELECT = (
     "SELECT j.id, j.account_id, j.name, j.schedule, j.type, j.timezone, j.enabled, r.last_run_at,"
-    f" {NEXT_RUN_AT} AS next_run_at, j.created_at, j.updated_at, j.retry, j.timeout_seconds, j.misfire"
+    f" {NEXT_RUN_AT} AS next_run_at, j.created_at, j.updated_at, j.retry, j.timeout_seconds, j.misfire,"
+    " j.overlap AS overlap_policy, j.jitter_seconds, j.start_at, j.end_at"
     " FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
 )
 EXECUTION_COLUMNS = (

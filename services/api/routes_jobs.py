@@ -72,6 +72,10 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         retry_policy=retry_policy_body(job.retry),
         timeout_seconds=job.timeout_seconds,
         misfire_policy=misfire_policy_body(job.misfire),
+        overlap_policy=job.overlap,
+        jitter_seconds=job.jitter_seconds,
+        start_at=job.start_at,
+        end_at=job.end_at,
     )
 
 
@@ -131,6 +135,10 @@ class JobController(Controller):
             retry=retry_policy_of(data.retry_policy or RetryPolicyBody()),
             timeout_seconds=data.timeout_seconds,
             misfire=misfire_policy_of(data.misfire_policy or MisfirePolicyBody()),
+            overlap=data.overlap_policy,
+            jitter_seconds=data.jitter_seconds,
+            start_at=data.start_at,
+            end_at=data.end_at,
         )
         appended = await res.commands.create_job(principal, account_id=data.account_id, draft=draft)
         await await_projection(res, appended.sequence)
@@ -182,6 +190,10 @@ class JobController(Controller):
             retry=retry,
             timeout_seconds=data.timeout_seconds,
             misfire=misfire,
+            overlap=data.overlap_policy,
+            jitter_seconds=data.jitter_seconds,
+            start_at=data.start_at,
+            end_at=data.end_at,
         )
         appended = await res.commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
         return await changed_job(res, appended)

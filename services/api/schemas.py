@@ -28,7 +28,7 @@ _Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)
 _Value = Annotated[str, msgspec.Meta(max_length=8192, pattern=NO_NUL)]
 StringMap = Annotated[dict[_Key, _Value], msgspec.Meta(max_length=64)]
 BodyTemplate = Annotated[str, msgspec.Meta(max_length=65536, pattern=NO_NUL)]
-ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter", "missed"]
+ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter", "missed", "skipped"]
 
 T = TypeVar("T")
 
@@ -57,6 +57,10 @@ class MisfirePolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
 
 
+Overlap = Literal["allow", "skip", "queue_one"]
+JitterSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
+
+
 class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of POST /api/jobs. Unknown fields are refused, so a misspelt one is not silently ignored."""
 
@@ -69,6 +73,10 @@ class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_policy: RetryPolicyBody | None = None
     timeout_seconds: TimeoutSeconds | None = None
     misfire_policy: MisfirePolicyBody | None = None
+    overlap_policy: Overlap = "allow"
+    jitter_seconds: JitterSeconds = 0.0
+    start_at: datetime | None = None
+    end_at: datetime | None = None
 
 
 class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -83,6 +91,11 @@ class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # null goes back to the dispatcher's default.
     timeout_seconds: TimeoutSeconds | UnsetType | None = UNSET
     misfire_policy: MisfirePolicyBody | UnsetType = UNSET
+    overlap_policy: Overlap | UnsetType = UNSET
+    jitter_seconds: JitterSeconds | UnsetType = UNSET
+    # null removes the bound.
+    start_at: datetime | UnsetType | None = UNSET
+    end_at: datetime | UnsetType | None = UNSET
 
 
 class JobOut(msgspec.Struct, kw_only=True):
@@ -102,6 +115,10 @@ class JobOut(msgspec.Struct, kw_only=True):
     retry_policy: RetryPolicyBody
     timeout_seconds: float | None
     misfire_policy: MisfirePolicyBody
+    overlap_policy: Overlap
+    jitter_seconds: float
+    start_at: datetime | None
+    end_at: datetime | None
 
 
 class WebhookCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -27,12 +27,14 @@ from shared.bus.connection import connect, disconnect
 from shared.bus.executions import hand_over_task, publish_result
 from shared.bus.failures import FailureFate, disable_webhook, record_failure
 from shared.bus.job_store import NatsJobEventStore
+from shared.bus.overlap import RunningRuns, running_bucket, under_overlap_policy
 from shared.bus.prioritized import PrioritizedConsumer, Slots
 from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
 from shared.bus.streams import ensure_streams, timers_bucket
 from shared.contracts.executions import (
     ExecutionFailed,
     ExecutionRequested,
+    ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
     envelope_of,
@@ -58,6 +60,7 @@ class Dispatcher:
         self._timers: KeyValue | None = None
         self._store: NatsJobEventStore | None = None
         self._secrets: SigningSecretStore | None = None
+        self._runs: RunningRuns | None = None
         self._worker_id = settings.worker_id
         self._egress = settings.egress_policy
 
@@ -69,6 +72,7 @@ class Dispatcher:
         self._timers = await timers_bucket(js, self._settings)
         self._store = NatsJobEventStore(js, self._names)
         self._secrets = SigningSecretStore(await signing_bucket(js, self._settings))
+        self._runs = RunningRuns(await running_bucket(js, self._settings))
         # The resolver lets through only addresses the egress policy allows: the address checked is the one
         # connected to. No proxy from the environment (trust_env off), which would connect on our behalf.
         self._session = aiohttp.ClientSession(
@@ -83,7 +87,18 @@ class Dispatcher:
             # Workers run tasks and record them; the dispatcher only queues them in the TASKS stream.
             await hand_over_task(js, self._names, request)
         else:
-            await self._execute(js, request)
+            assert self._runs is not None
+            await under_overlap_policy(
+                self._runs,
+                request,
+                functools.partial(self._execute, js, request),
+                functools.partial(self._skip, js, request),
+                refresh_every=self._settings.ack_wait_seconds / 3,
+            )
+
+    async def _skip(self, js: JetStreamContext, request: ExecutionRequested, reason: str) -> None:
+        skipped = ExecutionSkipped(**envelope_of(request), occurred_at=_now(), reason=reason)
+        await publish_result(js, self._names, "skipped", skipped, f"{request.execution_id}:skipped")
 
     async def _execute(self, js: JetStreamContext, request: ExecutionRequested) -> None:
         assert self._session is not None

@@ -9,6 +9,7 @@ from shared.contracts.executions import (
     ExecutionMissed,
     ExecutionRequested,
     ExecutionRetryScheduled,
+    ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
     WebhookDisabledByReceiver,
@@ -22,6 +23,10 @@ INSERT INTO executions (
 )
 VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12)
 ON CONFLICT DO NOTHING
+"""
+
+_SKIPPED = """
+UPDATE executions SET status = 'skipped', error = $2, finished_at = $3 WHERE id = $1 AND status = 'queued'
 """
 
 _INSERT_MISSED = """
@@ -113,6 +118,8 @@ async def apply_execution_event(conn: DbConnection, event: ExecutionEvent, seque
         await conn.execute(_RETRY_SCHEDULED, event.execution_id, event.retry_at)
     elif isinstance(event, ExecutionDeadLettered):
         await conn.execute(_DEAD_LETTERED, event.execution_id, event.occurred_at)
+    elif isinstance(event, ExecutionSkipped):
+        await conn.execute(_SKIPPED, event.execution_id, without_nul(event.reason), event.occurred_at)
     elif isinstance(event, ExecutionMissed):
         note = " (more were missed in this stretch than are recorded one by one)" if event.more_missed else ""
         await conn.execute(

@@ -11,16 +11,21 @@ from shared.db.pool import DbConnection
 _UPSERT_JOB = """
 INSERT INTO jobs (
     id, account_id, name, type, schedule, timezone, enabled, version, next_run_at, created_at, updated_at,
-    number, kind, task, retry, priority, description, tags, metadata, created_by, timeout_seconds, misfire
+    number, kind, task, retry, priority, description, tags, metadata, created_by, timeout_seconds, misfire,
+    start_at, end_at, jitter_seconds, overlap
 )
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+    $25, $26
+)
 ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, type = EXCLUDED.type, schedule = EXCLUDED.schedule, timezone = EXCLUDED.timezone,
     enabled = EXCLUDED.enabled, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
     next_run_at = EXCLUDED.next_run_at, kind = EXCLUDED.kind, task = EXCLUDED.task, retry = EXCLUDED.retry,
     priority = EXCLUDED.priority, description = EXCLUDED.description, tags = EXCLUDED.tags,
     metadata = EXCLUDED.metadata, created_by = EXCLUDED.created_by, timeout_seconds = EXCLUDED.timeout_seconds,
-    misfire = EXCLUDED.misfire
+    misfire = EXCLUDED.misfire, start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
+    jitter_seconds = EXCLUDED.jitter_seconds, overlap = EXCLUDED.overlap
 WHERE jobs.version < EXCLUDED.version
 """
 
@@ -72,6 +77,10 @@ async def apply_job_event(conn: DbConnection, event: JobEvent, sequence: int) ->
         job.created_by,
         job.timeout_seconds,
         msgspec.to_builtins(job.misfire),
+        job.start_at,
+        job.end_at,
+        job.jitter_seconds,
+        job.overlap,
     )
     await conn.execute(
         "DELETE FROM webhooks WHERE job_id = $1 AND NOT (id = ANY($2::uuid[]))",

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from shared.contracts.jobs import JobDeleted, JobEvent, JobState
-from shared.schedule.occurrences import next_after
+from shared.schedule.firing import jitter_of, next_fire
 
 # An occurrence found due this much after its time fell due while no ticker was looking (a restart, a stall, a
 # clock jump), not merely late: the ticker wakes at each due time, so lateness beyond this means it was not there.
@@ -28,7 +28,12 @@ class IndexedJob:
 
     state: JobState
     version: int
+    # The next occurrence's nominal time (its identity), and when it is published: later by the job's jitter.
     next_due: datetime | None
+
+    @property
+    def fire_at(self) -> datetime | None:
+        return None if self.next_due is None else self.next_due + jitter_of(self.state, self.next_due)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +67,8 @@ class ScheduleIndex:
     _missed: list[MissedOccurrence] = field(default_factory=list)
 
     def _push(self, job: IndexedJob) -> None:
-        if job.next_due is not None:
-            heapq.heappush(self._heap, (job.next_due, next(self._counter), job.state.id, job.version))
+        if (fire_at := job.fire_at) is not None:
+            heapq.heappush(self._heap, (fire_at, next(self._counter), job.state.id, job.version))
 
     def apply(self, event: JobEvent, start_after: datetime) -> None:
         """Take in a job event. A new, rescheduled or resumed job fires from `start_after` on."""
@@ -77,26 +82,26 @@ class ScheduleIndex:
         unchanged = (
             known is not None
             and known.state.enabled
-            and known.state.schedule == state.schedule
-            and known.state.timezone == state.timezone
+            and (known.state.schedule, known.state.timezone, known.state.start_at, known.state.end_at)
+            == (state.schedule, state.timezone, state.start_at, state.end_at)
         )
         if not state.enabled:
             next_due = None
         elif unchanged and known is not None:
             next_due = known.next_due
         else:
-            next_due = next_after(state.schedule, state.timezone, start_after)
+            next_due = next_fire(state, start_after)
         entry = IndexedJob(state=state, version=event.version, next_due=next_due)
         self.jobs[event.job_id] = entry
         self._push(entry)
 
     def next_due(self) -> datetime | None:
-        """The earliest due time in the index (stale entries dropped first)."""
+        """The earliest moment something is to be published (stale entries dropped first)."""
         while self._heap:
-            due, _, job_id, version = self._heap[0]
+            fire_at, _, job_id, version = self._heap[0]
             job = self.jobs.get(job_id)
-            if job is not None and job.version == version and job.next_due == due:
-                return due
+            if job is not None and job.version == version and job.fire_at == fire_at:
+                return fire_at
             heapq.heappop(self._heap)
         return None
 
@@ -108,16 +113,18 @@ class ScheduleIndex:
         job's misfire policy decides which of them fire; the rest go to `missed` (drained by `take_missed`)."""
         out: list[DueOccurrence] = []
         missed_end = now - MISFIRE_TOLERANCE
-        while (due := self.next_due()) is not None and due <= now:
+        while (fire_at := self.next_due()) is not None and fire_at <= now:
             _, _, job_id, _ = heapq.heappop(self._heap)
             job = self.jobs[job_id]
             state = job.state
+            assert job.next_due is not None
+            due = job.next_due
             if looked_until is not None and looked_until < due < missed_end:
                 fire = self._misfire(job, due, now, missed_end, looked_until, default_grace)
-                job.next_due = next_after(state.schedule, state.timezone, missed_end - _TICK)
+                job.next_due = next_fire(state, missed_end - _TICK)
                 out.extend(DueOccurrence(state, job.version, t, job.next_due) for t in fire)
             else:
-                job.next_due = next_after(state.schedule, state.timezone, due)
+                job.next_due = next_fire(state, due)
                 out.append(DueOccurrence(state, job.version, due, job.next_due))
             self._push(job)
         return out
@@ -145,12 +152,12 @@ class ScheduleIndex:
         def walk(start: datetime, end: datetime, limit: int | None) -> tuple[list[datetime], bool]:
             """Occurrences in [start, end), at most `limit`; and whether there were more."""
             found: list[datetime] = []
-            t = next_after(state.schedule, state.timezone, start - _TICK)
+            t = next_fire(state, start - _TICK)
             while t is not None and t < end:
                 if limit is not None and len(found) >= limit:
                     return found, True
                 found.append(t)
-                t = next_after(state.schedule, state.timezone, t)
+                t = next_fire(state, t)
             return found, False
 
         if policy == "fire_all":

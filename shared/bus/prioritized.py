@@ -23,6 +23,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from shared.bus.overlap import Deferred
 from shared.contracts.codec import decode_execution_event
 from shared.contracts.executions import ExecutionRequested
 
@@ -169,6 +170,9 @@ class PrioritizedConsumer:
     async def _settle(self, request: ExecutionRequested, msg: Msg) -> None:
         try:
             await self._handle(request, msg)
+        except Deferred as deferred:
+            await msg.nak(delay=deferred.seconds)
+            return
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning("could not record execution %s, will retry: %s", request.execution_id, exc)
             await msg.nak(delay=RETRY_PUBLISH_DELAY_SECONDS)

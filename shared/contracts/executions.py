@@ -62,6 +62,8 @@ class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     timeout_seconds: float | None = None
     # An operator asked for this attempt again after the occurrence was dead-lettered.
     redrive: bool = False
+    # The job's overlap policy when the occurrence fired ("allow", "skip", "queue_one").
+    overlap: str = "allow"
 
     def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
         """The request for the following attempt of the same occurrence and target."""
@@ -145,6 +147,13 @@ class ExecutionMissed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     more_missed: bool = False
 
 
+class ExecutionSkipped(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+    """The job's overlap policy kept this execution from running: the previous occurrence was still running
+    (`skip`), or one was already waiting behind it (`queue_one`)."""
+
+    reason: str
+
+
 ExecutionEvent = (
     ExecutionRequested
     | ExecutionStarted
@@ -154,6 +163,7 @@ ExecutionEvent = (
     | ExecutionDeadLettered
     | WebhookDisabledByReceiver
     | ExecutionMissed
+    | ExecutionSkipped
 )
 
 
@@ -193,6 +203,7 @@ def occurrence_requests(
             next_run_at=next_run_at,
             retry=job.retry,
             timeout_seconds=job.timeout_seconds,
+            overlap=job.overlap,
         )
         for webhook, target_task in targets
     ]

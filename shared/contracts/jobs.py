@@ -84,6 +84,14 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     timeout_seconds: float | None = None
     priority: int = 5
     misfire: MisfirePolicy = msgspec.field(default_factory=MisfirePolicy)
+    # Occurrences before start_at or after end_at do not fire. Each occurrence is published up to
+    # jitter_seconds after its nominal time (a fixed amount per occurrence), to spread jobs due together.
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    jitter_seconds: float = 0.0
+    # When an occurrence comes due while the job's previous one is still being delivered (per webhook, or the
+    # task): run it anyway, skip it (recorded as skipped), or hold one until the previous finishes.
+    overlap: Literal["allow", "skip", "queue_one"] = "allow"
     description: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)

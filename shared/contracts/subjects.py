@@ -78,6 +78,11 @@ class Names:
     def timers_bucket(self) -> str:
         return f"{self.namespace}_timers"
 
+    @property
+    def running_bucket(self) -> str:
+        """Runs in flight of jobs with an overlap policy, one key per job target."""
+        return f"{self.namespace}_running"
+
     def timer_key(self, job_id: UUID, execution_id: UUID) -> str:
         """Timers are keyed by partition first, so a ticker can watch only the partitions it owns."""
         return f"{partition_of(job_id)}.{execution_id}"

@@ -25,11 +25,13 @@ from shared.bus.connection import connect, disconnect
 from shared.bus.consumers import ensure_consumer
 from shared.bus.executions import publish_result
 from shared.bus.failures import FailureFate, record_failure
+from shared.bus.overlap import RunningRuns, running_bucket, under_overlap_policy
 from shared.bus.prioritized import PrioritizedConsumer, Slots
 from shared.bus.streams import ensure_streams, timers_bucket
 from shared.contracts.executions import (
     ExecutionFailed,
     ExecutionRequested,
+    ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
     envelope_of,
@@ -70,6 +72,7 @@ class WorkerRunner:
         self._names = Names(settings.namespace)
         self._slots = Slots(worker.concurrency)
         self._timers: KeyValue | None = None
+        self._runs: RunningRuns | None = None
         self.worker_id = f"{worker.name}@{socket.gethostname()}:{os.getpid()}"
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -80,6 +83,7 @@ class WorkerRunner:
             js = nc.jetstream()
             await ensure_streams(js, self._settings)
             self._timers = await timers_bucket(js, self._settings)
+            self._runs = RunningRuns(await running_bucket(js, self._settings))
             loops = []
             for task in self._worker.tasks.values():
                 await ensure_task_consumer(js, self._names, task)
@@ -108,7 +112,18 @@ class WorkerRunner:
         if request.task is None:
             log.error("dropping execution %s on %s: it names no task", request.execution_id, msg.subject)
             return
-        await self._run(js, task, request, msg)
+        assert self._runs is not None
+        await under_overlap_policy(
+            self._runs,
+            request,
+            functools.partial(self._run, js, task, request, msg),
+            functools.partial(self._skip, js, request),
+            refresh_every=self._settings.ack_wait_seconds / 3,
+        )
+
+    async def _skip(self, js: JetStreamContext, request: ExecutionRequested, reason: str) -> None:
+        skipped = ExecutionSkipped(**envelope_of(request), occurred_at=_now(), reason=reason)
+        await publish_result(js, self._names, "skipped", skipped, f"{request.execution_id}:skipped")
 
     async def _run(self, js: JetStreamContext, task: TaskFunction, request: ExecutionRequested, msg: Msg) -> None:
         assert request.task is not None

@@ -74,7 +74,8 @@ async def disable_and_settle(dev: DevServer, api: Api, job_id: str) -> dict[str,
 
     async def settled() -> dict[str, Any] | None:
         page = await executions(api, job_id, "?limit=1000")
-        return page if all(e["status"] in ("success", "failure") for e in page["items"]) else None
+        finished = ("success", "failure", "timed_out", "dead_letter", "skipped", "missed")
+        return page if all(e["status"] in finished for e in page["items"]) else None
 
     return await eventually(settled, timeout=20, what="every execution finished")  # type: ignore[no-any-return]
 

@@ -30,7 +30,8 @@ CASE
 END"""
 _JOB_SELECT = f"""
 SELECT j.id, j.account_id, j.number, j.name, j.description, j.schedule, j.timezone, j.enabled, j.task, j.retry,
-    j.misfire, j.priority, j.tags, j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at,
+    j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at,
+    j.priority, j.tags, j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at,
     {NEXT_RUN_AT} AS next_run_at, {_STATUS} AS status
 FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"""
 
@@ -42,6 +43,7 @@ _EXECUTION_STATES: dict[str, ExecutionState] = {
     "timed_out": "failed",
     "dead_letter": "failed",
     "missed": "cancelled",  # never ran: its misfire policy did not fire it
+    "skipped": "cancelled",  # never ran: its overlap policy held it back
 }
 
 

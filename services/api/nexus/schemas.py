@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from services.api.schemas import NO_NUL, MisfirePolicyBody, Name, TimeZone
+from services.api.schemas import NO_NUL, JitterSeconds, MisfirePolicyBody, Name, Overlap, TimeZone
 
 JobKind = Literal["cron", "interval", "date", "calendar"]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled", "paused"]
@@ -47,6 +47,10 @@ class NexusJobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_backoff: bool = True
     priority: Priority = 5
     misfire_policy: MisfirePolicyBody | None = None
+    overlap_policy: Overlap = "allow"
+    jitter_seconds: JitterSeconds = 0.0
+    start_at: datetime | None = None
+    end_at: datetime | None = None
     tags: Tags = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     created_by: ShortText | None = None
@@ -73,6 +77,10 @@ class NexusJobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_backoff: bool | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
     misfire_policy: MisfirePolicyBody | UnsetType = UNSET
+    overlap_policy: Overlap | UnsetType = UNSET
+    jitter_seconds: JitterSeconds | UnsetType = UNSET
+    start_at: datetime | UnsetType | None = UNSET
+    end_at: datetime | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
 
@@ -102,6 +110,10 @@ class NexusJob(msgspec.Struct, kw_only=True):
     retry_backoff: bool
     priority: int
     misfire_policy: MisfirePolicyBody
+    overlap_policy: Overlap
+    jitter_seconds: int | float
+    start_at: datetime | None
+    end_at: datetime | None
     tags: list[str]
     metadata: dict[str, Any]
     created_at: datetime

@@ -1,0 +1,34 @@
+"""When a job fires: its schedule, inside its start/end window, and how far its jitter moves each occurrence.
+
+The nominal time (the occurrence's identity) never moves; jitter only delays the moment it is published, by an
+amount derived from the occurrence itself, so every ticker (and a restarted one) agrees on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from shared.contracts.jobs import JobState
+from shared.schedule.occurrences import next_after
+
+_TICK = timedelta(microseconds=1)
+
+
+def next_fire(state: JobState, after: datetime) -> datetime | None:
+    """The job's first nominal occurrence strictly after `after` within [start_at, end_at], if any."""
+    if state.start_at is not None and after < state.start_at:
+        after = state.start_at - _TICK
+    t = next_after(state.schedule, state.timezone, after)
+    if t is not None and state.end_at is not None and t > state.end_at:
+        return None
+    return t
+
+
+def jitter_of(state: JobState, nominal: datetime) -> timedelta:
+    """A delay in [0, jitter_seconds) fixed by (job, nominal time): spreads jobs due at the same moment."""
+    if state.jitter_seconds <= 0:
+        return timedelta(0)
+    digest = hashlib.blake2b(f"{state.id}|{nominal.isoformat()}".encode(), digest_size=8).digest()
+    fraction = int.from_bytes(digest, "big") / 2**64
+    return timedelta(seconds=state.jitter_seconds * fraction)
