@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from shared.contracts.executions import ExecutionEvent
+from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent
 from shared.contracts.jobs import JobEvent
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.settings import Settings
@@ -23,21 +23,8 @@ ASYNCAPI_VERSION = "3.0.0"
 DOCUMENT_VERSION = "0.1.0"
 SCHEMA_REF = "#/components/schemas/{name}"
 
-# The subject kind of each execution event. Publishers pass the kind as a literal at each call site
-# (shared/bus/executions.py, shared/bus/failures.py, the dispatcher, the worker runner); there is no importable
-# table, so it is restated here and the e2e test checks it against the subjects events really arrive on.
-# An event type missing here still appears, on a channel whose `kind` is a parameter.
-EXECUTION_KINDS = {
-    "ExecutionRequested": "requested",
-    "ExecutionStarted": "started",
-    "ExecutionSucceeded": "succeeded",
-    "ExecutionFailed": "failed",
-    "ExecutionRetryScheduled": "retry_scheduled",
-    "ExecutionDeadLettered": "dead_lettered",
-    "WebhookDisabledByReceiver": "webhook_disabled",
-    "ExecutionSkipped": "skipped",
-    "ExecutionMissed": "missed",
-}
+# The subject kinds come from SUBJECT_KINDS, the table publish_result enforces. An event type missing there still
+# appears, on a channel whose `kind` is a parameter.
 
 # Stand-ins that are swapped for parameters once Names has laid out a subject.
 _ACCOUNT, _JOB = UUID(int=0xACC), UUID(int=0x70B)
@@ -143,7 +130,8 @@ def _document(namespace: str) -> dict[str, Any]:
     }
     by_kind: dict[str, list[str]] = {}
     for event in execution_events:
-        by_kind.setdefault(EXECUTION_KINDS.get(_tag(event), _UNKNOWN_KIND), []).append(_tag(event))
+        for kind in SUBJECT_KINDS.get(event, (_UNKNOWN_KIND,)):
+            by_kind.setdefault(kind, []).append(_tag(event))
     for kind, tags in by_kind.items():
         known = kind != _UNKNOWN_KIND
         channels["executions_" + (kind if known else "other")] = _channel(

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from nats.js import JetStreamContext
 
 from shared.contracts.codec import encode
-from shared.contracts.executions import ExecutionEvent, ExecutionRequested
+from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent, ExecutionRequested
 from shared.contracts.subjects import Names
 
 # Publishes one requested execution; returns its stream sequence.
@@ -32,6 +32,8 @@ async def publish_result(
     msg_id: str,
 ) -> None:
     """Publish an execution transition under `kind`; `msg_id` makes a repeat after a crash a duplicate."""
+    if kind not in SUBJECT_KINDS[type(event)]:
+        raise ValueError(f"{type(event).__name__} is not published under {kind!r} (see SUBJECT_KINDS)")
     subject = names.execution_subject(kind, event.account_id, event.job_id)
     await js.publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
 

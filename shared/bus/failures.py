@@ -63,7 +63,7 @@ async def record_failure(
 ) -> None:
     """Publish the failure, then schedule the next attempt or dead-letter the occurrence."""
     base = str(request.execution_id)
-    await publish_result(js, names, "failed", failed, f"{base}:result")
+    await publish_result(js, names, "timed_out" if failed.timed_out else "failed", failed, f"{base}:result")
     common = envelope_of(request)
     if fate.retryable and request.attempt < request.retry.max_attempts:
         delay = fate.retry_after

@@ -166,6 +166,20 @@ ExecutionEvent = (
     | ExecutionSkipped
 )
 
+# The subject kinds (<ns>.executions.<kind>.<account>.<job>) each event type is published under. A failure that
+# timed out goes under `timed_out`, so subscribers can follow timeouts alone.
+SUBJECT_KINDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
+    ExecutionRequested: ("requested",),
+    ExecutionStarted: ("started",),
+    ExecutionSucceeded: ("succeeded",),
+    ExecutionFailed: ("failed", "timed_out"),
+    ExecutionRetryScheduled: ("retry_scheduled",),
+    ExecutionDeadLettered: ("dead_lettered",),
+    WebhookDisabledByReceiver: ("webhook_disabled",),
+    ExecutionMissed: ("missed",),
+    ExecutionSkipped: ("skipped",),
+}
+
 
 def occurrence_requests(
     job: JobState,
