@@ -27,14 +27,13 @@ from shared.bus.connection import connect, disconnect
 from shared.bus.executions import hand_over_task, publish_result
 from shared.bus.failures import FailureFate, disable_webhook, record_failure
 from shared.bus.job_store import NatsJobEventStore
-from shared.bus.overlap import RunningRuns, running_bucket, under_overlap_policy
+from shared.bus.overlap import RunningRuns, publish_skipped, running_bucket, under_overlap_policy
 from shared.bus.prioritized import PrioritizedConsumer, Slots
 from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
 from shared.bus.streams import ensure_streams, timers_bucket
 from shared.contracts.executions import (
     ExecutionFailed,
     ExecutionRequested,
-    ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
     envelope_of,
@@ -92,13 +91,9 @@ class Dispatcher:
                 self._runs,
                 request,
                 functools.partial(self._execute, js, request),
-                functools.partial(self._skip, js, request),
+                functools.partial(publish_skipped, js, self._names, request),
                 refresh_every=self._settings.ack_wait_seconds / 3,
             )
-
-    async def _skip(self, js: JetStreamContext, request: ExecutionRequested, reason: str) -> None:
-        skipped = ExecutionSkipped(**envelope_of(request), occurred_at=_now(), reason=reason)
-        await publish_result(js, self._names, "skipped", skipped, f"{request.execution_id}:skipped")
 
     async def _execute(self, js: JetStreamContext, request: ExecutionRequested) -> None:
         assert self._session is not None

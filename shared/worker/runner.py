@@ -25,13 +25,12 @@ from shared.bus.connection import connect, disconnect
 from shared.bus.consumers import ensure_consumer
 from shared.bus.executions import publish_result
 from shared.bus.failures import FailureFate, record_failure
-from shared.bus.overlap import RunningRuns, running_bucket, under_overlap_policy
+from shared.bus.overlap import RunningRuns, publish_skipped, running_bucket, under_overlap_policy
 from shared.bus.prioritized import PrioritizedConsumer, Slots
 from shared.bus.streams import ensure_streams, timers_bucket
 from shared.contracts.executions import (
     ExecutionFailed,
     ExecutionRequested,
-    ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
     envelope_of,
@@ -117,13 +116,9 @@ class WorkerRunner:
             self._runs,
             request,
             functools.partial(self._run, js, task, request, msg),
-            functools.partial(self._skip, js, request),
+            functools.partial(publish_skipped, js, self._names, request),
             refresh_every=self._settings.ack_wait_seconds / 3,
         )
-
-    async def _skip(self, js: JetStreamContext, request: ExecutionRequested, reason: str) -> None:
-        skipped = ExecutionSkipped(**envelope_of(request), occurred_at=_now(), reason=reason)
-        await publish_result(js, self._names, "skipped", skipped, f"{request.execution_id}:skipped")
 
     async def _run(self, js: JetStreamContext, task: TaskFunction, request: ExecutionRequested, msg: Msg) -> None:
         assert request.task is not None
