@@ -33,6 +33,7 @@ _ENV_NAMES = {
     "read_your_writes_timeout_seconds": "SCHEDULER_READ_YOUR_WRITES_TIMEOUT_SECONDS",
     "instance_id": "SCHEDULER_INSTANCE_ID",
     "egress_allow": "SCHEDULER_EGRESS_ALLOW",
+    "lease_ttl_seconds": "SCHEDULER_LEASE_TTL_SECONDS",
 }
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -76,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
     # Webhook targets outside the public internet (loopback, private, link-local, ...) that are allowed anyway:
     # comma-separated CIDRs, addresses and host names. Empty: public addresses only.
     egress_allow: str = ""
+    # How long a dead ticker's partitions (or a dead projector's stream) stay with it before another takes them.
+    lease_ttl_seconds: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0
 
     def __post_init__(self) -> None:
         if self.delivery_timeout_seconds > self.max_delivery_timeout_seconds:

@@ -49,7 +49,7 @@ from shared.contracts.jobs import (
 )
 from shared.contracts.schedules import Schedule, kind_of
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
-from shared.delivery.templates import TemplateError, check_template
+from shared.delivery.templates import TemplateError, check_template, sent_content_type
 from shared.schedule.firing import next_fire
 
 # A command whose target changed under it is re-read and retried this many times before a 409.
@@ -177,9 +177,13 @@ def _webhook(state: JobState, webhook_id: UUID) -> WebhookSpec:
 
 
 def _utc(t: datetime | None) -> datetime | None:
-    if t is not None and t.tzinfo is None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
         raise ValidationFailedError("a time needs its UTC offset (for example 2027-01-01T09:00:00Z)")
-    return None if t is None else t.astimezone(UTC)
+    if not 1970 <= t.year <= 9000:
+        raise ValidationFailedError(f"{t.isoformat()} is out of range: years 1970 to 9000")
+    return t.astimezone(UTC)
 
 
 def _check_window(state: JobState) -> None:
@@ -353,7 +357,7 @@ class JobCommands:
         webhook_id = uuid.uuid4()
         url = await self._checked_target(url)
         headers = checked_headers(headers)
-        _check_body(body_template, content_type)
+        _check_body(body_template, sent_content_type(content_type, headers))
 
         def decide(loaded: Loaded, now: datetime) -> JobEvent:
             current = loaded.event.job
@@ -398,8 +402,8 @@ class JobCommands:
             changed = _changed_fields(before, after, tuple(values))
             if not changed:
                 return None
-            if {"body_template", "content_type"} & set(changed):
-                _check_body(after.body_template, after.content_type)
+            if {"body_template", "content_type", "headers"} & set(changed):
+                _check_body(after.body_template, sent_content_type(after.content_type, after.headers))
             after = msgspec.structs.replace(after, updated_at=now)
             webhooks = tuple(after if w.id == webhook_id else w for w in current.webhooks)
             state = msgspec.structs.replace(current, webhooks=webhooks, updated_at=now)

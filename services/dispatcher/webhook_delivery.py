@@ -16,7 +16,7 @@ from shared.contracts.executions import ExecutionRequested
 from shared.contracts.jobs import WebhookSpec
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.delivery.signing import signature_headers
-from shared.delivery.templates import TemplateError, render
+from shared.delivery.templates import TemplateError, render, sent_content_type
 
 USER_AGENT = "scheduler-dispatcher/0.1"
 
@@ -95,7 +95,8 @@ async def deliver(
     text_body: str | None = None
     if webhook.body_template is not None:
         try:
-            text_body = render(webhook.body_template, webhook.content_type, template_variables(request))
+            content_type = sent_content_type(webhook.content_type, webhook.headers)
+            text_body = render(webhook.body_template, content_type, template_variables(request))
         except TemplateError as exc:  # refused when the webhook was saved; kept in case of an old event
             return DeliveryOutcome(elapsed(), error=str(exc), unsendable=True)
     headers = _request_headers(webhook, request)

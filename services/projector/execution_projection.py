@@ -29,12 +29,15 @@ _SKIPPED = """
 UPDATE executions SET status = 'skipped', error = $2, finished_at = $3 WHERE id = $1 AND status = 'queued'
 """
 
+# An occurrence published before a crash can be found missed by the ticker that takes over from an older
+# watermark: it ran, so it is not recorded as missed.
 _INSERT_MISSED = """
 INSERT INTO executions (
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
     redrive, error
 )
-VALUES ($1, $2, $3, $4, NULL, $5, 'missed', $6, $7, $8, false, false, $9)
+SELECT $1, $2, $3, $4, NULL, $5, 'missed', $6, $7, $8, false, false, $9
+WHERE NOT EXISTS (SELECT 1 FROM executions WHERE occurrence_id = $2)
 ON CONFLICT DO NOTHING
 """
 

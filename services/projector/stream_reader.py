@@ -42,9 +42,20 @@ async def stored_position(pool: asyncpg.Pool, stream: str) -> int:
     return int(value or 0)
 
 
+class StaleWriterError(Exception):
+    """Another projector applied these events first: this one must re-read from the stored position."""
+
+
 async def _apply_batch(pool: asyncpg.Pool, projection: Projection, channel: str, batch: list[Msg]) -> int:
     last = batch[-1].metadata.sequence.stream
     async with pool.acquire() as conn, conn.transaction():
+        # Fencing: the stored position is locked for the transaction, and a batch that starts at or before it was
+        # applied by someone else (a projector that still believed it held the lease); applying it twice is refused.
+        stored = await conn.fetchval(
+            "SELECT position FROM projector_positions WHERE stream = $1 FOR UPDATE", projection.stream
+        )
+        if stored is not None and stored >= batch[0].metadata.sequence.stream:
+            raise StaleWriterError(f"{projection.stream} is at {stored}, past this batch: another projector wrote it")
         for msg in batch:
             try:
                 event = projection.decode(msg.data)

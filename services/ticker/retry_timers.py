@@ -32,9 +32,17 @@ def _now() -> datetime:
 
 
 class RetryTimers:
-    def __init__(self, kv: KeyValue, publish: Callable[[ExecutionRequested], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        publish: Callable[[ExecutionRequested], Awaitable[object]],
+        owns: Callable[[str], bool] = lambda _key: True,
+    ) -> None:
         self._kv = kv
         self._publish = publish
+        # Whether this ticker fires the timer with this key (its partition is this ticker's).
+        self._owns = owns
+        self._parked: set[str] = set()
         self._heap: list[tuple[datetime, str]] = []
         self._live: dict[str, RetryTimer] = {}
         self._changed = asyncio.Event()
@@ -67,6 +75,14 @@ class RetryTimers:
             with contextlib.suppress(nats.errors.Error):
                 await watcher.stop()  # type: ignore[no-untyped-call]
 
+    def owners_changed(self) -> None:
+        """Partitions moved: look again at due timers that belonged to another ticker."""
+        for key in self._parked:
+            if (timer := self._live.get(key)) is not None:
+                heapq.heappush(self._heap, (timer.due_at, key))
+        self._parked.clear()
+        self._changed.set()
+
     async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
         async for entry in watcher:
             if entry is None:  # the end of the initial replay
@@ -90,6 +106,9 @@ class RetryTimers:
             timer = self._live.get(key)
             if timer is None or timer.due_at != due:
                 continue  # deleted, or rewritten with another due time (its own heap entry stands)
+            if not self._owns(key):
+                self._parked.add(key)  # another ticker's partition: fired there, or here once it is ours
+                continue
             await self._publish(timer.request)
             await self._kv.delete(key)
             self._live.pop(key, None)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from shared.contracts.jobs import JobDeleted, JobEvent, JobState
+from shared.contracts.subjects import partition_of
 from shared.schedule.firing import jitter_of, next_fire
 
 # An occurrence found due this much after its time fell due while no ticker was looking (a restart, a stall, a
@@ -20,6 +21,8 @@ MISFIRE_TOLERANCE = timedelta(seconds=2)
 # A long outage of a frequent job records this many missed occurrences one by one, then says there were more.
 MAX_MISSED_RECORDED = 1000
 _TICK = timedelta(microseconds=1)
+# How far fire_latest walks past the recorded ones to find the latest missed occurrence.
+MAX_CATCH_UP_WALK = 200_000
 
 
 @dataclass(slots=True)
@@ -30,6 +33,8 @@ class IndexedJob:
     version: int
     # The next occurrence's nominal time (its identity), and when it is published: later by the job's jitter.
     next_due: datetime | None
+    # For a job this ticker has just taken over: when its partition was last looked at (its saved watermark).
+    catch_up_from: datetime | None = None
 
     @property
     def fire_at(self) -> datetime | None:
@@ -70,8 +75,9 @@ class ScheduleIndex:
         if (fire_at := job.fire_at) is not None:
             heapq.heappush(self._heap, (fire_at, next(self._counter), job.state.id, job.version))
 
-    def apply(self, event: JobEvent, start_after: datetime) -> None:
-        """Take in a job event. A new, rescheduled or resumed job fires from `start_after` on."""
+    def apply(self, event: JobEvent, start_after: datetime, catch_up_from: datetime | None = None) -> None:
+        """Take in a job event. A new, rescheduled or resumed job fires from `start_after` on. `catch_up_from`:
+        the job comes from a partition taken over, last looked at then (occurrences since were missed)."""
         known = self.jobs.get(event.job_id)
         if known is not None and event.version <= known.version:
             return
@@ -91,7 +97,7 @@ class ScheduleIndex:
             next_due = known.next_due
         else:
             next_due = next_fire(state, start_after)
-        entry = IndexedJob(state=state, version=event.version, next_due=next_due)
+        entry = IndexedJob(state=state, version=event.version, next_due=next_due, catch_up_from=catch_up_from)
         self.jobs[event.job_id] = entry
         self._push(entry)
 
@@ -119,15 +125,24 @@ class ScheduleIndex:
             state = job.state
             assert job.next_due is not None
             due = job.next_due
-            if looked_until is not None and looked_until < due < missed_end:
-                fire = self._misfire(job, due, now, missed_end, looked_until, default_grace)
-                job.next_due = next_fire(state, missed_end - _TICK)
+            looked = job.catch_up_from or looked_until
+            job.catch_up_from = None
+            if looked is not None and looked < due < missed_end:
+                fire, not_yet = self._misfire(job, due, now, missed_end, looked, default_grace)
+                job.next_due = not_yet or next_fire(state, missed_end - _TICK)
                 out.extend(DueOccurrence(state, job.version, t, job.next_due) for t in fire)
             else:
                 job.next_due = next_fire(state, due)
                 out.append(DueOccurrence(state, job.version, due, job.next_due))
             self._push(job)
         return out
+
+    def drop_partition(self, partition: int) -> int:
+        """Forget the jobs of a partition this ticker no longer fires; how many there were."""
+        gone = [job_id for job_id in self.jobs if partition_of(job_id) == partition]
+        for job_id in gone:
+            del self.jobs[job_id]
+        return len(gone)
 
     def take_missed(self) -> list[MissedOccurrence]:
         """The occurrences recorded as missed since the last call."""
@@ -142,8 +157,9 @@ class ScheduleIndex:
         missed_end: datetime,
         looked_until: datetime,
         default_grace: timedelta,
-    ) -> list[datetime]:
-        """Apply the job's misfire policy to its occurrences in [first, missed_end); return those that fire."""
+    ) -> tuple[list[datetime], datetime | None]:
+        """Apply the job's misfire policy to its occurrences in [first, missed_end). Returns those that fire, and
+        the first one not due yet (its jitter puts it after `missed_end`), from which the job goes on."""
         state = job.state
         policy = state.misfire.policy
         grace = default_grace if state.misfire.grace_seconds is None else timedelta(seconds=state.misfire.grace_seconds)
@@ -167,9 +183,16 @@ class ScheduleIndex:
         elif policy == "fire_latest":
             old, more = walk(first, missed_end, MAX_MISSED_RECORDED)
             if more:
-                # Too many to list: the latest lies in the last stretch as long as the listed ones took.
-                span = (old[-1] - old[0]) if len(old) > 1 else missed_end - first
-                old += walk(max(old[-1] + _TICK, missed_end - span), missed_end, None)[0]
+                # Too many to list: walk on to the latest, keeping only the last one seen.
+                latest, t, steps = old[-1], next_fire(state, old[-1]), 0
+                while t is not None and t < missed_end and steps < MAX_CATCH_UP_WALK:
+                    latest, t, steps = t, next_fire(state, t), steps + 1
+                if t is not None and t < missed_end:  # still not there: look in the last stretch, as wide as
+                    # the average gap seen so far times a few
+                    gap = (t - old[0]) / (len(old) + steps)
+                    tail = walk(max(t, missed_end - 4 * gap), missed_end, None)[0]
+                    latest = tail[-1] if tail else latest
+                old.append(latest)
             fire = old[-1:]
             old = old[:-1]
             reason = f"{stretch}; only the latest fired"
@@ -177,12 +200,17 @@ class ScheduleIndex:
             old, more = walk(first, missed_end, MAX_MISSED_RECORDED)
             fire = []
             reason = f"{stretch}; the job skips missed runs"
+        # With jitter, an occurrence whose time is past may not be due for publication yet: it was not missed.
+        pending = [t for t in (*old, *fire) if t + jitter_of(state, t) >= missed_end]
+        if pending:
+            old = [t for t in old if t < pending[0]]
+            fire = [t for t in fire if t < pending[0]]
         self.missed += len(old)
         self._missed.extend(
             MissedOccurrence(state, job.version, t, policy, reason, more_missed=more and i == len(old) - 1)
             for i, t in enumerate(old)
         )
-        return fire
+        return fire, min(pending, default=None)
 
 
 def _stamp(t: datetime) -> str:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import msgspec
 import nats.errors
@@ -16,10 +17,12 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from services.ticker.partitions import PartitionLeases
 from services.ticker.retry_timers import RetryTimers
 from services.ticker.schedule_index import DueOccurrence, MissedOccurrence, ScheduleIndex
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import publish_requested, publish_result
+from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.contracts.codec import decode_job_event
 from shared.contracts.executions import (
@@ -29,8 +32,9 @@ from shared.contracts.executions import (
     occurrence_id,
     occurrence_requests,
 )
-from shared.contracts.subjects import Names
-from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat
+from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobResumed, JobUpdated
+from shared.contracts.subjects import PARTITIONS, Names, partition_of
+from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,34 +49,58 @@ def _now() -> datetime:
 
 
 class Ticker:
+    """Fires the jobs of the partitions it holds leases on (all of them when it runs alone)."""
+
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = _now) -> None:
         self._settings = settings
         # What the ticker takes the time to be; tests step it to stage outages and clock jumps.
         self._clock = clock
         self._names = Names(settings.namespace)
         self._index = ScheduleIndex()
+        # The latest event of every live job, whichever partition: taking over a partition needs no replay.
+        self._catalog: dict[UUID, JobEvent] = {}
         self._wakeup = asyncio.Event()
         self._nc: Client | None = None
         self._kv: KeyValue | None = None
+        self._partitions: PartitionLeases | None = None
+        self._timers: RetryTimers | None = None
+        # Up to when every occurrence of the partitions held has been published (the main loop's last look).
         self._watermark: datetime | None = None
-        self._saved_watermark: datetime | None = None
+        self._saved: dict[int, datetime] = {}
+        # A partition's watermark is saved only once a look that began after taking it over has finished.
+        self._looks_begun = 0
+        self._looks_done = 0
+        self._taken_at_look: dict[int, int] = {}
 
     @property
     def index(self) -> ScheduleIndex:
         return self._index
+
+    @property
+    def owned(self) -> frozenset[int]:
+        return frozenset(self._partitions.owned) if self._partitions is not None else frozenset()
 
     async def start(self) -> None:
         self._nc = await connect(self._settings.nats_url, "ticker")
         js = self._nc.jetstream()
         await ensure_streams(js, self._settings)
         self._kv = await ticker_bucket(js, self._settings)
-        try:
-            entry = await self._kv.get(WATERMARK_KEY)
-            assert entry.value is not None
-            self._watermark = msgspec.json.decode(entry.value, type=datetime)
-        except (KeyNotFoundError, KeyDeletedError):
-            self._watermark = None
-        self._saved_watermark = self._watermark
+        leases = Leases(await leases_bucket(js, self._settings), self._settings.worker_id)
+        self._partitions = PartitionLeases(leases)
+
+    async def _watermark_of(self, partition: int) -> datetime | None:
+        assert self._kv is not None
+        for key in (watermark_key(partition), WATERMARK_KEY):  # the single key of a store from before partitions
+            try:
+                entry = await self._kv.get(key)
+            except (KeyNotFoundError, KeyDeletedError):
+                continue
+            if entry.value:
+                return msgspec.json.decode(entry.value, type=datetime)
+        return None
+
+    def _owns(self, job_id: UUID) -> bool:
+        return partition_of(job_id) in self.owned
 
     async def _follow_jobs(self, js: JetStreamContext, bootstrapped: asyncio.Event, done: asyncio.Event) -> None:
         info = await js.stream_info(self._names.jobs_stream)
@@ -97,17 +125,68 @@ class Ticker:
                 except msgspec.ValidationError as exc:
                     log.error("ignoring undecodable job message on %s: %s", msg.subject, exc)
                     continue
-                # A live change fires from when it happened; during bootstrap, nothing before the watermark again.
-                start_after = event.occurred_at
-                if not bootstrapped.is_set() and self._watermark is not None:
-                    start_after = max(self._watermark, event.occurred_at)
-                self._index.apply(event, start_after)
+                known = self._catalog.get(event.job_id)
+                if known is None or event.version > known.version:
+                    if isinstance(event, JobDeleted):
+                        self._catalog.pop(event.job_id, None)
+                    else:
+                        self._catalog[event.job_id] = event
+                # A live change fires from when it happened (partitions are taken over in _take, not here).
+                if self._owns(event.job_id):
+                    self._index.apply(event, event.occurred_at)
+                    self._wakeup.set()
                 if not bootstrapped.is_set() and msg.metadata.num_pending == 0:
                     bootstrapped.set()
-                    log.info("ticker index built: %d jobs", len(self._index.jobs))
-                self._wakeup.set()
+                    log.info("ticker catalog built: %d jobs", len(self._catalog))
         finally:
             await sub.unsubscribe()
+
+    async def _take(self, partitions: frozenset[int]) -> None:
+        """Start firing `partitions`: their jobs from each one's saved watermark on (what fell due since was
+        missed while nobody looked, and goes through each job's misfire policy)."""
+        for partition in partitions:
+            watermark = await self._watermark_of(partition)
+            self._taken_at_look[partition] = self._looks_begun
+            for event in [e for e in self._catalog.values() if partition_of(e.job_id) == partition]:
+                if watermark is None:
+                    self._index.apply(event, event.occurred_at)
+                    continue
+                # Published up to the watermark means nominal times up to it less the job's jitter.
+                looked = watermark - timedelta(seconds=event.job.jitter_seconds)
+                start_after = max(looked, event.occurred_at) if _changes_timing(event) else looked
+                self._index.apply(event, start_after, catch_up_from=looked)
+        if self._timers is not None:
+            self._timers.owners_changed()
+        self._wakeup.set()
+
+    async def _rebalance(self) -> None:
+        """One lease step: renew, take what is due to this ticker, hand back its surplus after saving it."""
+        assert self._partitions is not None
+        step = await self._partitions.step()
+        for partition in step.lost:
+            dropped = self._index.drop_partition(partition)
+            log.warning("lost the lease on partition %d (%d jobs): another ticker fires it now", partition, dropped)
+        if step.surplus:
+            await self._save_watermarks(step.surplus)
+            for partition in step.surplus:
+                self._index.drop_partition(partition)
+            await self._partitions.release(step.surplus)
+            log.info("handed back partitions %s", sorted(step.surplus))
+        if step.gained:
+            await self._take(step.gained)
+            log.info("took partitions %s; firing %d of %d", sorted(step.gained), len(self.owned), PARTITIONS)
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        every = self._settings.lease_ttl_seconds / 3
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if stop.is_set():
+                return
+            try:
+                await self._rebalance()
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("could not renew partition leases, retrying in %.1f s: %s", every, exc)
 
     async def _publish(self, js: JetStreamContext, occurrences: list[DueOccurrence]) -> None:
         limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
@@ -158,15 +237,25 @@ class Ticker:
         if any(m.more_missed for m in missed):
             log.warning("more occurrences were missed than are recorded one by one; see ExecutionMissed.more_missed")
 
+    async def _save_watermarks(self, partitions: frozenset[int]) -> None:
+        """Save the watermark of each partition whose catch-up after being taken over is done."""
+        assert self._kv is not None
+        wm = self._watermark
+        if wm is None:
+            return
+        for partition in partitions:
+            if self._saved.get(partition) == wm or self._looks_done <= self._taken_at_look.get(partition, -1):
+                continue
+            await self._kv.put(watermark_key(partition), msgspec.json.encode(wm))
+            self._saved[partition] = wm
+
     async def _save_state(self, stop: asyncio.Event) -> None:
         assert self._kv is not None
         while not stop.is_set():
             wm = self._watermark
             if wm is not None:
                 try:
-                    if wm != self._saved_watermark:
-                        await self._kv.put(WATERMARK_KEY, msgspec.json.encode(wm))
-                        self._saved_watermark = wm
+                    await self._save_watermarks(self.owned)
                     beat = Heartbeat(
                         instance=self._settings.worker_id, at=self._clock(), watermark=wm, jobs=len(self._index.jobs)
                     )
@@ -178,31 +267,40 @@ class Ticker:
                 await asyncio.wait_for(stop.wait(), SAVE_INTERVAL_SECONDS)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fire due occurrences until `stop` is set; the watermark is saved on the way out."""
+        """Fire due occurrences until `stop` is set; watermarks are saved and leases handed back on the way out."""
         if self._nc is None:
             await self.start()
-        assert self._nc is not None and self._kv is not None
+        assert self._nc is not None and self._kv is not None and self._partitions is not None
         js = self._nc.jetstream()
-        timers = RetryTimers(await timers_bucket(js, self._settings), lambda r: publish_requested(js, self._names, r))
-        await timers.watch()  # here, not in its task: a cancel landing inside the watch's set-up blocks draining
+        owned = self._partitions.owned
+        self._timers = RetryTimers(
+            await timers_bucket(js, self._settings),
+            lambda r: publish_requested(js, self._names, r),
+            owns=lambda key: int(key.split(".", 1)[0]) in owned,
+        )
+        await self._timers.watch()  # here, not in its task: a cancel landing inside the watch's set-up blocks draining
         bootstrapped = asyncio.Event()
         # Set on the way out, for loops that a cancel alone may not end (see _follow_jobs).
         stopping = asyncio.Event()
         follower = asyncio.create_task(self._follow_jobs(js, bootstrapped, stopping))
-        timer_loop = asyncio.create_task(timers.run(stopping))
+        timer_loop = asyncio.create_task(self._timers.run(stopping))
         saver: asyncio.Task[None] | None = None
+        lease_keeper: asyncio.Task[None] | None = None
         grace = timedelta(seconds=self._settings.misfire_grace_seconds)
-        # When the ticker last looked: everything due before it was handled. After a restart, the saved watermark.
-        looked_until = self._watermark
+        looked_until = self._clock()
         try:
             await _first_of(bootstrapped.wait(), stop.wait(), follower)
+            if not stop.is_set():
+                await self._rebalance()  # alone, this takes every partition before the first look
             saver = asyncio.create_task(self._save_state(stop))
+            lease_keeper = asyncio.create_task(self._keep_leases(stop))
             while not stop.is_set():
-                for loop in (follower, timer_loop):
+                for loop in (follower, timer_loop, lease_keeper):
                     if loop.done():
                         loop.result()  # a dead loop must stop the ticker, not leave it half working
                         raise RuntimeError("a ticker loop stopped")
                 self._wakeup.clear()
+                self._looks_begun += 1
                 now = self._clock()
                 due = self._index.pop_due(now, grace, looked_until)
                 missed = self._index.take_missed()
@@ -211,6 +309,7 @@ class Ticker:
                 if due:
                     await self._publish(js, due)
                 self._watermark = now
+                self._looks_done = self._looks_begun
                 # Not `now`: what fell due while publishing was late, not missed.
                 looked_until = self._clock()
                 nxt = self._index.next_due()
@@ -221,13 +320,30 @@ class Ticker:
             stopping.set()
             follower.cancel()
             timer_loop.cancel()
+            if lease_keeper is not None:
+                lease_keeper.cancel()
             if saver is not None:
                 await saver
-            await asyncio.gather(follower, timer_loop, return_exceptions=True)
-            if self._watermark is not None and self._watermark != self._saved_watermark:
-                await self._kv.put(WATERMARK_KEY, msgspec.json.encode(self._watermark))
-            await disconnect(self._nc)
-            self._nc = None
+            await asyncio.gather(
+                follower, timer_loop, *([lease_keeper] if lease_keeper else []), return_exceptions=True
+            )
+            try:
+                await self._save_watermarks(self.owned)
+                await self._partitions.release_all()  # the others take these partitions at once, not at expiry
+            finally:
+                await disconnect(self._nc)
+                self._nc = None
+
+
+_TIMING_FIELDS = frozenset({"schedule", "timezone", "enabled", "start_at", "end_at", "jitter_seconds"})
+
+
+def _changes_timing(event: JobEvent) -> bool:
+    """Whether the job fires from this event's time on (created, resumed, rescheduled), rather than from whenever
+    its partition was last looked at (an edit of its name or webhooks changes nothing about when it fires)."""
+    if isinstance(event, JobCreated | JobResumed):
+        return True
+    return isinstance(event, JobUpdated) and bool(_TIMING_FIELDS & set(event.changed))
 
 
 async def _first_of(*aws: Awaitable[object], timeout: float | None = None) -> None:

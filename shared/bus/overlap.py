@@ -116,9 +116,10 @@ async def under_overlap_policy(
 ) -> None:
     """Run `request` as its job's overlap policy says: now, not at all (`skipped` says why), or later (Deferred).
 
-    Runs asked for by hand (execute now, re-drive) are not held back.
+    Runs asked for by hand (execute now, re-drive) and retries of an occurrence that already ran are not held back:
+    skipping a retry would end its occurrence with neither a result nor a dead letter.
     """
-    if request.overlap == "allow" or request.manual or request.redrive:
+    if request.overlap == "allow" or request.manual or request.redrive or request.attempt > 1:
         await run()
         return
     key = RunningRuns.key_of(request)

@@ -79,6 +79,11 @@ class Names:
         return f"{self.namespace}_timers"
 
     @property
+    def leases_bucket(self) -> str:
+        """Leases: ticker partitions, the active projector of each stream, and who is alive to share them."""
+        return f"{self.namespace}_leases"
+
+    @property
     def running_bucket(self) -> str:
         """Runs in flight of jobs with an overlap policy, one key per job target."""
         return f"{self.namespace}_running"

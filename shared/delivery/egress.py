@@ -26,6 +26,21 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# Special-purpose ranges (IANA registries) that older Python releases do not flag in `ipaddress`.
+_SPECIAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.88.99.0/24",  # 6to4 relay anycast
+        "198.18.0.0/15",  # benchmarking
+        "fec0::/10",  # site-local (deprecated)
+        "3fff::/20",  # documentation
+        "2001:db8::/32",  # documentation
+        "2001::/23",  # IETF protocol assignments (Teredo included)
+        "100::/64",  # discard
+        "5f00::/16",  # segment routing
+    )
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 RESOLVE_TIMEOUT_SECONDS = 5.0
@@ -56,7 +71,7 @@ def _category(ip: IPAddress) -> str | None:
         (ip.is_link_local, "link-local"),
         (ip.is_multicast, "multicast"),
         (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT, "carrier-grade NAT"),
-        (ip.is_reserved, "reserved"),
+        (ip.is_reserved or any(ip in n for n in _SPECIAL if n.version == ip.version), "reserved"),
         (ip.is_private, "private"),
         (not ip.is_global, "not publicly routable"),
     )
@@ -153,7 +168,7 @@ class GuardedResolver(AbstractResolver):
 
 def _literal(host: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(host.strip("[]").split("%")[0])
+        return ipaddress.ip_address(host.strip("[]").split("%")[0].rstrip("."))
     except ValueError:
         return None
 

@@ -36,6 +36,14 @@ class TemplateError(ValueError):
     """The template does not render: a syntax error, or a variable or partial that does not exist."""
 
 
+_JSON_TYPES = frozenset({"application/json", "text/json", "application/x-ndjson", "application/ndjson"})
+
+
+def sent_content_type(content_type: str, headers: Mapping[str, str]) -> str:
+    """The Content-Type the body goes out with: a webhook's own header wins over its content_type."""
+    return next((v for k, v in headers.items() if k.lower() == "content-type"), content_type)
+
+
 def _json_escape(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)[1:-1]
 
@@ -43,7 +51,7 @@ def _json_escape(value: str) -> str:
 def escape_for(content_type: str) -> Callable[[str], str]:
     """How `{{name}}` values are escaped in a body of this content type."""
     media = content_type.split(";", 1)[0].strip().lower()
-    if media == "application/json" or media.endswith("+json"):
+    if media in _JSON_TYPES or media.endswith("+json"):
         return _json_escape
     if media == "application/x-www-form-urlencoded":
         return quote_plus
@@ -59,8 +67,8 @@ def render(template: str, content_type: str, variables: Mapping[str, str | int])
     renderer = pystache.Renderer(escape=escape_for(content_type), missing_tags="strict", partials={})
     try:
         return str(renderer.render(template, dict(variables)))
-    except (PystacheError, ParsingError, KeyError, ValueError) as exc:
-        raise TemplateError(f"body_template does not render: {exc}") from exc
+    except (PystacheError, ParsingError, KeyError, ValueError, IndexError, RecursionError) as exc:
+        raise TemplateError(f"body_template does not render: {type(exc).__name__}: {exc}") from exc
 
 
 def sample_variables() -> dict[str, str | int]:

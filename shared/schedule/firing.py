@@ -19,7 +19,10 @@ def next_fire(state: JobState, after: datetime) -> datetime | None:
     """The job's first nominal occurrence strictly after `after` within [start_at, end_at], if any."""
     if state.start_at is not None and after < state.start_at:
         after = state.start_at - _TICK
-    t = next_after(state.schedule, state.timezone, after)
+    try:
+        t = next_after(state.schedule, state.timezone, after)
+    except OverflowError:  # past the end of the calendar: it never fires again
+        return None
     if t is not None and state.end_at is not None and t > state.end_at:
         return None
     return t

@@ -25,7 +25,8 @@ from scheduler.runner import run_services
 from services.ticker.schedule_index import MISFIRE_TOLERANCE
 from services.ticker.service import Ticker
 from shared.bus.streams import ticker_bucket
-from shared.contracts.ticker import WATERMARK_KEY
+from shared.contracts.subjects import partition_of
+from shared.contracts.ticker import watermark_key
 from shared.settings import Settings
 from tests.e2e.harness import Api, api_client
 from tests.e2e.test_api_webhooks_and_executions import add_webhook
@@ -60,10 +61,12 @@ async def ticker(settings: Settings, clock: SteppedClock) -> AsyncIterator[None]
         await asyncio.wait_for(task, 30)
 
 
-async def saved_watermark(settings: Settings) -> datetime:
+async def saved_watermark(settings: Settings, job_id: str) -> datetime:
+    """Up to when the ticker had published the partition of this job when it stopped."""
     nc = await nats.connect(settings.nats_url)
     try:
-        entry = await (await ticker_bucket(nc.jetstream(), settings)).get(WATERMARK_KEY)
+        key = watermark_key(partition_of(uuid.UUID(job_id)))
+        entry = await (await ticker_bucket(nc.jetstream(), settings)).get(key)
         assert entry.value is not None
         return msgspec.json.decode(entry.value, type=datetime)
     finally:
@@ -108,7 +111,7 @@ async def test_after_three_minutes_without_a_ticker_each_policy_fires_exactly_wh
                     await eventually(lambda p=policy: receiver.on(f"/{p}"), timeout=20, what=f"{policy} firing")
                 # Stop mid-period, so every boundary below is seconds away from an occurrence.
                 await eventually(lambda: 4.5 <= datetime.now(UTC).timestamp() % 10 < 5.5, timeout=15, what="mid")
-            watermark = await saved_watermark(settings)
+            watermarks = {policy: await saved_watermark(settings, job_id) for policy, job_id in jobs.items()}
 
             clock.offset = OUTAGE
             restarted = clock()  # the second ticker's first look is a moment after this
@@ -130,7 +133,7 @@ async def test_after_three_minutes_without_a_ticker_each_policy_fires_exactly_wh
 
             for policy, job_id in jobs.items():
                 items = await eventually(lambda j=job_id, p=policy: settled(j, f"/{p}"), timeout=30, what="records")
-                check_policy(policy, items, receiver, watermark, restarted)
+                check_policy(policy, items, receiver, watermarks[policy], restarted)
     finally:
         stop_services.set()
         await asyncio.wait_for(services, 30)

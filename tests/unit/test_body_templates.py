@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from shared.delivery.templates import TemplateError, check_template, render, sample_variables
+from shared.delivery.templates import TemplateError, check_template, render, sample_variables, sent_content_type
 
 pytestmark = pytest.mark.unit
 
@@ -59,4 +59,18 @@ def test_a_body_without_tags_is_sent_byte_for_byte() -> None:
 )
 def test_templates_that_cannot_render_are_refused(template: str) -> None:
     with pytest.raises(TemplateError, match="does not render"):
+        check_template(template, "application/json")
+
+
+def test_escaping_follows_the_content_type_actually_sent() -> None:
+    sent = sent_content_type("text/plain", {"content-type": "application/json"})
+    assert sent == "application/json"
+    body = render('{"n": "{{job_name}}"}', sent, variables(job_name=NASTY))
+    assert json.loads(body) == {"n": NASTY}
+    assert json.loads(render('{"n": "{{job_name}}"}', "text/json", variables(job_name=NASTY))) == {"n": NASTY}
+
+
+@pytest.mark.parametrize("template", ["{{= =}}", "{{#job_id}}" * 400 + "{{/job_id}}" * 400])
+def test_templates_that_break_the_renderer_are_refused_not_crashes(template: str) -> None:
+    with pytest.raises(TemplateError):
         check_template(template, "application/json")

@@ -19,6 +19,7 @@ from shared.contracts.jobs import (
     JobUpdated,
     MisfirePolicy,
 )
+from shared.schedule.firing import jitter_of
 from tests.factories import job_created, job_state
 
 pytestmark = pytest.mark.unit
@@ -167,3 +168,31 @@ def test_a_long_outage_records_a_bounded_number_and_says_there_were_more(monkeyp
             # The latest missed one still fires, found past the recorded ones.
             assert fired == [now - timedelta(seconds=3), *on_time]
             assert missed[0].nominal_time == T0 + timedelta(seconds=1)
+
+
+def test_with_jitter_an_occurrence_not_yet_due_for_publication_is_not_missed() -> None:
+    """Nominal time passed, but its jitter puts its publication after now: it fires later, on time."""
+    minute = T0 + timedelta(minutes=1)
+    s = job_state("0 * * * * *", at=T0, jitter_seconds=50.0, misfire=MisfirePolicy(policy="skip"))
+    while jitter_of(s, minute) < timedelta(seconds=10):  # a job whose jitter that minute is long enough
+        s = msgspec.structs.replace(s, id=uuid.uuid4())
+    index = ScheduleIndex()
+    index.apply(created(s), T0)
+    now = minute + timedelta(seconds=5)
+    assert (index.pop_due(now, GRACE, T0 + timedelta(seconds=1)), index.take_missed()) == ([], [])
+    assert index.jobs[s.id].next_due == minute
+    assert [d.nominal_time for d in index.pop_due(minute + jitter_of(s, minute), GRACE, now)] == [minute]
+
+
+def test_after_an_outage_a_jittered_occurrence_not_yet_due_is_neither_missed_nor_fired_early() -> None:
+    last = T0 + timedelta(seconds=60)
+    s = job_state("*/10 * * * * *", at=T0, jitter_seconds=9.0, misfire=MisfirePolicy(policy="skip"))
+    while jitter_of(s, last) < timedelta(seconds=5):  # 60 s + its jitter lands after the missed stretch's end
+        s = msgspec.structs.replace(s, id=uuid.uuid4())
+    index = ScheduleIndex()
+    index.apply(created(s), T0)
+    now = T0 + timedelta(seconds=65)
+    assert index.pop_due(now, GRACE, T0 + timedelta(seconds=1)) == []
+    assert [m.nominal_time for m in index.take_missed()] == [T0 + timedelta(seconds=i) for i in range(10, 60, 10)]
+    assert index.jobs[s.id].next_due == last
+    assert [d.nominal_time for d in index.pop_due(last + jitter_of(s, last), GRACE, now)] == [last]

@@ -1,0 +1,138 @@
+"""Two tickers, two dispatchers and two projectors as separate processes; one of each is SIGKILLed mid-run.
+
+Pass criteria: every occurrence of every job, from its first to its last, is recorded exactly once and delivered;
+a receiver sees an occurrence twice only if it was in flight at the kill, and then with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from services.ticker.partitions import PARTITION_PREFIX
+from shared.bus.leases import Leases, leases_bucket
+from shared.contracts.subjects import PARTITIONS, Names
+from shared.settings import Settings
+from tests.e2e.harness import api_client, service_env, start_process, stop_process
+from tests.e2e.test_api_webhooks_and_executions import add_webhook, executions
+from tests.e2e.test_nexus_api import nominal_of
+from tests.receiver import Receiver
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+JOBS = 6
+LEASE_TTL = "3"
+
+
+async def lease_owners(settings: Settings) -> dict[str, str]:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        leases = Leases(await leases_bucket(nc.jetstream(), settings), "observer")
+        return {key: await leases.owner(key) or "" for key in await leases.keys("")}
+    finally:
+        await nc.close()
+
+
+def nominal(execution: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(execution["scheduled_at"].replace("Z", "+00:00"))
+
+
+async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
+    settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str], tmp_path: Path
+) -> None:
+    env = service_env(settings) | {"SCHEDULER_LEASE_TTL_SECONDS": LEASE_TTL}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for service in ("projector", "ticker", "dispatcher"):
+        for replica in "ab":
+            name = f"{service}-{replica}"
+            processes[name] = start_process([service], env | {"SCHEDULER_INSTANCE_ID": name}, tmp_path / f"{name}.log")
+    processes["api"] = start_process(["api"], env, tmp_path / "api.log")
+    killed: list[str] = []
+    try:
+        async with api_client(settings.api_port, auth_headers) as api:
+            jobs = []
+            for i in range(JOBS):
+                body = {"account_id": str(account_id), "name": f"j{i}", "schedule": "* * * * * *", "type": 1}
+                status, job = await api.call("POST", "/api/jobs", json=body)
+                assert status == 201, job
+                await add_webhook(api, job["id"], receiver.url_for(f"/j{i}"))
+                jobs.append(job)
+
+            async def shared() -> dict[str, str] | None:
+                owners = await lease_owners(settings)
+                tickers = {v for k, v in owners.items() if k.startswith(PARTITION_PREFIX)}
+                held = sum(k.startswith(PARTITION_PREFIX) for k in owners)
+                return owners if tickers == {"ticker-a", "ticker-b"} and held == PARTITIONS else None
+
+            owners = await eventually(shared, timeout=30, what="both tickers holding partitions")
+            for i in range(JOBS):
+                await eventually(lambda i=i: len(receiver.on(f"/j{i}")) >= 3, timeout=30, what=f"job {i} firing")
+
+            names = Names(settings.namespace)
+            active_projector = owners[f"projector.{names.executions_stream}"]
+            for victim in ("ticker-a", "dispatcher-a", active_projector):
+                processes[victim].send_signal(signal.SIGKILL)
+                killed.append(victim)
+            killed_at = datetime.now(UTC)
+
+            async def taken_over() -> bool:
+                owners = await lease_owners(settings)
+                survivors = {v for k, v in owners.items() if k.startswith(PARTITION_PREFIX)}
+                return survivors == {"ticker-b"} and sum(k.startswith(PARTITION_PREFIX) for k in owners) == PARTITIONS
+
+            await eventually(taken_over, timeout=30, what="ticker-b holding every partition")
+            took_over_in = (datetime.now(UTC) - killed_at).total_seconds()
+            after = killed_at + timedelta(seconds=took_over_in + 3)
+            for i in range(JOBS):
+                await eventually(
+                    lambda i=i: any(nominal_of(c.headers["webhook-id"]) > after for c in receiver.on(f"/j{i}")),
+                    timeout=30,
+                    what=f"job {i} firing after the takeover",
+                )
+            for job in jobs:
+                status, _ = await api.call("PATCH", f"/api/jobs/{job['id']}/disable")
+                assert status == 200
+            stopped_at = time.time()
+
+            unsettled: dict[str, object] = {}
+
+            async def settled(job_id: str, path: str) -> list[dict[str, Any]] | None:
+                items = (await executions(api, job_id, "?limit=1000"))["items"]
+                delivered = {c.headers["webhook-id"] for c in receiver.on(path)}
+                pending = [(e["status"], e["scheduled_at"], e["error"]) for e in items if e["status"] != "success"]
+                unrecorded = delivered - {e["occurrence_id"] for e in items}
+                unsettled.update(job=path, pending=pending, unrecorded=sorted(unrecorded))
+                return items if not pending and not unrecorded else None
+
+            for i, job in enumerate(jobs):
+                # In-flight deliveries of the killed dispatcher come back after the ack wait (10 s here).
+                try:
+                    items = await eventually(lambda j=job["id"], p=f"/j{i}": settled(j, p), timeout=60, what="records")
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}; still unsettled: {unsettled}") from None
+                recorded = sorted(nominal(e) for e in items)
+                assert len(recorded) == len(set(recorded)), f"job {i}: an occurrence recorded twice"
+                every = [
+                    recorded[0] + timedelta(seconds=s)
+                    for s in range(int((recorded[-1] - recorded[0]).total_seconds()) + 1)
+                ]
+                assert recorded == every, f"job {i}: occurrences lost"
+                calls = [nominal_of(c.headers["webhook-id"]) for c in receiver.on(f"/j{i}") if c.at <= stopped_at + 60]
+                assert set(calls) == set(recorded), f"job {i}: delivered and recorded differ"
+                twice = {t for t in calls if calls.count(t) > 1}
+                in_flight = (killed_at - timedelta(seconds=3), killed_at + timedelta(seconds=1))
+                assert all(in_flight[0] <= t <= in_flight[1] for t in twice), (f"job {i}", sorted(twice), killed_at)
+    finally:
+        codes = {name: stop_process(p) for name, p in processes.items()}
+    logs = {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}
+    assert all(code == 0 for name, code in codes.items() if name not in killed), (codes, logs)
+    assert all(codes[name] == -signal.SIGKILL for name in killed), codes
