@@ -194,6 +194,26 @@ def dlq_redrive(
     tools.print_report(report)
 
 
+@main.command()
+@click.option("--keep-previous", is_flag=True, help="Keep the replaced tables in the schema replay_previous.")
+def replay(keep_previous: bool) -> None:
+    """Rebuild the read models from the streams into fresh tables, then swap them in at once."""
+    from services.projector.replay import replay as run_replay
+
+    settings = _settings()
+    with click.progressbar(length=0, label="replaying events", show_pos=True) as bar:
+
+        def grow(n: int) -> None:
+            bar.length = (bar.length or 0) + n
+
+        report = asyncio.run(run_replay(settings, total=grow, progress=bar.update, keep_previous=keep_previous))
+    positions = ", ".join(f"{stream} at {position}" for stream, position in sorted(report.positions.items()))
+    click.echo(
+        f"replayed {report.events} events in {report.seconds:.1f} s ({report.rate:,.0f} events/s); swapped in the"
+        f" new read models ({positions})"
+    )
+
+
 def _settings() -> Settings:
     try:
         return load_settings(None)

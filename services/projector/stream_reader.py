@@ -98,3 +98,34 @@ async def run_projection(
             await _apply_batch(pool, projection, channel, batch)
     finally:
         await sub.unsubscribe()
+
+
+async def apply_range(
+    js: JetStreamContext,
+    pool: asyncpg.Pool,
+    projection: Projection,
+    channel: str,
+    until: int,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> int:
+    """Apply the stream from the pool's stored position up to sequence `until` (a replay's bounded read).
+    Returns the position reached; `progress` hears how many events each batch applied."""
+    position = await stored_position(pool, projection.stream)
+    if position >= until:
+        return position
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position + 1)
+    sub = await js.subscribe(projection.filter_subject, stream=projection.stream, ordered_consumer=True, config=config)
+    try:
+        while position < until:
+            batch = [await sub.next_msg(timeout=10.0)]
+            while len(batch) < BATCH_LIMIT and sub.pending_msgs > 0 and batch[-1].metadata.sequence.stream < until:
+                batch.append(await sub.next_msg(timeout=10.0))
+            batch = [m for m in batch if m.metadata.sequence.stream <= until]
+            if not batch:
+                break
+            reached = await _apply_batch(pool, projection, channel, batch)
+            progress(reached - position)
+            position = reached
+    finally:
+        await sub.unsubscribe()
+    return position

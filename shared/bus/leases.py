@@ -38,6 +38,10 @@ class Leases:
             return False
         return True
 
+    async def take_over(self, key: str) -> None:
+        """Take `key` whoever holds it (an operator's tool stopping a live holder): the holder's next renewal fails."""
+        self.held[key] = await self._kv.put(key, self.holder.encode())
+
     async def renew(self, key: str) -> bool:
         """Keep `key`; False (and it is no longer held) if it was lost."""
         try:

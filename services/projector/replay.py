@@ -1,0 +1,126 @@
+"""`scheduler replay`: rebuild the read models from the streams into fresh tables, then swap them in atomically.
+
+1. Build: migrations and every event up to the streams' current ends go into a schema of their own
+   (`replay_build`), while the live projector keeps serving the live tables.
+2. Take over: the replay takes the projector leases of both streams, so the live projector stops writing (it
+   notices within a lease renewal and stands by), and waits one lease TTL for it.
+3. Catch up and swap: the events that arrived meanwhile are applied to the new tables, then one transaction renames
+   the live schema to `replay_previous` and the new one into its place. Readers see the old tables or the new ones,
+   never a mix. The previous tables are dropped unless asked to keep them.
+4. Hand back: the leases are released; a projector takes them and resumes from the new tables' stored positions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+import nats.errors
+
+from services.projector.migrate import migrate
+from services.projector.service import build_projector
+from services.projector.stream_reader import apply_range
+from shared.bus.connection import connect, disconnect
+from shared.bus.leases import Leases, leases_bucket
+from shared.db.pool import create_pool
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BUILD_SCHEMA = "replay_build"
+PREVIOUS_SCHEMA = "replay_previous"
+LIVE_SCHEMA = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    events: int
+    seconds: float
+    positions: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float(self.events)
+
+
+async def replay(
+    settings: Settings,
+    *,
+    total: Callable[[int], None] = lambda _n: None,
+    progress: Callable[[int], None] = lambda _n: None,
+    keep_previous: bool = False,
+) -> ReplayReport:
+    """Rebuild and swap; `total` hears how many events there are to apply, `progress` how many were applied."""
+    started = time.monotonic()
+    projections = build_projector(settings).projections()
+    channel = f"{settings.namespace}_replay"  # not the live channel: the api must not take replay positions as live
+    nc = await connect(settings.nats_url, "replay")
+    admin = await asyncpg.connect(settings.database_url)
+    pool: asyncpg.Pool | None = None
+    applied = 0
+
+    def count(n: int) -> None:
+        nonlocal applied
+        applied += n
+        progress(n)
+
+    try:
+        js = nc.jetstream()
+        await admin.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
+        await admin.execute(f"CREATE SCHEMA {BUILD_SCHEMA}")
+        pool = await create_pool(settings.database_url, max_size=2, schema=BUILD_SCHEMA)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        ends = {p.stream: (await js.stream_info(p.stream)).state.last_seq for p in projections}
+        total(sum(ends.values()))
+        for p in projections:
+            await apply_range(js, pool, p, channel, ends[p.stream], count)
+
+        leases = Leases(await leases_bucket(js, settings), f"replay@{socket.gethostname()}:{os.getpid()}")
+        keys = [f"projector.{p.stream}" for p in projections]
+        for key in keys:  # taken over, not waited for: a live projector holds its lease for as long as it runs
+            await leases.take_over(key)
+        keeper = asyncio.create_task(_renew(leases, keys, settings.lease_ttl_seconds / 3))
+        try:
+            await asyncio.sleep(settings.lease_ttl_seconds)  # the live projector notices within a renewal
+            ends = {p.stream: (await js.stream_info(p.stream)).state.last_seq for p in projections}
+            total(sum(ends.values()) - applied)
+            for p in projections:
+                await apply_range(js, pool, p, channel, ends[p.stream], count)
+            positions = {
+                r["stream"]: r["position"]
+                for r in await pool.fetch("SELECT stream, position FROM projector_positions")
+            }
+            await pool.close()
+            pool = None
+            async with admin.transaction():
+                await admin.execute(f"DROP SCHEMA IF EXISTS {PREVIOUS_SCHEMA} CASCADE")
+                await admin.execute(f"ALTER SCHEMA {LIVE_SCHEMA} RENAME TO {PREVIOUS_SCHEMA}")
+                await admin.execute(f"ALTER SCHEMA {BUILD_SCHEMA} RENAME TO {LIVE_SCHEMA}")
+            if not keep_previous:
+                await admin.execute(f"DROP SCHEMA {PREVIOUS_SCHEMA} CASCADE")
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            await leases.release_all()
+        return ReplayReport(events=applied, seconds=time.monotonic() - started, positions=positions)
+    finally:
+        if pool is not None:
+            await pool.close()
+        await admin.close()
+        await disconnect(nc)
+
+
+async def _renew(leases: Leases, keys: list[str], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        for key in keys:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await leases.renew(key)
