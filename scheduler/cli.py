@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import json
 import logging
 import os
 import sys
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -192,6 +194,65 @@ def dlq_redrive(
         raise click.UsageError("name --execution, --job or --since (all dead letters is --since 1970-01-01T00:00:00)")
     report = asyncio.run(tools.redriven(_settings(), *tools.selected(account, job, since, executions)))
     tools.print_report(report)
+
+
+@main.group()
+def events() -> None:
+    """Follow the event streams."""
+
+
+@events.command("tail")
+@click.option("--account", type=click.UUID, default=None, help="Only this account's events.")
+@click.option("--job", type=click.UUID, default=None, help="Only this job's events.")
+@click.option("--type", "types", multiple=True, help="Only events of this type (repeatable), e.g. ExecutionFailed.")
+@click.option("--stream", "stream", type=click.Choice(["jobs", "executions", "all"]), default="all", show_default=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Start from this time (UTC unless an offset is given) instead of from now.")  # fmt: skip
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as its JSON, one per line.")
+def events_tail(
+    account: uuid.UUID | None,
+    job: uuid.UUID | None,
+    types: tuple[str, ...],
+    stream: str,
+    since: datetime | None,
+    count: int | None,
+    as_json: bool,
+) -> None:
+    """Print events as they arrive, one line each, until Ctrl-C (or --count)."""
+    from scheduler import events as tools
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    streams = tools.STREAMS if stream == "all" else (stream,)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            tools.tail(
+                _settings(),
+                streams=streams,
+                account=account,
+                job=job,
+                types=frozenset(types),
+                since=since,
+                count=count,
+                as_json=as_json,
+                out=lambda text: click.echo(text),
+            )
+        )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
+def status(as_json: bool) -> None:
+    """Streams, consumers and their lag, who holds which lease, projection lag, the ticker's heartbeat."""
+    from scheduler import status as tools
+
+    report = asyncio.run(tools.gather_status(_settings()))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for text in tools.render(report):
+            click.echo(text)
 
 
 @main.command()
