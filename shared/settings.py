@@ -34,6 +34,8 @@ _ENV_NAMES = {
     "instance_id": "SCHEDULER_INSTANCE_ID",
     "egress_allow": "SCHEDULER_EGRESS_ALLOW",
     "lease_ttl_seconds": "SCHEDULER_LEASE_TTL_SECONDS",
+    "ops_port": "SCHEDULER_OPS_PORT",
+    "ops_host": "SCHEDULER_OPS_HOST",
 }
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -79,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
     egress_allow: str = ""
     # How long a dead ticker's partitions (or a dead projector's stream) stay with it before another takes them.
     lease_ttl_seconds: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0
+    # Where each process serves /livez, /readyz and /metrics (Prometheus); no port: not served.
+    ops_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    ops_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
 
     def __post_init__(self) -> None:
         if self.delivery_timeout_seconds > self.max_delivery_timeout_seconds:

@@ -41,6 +41,8 @@ from shared.contracts.executions import (
 from shared.contracts.subjects import Names
 from shared.delivery.backoff import retry_after_seconds
 from shared.delivery.egress import GuardedResolver
+from shared.observability.logs import execution_fields
+from shared.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,9 @@ class Dispatcher:
                 self._egress,
             )
         finished_at = _now()
+        outcome_name = "success" if outcome.error is None else "timed_out" if outcome.timed_out else "failure"
+        DELIVERIES.labels(outcome_name, str(outcome.response_code or "none")).inc()
+        DELIVERY_SECONDS.observe(outcome.duration_ms / 1000)
         ended: dict[str, Any] = {
             "occurred_at": finished_at,
             "worker_id": worker,
@@ -136,6 +141,7 @@ class Dispatcher:
             succeeded = ExecutionSucceeded(**common, **ended)
             await publish_result(js, self._names, "succeeded", succeeded, f"{base}:result")
             return
+        log.info("delivery failed: %s", outcome.error, extra=execution_fields(request))
         failed = ExecutionFailed(**common, **ended, error=outcome.error, timed_out=outcome.timed_out)
         assert self._timers is not None and self._store is not None
         fate = self._fate_of(request, outcome, finished_at)

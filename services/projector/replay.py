@@ -95,8 +95,7 @@ async def replay(
             for p in projections:
                 await apply_range(js, pool, p, channel, ends[p.stream], count)
             positions = {
-                r["stream"]: r["position"]
-                for r in await pool.fetch("SELECT stream, position FROM projector_positions")
+                r["stream"]: r["position"] for r in await pool.fetch("SELECT stream, position FROM projector_positions")
             }
             await pool.close()
             pool = None

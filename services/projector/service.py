@@ -20,6 +20,7 @@ from shared.bus.streams import ensure_streams
 from shared.contracts.codec import decode_execution_event, decode_job_event
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
+from shared.observability.metrics import PROJECTOR_LEASES_HELD
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Projector:
                     await asyncio.wait_for(stop.wait(), self._settings.lease_ttl_seconds / 3)
                 continue
             standby_logged = False
+            PROJECTOR_LEASES_HELD.inc()
             halt = asyncio.Event()
             keeper = asyncio.create_task(self._hold(key, stop, halt))
             try:
@@ -101,6 +103,7 @@ class Projector:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESTART_DELAY_SECONDS)
             finally:
+                PROJECTOR_LEASES_HELD.dec()
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
                 # Stopping or failed: hand the stream over at once rather than at expiry (after a failure this

@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.db.pool import DbConnection
+from shared.observability.metrics import PROJECTED_EVENTS, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ async def _apply_batch(pool: asyncpg.Pool, projection: Projection, channel: str,
             last,
         )
         await conn.execute("SELECT pg_notify($1, $2)", channel, f"{projection.stream}:{last}")
+    PROJECTED_EVENTS.labels(projection.stream).inc(len(batch))
+    PROJECTION_LAG.labels(projection.stream).set(batch[-1].metadata.num_pending or 0)
     return last
 
 

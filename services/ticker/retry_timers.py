@@ -20,6 +20,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.timers import RetryTimer
+from shared.observability.metrics import RETRIES_FIRED
 
 log = logging.getLogger(__name__)
 
@@ -110,5 +111,6 @@ class RetryTimers:
                 self._parked.add(key)  # another ticker's partition: fired there, or here once it is ours
                 continue
             await self._publish(timer.request)
+            RETRIES_FIRED.inc()
             await self._kv.delete(key)
             self._live.pop(key, None)

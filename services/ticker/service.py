@@ -35,6 +35,8 @@ from shared.contracts.executions import (
 from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobResumed, JobUpdated
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
+from shared.observability.metrics import FIRE_LATENESS, OCCURRENCES_MISSED, OCCURRENCES_PUBLISHED, PARTITIONS_HELD
+from shared.schedule.firing import jitter_of
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,7 @@ class Ticker:
                 self._index.drop_partition(partition)
             await self._partitions.release(step.surplus)
             log.info("handed back partitions %s", sorted(step.surplus))
+        PARTITIONS_HELD.set(len(self.owned))
         if step.gained:
             await self._take(step.gained)
             log.info("took partitions %s; firing %d of %d", sorted(step.gained), len(self.owned), PARTITIONS)
@@ -210,6 +213,12 @@ class Ticker:
             )
         ]
         await asyncio.gather(*tasks)
+        published = self._clock()
+        for occ in occurrences:
+            FIRE_LATENESS.observe(
+                max(0.0, (published - occ.nominal_time - jitter_of(occ.job, occ.nominal_time)).total_seconds())
+            )
+        OCCURRENCES_PUBLISHED.inc(len(tasks))
 
     async def _record_missed(self, js: JetStreamContext, missed: list[MissedOccurrence]) -> None:
         """One ExecutionMissed per occurrence the misfire policy did not fire: skipped, never silently dropped."""
@@ -234,6 +243,8 @@ class Ticker:
                 await publish_result(js, self._names, "missed", event, str(event.execution_id))
 
         await asyncio.gather(*(one(m) for m in missed))
+        for m in missed:
+            OCCURRENCES_MISSED.labels(m.policy).inc()
         if any(m.more_missed for m in missed):
             log.warning("more occurrences were missed than are recorded one by one; see ExecutionMissed.more_missed")
 

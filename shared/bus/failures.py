@@ -33,6 +33,7 @@ from shared.contracts.jobs import WebhookDisabled
 from shared.contracts.subjects import Names
 from shared.contracts.timers import RetryTimer
 from shared.delivery.backoff import backoff_seconds
+from shared.observability.metrics import DEAD_LETTERS, RETRIES_SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,11 @@ async def record_failure(
             reason=failed.error,
         )
         await publish_result(js, names, "retry_scheduled", scheduled, f"{base}:retry")
+        RETRIES_SCHEDULED.inc()
     elif fate.dead_letter:
         dead = ExecutionDeadLettered(**common, occurred_at=now, reason=failed.error)
         await publish_result(js, names, "dead_lettered", dead, f"{base}:dead")
+        DEAD_LETTERS.inc()
 
 
 async def disable_webhook(

@@ -23,6 +23,7 @@ from shared.bus.executions import publish_result
 from shared.bus.streams import kv_bucket
 from shared.contracts.executions import ExecutionRequested, ExecutionSkipped, envelope_of
 from shared.contracts.subjects import Names
+from shared.observability.metrics import SKIPPED_BY_OVERLAP
 from shared.settings import Settings
 
 
@@ -101,6 +102,7 @@ async def publish_skipped(js: JetStreamContext, names: Names, request: Execution
     """Record that the overlap policy kept `request` from running."""
     skipped = ExecutionSkipped(**envelope_of(request), occurred_at=datetime.now(UTC), reason=reason)
     await publish_result(js, names, "skipped", skipped, f"{request.execution_id}:skipped")
+    SKIPPED_BY_OVERLAP.inc()
 
 
 # How soon a run waiting behind another (queue_one) looks again.

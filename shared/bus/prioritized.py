@@ -26,6 +26,8 @@ from nats.js import JetStreamContext
 from shared.bus.overlap import Deferred
 from shared.contracts.codec import decode_execution_event
 from shared.contracts.executions import ExecutionRequested
+from shared.observability.logs import execution_fields
+from shared.observability.metrics import CONSUMER_PENDING
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,8 @@ class PrioritizedConsumer:
                 continue
             for msg in msgs:
                 await self._accept(msg)
+            if msgs:
+                CONSUMER_PENDING.labels(msgs[-1].metadata.consumer or "").set(msgs[-1].metadata.num_pending or 0)
 
     async def _accept(self, msg: Msg) -> None:
         try:
@@ -174,7 +178,12 @@ class PrioritizedConsumer:
             await msg.nak(delay=deferred.seconds)
             return
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            log.warning("could not record execution %s, will retry: %s", request.execution_id, exc)
+            log.warning(
+                "could not record execution %s, will retry: %s",
+                request.execution_id,
+                exc,
+                extra=execution_fields(request),
+            )
             await msg.nak(delay=RETRY_PUBLISH_DELAY_SECONDS)
             return
         await msg.ack()

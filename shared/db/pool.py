@@ -36,9 +36,7 @@ async def _init(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, schema: str | None = None
-) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, schema: str | None = None) -> asyncpg.Pool:
     """Open a pool; fails fast (10 s) when the database is unreachable. `schema`: work in that schema instead of
     the default one (a replay builds its tables there)."""
     settings = {"search_path": schema} if schema is not None else None

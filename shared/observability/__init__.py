@@ -1,0 +1,1 @@
+"""Metrics, health endpoints and log formatting shared by every service."""
