@@ -31,3 +31,15 @@ token account:
 # Everything in containers (needs a Docker engine).
 compose-up:
     docker compose up --build
+
+# The Kubernetes manifests as applied (needs kubectl); OVERLAY is base or overlays/small.
+render OVERLAY="overlays/small":
+    kubectl kustomize deploy/k8s/{{OVERLAY}}
+
+# Check the manifests and the compose file offline against their schemas.
+check-manifests:
+    uv run pytest -q tests/unit/test_deployment_manifests.py
+
+# Operators' view of a running system (NATS_URL, DATABASE_URL).
+status:
+    uv run scheduler status
