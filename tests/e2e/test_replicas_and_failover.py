@@ -6,6 +6,7 @@ a receiver sees an occurrence twice only if it was in flight at the kill, and th
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import time
@@ -136,3 +137,37 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
     logs = {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}
     assert all(code == 0 for name, code in codes.items() if name not in killed), (codes, logs)
     assert all(codes[name] == -signal.SIGKILL for name in killed), codes
+
+
+async def test_a_dispatcher_stopped_mid_delivery_finishes_it_before_exiting(
+    settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str], tmp_path: Path
+) -> None:
+    env = service_env(settings)
+    processes = {name: start_process([name], env, tmp_path / f"{name}.log") for name in ("projector", "api", "ticker")}
+    dispatcher = start_process(["dispatcher"], env, tmp_path / "dispatcher.log")
+    receiver.gates["/held"] = gate = asyncio.Event()
+    try:
+        async with api_client(settings.api_port, auth_headers) as api:
+            at = datetime.now(UTC) + timedelta(seconds=2)
+            body = {"account_id": str(account_id), "name": "held", "type": 1,
+                    "schedule": f"{at.second} {at.minute} {at.hour} * * *"}  # fmt: skip
+            status, job = await api.call("POST", "/api/jobs", json=body)
+            assert status == 201, job
+            await add_webhook(api, job["id"], receiver.url_for("/held"))
+            await eventually(lambda: receiver.on("/held"), timeout=20, what="the delivery to start")
+            dispatcher.send_signal(signal.SIGTERM)
+            await asyncio.sleep(1.0)  # a second of grace in which a dispatcher that did not drain would have exited
+            assert dispatcher.poll() is None, "the dispatcher exited with a delivery in flight"
+            gate.set()
+            assert await asyncio.to_thread(dispatcher.wait, 30) == 0
+
+            async def recorded() -> dict[str, Any] | None:
+                items = (await executions(api, job["id"]))["items"]
+                return items[0] if items and items[0]["status"] == "success" else None
+
+            execution = await eventually(recorded, timeout=20, what="the drained delivery recorded")
+            assert execution["response_code"] == 200
+            assert len(receiver.on("/held")) == 1
+    finally:
+        codes = [stop_process(p) for p in (*processes.values(), dispatcher)]
+    assert codes == [0, 0, 0, 0], {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}
