@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -30,7 +31,7 @@ def validate_cron(expression: str) -> None:
             f"cron expression must have 5 fields (or 6 with seconds first), got {len(fields)}: {expression!r}"
         )
     try:
-        valid = croniter.is_valid(expression, second_at_beginning=_is_six_field(expression))
+        valid = croniter.is_valid(_normalized(expression), second_at_beginning=_is_six_field(expression))
         if valid:
             _cron(expression, datetime(2000, 1, 1)).get_next(datetime)
     except (CroniterError, ValueError, KeyError) as exc:
@@ -48,9 +49,21 @@ def validate_schedule(schedule: Schedule, timezone: str) -> None:
         check_calendar(schedule)
 
 
+# croniter reads a range whose ends are equal ("5-5", "mon-mon") as "*": a one-value range is that value.
+_DEGENERATE_RANGE = re.compile(r"^([0-9A-Za-z]+)-\1(?:/\d+)?$", re.IGNORECASE)
+
+
+def _normalized(expression: str) -> str:
+    if expression.startswith("@"):
+        return expression
+    return " ".join(
+        ",".join(_DEGENERATE_RANGE.sub(r"\1", part) for part in field.split(",")) for field in expression.split()
+    )
+
+
 def _cron(expression: str, start_wall: datetime) -> croniter:
     return croniter(
-        expression,
+        _normalized(expression),
         start_wall,
         second_at_beginning=_is_six_field(expression),
         max_years_between_matches=_MAX_YEARS_BETWEEN_MATCHES,
