@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -10,6 +11,7 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -59,8 +61,19 @@ def _wants_prometheus(request: Request[object, object, State], fmt: str | None) 
     return best in _PROMETHEUS_TYPES
 
 
+@dataclass
+class _JsonOrPrometheus(Operation):
+    """The 200 answer is JSON or, on request, Prometheus text: the OpenAPI document lists both."""
+
+    def __post_init__(self) -> None:
+        ok = self.responses.get("200") if self.responses else None
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content[CONTENT_TYPE_LATEST] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+
+
 @get(
     "/metrics",
+    operation_class=_JsonOrPrometheus,
     summary="Job and execution counts over the caller's accounts (JSON, or Prometheus text)",
     description=(
         "JSON by default. Prometheus text exposition format (per-account gauges) when the Accept header prefers"
