@@ -17,6 +17,10 @@ OPEN_MODE_ACCOUNT = UUID("00000000-0000-0000-0000-000000000001")
 LEEWAY_SECONDS = 30
 
 
+# Access tokens are about a kilobyte; a far larger one is refused before any parsing.
+MAX_TOKEN_BYTES = 16 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The caller. `accounts` is None for a service-role caller, who may act on every account."""
@@ -66,6 +70,8 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthorizedError("the Authorization header must be 'Bearer <token>'")
+        if len(token) > MAX_TOKEN_BYTES:
+            raise UnauthorizedError(f"token too large (more than {MAX_TOKEN_BYTES} bytes)")
         assert self._secret is not None
         try:
             claims = jwt.decode(

@@ -53,7 +53,25 @@ def bad_tokens(account: uuid.UUID) -> dict[str, str | None]:
         + jwt.encode({k: v for k, v in _claims(account).items() if k != "exp"}, JWT_SECRET, algorithm="HS256"),
         "HS512": "Bearer " + jwt.encode(_claims(account), JWT_SECRET, algorithm="HS512"),
         "tampered": "Bearer " + _tampered(jwt.encode(_claims(account), JWT_SECRET, algorithm="HS256"), account),
+        # An RS256 token (key confusion: the api must not take another algorithm, whatever key it would try).
+        "RS256": "Bearer " + _with_header({"alg": "RS256", "typ": "JWT"}, _claims(account), "c2lnbmF0dXJl"),
+        "HS256 header on RS-style token": "Bearer "
+        + _with_header({"alg": "HS256", "typ": "JWT", "jwk": {"kty": "oct", "k": "YWJj"}}, _claims(account), "eA"),
+        "not yet valid": "Bearer " + jwt.encode(_claims(account, nbf=now + 3600), JWT_SECRET, algorithm="HS256"),
+        "oversized": "Bearer "
+        + jwt.encode(_claims(account, padding="x" * 6000), "another-secret-" + "x" * 40, algorithm="HS256"),
+        "two segments": "Bearer abc.def",
+        "not base64": "Bearer !!!.###.$$$",
+        "payload not JSON": "Bearer " + _segments(b'{"alg":"HS256"}', b"not json", b"sig"),
     }
+
+
+def _segments(*parts: bytes) -> str:
+    return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+
+
+def _with_header(header: dict[str, Any], claims: dict[str, Any], signature: str) -> str:
+    return f"{_segments(json.dumps(header).encode(), json.dumps(claims).encode())}.{signature}"
 
 
 def _tampered(token: str, account: uuid.UUID) -> str:
@@ -103,6 +121,17 @@ async def test_every_protected_endpoint_refuses_every_bad_token_with_401(
     assert (status, still) == (200, job)
     status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
     assert page["total"] == 1
+
+
+async def test_a_token_far_larger_than_any_real_one_is_refused(dev_server: DevServer, account_id: uuid.UUID) -> None:
+    huge = "Bearer " + jwt.encode(_claims(account_id, padding="x" * 70_000), JWT_SECRET, algorithm="HS256")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{dev_server.base_url}/api/jobs?account_id={account_id}", headers={"Authorization": huge}
+        ) as response,
+    ):
+        assert 400 <= response.status < 500, response.status
 
 
 async def test_token_accounts_come_from_claims_in_either_documented_place(dev_server: DevServer) -> None:
