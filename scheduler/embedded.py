@@ -76,6 +76,10 @@ class EmbeddedNats:
         _wait_for_port(self.port, 15, self._process, log_file)
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         if self._process is None:
             return

@@ -44,6 +44,8 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+QUERY_TIMEOUT_SECONDS = 3.0
+
 API_DESCRIPTION = (
     "Jobs fire on their schedules and call their webhooks or run their tasks. Every endpoint except /health,"
     " /health/detailed, /asyncapi.json and the cron tools needs `Authorization: Bearer <jwt>`. Every error of"
@@ -76,7 +78,8 @@ def create_app(settings: Settings) -> Litestar:
         js = resources.nc.jetstream()
         await ensure_streams(js, settings)
         resources.ticker_kv = await ticker_bucket(js, settings)
-        resources.pool = await create_pool(settings.database_url)
+        # A query that gets no answer (a stalled database) ends in a 503, not a request that hangs.
+        resources.pool = await create_pool(settings.database_url, command_timeout=QUERY_TIMEOUT_SECONDS)
         resources.watcher = ProjectionWatcher(settings.database_url, names.projection_channel)
         await resources.watcher.start()
         nc = resources.nc

@@ -36,12 +36,26 @@ async def _init(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, schema: str | None = None) -> asyncpg.Pool:
-    """Open a pool; fails fast (10 s) when the database is unreachable. `schema`: work in that schema instead of
-    the default one (a replay builds its tables there)."""
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    schema: str | None = None,
+    command_timeout: float | None = None,
+) -> asyncpg.Pool:
+    """Open a pool; connecting fails fast (10 s, or `command_timeout` if shorter) when the database is unreachable.
+    `schema`: work in that schema instead of the default one (a replay builds its tables there).
+    `command_timeout`: a query with no answer by then raises TimeoutError."""
     settings = {"search_path": schema} if schema is not None else None
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init, timeout=10, server_settings=settings
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init,
+        timeout=min(10.0, command_timeout or 10.0),
+        server_settings=settings,
+        command_timeout=command_timeout,
     )
     assert pool is not None
     return pool

@@ -31,6 +31,7 @@ from shared.settings import Settings
 from tests.e2e.harness import Api, api_client
 from tests.e2e.test_api_webhooks_and_executions import add_webhook
 from tests.e2e.test_nexus_api import nominal_of
+from tests.faults import SteppedClock
 from tests.receiver import Receiver
 from tests.waiting import eventually
 
@@ -40,14 +41,6 @@ PERIOD = timedelta(seconds=10)
 OUTAGE = timedelta(minutes=3)
 GRACE = timedelta(seconds=60)
 POLICIES = ("fire_all", "fire_latest", "skip")
-
-
-class SteppedClock:
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
 
 
 @asynccontextmanager

@@ -1,0 +1,369 @@
+"""Fault scenarios (issue 7): each injects one fault into a running system and checks it loses and doubles nothing.
+
+The oracle: from a job's schedule, every occurrence between its first and its last recorded one must be recorded
+exactly once (and delivered, by `webhook-id`), whatever was injected in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats as nats_client
+import pytest
+from aiohttp import web
+
+from scheduler.embedded import EmbeddedNats
+from scheduler.runner import run_services
+from services.ticker import partitions
+from services.ticker.service import Ticker
+from shared.contracts.subjects import Names
+from shared.settings import Settings
+from tests.e2e.harness import Api, api_client, create_firing_job
+from tests.e2e.test_api_webhooks_and_executions import add_webhook, executions
+from tests.e2e.test_nexus_api import nominal_of
+from tests.faults import SteppedClock, paused, postgres_pid
+from tests.receiver import Receiver
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# Figures for docs/reliability.md, printed once the scenarios ran (`uv run pytest -s tests/e2e/test_faults.py`).
+FIGURES: dict[str, dict[str, Any]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_figures() -> Iterator[None]:
+    yield
+    for scenario, figures in FIGURES.items():
+        print(f"\nFIGURES {scenario}: {json.dumps(figures)}")
+
+
+@asynccontextmanager
+async def services(settings: Settings, names: list[str]) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_services(settings, names, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+@asynccontextmanager
+async def ticker_with(settings: Settings, clock: SteppedClock) -> AsyncIterator[Ticker]:
+    stop = asyncio.Event()
+    ticker = Ticker(settings, clock)
+    task = asyncio.create_task(ticker.run(stop))
+    try:
+        yield ticker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def nominal(execution: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(execution["scheduled_at"].replace("Z", "+00:00"))
+
+
+async def settled_history(api: Api, job_id: str, receiver: Receiver, path: str) -> list[dict[str, Any]]:
+    """Once every execution of the job has finished and every delivery is recorded: the executions."""
+
+    async def settled() -> list[dict[str, Any]] | None:
+        items = (await executions(api, job_id, "?limit=1000"))["items"]
+        delivered = {c.headers["webhook-id"] for c in receiver.on(path)}
+        finished = all(e["status"] in ("success", "failure", "dead_letter", "missed", "timed_out") for e in items)
+        return items if finished and delivered <= {e["occurrence_id"] for e in items} else None
+
+    return await eventually(settled, timeout=60, what=f"the history of {path}")  # type: ignore[no-any-return]
+
+
+def check_every_second(
+    items: list[dict[str, Any]],
+    receiver: Receiver,
+    path: str,
+    in_flight: tuple[datetime, datetime] | None = None,
+) -> dict[str, int]:
+    """Nothing lost, nothing recorded twice, nothing delivered twice (every-second jobs) except, at-least-once,
+    deliveries in flight at a fault (nominal times in `in_flight`). Returns the counts."""
+    recorded = sorted(nominal(e) for e in items)
+    assert len(recorded) == len(set(recorded)), f"{path}: an occurrence recorded twice"
+    span = int((recorded[-1] - recorded[0]).total_seconds())
+    assert recorded == [recorded[0] + timedelta(seconds=s) for s in range(span + 1)], f"{path}: occurrences lost"
+    calls = [c.headers["webhook-id"] for c in receiver.on(path)]
+    twice = {nominal_of(c) for c in calls if calls.count(c) > 1}
+    allowed = in_flight or (datetime.max.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+    assert all(allowed[0] <= t <= allowed[1] for t in twice), f"{path}: delivered twice outside the fault: {twice}"
+    return {"occurrences": len(recorded), "lost": 0, "duplicated": len(calls) - len(set(calls))}
+
+
+async def disable(api: Api, job_id: str) -> None:
+    status, _ = await api.call("PATCH", f"/api/jobs/{job_id}/disable")
+    assert status == 200
+
+
+async def test_postgres_paused_for_20_seconds(
+    settings: Settings, servers_dir: Path, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str]
+) -> None:
+    """The api answers 503 quickly (no hang, no 500), delivery goes on, and the projector catches up after."""
+    async with (
+        services(settings, ["api", "projector", "ticker", "dispatcher"]),
+        api_client(settings.api_port, auth_headers) as api,
+    ):
+        created = await create_firing_job(api, account_id, receiver.url_for("/pg"))
+        job_id = created["job"]["id"]
+        await eventually(lambda: len(receiver.on("/pg")) >= 2, timeout=20, what="firing")
+        answers: list[tuple[int, float]] = []
+        with paused(postgres_pid(servers_dir)):
+            paused_at = time.monotonic()
+            while time.monotonic() - paused_at < 20:
+                started = time.monotonic()
+                status, body = await api.call("GET", f"/api/jobs/{job_id}")
+                answers.append((status, time.monotonic() - started))
+                assert status == 503 and body["error_code"] == "DATABASE_ERROR", (status, body)
+            delivered_while_paused = len(receiver.on("/pg"))
+        resumed = time.monotonic()
+        assert max(seconds for _, seconds in answers) < 8, answers
+        assert delivered_while_paused >= 15, "deliveries stopped while only Postgres was paused"
+        await eventually(lambda: len(receiver.on("/pg")) > delivered_while_paused + 2, timeout=20, what="firing after")
+        await disable(api, job_id)
+        items = await settled_history(api, job_id, receiver, "/pg")
+        FIGURES["postgres paused 20 s"] = check_every_second(items, receiver, "/pg") | {
+            "slowest_answer_s": round(max(s for _, s in answers), 2),
+            "caught_up_s": round(time.monotonic() - resumed, 1),
+        }
+
+
+async def test_clock_jumps_forward_and_back(
+    settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str]
+) -> None:
+    """Forward: the jump is a stretch nobody looked at, caught up as the misfire policy says (fire_all, 60 s).
+    Back: nothing fires twice; firing resumes when the clock is past the last occurrence again."""
+    clock = SteppedClock()
+    async with (
+        services(settings, ["api", "projector", "dispatcher"]),
+        ticker_with(settings, clock),
+        api_client(settings.api_port, auth_headers) as api,
+    ):
+        created = await create_firing_job(api, account_id, receiver.url_for("/clock"))
+        job_id = created["job"]["id"]
+        await eventually(lambda: len(receiver.on("/clock")) >= 2, timeout=20, what="firing")
+        before_jump = max(nominal_of(c.headers["webhook-id"]) for c in receiver.on("/clock"))
+        clock.offset = timedelta(seconds=120)
+        await eventually(
+            lambda: any(nominal_of(c.headers["webhook-id"]) > before_jump + timedelta(seconds=121)
+                        for c in receiver.on("/clock")),
+            timeout=20, what="firing after the jump forward",
+        )  # fmt: skip
+        clock.offset = timedelta(seconds=115)  # five seconds back
+        back_at = max(nominal_of(c.headers["webhook-id"]) for c in receiver.on("/clock"))
+        await eventually(
+            lambda: any(nominal_of(c.headers["webhook-id"]) > back_at for c in receiver.on("/clock")),
+            timeout=20, what="firing again once the clock passed the last occurrence",
+        )  # fmt: skip
+        await disable(api, job_id)
+        items = await settled_history(api, job_id, receiver, "/clock")
+    counts = check_every_second(items, receiver, "/clock")
+    missed = sorted(nominal(e) for e in items if e["status"] == "missed")
+    fired_late = [
+        nominal(e)
+        for e in items
+        if e["status"] == "success" and before_jump < nominal(e) < before_jump + timedelta(seconds=118)
+    ]
+    assert 55 <= len(missed) <= 62, len(missed)  # older than the 60 s grace when the jump was seen
+    assert 55 <= len(fired_late) <= 62, len(fired_late)  # the last minute of the jump, fired late
+    assert all(m < min(fired_late) for m in missed)
+    FIGURES["clock jumps"] = counts | {"missed": len(missed), "fired_late": len(fired_late)}
+
+
+async def test_two_tickers_owning_the_same_partitions_record_nothing_twice(
+    settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A lease race gone wrong: both tickers believe they own every partition and publish the same occurrences.
+    JetStream drops the second publish of each (same message id), so every occurrence runs and is recorded once."""
+
+    async def everything(self: partitions.PartitionLeases) -> partitions.Step:
+        gained = frozenset(range(self.partitions)) - self.owned
+        self.owned |= gained
+        return partitions.Step(gained=gained)
+
+    monkeypatch.setattr(partitions.PartitionLeases, "step", everything)
+    first = msgspec.structs.replace(settings, instance_id="ticker-1")
+    second = msgspec.structs.replace(settings, instance_id="ticker-2")
+    async with (
+        services(settings, ["api", "projector", "dispatcher"]),
+        ticker_with(first, SteppedClock()) as one,
+        ticker_with(second, SteppedClock()) as two,
+        api_client(settings.api_port, auth_headers) as api,
+    ):
+        jobs = [
+            (await create_firing_job(api, account_id, receiver.url_for(f"/twin{i}")))["job"]["id"] for i in range(3)
+        ]
+        for i in range(3):
+            await eventually(lambda i=i: len(receiver.on(f"/twin{i}")) >= 5, timeout=30, what="firing")
+        assert one.owned == two.owned == frozenset(range(32)), "both tickers fire every partition"
+        for job_id in jobs:
+            await disable(api, job_id)
+        counts = [check_every_second(await settled_history(api, j, receiver, f"/twin{i}"), receiver, f"/twin{i}")
+                  for i, j in enumerate(jobs)]  # fmt: skip
+    FIGURES["two tickers on one partition"] = {
+        "occurrences": sum(c["occurrences"] for c in counts),
+        "duplicated": sum(c["duplicated"] for c in counts),
+    }
+
+
+@asynccontextmanager
+async def hostile_receiver() -> AsyncIterator[str]:
+    """Receivers that misbehave: slow, never answering, answering 20 MB, trickling a byte at a time."""
+    release = asyncio.Event()
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="late")
+
+    async def never(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="never")
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        for _ in range(320):  # 20 MiB, if anyone reads it all
+            await response.write(chunk)
+        return response
+
+    async def slowloris(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(600):
+            await response.write(b"x")
+            await asyncio.sleep(0.5)
+        return response
+
+    app = web.Application()
+    for path, handler in (("/slow", slow), ("/never", never), ("/huge", huge), ("/slowloris", slowloris)):
+        app.router.add_post(path, handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+async def test_hostile_receivers_cost_bounded_time_and_memory(
+    settings: Settings, account_id: uuid.UUID, auth_headers: dict[str, str]
+) -> None:
+    """Each delivery ends by the job's timeout (2 s here) and keeps at most the body cap, whatever the receiver."""
+    async with (
+        hostile_receiver() as base,
+        services(settings, ["api", "projector", "ticker", "dispatcher"]),
+        api_client(settings.api_port, auth_headers) as api,
+    ):
+        jobs: dict[str, str] = {}
+        for path in ("/slow", "/never", "/huge", "/slowloris"):
+            body = {"account_id": str(account_id), "name": path, "schedule": "0 0 1 1 *", "type": 1,
+                    "timeout_seconds": 2, "retry_policy": {"max_attempts": 1}}  # fmt: skip
+            status, job = await api.call("POST", "/api/jobs", json=body)
+            assert status == 201, job
+            await add_webhook(api, job["id"], base + path)
+            jobs[path] = job["id"]
+        at = datetime.now(UTC) + timedelta(seconds=2)
+        for job_id in jobs.values():
+            status, _ = await api.call(
+                "PUT", f"/api/jobs/{job_id}", json={"schedule": f"{at.second} {at.minute} {at.hour} * * *"}
+            )
+            assert status == 200
+
+        async def finished(job_id: str) -> dict[str, Any] | None:
+            items = (await executions(api, job_id))["items"]
+            return items[0] if items and items[0]["status"] in ("success", "dead_letter") else None
+
+        outcomes = {
+            path: await eventually(lambda j=job_id: finished(j), timeout=30, what=path) for path, job_id in jobs.items()
+        }
+    for path in ("/slow", "/never", "/slowloris"):
+        assert outcomes[path]["status"] == "dead_letter" and "within 2 s" in outcomes[path]["error"], outcomes[path]
+        assert outcomes[path]["duration_ms"] <= 3500, outcomes[path]
+    huge = outcomes["/huge"]
+    assert huge["status"] == "success" and len(huge["response_body"]) == settings.response_body_limit, len(
+        huge["response_body"]
+    )
+    assert huge["duration_ms"] <= 3500
+    FIGURES["hostile receivers"] = {
+        path: {"status": o["status"], "ms": o["duration_ms"]} for path, o in outcomes.items()
+    }
+
+
+async def test_nats_killed_and_restarted_during_a_burst(
+    settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str], tmp_path: Path
+) -> None:
+    """Every acknowledged event survives a SIGKILL of nats-server, and the services carry on by themselves."""
+    nats = EmbeddedNats(tmp_path / "nats").start()
+    settings = msgspec.structs.replace(settings, nats_url=nats.url)
+    try:
+        async with (
+            services(settings, ["api", "projector", "ticker", "dispatcher"]),
+            api_client(settings.api_port, auth_headers) as api,
+        ):
+            jobs = []
+            for i in range(5):
+                jobs.append((await create_firing_job(api, account_id, receiver.url_for(f"/burst{i}")))["job"]["id"])
+            for i in range(5):
+                await eventually(lambda i=i: len(receiver.on(f"/burst{i}")) >= 3, timeout=20, what="firing")
+            before = await stream_ends(settings)
+            assert nats.pid is not None
+            os.kill(nats.pid, signal.SIGKILL)
+            killed, killed_at = time.monotonic(), datetime.now(UTC)
+            await asyncio.sleep(2)  # the outage itself
+            nats = EmbeddedNats(tmp_path / "nats", port=nats.port).start()
+            restarted = time.monotonic()
+            after = await stream_ends(settings)
+            assert all(after[s] >= before[s] for s in before), (before, after)  # nothing acknowledged was lost
+            seen = {i: len(receiver.on(f"/burst{i}")) for i in range(5)}
+            for i in range(5):
+                await eventually(lambda i=i: len(receiver.on(f"/burst{i}")) > seen[i] + 1, timeout=10, what="back")
+            recovered_in = time.monotonic() - restarted
+            for job_id in jobs:
+                await disable(api, job_id)
+            window = (killed_at - timedelta(seconds=3), killed_at + timedelta(seconds=4))
+            counts = [
+                check_every_second(
+                    await settled_history(api, j, receiver, f"/burst{i}"), receiver, f"/burst{i}", window
+                )
+                for i, j in enumerate(jobs)
+            ]
+    finally:
+        nats.stop()
+    FIGURES["nats killed mid-burst"] = {
+        "occurrences": sum(c["occurrences"] for c in counts),
+        "lost": 0,
+        "duplicated": sum(c["duplicated"] for c in counts),
+        "outage_s": round(restarted - killed, 1),
+        "recovered_after_restart_s": round(recovered_in, 1),
+    }
+
+
+async def stream_ends(settings: Settings) -> dict[str, int]:
+    names = Names(settings.namespace)
+    nc = await nats_client.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        return {s: (await js.stream_info(s)).state.last_seq for s in (names.jobs_stream, names.executions_stream)}
+    finally:
+        await nc.close()
