@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 import nats as nats_client
 import pytest
@@ -25,13 +26,20 @@ from aiohttp import web
 
 from scheduler.embedded import EmbeddedNats
 from scheduler.runner import run_services
+from services.api.auth import mint_token
+from services.projector.replay import replay
 from services.ticker import partitions
 from services.ticker.service import Ticker
+from shared.bus.job_store import NatsJobEventStore
+from shared.contracts.jobs import JobUpdated
 from shared.contracts.subjects import Names
 from shared.settings import Settings
-from tests.e2e.harness import Api, api_client, create_firing_job
+from tests.conftest import JWT_SECRET
+from tests.e2e.harness import Api, api_client, create_firing_job, service_env, start_process, stop_process
 from tests.e2e.test_api_webhooks_and_executions import add_webhook, executions
 from tests.e2e.test_nexus_api import nominal_of
+from tests.e2e.test_replay import caught_up, content_hash
+from tests.factories import job_created, job_state
 from tests.faults import SteppedClock, paused, postgres_pid
 from tests.receiver import Receiver
 from tests.waiting import eventually
@@ -367,3 +375,126 @@ async def stream_ends(settings: Settings) -> dict[str, int]:
         return {s: (await js.stream_info(s)).state.last_seq for s in (names.jobs_stream, names.executions_stream)}
     finally:
         await nc.close()
+
+
+async def test_projector_killed_mid_batch_then_the_read_models_equal_a_full_replay(
+    settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str], tmp_path: Path
+) -> None:
+    """Baseline and projector crash: a job fires while a backlog of 30,000 events is projected; the projector is
+    SIGKILLed mid-batch and started again. Nothing is lost or doubled, the positions equal the streams' ends, and
+    the read models equal a replay from the start, table by table."""
+    settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
+    env = service_env(settings) | {"SCHEDULER_LEASE_TTL_SECONDS": "2"}
+    projector = start_process(["projector"], env, tmp_path / "projector-1.log")
+    try:
+        async with (
+            services(settings, ["api", "ticker", "dispatcher"]),
+            api_client(settings.api_port, auth_headers) as api,
+        ):
+            job_id = (await create_firing_job(api, account_id, receiver.url_for("/base")))["job"]["id"]
+            await eventually(lambda: len(receiver.on("/base")) >= 2, timeout=20, what="firing")
+            backlog = await paused_jobs_backlog(settings, 3_000)
+            await eventually(lambda: applied_some(settings), timeout=30, what="the projector applying the backlog")
+            projector.send_signal(signal.SIGKILL)
+            projector.wait(10)
+            projector = start_process(["projector"], env, tmp_path / "projector-2.log")
+            await eventually(lambda: len(receiver.on("/base")) >= 8, timeout=30, what="firing on")
+            await disable(api, job_id)
+            items = await settled_history(api, job_id, receiver, "/base")
+            counts = check_every_second(items, receiver, "/base")
+            await caught_up(settings)
+            live = await content_hash(settings.database_url)
+    finally:
+        assert stop_process(projector) == 0
+    report = await replay(settings, keep_previous=True)
+    assert await content_hash(settings.database_url) == live, "the live read models differ from a replay"
+    FIGURES["projector killed mid-batch"] = counts | {
+        "events_checked": report.events,
+        "backlog_events": backlog,
+        "replay_events_per_s": round(report.rate),
+    }
+
+
+async def paused_jobs_backlog(settings: Settings, jobs: int) -> int:
+    """Job events that give the projector a backlog and nobody else work: paused jobs, created then renamed twice."""
+    nc = await nats_client.connect(settings.nats_url)
+    written = 0
+    try:
+        store = NatsJobEventStore(nc.jetstream(), Names(settings.namespace))
+        for start in range(0, jobs, 250):
+            batch = [job_created(job_state("* * * * * *", enabled=False)) for _ in range(min(250, jobs - start))]
+            sequences = await asyncio.gather(*(store.append(e, 0) for e in batch))
+            renamed = [
+                JobUpdated(**{**msgspec.structs.asdict(e), "event_id": uuid.uuid4(), "version": 2,
+                              "job": msgspec.structs.replace(e.job, name="renamed"), "changed": ("name",)})
+                for e in batch
+            ]  # fmt: skip
+            await asyncio.gather(*(store.append(e, seq) for e, seq in zip(renamed, sequences, strict=True)))
+            written += 2 * len(batch)
+    finally:
+        await nc.close()
+    return written
+
+
+async def applied_some(settings: Settings) -> bool:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        position = await conn.fetchval(
+            "SELECT position FROM projector_positions WHERE stream = $1", Names(settings.namespace).jobs_stream
+        )
+    except asyncpg.UndefinedTableError:
+        return False
+    finally:
+        await conn.close()
+    return bool(position and position > 500)
+
+
+async def test_failing_receivers_and_a_poison_job_do_not_hold_up_others(
+    settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str]
+) -> None:
+    """500s retry by policy then dead-letter, 429 waits for its Retry-After, 410 disables the webhook, 302 is a
+    failure that is not followed, a receiver that never answers times out: all while another account's every-second
+    job is delivered on time."""
+    receiver.statuses.update({"/e500": 500, "/e410": 410, "/e302": 302})
+    receiver.scripts["/e429"] = [(429, {"Retry-After": "1"})]
+    receiver.gates["/poison"] = asyncio.Event()
+    other_account = uuid.uuid4()
+    retry = {"max_attempts": 3, "backoff_seconds": 0.5, "backoff_type": "fixed"}
+    async with (
+        services(settings, ["api", "projector", "ticker", "dispatcher"]),
+        api_client(settings.api_port, auth_headers) as api,
+        api_client(settings.api_port, {"Authorization": f"Bearer {mint_token(JWT_SECRET, accounts=[other_account])}"})
+        as other,
+    ):  # fmt: skip
+        healthy = (await create_firing_job(other, other_account, receiver.url_for("/healthy")))["job"]["id"]
+        at = datetime.now(UTC) + timedelta(seconds=3)
+        failing: dict[str, str] = {}
+        for path in ("/e500", "/e429", "/e410", "/e302", "/poison"):
+            body = {"account_id": str(account_id), "name": path, "type": 1, "retry_policy": retry,
+                    "timeout_seconds": 2, "schedule": f"{at.second} {at.minute} {at.hour} * * *"}  # fmt: skip
+            status, job = await api.call("POST", "/api/jobs", json=body)
+            assert status == 201, job
+            await add_webhook(api, job["id"], receiver.url_for(path))
+            failing[path] = job["id"]
+
+        async def final(job_id: str) -> list[dict[str, Any]] | None:
+            items = (await executions(api, job_id, "?limit=100"))["items"]
+            return items if items and items[0]["status"] in ("success", "dead_letter") else None
+
+        results = {}
+        for path, job_id in failing.items():
+            results[path] = await eventually(lambda j=job_id: final(j), timeout=40, what=path)
+        await disable(other, healthy)
+        receiver.gates["/poison"].set()
+        history = await settled_history(other, healthy, receiver, "/healthy")
+    counts = check_every_second(history, receiver, "/healthy")
+    lateness = sorted(c.at - nominal_of(c.headers["webhook-id"]).timestamp() for c in receiver.on("/healthy"))
+    assert lateness[int(len(lateness) * 0.99) - 1] < 1.0, lateness[-5:]  # on time, not held up by the others
+    assert [e["status"] for e in reversed(results["/e500"])] == ["failure", "failure", "dead_letter"]
+    assert results["/e429"][0]["status"] == "success" and len(results["/e429"]) == 2
+    assert [e["status"] for e in results["/e410"]] == ["dead_letter"]
+    assert results["/e302"][0]["response_code"] == 302 and len(receiver.on("/e302")) == 3
+    assert results["/poison"][0]["status"] == "dead_letter" and "within 2 s" in results["/poison"][0]["error"]
+    FIGURES["failing receivers"] = counts | {
+        "healthy_p99_lateness_s": round(lateness[int(len(lateness) * 0.99) - 1], 3)
+    }
