@@ -62,10 +62,14 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
         async with api_client(settings.api_port, auth_headers) as api:
             jobs = []
             for i in range(JOBS):
-                body = {"account_id": str(account_id), "name": f"j{i}", "schedule": "* * * * * *", "type": 1}
+                # Created paused and resumed once its webhook is on, so every occurrence has somewhere to go.
+                body = {"account_id": str(account_id), "name": f"j{i}", "schedule": "* * * * * *", "type": 1,
+                        "enabled": False}  # fmt: skip
                 status, job = await api.call("POST", "/api/jobs", json=body)
                 assert status == 201, job
                 await add_webhook(api, job["id"], receiver.url_for(f"/j{i}"))
+                status, _ = await api.call("PATCH", f"/api/jobs/{job['id']}/enable")
+                assert status == 200
                 jobs.append(job)
 
             async def shared() -> dict[str, str] | None:
