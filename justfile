@@ -43,3 +43,7 @@ check-manifests:
 # Operators' view of a running system (NATS_URL, DATABASE_URL).
 status:
     uv run scheduler status
+
+# Benchmarks (not tests): precision against APScheduler, e.g. `just bench precision --jobs 100 --jobs 1000`.
+bench *args:
+    uv run python -m bench {{args}}

@@ -1,0 +1,1 @@
+"""Benchmarks, run on demand (`uv run python -m bench ...`): they record figures and assert nothing."""
