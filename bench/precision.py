@@ -5,8 +5,8 @@ receiver, one after the other on the same machine."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import collections
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
