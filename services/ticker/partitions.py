@@ -55,11 +55,12 @@ class PartitionLeases:
             if not await self.leases.renew(partition_key(partition)):
                 lost.add(partition)
         self.owned -= lost
-        members = max(1, len(await self.leases.keys(MEMBER_PREFIX)))
+        keys = await self.leases.keys("")  # one listing for members and partitions alike
+        members = max(1, sum(k.startswith(MEMBER_PREFIX) for k in keys))
         share = math.ceil(self.partitions / members)
         if len(self.owned) > share:
             return Step(lost=frozenset(lost), surplus=frozenset(sorted(self.owned)[share:]))
-        taken = {int(k.removeprefix(PARTITION_PREFIX)) for k in await self.leases.keys(PARTITION_PREFIX)}
+        taken = {int(k.removeprefix(PARTITION_PREFIX)) for k in keys if k.startswith(PARTITION_PREFIX)}
         free = [p for p in range(self.partitions) if p not in taken]
         random.shuffle(free)  # two tickers starting together do not race for the same partitions
         gained = set()

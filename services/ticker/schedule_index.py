@@ -137,9 +137,9 @@ class ScheduleIndex:
             self._push(job)
         return out
 
-    def drop_partition(self, partition: int) -> int:
-        """Forget the jobs of a partition this ticker no longer fires; how many there were."""
-        gone = [job_id for job_id in self.jobs if partition_of(job_id) == partition]
+    def drop_partitions(self, partitions: frozenset[int]) -> int:
+        """Forget the jobs of partitions this ticker no longer fires (one pass); how many there were."""
+        gone = [job_id for job_id in self.jobs if partition_of(job_id) in partitions]
         for job_id in gone:
             del self.jobs[job_id]
         return len(gone)

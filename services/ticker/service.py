@@ -102,7 +102,8 @@ class Ticker:
         return None
 
     def _owns(self, job_id: UUID) -> bool:
-        return partition_of(job_id) in self.owned
+        # Called for every job event: the live set, not the frozenset copy `owned` makes.
+        return self._partitions is not None and partition_of(job_id) in self._partitions.owned
 
     async def _follow_jobs(self, js: JetStreamContext, bootstrapped: asyncio.Event, done: asyncio.Event) -> None:
         info = await js.stream_info(self._names.jobs_stream)
@@ -146,10 +147,14 @@ class Ticker:
     async def _take(self, partitions: frozenset[int]) -> None:
         """Start firing `partitions`: their jobs from each one's saved watermark on (what fell due since was
         missed while nobody looked, and goes through each job's misfire policy)."""
-        for partition in partitions:
+        by_partition: dict[int, list[JobEvent]] = {p: [] for p in partitions}
+        for event in self._catalog.values():  # one pass over the catalog, however many partitions are taken
+            if (p := partition_of(event.job_id)) in by_partition:
+                by_partition[p].append(event)
+        for partition, events in by_partition.items():
             watermark = await self._watermark_of(partition)
             self._taken_at_look[partition] = self._looks_begun
-            for event in [e for e in self._catalog.values() if partition_of(e.job_id) == partition]:
+            for event in events:
                 if watermark is None:
                     self._index.apply(event, event.occurred_at)
                     continue
@@ -165,13 +170,14 @@ class Ticker:
         """One lease step: renew, take what is due to this ticker, hand back its surplus after saving it."""
         assert self._partitions is not None
         step = await self._partitions.step()
-        for partition in step.lost:
-            dropped = self._index.drop_partition(partition)
-            log.warning("lost the lease on partition %d (%d jobs): another ticker fires it now", partition, dropped)
+        if step.lost:
+            dropped = self._index.drop_partitions(step.lost)
+            log.warning(
+                "lost the leases on partitions %s (%d jobs): another ticker fires them now", sorted(step.lost), dropped
+            )
         if step.surplus:
             await self._save_watermarks(step.surplus)
-            for partition in step.surplus:
-                self._index.drop_partition(partition)
+            self._index.drop_partitions(step.surplus)
             await self._partitions.release(step.surplus)
             log.info("handed back partitions %s", sorted(step.surplus))
         PARTITIONS_HELD.set(len(self.owned))

@@ -14,12 +14,15 @@ from shared.contracts.subjects import Names
 PublishRequested = Callable[[ExecutionRequested], Awaitable[int]]
 
 
-async def publish_requested(js: JetStreamContext, names: Names, event: ExecutionRequested) -> int:
+async def publish_requested(
+    js: JetStreamContext, names: Names, event: ExecutionRequested, subject: str | None = None
+) -> int:
     """Publish with the execution id as message id, so a repeat within the duplicate window is dropped.
 
-    Returns the stream sequence (the original one for a duplicate).
+    Returns the stream sequence (the original one for a duplicate). `subject`: somewhere else than the requested
+    executions (a task's subject in the TASKS stream).
     """
-    subject = names.execution_subject("requested", event.account_id, event.job_id)
+    subject = subject or names.execution_subject("requested", event.account_id, event.job_id)
     ack = await js.publish(subject, encode(event), headers={"Nats-Msg-Id": str(event.execution_id)})
     return ack.seq
 
@@ -41,6 +44,4 @@ async def publish_result(
 async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionRequested) -> None:
     """Queue a task execution for workers; it waits in the TASKS stream until one acknowledges it."""
     assert request.task is not None
-    await js.publish(
-        names.task_subject(request.task.name), encode(request), headers={"Nats-Msg-Id": str(request.execution_id)}
-    )
+    await publish_requested(js, names, request, names.task_subject(request.task.name))

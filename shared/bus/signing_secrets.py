@@ -46,15 +46,15 @@ class SigningSecretStore:
             created = SigningSecrets(current=new_secret(), rotated_at=now)
             try:
                 await self._kv.create(str(account_id), msgspec.json.encode(created))
-                secrets = created
+                current = created
             except KeyWrongLastSequenceError:
                 found = await self._read(account_id)
                 assert found is not None
-                secrets = found[0]
+                current = found[0]
         else:
-            secrets = found[0]
-        self._cache[account_id] = (time.monotonic(), secrets)
-        return secrets
+            current = found[0]
+        self._cache[account_id] = (time.monotonic(), current)
+        return current
 
     async def rotate(self, account_id: UUID, grace: timedelta, now: datetime) -> SigningSecrets:
         """A new current secret; the old one keeps signing for `grace`."""

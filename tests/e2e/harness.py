@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,37 @@ async def create_firing_job(api: Api, account_id: object, url: str, schedule: st
     )
     assert status == 201, hook
     return {"job": job, "webhook": hook}
+
+
+@asynccontextmanager
+async def running(settings: Settings, names: list[str]) -> AsyncIterator[None]:
+    """The named services in this event loop, stopped (and checked for failures) on exit."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_services(settings, names, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+def scheduled_at(execution: dict[str, Any]) -> datetime:
+    """An execution's nominal fire time, as a datetime."""
+    return datetime.fromisoformat(execution["scheduled_at"].replace("Z", "+00:00"))
+
+
+async def run_cli(
+    settings: Settings, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A `scheduler` command as an operator runs it: its own process, its output on stdout (logs go to stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "NATS_", "DATABASE_"))}
+    env |= {
+        "NATS_URL": settings.nats_url,
+        "DATABASE_URL": settings.database_url,
+        "SCHEDULER_NAMESPACE": settings.namespace,
+    } | (extra_env or {})
+    result = await asyncio.to_thread(
+        subprocess.run, [SCHEDULER, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    return result

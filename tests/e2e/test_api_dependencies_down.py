@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +17,7 @@ from services.api.job_commands import APPEND_ATTEMPTS
 from shared.bus.job_store import NatsJobEventStore
 from shared.contracts.jobs import JobEvent, JobUpdated
 from shared.settings import Settings
-from tests.e2e.harness import Api, api_client
+from tests.e2e.harness import Api, api_client, running
 from tests.e2e.test_api_jobs import assert_error, create
 from tests.waiting import eventually
 
@@ -27,17 +25,6 @@ pytestmark = pytest.mark.e2e
 
 # Generous bounds that still tell a prompt 503 from a hang (the client would wait forever otherwise).
 ANSWER_WITHIN_SECONDS = 20
-
-
-@asynccontextmanager
-async def api_and_projector(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_services(settings, ["api", "projector"], stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def call(api: Api, method: str, path: str, **kwargs: object) -> tuple[int, object]:
@@ -48,7 +35,7 @@ async def call(api: Api, method: str, path: str, **kwargs: object) -> tuple[int,
 async def test_database_gone_is_503_database_error(
     settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, postgres_admin_url: str
 ) -> None:
-    async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+    async with running(settings, ["api", "projector"]), api_client(settings.api_port, auth_headers) as api:
         job = await create(api, account_id)
         database = urlsplit(settings.database_url).path.lstrip("/")
         admin = await asyncpg.connect(postgres_admin_url)
@@ -83,7 +70,7 @@ async def test_nats_gone_is_503_for_commands_while_queries_still_answer(
     nats = EmbeddedNats(tmp_path / "nats").start()
     settings = msgspec.structs.replace(settings, nats_url=nats.url)
     try:
-        async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+        async with running(settings, ["api", "projector"]), api_client(settings.api_port, auth_headers) as api:
             job = await create(api, account_id)
             nats.stop()
             body = {"account_id": str(account_id), "name": "n", "schedule": "0 2 * * *", "type": 1}
@@ -131,7 +118,7 @@ async def test_nats_gone_is_503_for_commands_while_queries_still_answer(
 async def test_a_stopped_ticker_makes_detailed_health_503_until_it_beats_again(
     settings: Settings, auth_headers: dict[str, str]
 ) -> None:
-    async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+    async with running(settings, ["api", "projector"]), api_client(settings.api_port, auth_headers) as api:
         status, health = await call(api, "GET", "/health/detailed")
         assert status == 503
         assert isinstance(health, dict)
@@ -175,7 +162,7 @@ async def test_a_write_that_keeps_losing_the_race_is_409_and_loses_nothing(
         return await original(self, event, expected_sequence)
 
     monkeypatch.setattr(NatsJobEventStore, "append", append_after_a_competitor)
-    async with api_and_projector(settings), api_client(settings.api_port, auth_headers) as api:
+    async with running(settings, ["api", "projector"]), api_client(settings.api_port, auth_headers) as api:
         job = await create(api, account_id)
         status, error = await call(api, "PUT", f"/api/jobs/{job['id']}", json={"name": "loser"})
         assert_error(status, error, 409, "CONFLICT")

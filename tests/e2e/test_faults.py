@@ -25,7 +25,6 @@ import pytest
 from aiohttp import web
 
 from scheduler.embedded import EmbeddedNats
-from scheduler.runner import run_services
 from services.api.auth import mint_token
 from services.projector.replay import replay
 from services.ticker import partitions
@@ -35,7 +34,16 @@ from shared.contracts.jobs import JobUpdated
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 from tests.conftest import JWT_SECRET
-from tests.e2e.harness import Api, api_client, create_firing_job, service_env, start_process, stop_process
+from tests.e2e.harness import (
+    Api,
+    api_client,
+    create_firing_job,
+    running,
+    scheduled_at,
+    service_env,
+    start_process,
+    stop_process,
+)
 from tests.e2e.test_api_webhooks_and_executions import add_webhook, executions
 from tests.e2e.test_nexus_api import nominal_of
 from tests.e2e.test_replay import caught_up, content_hash
@@ -58,17 +66,6 @@ def report_figures() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def services(settings: Settings, names: list[str]) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_services(settings, names, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-
-
-@asynccontextmanager
 async def ticker_with(settings: Settings, clock: SteppedClock) -> AsyncIterator[Ticker]:
     stop = asyncio.Event()
     ticker = Ticker(settings, clock)
@@ -78,10 +75,6 @@ async def ticker_with(settings: Settings, clock: SteppedClock) -> AsyncIterator[
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-def nominal(execution: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(execution["scheduled_at"].replace("Z", "+00:00"))
 
 
 async def settled_history(api: Api, job_id: str, receiver: Receiver, path: str) -> list[dict[str, Any]]:
@@ -104,7 +97,7 @@ def check_every_second(
 ) -> dict[str, int]:
     """Nothing lost, nothing recorded twice, nothing delivered twice (every-second jobs) except, at-least-once,
     deliveries in flight at a fault (nominal times in `in_flight`). Returns the counts."""
-    recorded = sorted(nominal(e) for e in items)
+    recorded = sorted(scheduled_at(e) for e in items)
     assert len(recorded) == len(set(recorded)), f"{path}: an occurrence recorded twice"
     span = int((recorded[-1] - recorded[0]).total_seconds())
     assert recorded == [recorded[0] + timedelta(seconds=s) for s in range(span + 1)], f"{path}: occurrences lost"
@@ -125,7 +118,7 @@ async def test_postgres_paused_for_20_seconds(
 ) -> None:
     """The api answers 503 quickly (no hang, no 500), delivery goes on, and the projector catches up after."""
     async with (
-        services(settings, ["api", "projector", "ticker", "dispatcher"]),
+        running(settings, ["api", "projector", "ticker", "dispatcher"]),
         api_client(settings.api_port, auth_headers) as api,
     ):
         created = await create_firing_job(api, account_id, receiver.url_for("/pg"))
@@ -160,7 +153,7 @@ async def test_clock_jumps_forward_and_back(
     Back: nothing fires twice; firing resumes when the clock is past the last occurrence again."""
     clock = SteppedClock()
     async with (
-        services(settings, ["api", "projector", "dispatcher"]),
+        running(settings, ["api", "projector", "dispatcher"]),
         ticker_with(settings, clock),
         api_client(settings.api_port, auth_headers) as api,
     ):
@@ -183,11 +176,11 @@ async def test_clock_jumps_forward_and_back(
         await disable(api, job_id)
         items = await settled_history(api, job_id, receiver, "/clock")
     counts = check_every_second(items, receiver, "/clock")
-    missed = sorted(nominal(e) for e in items if e["status"] == "missed")
+    missed = sorted(scheduled_at(e) for e in items if e["status"] == "missed")
     fired_late = [
-        nominal(e)
+        scheduled_at(e)
         for e in items
-        if e["status"] == "success" and before_jump < nominal(e) < before_jump + timedelta(seconds=658)
+        if e["status"] == "success" and before_jump < scheduled_at(e) < before_jump + timedelta(seconds=658)
     ]
     assert 595 <= len(missed) <= 605, len(missed)  # older than the 60 s grace when the jump was seen
     assert 55 <= len(fired_late) <= 62, len(fired_late)  # the last minute of the jump, fired late
@@ -211,7 +204,7 @@ async def test_two_tickers_owning_the_same_partitions_record_nothing_twice(
     first = msgspec.structs.replace(settings, instance_id="ticker-1")
     second = msgspec.structs.replace(settings, instance_id="ticker-2")
     async with (
-        services(settings, ["api", "projector", "dispatcher"]),
+        running(settings, ["api", "projector", "dispatcher"]),
         ticker_with(first, SteppedClock()) as one,
         ticker_with(second, SteppedClock()) as two,
         api_client(settings.api_port, auth_headers) as api,
@@ -281,7 +274,7 @@ async def test_hostile_receivers_cost_bounded_time_and_memory(
     """Each delivery ends by the job's timeout (2 s here) and keeps at most the body cap, whatever the receiver."""
     async with (
         hostile_receiver() as base,
-        services(settings, ["api", "projector", "ticker", "dispatcher"]),
+        running(settings, ["api", "projector", "ticker", "dispatcher"]),
         api_client(settings.api_port, auth_headers) as api,
     ):
         jobs: dict[str, str] = {}
@@ -327,7 +320,7 @@ async def test_nats_killed_and_restarted_during_a_burst(
     settings = msgspec.structs.replace(settings, nats_url=nats.url)
     try:
         async with (
-            services(settings, ["api", "projector", "ticker", "dispatcher"]),
+            running(settings, ["api", "projector", "ticker", "dispatcher"]),
             api_client(settings.api_port, auth_headers) as api,
         ):
             jobs = []
@@ -389,7 +382,7 @@ async def test_projector_killed_mid_batch_then_the_read_models_equal_a_full_repl
     projector = start_process(["projector"], env, tmp_path / "projector-1.log")
     try:
         async with (
-            services(settings, ["api", "ticker", "dispatcher"]),
+            running(settings, ["api", "ticker", "dispatcher"]),
             api_client(settings.api_port, auth_headers) as api,
         ):
             job_id = (await create_firing_job(api, account_id, receiver.url_for("/base")))["job"]["id"]
@@ -462,7 +455,7 @@ async def test_failing_receivers_and_a_poison_job_do_not_hold_up_others(
     other_account = uuid.uuid4()
     retry = {"max_attempts": 3, "backoff_seconds": 0.5, "backoff_type": "fixed"}
     async with (
-        services(settings, ["api", "projector", "ticker", "dispatcher"]),
+        running(settings, ["api", "projector", "ticker", "dispatcher"]),
         api_client(settings.api_port, auth_headers) as api,
         api_client(settings.api_port, {"Authorization": f"Bearer {mint_token(JWT_SECRET, accounts=[other_account])}"})
         as other,

@@ -28,7 +28,7 @@ from shared.bus.streams import ticker_bucket
 from shared.contracts.subjects import partition_of
 from shared.contracts.ticker import watermark_key
 from shared.settings import Settings
-from tests.e2e.harness import Api, api_client
+from tests.e2e.harness import Api, api_client, scheduled_at
 from tests.e2e.test_api_webhooks_and_executions import add_webhook
 from tests.e2e.test_nexus_api import nominal_of
 from tests.faults import SteppedClock
@@ -70,10 +70,6 @@ async def runs(api: Api, job_id: str) -> list[dict[str, Any]]:
     status, page = await api.call("GET", f"/api/jobs/{job_id}/executions?limit=1000")
     assert status == 200, page
     return page["items"]  # type: ignore[no-any-return]
-
-
-def nominal(execution: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(execution["scheduled_at"].replace("Z", "+00:00"))
 
 
 async def test_after_three_minutes_without_a_ticker_each_policy_fires_exactly_what_it_should(
@@ -138,10 +134,10 @@ def check_policy(
     calls = receiver.on(f"/{policy}")
     delivered = [nominal_of(c.headers["webhook-id"]) for c in calls]
     assert len(delivered) == len(set(delivered)), f"{policy}: an occurrence was delivered twice"
-    recorded = [nominal(e) for e in items]
+    recorded = [scheduled_at(e) for e in items]
     assert len(recorded) == len(set(recorded)), f"{policy}: an occurrence was recorded twice"
-    missed = sorted(nominal(e) for e in items if e["status"] == "missed")
-    succeeded = sorted(nominal(e) for e in items if e["status"] == "success")
+    missed = sorted(scheduled_at(e) for e in items if e["status"] == "missed")
+    succeeded = sorted(scheduled_at(e) for e in items if e["status"] == "success")
     assert sorted(delivered) == succeeded, f"{policy}: deliveries and records differ"
     assert not set(missed) & set(delivered), f"{policy}: a missed occurrence was delivered"
 

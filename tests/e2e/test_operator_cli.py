@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,28 +11,10 @@ import pytest
 
 from shared.contracts.subjects import PARTITIONS, Names
 from shared.settings import Settings
-from tests.e2e.harness import SCHEDULER, api_client, create_firing_job, in_process
+from tests.e2e.harness import api_client, create_firing_job, in_process, run_cli
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
-
-
-def env_of(settings: Settings) -> dict[str, str]:
-    return {
-        "NATS_URL": settings.nats_url,
-        "DATABASE_URL": settings.database_url,
-        "SCHEDULER_NAMESPACE": settings.namespace,
-    }
-
-
-async def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command as an operator runs it: its own process, its output on stdout (logs go to stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "NATS_", "DATABASE_"))}
-    result = await asyncio.to_thread(
-        subprocess.run, [SCHEDULER, *args], env=env | env_of(settings), capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
-    return result
 
 
 async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
@@ -47,14 +26,14 @@ async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
         created = await create_firing_job(api, account_id, receiver.url)
         other = await create_firing_job(api, account_id, receiver.url)
         job_id = created["job"]["id"]
-        tail = await cli(
+        tail = await run_cli(
             settings, "events", "tail", "--job", job_id, "--type", "ExecutionSucceeded", "--count", "2", "--json"
         )
         events = [json.loads(line) for line in tail.stdout.splitlines()]
         assert [e["event_type"] for e in events] == ["ExecutionSucceeded"] * 2
         assert {e["job_id"] for e in events} == {job_id}, "another job's events leaked through the filter"
 
-        history = await cli(
+        history = await run_cli(
             settings, "events", "tail", "--stream", "jobs", "--account", str(account_id), "--since",
             before.strftime("%Y-%m-%dT%H:%M:%S"), "--count", "4",
         )  # fmt: skip
@@ -62,7 +41,7 @@ async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
         assert [line.split()[1] for line in lines] == ["JobCreated", "WebhookAdded", "JobCreated", "WebhookAdded"]
         assert f"job={other['job']['id']}" in lines[2]
 
-        status = json.loads((await cli(settings, "status", "--json")).stdout)
+        status = json.loads((await run_cli(settings, "status", "--json")).stdout)
         names = Names(settings.namespace)
         assert status["streams"][names.executions_stream]["messages"] > 0
         assert names.dispatcher_consumer in status["consumers"]
@@ -70,7 +49,7 @@ async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
         assert len(status["tickers"]["members"]) == 1 and status["ticker_heartbeat"]["age_seconds"] < 10
         assert set(status["projection"]) == {names.jobs_stream, names.executions_stream}
         assert set(status["projectors"]) == {names.jobs_stream, names.executions_stream}
-        text = (await cli(settings, "status")).stdout
+        text = (await run_cli(settings, "status")).stdout
         assert "tickers (1 alive)" in text and "position" in text
         for job in (created, other):
             status_code, _ = await api.call("PATCH", f"/api/jobs/{job['job']['id']}/disable")

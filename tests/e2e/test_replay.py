@@ -6,12 +6,8 @@ A live projector runs throughout; the replay builds beside it, takes its leases,
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -19,7 +15,6 @@ import msgspec
 import nats
 import pytest
 
-from scheduler.runner import run_services
 from services.projector.replay import PREVIOUS_SCHEMA, replay
 from services.projector.stream_reader import stored_position
 from shared.bus.executions import publish_requested, publish_result
@@ -30,7 +25,7 @@ from shared.contracts.jobs import WebhookSpec
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
 from shared.settings import Settings
-from tests.e2e.harness import SCHEDULER
+from tests.e2e.harness import run_cli, running
 from tests.factories import job_created, job_state
 from tests.waiting import eventually
 
@@ -40,6 +35,7 @@ JOBS = 200
 OCCURRENCES = 34_000  # three events each: requested, started, succeeded
 TABLES = ("jobs", "webhooks", "executions", "job_runs", "execution_stats", "job_stats", "projector_positions")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LEASES = {"SCHEDULER_LEASE_TTL_SECONDS": "2"}
 
 
 async def content_hash(database_url: str, schema: str = "public") -> dict[str, str]:
@@ -53,17 +49,6 @@ async def content_hash(database_url: str, schema: str = "public") -> dict[str, s
         }
     finally:
         await conn.close()
-
-
-@asynccontextmanager
-async def live_projector(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_services(settings, ["projector"], stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
 
 
 async def fill(settings: Settings, jobs: int, occurrences: int, offset: int = 0) -> int:
@@ -127,30 +112,16 @@ async def caught_up(settings: Settings) -> None:
         await nc.close()
 
 
-async def cli_replay(settings: Settings) -> str:
-    """`scheduler replay --keep-previous` as an operator runs it; its output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "NATS_", "DATABASE_"))}
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [SCHEDULER, "replay", "--keep-previous"],
-        env=env | env_of(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 async def test_replay_of_over_100k_events_rebuilds_the_live_read_models_exactly(settings: Settings) -> None:
     """The CLI rebuilds a store of over 100,000 events beside the live projector and swaps the result in."""
     settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
     events = await fill(settings, JOBS, OCCURRENCES)
     assert events >= 100_000
-    async with live_projector(settings):
+    async with running(settings, ["projector"]):
         await caught_up(settings)
         live = await content_hash(settings.database_url)
-        output = await cli_replay(settings)
+        replayed = await run_cli(settings, "replay", "--keep-previous", extra_env=LEASES, timeout=300)
+        output = replayed.stdout
         applied = re.search(r"replayed (\d+) events in [\d.]+ s \(([\d,]+) events/s\)", output)
         assert applied, output
         assert int(applied[1]) == events and int(applied[2].replace(",", "")) > 0
@@ -163,7 +134,7 @@ async def test_events_arriving_during_a_replay_end_up_in_the_new_read_models(set
     or by the live projector after it. A quiet replay afterwards finds nothing different."""
     settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
     await fill(settings, 20, 3_000)
-    async with live_projector(settings):
+    async with running(settings, ["projector"]):
         await caught_up(settings)
         more = asyncio.create_task(fill(settings, 10, 2_000, offset=10**6))
         report = await replay(settings)
@@ -174,12 +145,3 @@ async def test_events_arriving_during_a_replay_end_up_in_the_new_read_models(set
     await replay(settings, keep_previous=True)
     assert await content_hash(settings.database_url) == after
     assert await content_hash(settings.database_url, PREVIOUS_SCHEMA) == after
-
-
-def env_of(settings: Settings) -> dict[str, str]:
-    return {
-        "NATS_URL": settings.nats_url,
-        "DATABASE_URL": settings.database_url,
-        "SCHEDULER_NAMESPACE": settings.namespace,
-        "SCHEDULER_LEASE_TTL_SECONDS": "2",
-    }

@@ -22,7 +22,7 @@ from services.ticker.partitions import PARTITION_PREFIX
 from shared.bus.leases import Leases, leases_bucket
 from shared.contracts.subjects import PARTITIONS, Names
 from shared.settings import Settings
-from tests.e2e.harness import api_client, service_env, start_process, stop_process
+from tests.e2e.harness import api_client, scheduled_at, service_env, start_process, stop_process
 from tests.e2e.test_api_webhooks_and_executions import add_webhook, executions
 from tests.e2e.test_nexus_api import nominal_of
 from tests.receiver import Receiver
@@ -41,10 +41,6 @@ async def lease_owners(settings: Settings) -> dict[str, str]:
         return {key: await leases.owner(key) or "" for key in await leases.keys("")}
     finally:
         await nc.close()
-
-
-def nominal(execution: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(execution["scheduled_at"].replace("Z", "+00:00"))
 
 
 async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
@@ -124,7 +120,7 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
                     items = await eventually(lambda j=job["id"], p=f"/j{i}": settled(j, p), timeout=60, what="records")
                 except AssertionError as exc:
                     raise AssertionError(f"{exc}; still unsettled: {unsettled}") from None
-                recorded = sorted(nominal(e) for e in items)
+                recorded = sorted(scheduled_at(e) for e in items)
                 assert len(recorded) == len(set(recorded)), f"job {i}: an occurrence recorded twice"
                 every = [
                     recorded[0] + timedelta(seconds=s)
