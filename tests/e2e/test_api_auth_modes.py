@@ -12,8 +12,7 @@ import pytest
 
 from services.api.auth import OPEN_MODE_ACCOUNT
 from shared.settings import Settings
-from tests.e2e.harness import SCHEDULER, api_client
-from tests.e2e.test_api_dependencies_down import api_and_projector
+from tests.e2e.harness import SCHEDULER, api_client, running
 from tests.e2e.test_api_jobs import assert_error, create
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +51,7 @@ async def test_open_mode_needs_no_token_and_acts_as_the_default_account(
 ) -> None:
     settings = msgspec.structs.replace(settings, auth_mode="open", jwt_secret=None)
     with caplog.at_level(logging.WARNING):
-        async with api_and_projector(settings), api_client(settings.api_port, {}) as api:
+        async with running(settings, ["api", "projector"]), api_client(settings.api_port, {}) as api:
             job = await create(api, OPEN_MODE_ACCOUNT)
             status, got = await api.call("GET", f"/api/jobs/{job['id']}", headers={"Authorization": "Bearer junk"})
             assert (status, got) == (200, job)
