@@ -11,23 +11,37 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+import psutil
 import requests
 
 from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from shared.settings import Settings, load_settings
 
 SCHEDULER = str(Path(sys.executable).parent / "scheduler")
 SERVICES = ("projector", "api", "ticker", "dispatcher")
 
 
 class System:
-    def __init__(self, directory: Path, dispatchers: int = 1) -> None:
+    """`services`: which to start with it (more with `start`); `dispatchers`: how many dispatcher processes."""
+
+    def __init__(
+        self,
+        directory: Path,
+        dispatchers: int = 1,
+        services: tuple[str, ...] = SERVICES,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.directory = directory
         self.dispatchers = dispatchers
+        self.services = services
+        self.extra_env = env or {}
         self.secret = secrets.token_urlsafe(32)
         self.port = free_port()
         self._nats: EmbeddedNats | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._processes: list[subprocess.Popen[bytes]] = []
+        self.processes: dict[str, psutil.Process] = {}
+        self._env: dict[str, str] = {}
 
     @property
     def base_url(self) -> str:
@@ -46,10 +60,18 @@ class System:
             "SCHEDULER_API_PORT": str(self.port),
             "SCHEDULER_EGRESS_ALLOW": "127.0.0.0/8",
             "SCHEDULER_LOG_LEVEL": "warning",
-        }
-        for name in (*SERVICES[:3], *["dispatcher"] * self.dispatchers):
-            with (self.directory / f"{name}.log").open("ab") as log:
-                self._processes.append(subprocess.Popen([SCHEDULER, name], env=env, stdout=log, stderr=log))
+        } | self.extra_env
+        self._env = env
+        for name in self.services:
+            for _ in range(self.dispatchers if name == "dispatcher" else 1):
+                self.start(name)
+        self.processes["nats"] = psutil.Process(self._nats.pid)
+        postmaster = [p for p in psutil.process_iter(["cmdline"]) if str(self.directory / "postgres") in
+                      " ".join(p.info["cmdline"] or ()) and p.info["cmdline"][0].endswith("postgres")]  # fmt: skip
+        if postmaster:
+            self.processes["postgres"] = postmaster[0]
+        if "api" not in self.services:
+            return self
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -60,6 +82,33 @@ class System:
             time.sleep(0.2)
         self.__exit__(None, None, None)
         raise RuntimeError(f"the system did not become healthy; logs in {self.directory}")
+
+    def start(self, name: str) -> psutil.Process:
+        """Start one more service process (`name` is a `scheduler` subcommand)."""
+        with (self.directory / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen([SCHEDULER, name], env=self._env, stdout=log, stderr=log)
+        self._processes.append(process)
+        key = name if name not in self.processes else f"{name}-{len(self._processes)}"
+        self.processes[key] = psutil.Process(process.pid)
+        return self.processes[key]
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self._env)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by each process (Postgres with its backends)."""
+        used: dict[str, float] = {}
+        for name, process in self.processes.items():
+            try:
+                times = process.cpu_times()
+                used[name] = times.user + times.system
+                if name == "postgres":  # its backends: those running, and those gone (reaped by the postmaster)
+                    used[name] += times.children_user + times.children_system
+                    used[name] += sum(sum(c.cpu_times()[:2]) for c in process.children(recursive=True))
+            except psutil.NoSuchProcess:
+                continue
+        return used
 
     def __exit__(
         self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from services.projector.batched_writes import Step, Write, apply_steps
 from shared.contracts.executions import (
     ExecutionDeadLettered,
     ExecutionEvent,
@@ -73,37 +76,49 @@ WHERE id = $1 AND status IN ('queued', 'running')
 """
 
 
-async def apply_execution_event(conn: DbConnection, event: ExecutionEvent, sequence: int) -> None:
-    """Record one execution transition; transitions never move a finished execution back.
+# Where each event sits in an execution's life (see batched_writes).
+REQUESTED, STARTED, FINISHED, RETRY_SCHEDULED, DEAD_LETTERED = range(5)
+
+
+def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
+    """The writes of one execution transition; transitions never move a finished execution back.
 
     An execution's number is the stream sequence of its ExecutionRequested.
     """
     if isinstance(event, ExecutionRequested):
         webhook_id = event.webhook.id if event.webhook else None
-        await conn.execute(
-            _INSERT_REQUESTED,
-            event.execution_id,
-            event.occurrence_id,
-            event.job_id,
-            event.account_id,
-            webhook_id,
-            event.nominal_time,
-            event.attempt,
-            event.occurred_at,
-            sequence,
-            event.manual,
-            event.redrive,
-            event.timeout_seconds,
-        )
+        writes = [
+            Write(
+                _INSERT_REQUESTED,
+                (
+                    event.execution_id,
+                    event.occurrence_id,
+                    event.job_id,
+                    event.account_id,
+                    webhook_id,
+                    event.nominal_time,
+                    event.attempt,
+                    event.occurred_at,
+                    sequence,
+                    event.manual,
+                    event.redrive,
+                    event.timeout_seconds,
+                ),
+            )
+        ]
         if event.redrive:
-            await conn.execute(_REDRIVEN, event.occurrence_id, webhook_id, event.attempt)
-        if event.manual or event.attempt > 1:
-            return  # a run on demand, a retry or a re-drive does not move the schedule
-        await conn.execute(_ADVANCE_JOB, event.job_id, event.nominal_time, event.next_run_at, event.job_version)
-    elif isinstance(event, ExecutionStarted):
-        await conn.execute(_STARTED, event.execution_id, event.started_at, event.worker_id)
-    elif isinstance(event, ExecutionSucceeded):
-        await conn.execute(
+            # Touches the earlier attempts' rows too: applied alone, in stream order.
+            writes.append(Write(_REDRIVEN, (event.occurrence_id, webhook_id, event.attempt)))
+            return Step(None, REQUESTED, tuple(writes))
+        if not (event.manual or event.attempt > 1):  # a run on demand or a retry does not move the schedule
+            writes.append(Write(_ADVANCE_JOB, (event.job_id, event.nominal_time, event.next_run_at, event.job_version)))
+        return Step(event.execution_id, REQUESTED, tuple(writes))
+    if isinstance(event, ExecutionStarted):
+        return _step(event, STARTED, _STARTED, event.execution_id, event.started_at, event.worker_id)
+    if isinstance(event, ExecutionSucceeded):
+        return _step(
+            event,
+            FINISHED,
             _FINISHED,
             event.execution_id,
             "success",
@@ -117,16 +132,15 @@ async def apply_execution_event(conn: DbConnection, event: ExecutionEvent, seque
             event.result,
             None,
         )
-    elif isinstance(event, ExecutionRetryScheduled):
-        await conn.execute(_RETRY_SCHEDULED, event.execution_id, event.retry_at)
-    elif isinstance(event, ExecutionDeadLettered):
-        await conn.execute(_DEAD_LETTERED, event.execution_id, event.occurred_at)
-    elif isinstance(event, ExecutionSkipped):
-        await conn.execute(_SKIPPED, event.execution_id, without_nul(event.reason), event.occurred_at)
-    elif isinstance(event, ExecutionMissed):
+    if isinstance(event, ExecutionRetryScheduled):
+        return _step(event, RETRY_SCHEDULED, _RETRY_SCHEDULED, event.execution_id, event.retry_at)
+    if isinstance(event, ExecutionDeadLettered):
+        return _step(event, DEAD_LETTERED, _DEAD_LETTERED, event.execution_id, event.occurred_at)
+    if isinstance(event, ExecutionSkipped):
+        return _step(event, STARTED, _SKIPPED, event.execution_id, without_nul(event.reason), event.occurred_at)
+    if isinstance(event, ExecutionMissed):
         note = " (more were missed in this stretch than are recorded one by one)" if event.more_missed else ""
-        await conn.execute(
-            _INSERT_MISSED,
+        args = (
             event.execution_id,
             event.occurrence_id,
             event.job_id,
@@ -137,21 +151,34 @@ async def apply_execution_event(conn: DbConnection, event: ExecutionEvent, seque
             sequence,
             without_nul(f"missed ({event.policy}): {event.reason}{note}"),
         )
-    elif isinstance(event, WebhookDisabledByReceiver):
-        return  # the job event that disables the webhook updates the webhooks table
-    else:
-        assert isinstance(event, ExecutionFailed)
-        await conn.execute(
-            _FINISHED,
-            event.execution_id,
-            "timed_out" if event.timed_out else "failure",
-            event.started_at,
-            event.finished_at,
-            event.duration_ms,
-            event.worker_id,
-            event.response_code,
-            without_nul(event.response_body),
-            without_nul(event.error),
-            None,
-            without_nul(event.traceback),
-        )
+        # Depends on whether the occurrence has other rows: applied alone, in stream order.
+        return Step(None, REQUESTED, (Write(_INSERT_MISSED, args),))
+    if isinstance(event, WebhookDisabledByReceiver):
+        return None  # the job event that disables the webhook updates the webhooks table
+    assert isinstance(event, ExecutionFailed)
+    return _step(
+        event,
+        FINISHED,
+        _FINISHED,
+        event.execution_id,
+        "timed_out" if event.timed_out else "failure",
+        event.started_at,
+        event.finished_at,
+        event.duration_ms,
+        event.worker_id,
+        event.response_code,
+        without_nul(event.response_body),
+        without_nul(event.error),
+        None,
+        without_nul(event.traceback),
+    )
+
+
+def _step(event: ExecutionEvent, phase: int, sql: str, *args: Any) -> Step:
+    return Step(event.execution_id, phase, (Write(sql, args),))
+
+
+async def apply_execution_event(conn: DbConnection, event: ExecutionEvent, sequence: int) -> None:
+    """Record one execution transition on its own."""
+    if (step := execution_step(event, sequence)) is not None:
+        await apply_steps(conn, [step])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from services.projector.batched_writes import Step, Write, apply_steps
 from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent
 from shared.contracts.schedules import kind_of
 from shared.db.pool import DbConnection
@@ -42,19 +43,24 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-async def apply_job_event(conn: DbConnection, event: JobEvent, sequence: int) -> None:
-    """Make the rows of one job match the state its event carries.
+_DELETE_OTHER_WEBHOOKS = "DELETE FROM webhooks WHERE job_id = $1 AND NOT (id = ANY($2::uuid[]))"
+
+_DELETE_JOB = (
+    "DELETE FROM webhooks WHERE job_id = $1",
+    "DELETE FROM jobs WHERE id = $1",
+    "DELETE FROM job_runs WHERE job_id = $1",
+)
+
+
+def job_step(event: JobEvent, sequence: int) -> Step:
+    """The writes that make the rows of one job match the state its event carries.
 
     A job's number is the stream sequence of its JobCreated: set on insert, never changed.
     """
     job = event.job
     if isinstance(event, JobDeleted):
-        await conn.execute("DELETE FROM webhooks WHERE job_id = $1", job.id)
-        await conn.execute("DELETE FROM jobs WHERE id = $1", job.id)
-        await conn.execute("DELETE FROM job_runs WHERE job_id = $1", job.id)
-        return
-    await conn.execute(
-        _UPSERT_JOB,
+        return Step(job.id, 0, tuple(Write(sql, (job.id,)) for sql in _DELETE_JOB))
+    upsert = (
         job.id,
         job.account_id,
         job.name,
@@ -82,25 +88,31 @@ async def apply_job_event(conn: DbConnection, event: JobEvent, sequence: int) ->
         job.jitter_seconds,
         job.overlap,
     )
-    await conn.execute(
-        "DELETE FROM webhooks WHERE job_id = $1 AND NOT (id = ANY($2::uuid[]))",
-        job.id,
-        [w.id for w in job.webhooks],
-    )
-    for w in job.webhooks:
-        await conn.execute(
+    writes = [Write(_UPSERT_JOB, upsert), Write(_DELETE_OTHER_WEBHOOKS, (job.id, [w.id for w in job.webhooks]))]
+    writes.extend(
+        Write(
             _UPSERT_WEBHOOK,
-            w.id,
-            job.id,
-            job.account_id,
-            w.url,
-            w.method,
-            w.headers,
-            w.query_params,
-            w.body_template,
-            w.content_type,
-            w.created_at,
-            w.updated_at,
-            w.enabled,
-            w.disabled_reason,
+            (
+                w.id,
+                job.id,
+                job.account_id,
+                w.url,
+                w.method,
+                w.headers,
+                w.query_params,
+                w.body_template,
+                w.content_type,
+                w.created_at,
+                w.updated_at,
+                w.enabled,
+                w.disabled_reason,
+            ),
         )
+        for w in job.webhooks
+    )
+    return Step(job.id, 0, tuple(writes))
+
+
+async def apply_job_event(conn: DbConnection, event: JobEvent, sequence: int) -> None:
+    """Apply one job event on its own."""
+    await apply_steps(conn, [job_step(event, sequence)])

@@ -10,8 +10,8 @@ import asyncpg
 import nats.errors
 from nats.aio.client import Client
 
-from services.projector.execution_projection import apply_execution_event
-from services.projector.job_projection import apply_job_event
+from services.projector.execution_projection import execution_step
+from services.projector.job_projection import job_step
 from services.projector.migrate import migrate
 from services.projector.stream_reader import Projection, run_projection
 from shared.bus.connection import connect, disconnect
@@ -41,8 +41,8 @@ class Projector:
     def projections(self) -> list[Projection]:
         n = self._names
         return [
-            Projection(n.jobs_stream, n.jobs_filter, decode_job_event, apply_job_event),
-            Projection(n.executions_stream, n.executions_filter, decode_execution_event, apply_execution_event),
+            Projection(n.jobs_stream, n.jobs_filter, decode_job_event, job_step),
+            Projection(n.executions_stream, n.executions_filter, decode_execution_event, execution_step),
         ]
 
     async def start(self) -> None:
