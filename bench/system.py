@@ -75,7 +75,9 @@ class System:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.base_url + "/health/detailed", timeout=1).status_code == 200:
+                # /health/detailed waits for a ticker's heartbeat; without a ticker, the api being up is enough.
+                path = "/health/detailed" if "ticker" in self.services else "/health"
+                if requests.get(self.base_url + path, timeout=1).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass

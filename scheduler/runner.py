@@ -76,7 +76,9 @@ class ApiService:
 def bind_api_socket(host: str, port: int) -> socket.socket:
     """The api's listening socket; a port in use is a RuntimeError that names it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto says TCP.
+    # Without it, a response written in two parts waited for the client's delayed ACK: 40 ms on every request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -1,0 +1,186 @@
+"""Workload 3, scale: a store of N registered jobs (100,000 by default, 1,000,000 with the flag).
+
+`burst` of them fire at second 0 of every minute (6-field `0 * * * * *`), the rest once a year, so one minute
+boundary brings `burst` occurrences at once. Measured: how long the projector takes to load the jobs, the ticker's
+start-up time (process start to its heartbeat reporting every job indexed) and resident memory, the time to drain
+the boundary (last arrival at the receiver, and last success recorded in the read model, after the boundary), and
+api get and list latency (sequential requests) with that many jobs in the read model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import msgspec
+import nats
+from nats.js.errors import KeyNotFoundError
+
+from bench.receiver import TimestampingReceiver
+from bench.replay import wait_projected
+from bench.seed import create_jobs, job
+from bench.stats import percentile
+from bench.system import System
+from services.api.auth import mint_token
+from shared.bus.streams import ticker_bucket
+from shared.contracts.executions import occurrence_id
+from shared.contracts.ticker import HEARTBEAT_KEY, Heartbeat
+from shared.settings import Settings
+
+API_SAMPLES = 300
+# The boundary must leave the dispatcher time to connect after the ticker is up.
+BOUNDARY_MARGIN_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Scale:
+    jobs: int
+    burst: int
+    seed_seconds: float
+    projected_seconds: float
+    ticker_startup_seconds: float
+    ticker_rss_mib: float
+    ticker_peak_rss_mib: float
+    burst_delivered: int
+    burst_lost: int
+    burst_drain_seconds: float | None
+    burst_recorded_seconds: float | None
+    burst_p50_ms: float
+    burst_p99_ms: float
+    get_p50_ms: float
+    get_p99_ms: float
+    list_p50_ms: float
+    list_p99_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _heartbeat_jobs(settings: Settings, since: datetime) -> int:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        kv = await ticker_bucket(nc.jetstream(), settings)
+        try:
+            entry = await kv.get(HEARTBEAT_KEY)
+        except KeyNotFoundError:
+            return -1
+        beat = msgspec.json.decode(entry.value or b"{}", type=Heartbeat)
+        return beat.jobs if beat.at >= since else -1
+    finally:
+        await nc.close()
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+async def _latencies(session: aiohttp.ClientSession, urls: list[str], headers: dict[str, str]) -> list[float]:
+    out = []
+    for url in urls:
+        began = time.perf_counter()
+        async with session.get(url, headers=headers) as response:
+            await response.read()
+            assert response.status == 200, response.status
+        out.append((time.perf_counter() - began) * 1000)
+    return out
+
+
+async def run_scale(jobs: int, burst: int, directory: Path) -> Scale:
+    receiver = await TimestampingReceiver().start()
+    try:
+        with System(directory, services=("projector", "api")) as system:
+            settings = system.settings
+            account = uuid.uuid4()
+            now = datetime.now(UTC)
+            states = [
+                job(account, f"scale {i}", "0 * * * * *" if i < burst else "0 0 0 1 1 *", receiver.url(), now)
+                for i in range(jobs)
+            ]
+            began = time.monotonic()
+            await create_jobs(settings, states)
+            seeded = time.monotonic()
+            await wait_projected(settings)
+            projected = time.monotonic()
+
+            started_at = datetime.now(UTC)
+            began_ticker = time.monotonic()
+            ticker = system.start("ticker")
+            while await _heartbeat_jobs(settings, started_at) < jobs:  # noqa: ASYNC110 (polling another process)
+                await asyncio.sleep(0.2)
+            startup = time.monotonic() - began_ticker
+            rss = round(ticker.memory_info().rss / 2**20, 1)
+            system.start("dispatcher")
+
+            boundary = (int(time.time()) // 60 + 1) * 60
+            if boundary - time.time() < BOUNDARY_MARGIN_SECONDS:
+                boundary += 60
+            nominal = datetime.fromtimestamp(boundary, UTC)
+            expected = {occurrence_id(s.id, nominal) for s in states[:burst]}
+            await asyncio.sleep(boundary - time.time())
+            recorded_seconds = await _recorded_within(settings.database_url, nominal, burst, timeout=120)
+            arrivals = [(i, t) for i, t in receiver.arrivals.calls if i in expected]
+            first: dict[str, float] = {}
+            for ident, at in arrivals:
+                first.setdefault(ident, at)
+            lateness = [(at - boundary) * 1000 for at in first.values()]
+            peak = _peak_rss_mib(ticker.pid)
+
+            headers = {"Authorization": f"Bearer {mint_token(system.secret, accounts=[account])}"}
+            base = system.base_url
+            picks = random.Random(1).sample(  # noqa: S311 (a sample, not a secret)
+                states, min(API_SAMPLES, len(states))
+            )
+            async with aiohttp.ClientSession() as session:
+                gets = await _latencies(session, [f"{base}/api/jobs/{s.id}" for s in picks], headers)
+                lists = await _latencies(
+                    session, [f"{base}/api/jobs?account_id={account}&limit=20"] * API_SAMPLES, headers
+                )
+    finally:
+        await receiver.stop()
+    return Scale(
+        jobs=jobs,
+        burst=burst,
+        seed_seconds=round(seeded - began, 1),
+        projected_seconds=round(projected - began, 1),
+        ticker_startup_seconds=round(startup, 1),
+        ticker_rss_mib=rss,
+        ticker_peak_rss_mib=peak,
+        burst_delivered=len(first),
+        burst_lost=burst - len(first),
+        burst_drain_seconds=round(max(first.values()) - boundary, 2) if first else None,
+        burst_recorded_seconds=recorded_seconds,
+        burst_p50_ms=round(percentile(lateness, 0.5), 1),
+        burst_p99_ms=round(percentile(lateness, 0.99), 1),
+        get_p50_ms=round(percentile(gets, 0.5), 1),
+        get_p99_ms=round(percentile(gets, 0.99), 1),
+        list_p50_ms=round(percentile(lists, 0.5), 1),
+        list_p99_ms=round(percentile(lists, 0.99), 1),
+    )
+
+
+async def _recorded_within(database_url: str, nominal: datetime, count: int, timeout: float) -> float | None:
+    """Seconds after `nominal` when `count` successes of that nominal time are in the read model (None: never)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = await conn.fetchval(
+                "SELECT count(*) FROM executions WHERE nominal_time = $1 AND status = 'success'", nominal
+            )
+            if done >= count:
+                return round(time.time() - nominal.timestamp(), 2)
+            await asyncio.sleep(0.1)
+        return None
+    finally:
+        await conn.close()
