@@ -1,52 +1,211 @@
-"""`uv run python -m bench precision --jobs 100 --seconds 60`: runs a workload, writes JSON and a Markdown table."""
+"""`uv run python -m bench all` (or one workload): runs the benchmarks, writes JSON, Markdown tables and PNG plots.
+
+Every workload starts the whole system (or the services it measures) as separate processes on embedded
+nats-server and PostgreSQL, in a directory of its own under `--out`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import platform
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
+from bench import plots
+from bench.api_load import run_api
 from bench.precision import run_apscheduler, run_scheduler
+from bench.replay import run_replay
+from bench.scale import run_scale
+from bench.system import System
+from bench.throughput import run_throughput
+from services.api.auth import mint_token
+
+OUT = click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("bench/results"), show_default=True, help="Results go here."
+)
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def _write(out: Path, workload: str, result: dict[str, Any], table: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    document = {"workload": workload, "at": datetime.now(UTC).isoformat(), "machine": platform.platform()} | result
+    (out / f"{workload}.json").write_text(json.dumps(document, indent=2))
+    (out / f"{workload}.md").write_text(table)
+    click.echo(table)
 
 
 @click.group()
 def main() -> None:
-    """Benchmarks of the scheduler."""
+    """Benchmarks of the scheduler: precision, throughput, scale, api and replay."""
 
 
-@main.command("precision")
-@click.option("--jobs", "sizes", type=int, multiple=True, default=(100,), show_default=True, help="Repeatable.")
-@click.option("--seconds", type=int, default=60, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"), show_default=True)
-def precision_command(sizes: tuple[int, ...], seconds: int, out: Path) -> None:
-    """N jobs each firing every second: lateness percentiles, lost and duplicated, here and on APScheduler."""
-    out.mkdir(parents=True, exist_ok=True)
+def precision(out: Path, sizes: Sequence[int], seconds: int) -> None:
     rows = []
+    curves: dict[int, dict[str, tuple[float, ...]]] = {}
     for jobs in sizes:
         ours = asyncio.run(run_scheduler(jobs, seconds, out / "system"))
         theirs = asyncio.run(run_apscheduler(jobs, seconds))
-        rows.append({"jobs": jobs, "seconds": seconds, "scheduler": ours.as_dict(), "apscheduler": theirs.as_dict()})
-        click.echo(f"{jobs} jobs: scheduler {ours}\n{jobs} jobs: apscheduler {theirs}")
-    result = {
-        "workload": "precision",
-        "at": datetime.now(UTC).isoformat(),
-        "machine": platform.platform(),
-        "runs": rows,
-    }
-    (out / "precision.json").write_text(json.dumps(result, indent=2))
-    lines = ["| jobs/s | system | expected | lost | duplicated | p50 ms | p95 ms | p99 ms | max ms |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for row in rows:
-        for name in ("scheduler", "apscheduler"):
-            f = row[name]
-            lines.append(f"| {row['jobs']} | {name} | {f['expected']} | {f['lost']} | {f['duplicated']} | "
-                         f"{f['p50_ms']} | {f['p95_ms']} | {f['p99_ms']} | {f['max_ms']} |")  # fmt: skip
-    (out / "precision.md").write_text("\n".join(lines) + "\n")
-    click.echo("\n".join(lines))
+        curves[jobs] = {"scheduler": ours.lateness_ms, "APScheduler 3": theirs.lateness_ms}
+        for name, figures in (("scheduler", ours.as_dict()), ("apscheduler", theirs.as_dict())):
+            rows.append({"jobs/s": jobs, "system": name} | figures)
+        a, b = ours.as_dict(), theirs.as_dict()
+        rows.append(
+            {"jobs/s": jobs, "system": "ratio (scheduler / apscheduler)"}
+            | {k: round(a[k] / b[k], 2) if b[k] else None for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+        )
+    columns = [
+        "jobs/s",
+        "system",
+        "expected",
+        "delivered",
+        "lost",
+        "duplicated",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+    ]
+    _write(out, "precision", {"seconds": seconds, "rows": rows}, _table(rows, columns))
+    for jobs, series in curves.items():
+        plots.lateness(out / f"precision-{jobs}.png", f"Lateness, {jobs} jobs each firing every second", series)
+
+
+def throughput(out: Path, rates: Sequence[int], seconds: int, dispatchers: int) -> None:
+    runs = []
+    for rate in rates:
+        result = asyncio.run(run_throughput(rate, seconds, out / "system", dispatchers))
+        runs.append(result.as_dict())
+        click.echo(f"{rate}/s: sustained={result.sustained} p99={result.p99_ms} ms cpu={result.cpu_seconds}")
+    sustained = [r["rate"] for r in runs if r["sustained"]]
+    table = _table(
+        runs,
+        ["rate", "dispatchers", "expected", "delivered", "lost", "duplicated", "recorded", "delivered_per_second",
+         "p50_ms", "p99_ms", "recorded_lag_seconds", "sustained", "cpu_seconds"],
+    )  # fmt: skip
+    table += f"\nHighest sustained rate: {max(sustained) if sustained else 'none of those tried'} executions/s\n"
+    _write(out, "throughput", {"seconds": seconds, "runs": runs, "highest_sustained": max(sustained, default=None)},
+           table)  # fmt: skip
+    plots.throughput(
+        out / "throughput.png",
+        "Deliveries per second (dashed: the rate asked for)",
+        {f"{r['rate']}/s": r["per_second"] for r in runs},
+        {f"{r['rate']}/s": r["rate"] for r in runs},
+    )
+
+
+def scale(out: Path, jobs: int, burst: int) -> None:
+    result = asyncio.run(run_scale(jobs, burst, out / "system")).as_dict()
+    rows = [{"figure": k, "value": v} for k, v in result.items()]
+    _write(out, "scale", result, _table(rows, ["figure", "value"]))
+
+
+def api(out: Path, rate: int, seconds: int, concurrency: int) -> None:
+    async def measure() -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+        with System(out / "system", services=("projector", "api")) as system:
+            account = uuid.uuid4()
+            headers = {"Authorization": f"Bearer {mint_token(system.secret, accounts=[account])}"}
+            rows, raw = await run_api(system.base_url, headers, account, rate=rate, seconds=seconds,
+                                      concurrency=concurrency)  # fmt: skip
+            return [r.as_dict() for r in rows], raw
+
+    rows, raw = asyncio.run(measure())
+    columns = ["operation", "mode", "requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+    _write(out, "api", {"seconds": seconds, "rows": rows}, _table(rows, columns))
+    plots.latency(out / "api.png", "api latency (open loop at a fixed rate, and closed loop at the maximum)", raw)
+
+
+def replay(out: Path, events: int) -> None:
+    result = asyncio.run(run_replay(events, out / "system")).as_dict()
+    rows = [{"figure": k, "value": v} for k, v in result.items()]
+    _write(out, "replay", result, _table(rows, ["figure", "value"]))
+
+
+@main.command("precision")
+@click.option("--jobs", "sizes", type=int, multiple=True, default=(100, 1000), show_default=True, help="Repeatable.")
+@click.option("--seconds", type=int, default=60, show_default=True)
+@OUT
+def precision_command(sizes: tuple[int, ...], seconds: int, out: Path) -> None:
+    """1. N jobs each firing every second: lateness percentiles, lost and duplicated, here and on APScheduler."""
+    precision(out, sizes, seconds)
+
+
+@main.command("throughput")
+@click.option("--rate", "rates", type=int, multiple=True, default=(500, 1000, 1500, 2000), show_default=True)
+@click.option("--seconds", type=int, default=60, show_default=True)
+@click.option("--dispatchers", type=int, default=1, show_default=True)
+@OUT
+def throughput_command(rates: tuple[int, ...], seconds: int, dispatchers: int, out: Path) -> None:
+    """2. The highest sustained rate of executions per second (fired, delivered, recorded), CPU by process."""
+    throughput(out, rates, seconds, dispatchers)
+
+
+@main.command("scale")
+@click.option("--jobs", type=int, default=100_000, show_default=True)
+@click.option("--burst", type=int, default=10_000, show_default=True, help="Jobs due at the same minute boundary.")
+@OUT
+def scale_command(jobs: int, burst: int, out: Path) -> None:
+    """3. Many registered jobs: ticker start-up and memory, a minute boundary's burst, api latency at that size."""
+    scale(out, jobs, burst)
+
+
+@main.command("api")
+@click.option("--rate", type=int, default=100, show_default=True)
+@click.option("--seconds", type=int, default=20, show_default=True)
+@click.option("--concurrency", type=int, default=16, show_default=True)
+@OUT
+def api_command(rate: int, seconds: int, concurrency: int, out: Path) -> None:
+    """4. api create, get and list latency at a fixed rate, and the most requests per second."""
+    api(out, rate, seconds, concurrency)
+
+
+@main.command("replay")
+@click.option("--events", type=int, default=100_000, show_default=True)
+@OUT
+def replay_command(events: int, out: Path) -> None:
+    """5. Events per second of a full read-model rebuild."""
+    replay(out, events)
+
+
+@main.command("all")
+@click.option("--full", is_flag=True, help="The issue's full sizes (an hour or more) instead of the ~10 min defaults.")
+@OUT
+def all_command(full: bool, out: Path) -> None:
+    """Every workload; about 10 minutes by default on 2 cores."""
+    precision(out, (100, 1000), 60 if full else 30)
+    throughput(out, (500, 1000, 1500, 2000, 2500) if full else (500, 1000, 1500, 2000), 60 if full else 15, 1)
+    scale(out, 1_000_000 if full else 100_000, 10_000)
+    api(out, 100, 60 if full else 10, 16)
+    replay(out, 1_000_000 if full else 100_000)
+    summary = "\n".join(
+        f"## {name}\n\n{(out / f'{name}.md').read_text()}" for name in ("precision", "throughput", "scale", "api",
+                                                                          "replay")
+    )  # fmt: skip
+    (out / "summary.md").write_text(summary)
+    click.echo(f"written: {out}/summary.md, *.json and *.png")
 
 
 if __name__ == "__main__":

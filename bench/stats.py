@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -18,9 +18,11 @@ class Precision:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    # Every delivered occurrence's lateness, for the plots (left out of the JSON).
+    lateness_ms: tuple[float, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "lateness_ms"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -46,4 +48,5 @@ def precision(expected: dict[str, float], calls: list[tuple[str, float]]) -> Pre
         p95_ms=round(percentile(lateness, 0.95), 1),
         p99_ms=round(percentile(lateness, 0.99), 1),
         max_ms=round(max(lateness), 1) if lateness else float("nan"),
+        lateness_ms=tuple(lateness),
     )

@@ -34,6 +34,7 @@ _ENV_NAMES = {
     "instance_id": "SCHEDULER_INSTANCE_ID",
     "egress_allow": "SCHEDULER_EGRESS_ALLOW",
     "lease_ttl_seconds": "SCHEDULER_LEASE_TTL_SECONDS",
+    "fire_lead_seconds": "SCHEDULER_FIRE_LEAD_SECONDS",
     "ops_port": "SCHEDULER_OPS_PORT",
     "ops_host": "SCHEDULER_OPS_HOST",
 }
@@ -67,7 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
     max_delivery_timeout_seconds: PositiveFloat = 120.0
     # Checked against max_delivery_timeout_seconds: a message must never be redelivered while in flight.
     ack_wait_seconds: PositiveFloat = 150.0
-    max_ack_pending: PositiveInt = 1000
+    # Unacknowledged requested executions across dispatchers: those in flight, waiting by priority, and held until
+    # their fire time (a lead's worth of occurrences).
+    max_ack_pending: PositiveInt = 4096
     dispatcher_concurrency: PositiveInt = 64
     # Requested executions a dispatcher holds beyond those in flight, run highest priority first. A wider window
     # lets priority reorder a deeper backlog; a narrower one spreads a backlog more evenly over replicas.
@@ -81,6 +84,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_ENV_NAMES):
     egress_allow: str = ""
     # How long a dead ticker's partitions (or a dead projector's stream) stay with it before another takes them.
     lease_ttl_seconds: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0
+    # The ticker publishes each occurrence this long before it is due and the dispatcher waits for the instant, so
+    # occurrences due together leave on time rather than queueing behind their publication; a job paused, deleted
+    # or rescheduled inside the lead is withdrawn (see shared/bus/withdrawals.py). 0: publish at the instant.
+    fire_lead_seconds: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.5
     # Where each process serves /livez, /readyz and /metrics (Prometheus); no port: not served.
     ops_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
     ops_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod

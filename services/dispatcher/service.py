@@ -31,9 +31,11 @@ from shared.bus.overlap import RunningRuns, publish_skipped, running_bucket, und
 from shared.bus.prioritized import PrioritizedConsumer, Slots
 from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
 from shared.bus.streams import ensure_streams, timers_bucket
+from shared.bus.withdrawals import WITHDRAWN_REASON, Withdrawals, withdrawn_bucket
 from shared.contracts.executions import (
     ExecutionFailed,
     ExecutionRequested,
+    ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
     envelope_of,
@@ -62,6 +64,7 @@ class Dispatcher:
         self._store: NatsJobEventStore | None = None
         self._secrets: SigningSecretStore | None = None
         self._runs: RunningRuns | None = None
+        self._withdrawals: Withdrawals | None = None
         self._worker_id = settings.worker_id
         self._egress = settings.egress_policy
 
@@ -74,6 +77,8 @@ class Dispatcher:
         self._store = NatsJobEventStore(js, self._names)
         self._secrets = SigningSecretStore(await signing_bucket(js, self._settings))
         self._runs = RunningRuns(await running_bucket(js, self._settings))
+        self._withdrawals = Withdrawals(await withdrawn_bucket(js, self._settings))
+        await self._withdrawals.start()
         # The resolver lets through only addresses the egress policy allows: the address checked is the one
         # connected to. No proxy from the environment (trust_env off), which would connect on our behalf.
         self._session = aiohttp.ClientSession(
@@ -84,6 +89,10 @@ class Dispatcher:
         )
 
     async def _handle(self, js: JetStreamContext, request: ExecutionRequested, _msg: Msg) -> None:
+        if self._withdrawals is not None and request.execution_id in self._withdrawals:
+            skipped = ExecutionSkipped(**envelope_of(request), occurred_at=_now(), reason=WITHDRAWN_REASON)
+            await publish_result(js, self._names, "skipped", skipped, f"{request.execution_id}:skipped")
+            return
         if request.task is not None:
             # Workers run tasks and record them; the dispatcher only queues them in the TASKS stream.
             await hand_over_task(js, self._names, request)
@@ -103,27 +112,21 @@ class Dispatcher:
         common = envelope_of(request)
         started_at = _now()
         base = str(request.execution_id)
-        await publish_result(
-            js,
-            self._names,
-            "started",
-            ExecutionStarted(**common, occurred_at=started_at, worker_id=worker, started_at=started_at),
-            f"{base}:started",
-        )
-        if request.webhook is None:
-            outcome = DeliveryOutcome(0, error="the job has no webhook to deliver to")
-        else:
-            assert self._secrets is not None
-            secrets = (await self._secrets.get(request.account_id, started_at)).active(started_at)
-            outcome = await deliver(
-                self._session,
-                request,
-                self._timeout_of(request),
-                self._settings.response_body_limit,
-                secrets,
-                started_at,
-                self._egress,
+        # Recorded while the request goes out, not before it: the request leaves at its instant. The result is
+        # published only once `started` is stored, so the two stay in order in the stream.
+        started = asyncio.ensure_future(
+            publish_result(
+                js,
+                self._names,
+                "started",
+                ExecutionStarted(**common, occurred_at=started_at, worker_id=worker, started_at=started_at),
+                f"{base}:started",
             )
+        )
+        try:
+            outcome = await self._deliver(request, started_at)
+        finally:
+            await started
         finished_at = _now()
         outcome_name = "success" if outcome.error is None else "timed_out" if outcome.timed_out else "failure"
         DELIVERIES.labels(outcome_name, str(outcome.response_code or "none")).inc()
@@ -149,6 +152,21 @@ class Dispatcher:
             reason = "the receiver answered 410 Gone; the webhook is disabled"
             await disable_webhook(js, self._names, self._store, request, request.webhook.id, reason, finished_at)
         await record_failure(js, self._names, self._timers, request, failed, fate, finished_at)
+
+    async def _deliver(self, request: ExecutionRequested, started_at: datetime) -> DeliveryOutcome:
+        if request.webhook is None:
+            return DeliveryOutcome(0, error="the job has no webhook to deliver to")
+        assert self._secrets is not None and self._session is not None
+        secrets = (await self._secrets.get(request.account_id, started_at)).active(started_at)
+        return await deliver(
+            self._session,
+            request,
+            self._timeout_of(request),
+            self._settings.response_body_limit,
+            secrets,
+            started_at,
+            self._egress,
+        )
 
     def _timeout_of(self, request: ExecutionRequested) -> float:
         wanted = request.timeout_seconds or self._settings.delivery_timeout_seconds
@@ -185,6 +203,9 @@ class Dispatcher:
             await self.close()
 
     async def close(self) -> None:
+        if self._withdrawals is not None:
+            await self._withdrawals.stop()
+            self._withdrawals = None
         if self._session is not None:
             await self._session.close()
             self._session = None

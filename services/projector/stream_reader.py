@@ -14,12 +14,12 @@ from typing import Any
 
 import asyncpg
 import msgspec
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.projector.batched_writes import Step, apply_steps
+from shared.bus.ordered_reader import OrderedReader
 from shared.observability.metrics import PROJECTED_EVENTS, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
@@ -114,20 +114,15 @@ class _Pipeline:
             self._running.cancel()
 
 
-async def _batch(sub: JetStreamContext.PushSubscription, first_wait: float, until: int | None = None) -> list[Msg]:
+async def _batch(reader: OrderedReader, first_wait: float, until: int | None = None) -> list[Msg]:
     """The messages that have arrived, up to BATCH_LIMIT (and sequence `until`). Following the stream (no `until`),
     empty if none came within `first_wait`; reading a range, that is an error (the range's end exists)."""
-    try:
-        batch = [await sub.next_msg(timeout=first_wait)]
-    except (TimeoutError, nats.errors.TimeoutError):
-        if until is not None:
-            raise
-        return []
-    while len(batch) < BATCH_LIMIT and sub.pending_msgs > 0:
-        if until is not None and batch[-1].metadata.sequence.stream >= until:
-            break
-        batch.append(await sub.next_msg(timeout=10.0))
-    return [m for m in batch if until is None or m.metadata.sequence.stream <= until]
+    batch = await reader.batch(BATCH_LIMIT, first_wait)
+    if until is None:
+        return batch
+    if not batch:
+        raise TimeoutError(f"no message within {first_wait:g} s before sequence {until}")
+    return [m for m in batch if m.metadata.sequence.stream <= until]
 
 
 async def run_projection(
@@ -140,19 +135,19 @@ async def run_projection(
         if position
         else ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
     )
-    sub = await js.subscribe(projection.filter_subject, stream=projection.stream, ordered_consumer=True, config=config)
+    reader = await OrderedReader().subscribe(js, projection.filter_subject, projection.stream, config=config)
     log.info("projecting %s from position %d", projection.stream, position)
     pipeline = _Pipeline(pool, projection, channel)
     try:
         while not stop.is_set():
-            if batch := await _batch(sub, 0.5):
+            if batch := await _batch(reader, 0.5):
                 await pipeline.submit(batch)
             else:
                 await pipeline.drain()
         await pipeline.drain()
     finally:
         pipeline.cancel()
-        await sub.unsubscribe()
+        await reader.close()
 
 
 async def apply_range(
@@ -169,7 +164,7 @@ async def apply_range(
     if position >= until:
         return position
     config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position + 1)
-    sub = await js.subscribe(projection.filter_subject, stream=projection.stream, ordered_consumer=True, config=config)
+    reader = await OrderedReader().subscribe(js, projection.filter_subject, projection.stream, config=config)
     pipeline = _Pipeline(pool, projection, channel)
 
     def reached(at: int | None) -> None:
@@ -181,7 +176,7 @@ async def apply_range(
     try:
         read = position
         while read < until:
-            batch = await _batch(sub, 10.0, until)
+            batch = await _batch(reader, 10.0, until)
             if not batch:
                 break
             read = batch[-1].metadata.sequence.stream
@@ -189,5 +184,5 @@ async def apply_range(
         reached(await pipeline.drain())
     finally:
         pipeline.cancel()
-        await sub.unsubscribe()
+        await reader.close()
     return position

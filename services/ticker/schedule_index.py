@@ -112,14 +112,20 @@ class ScheduleIndex:
         return None
 
     def pop_due(
-        self, now: datetime, default_grace: timedelta, looked_until: datetime | None = None
+        self,
+        now: datetime,
+        default_grace: timedelta,
+        looked_until: datetime | None = None,
+        horizon: datetime | None = None,
     ) -> list[DueOccurrence]:
-        """Every occurrence due at or before `now` that fires. Occurrences that fell due after `looked_until` (when
-        the ticker last looked) and more than MISFIRE_TOLERANCE before `now` were missed while nothing looked: each
-        job's misfire policy decides which of them fire; the rest go to `missed` (drained by `take_missed`)."""
+        """Every occurrence due at or before `horizon` (default `now`: published ahead by the difference) that fires.
+        Occurrences that fell due after `looked_until` (when the ticker last looked) and more than
+        MISFIRE_TOLERANCE before `now` were missed while nothing looked: each job's misfire policy decides which of
+        them fire; the rest go to `missed` (drained by `take_missed`)."""
         out: list[DueOccurrence] = []
         missed_end = now - MISFIRE_TOLERANCE
-        while (fire_at := self.next_due()) is not None and fire_at <= now:
+        until = now if horizon is None else max(now, horizon)
+        while (fire_at := self.next_due()) is not None and fire_at <= until:
             _, _, job_id, _ = heapq.heappop(self._heap)
             job = self.jobs[job_id]
             state = job.state

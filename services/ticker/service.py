@@ -12,6 +12,7 @@ from uuid import UUID
 import msgspec
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
@@ -23,7 +24,9 @@ from services.ticker.schedule_index import DueOccurrence, MissedOccurrence, Sche
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import publish_requested, publish_result
 from shared.bus.leases import Leases, leases_bucket
+from shared.bus.ordered_reader import OrderedReader
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
+from shared.bus.withdrawals import withdraw, withdrawn_bucket
 from shared.contracts.codec import decode_job_event
 from shared.contracts.executions import (
     ExecutionMissed,
@@ -32,7 +35,7 @@ from shared.contracts.executions import (
     occurrence_id,
     occurrence_requests,
 )
-from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobResumed, JobUpdated
+from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobPaused, JobResumed, JobUpdated
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
 from shared.observability.metrics import FIRE_LATENESS, OCCURRENCES_MISSED, OCCURRENCES_PUBLISHED, PARTITIONS_HELD
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 SAVE_INTERVAL_SECONDS = 1.0
 MAX_IDLE_SECONDS = 1.0
 PUBLISH_CONCURRENCY = 256
+FOLLOW_BATCH = 1000
 
 
 def _now() -> datetime:
@@ -73,6 +77,10 @@ class Ticker:
         self._looks_begun = 0
         self._looks_done = 0
         self._taken_at_look: dict[int, int] = {}
+        # Executions published ahead of their fire time, by job: withdrawn if the job changes before then.
+        self._ahead: dict[UUID, tuple[datetime, list[UUID]]] = {}
+        self._withdrawn_kv: KeyValue | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def index(self) -> ScheduleIndex:
@@ -87,6 +95,7 @@ class Ticker:
         js = self._nc.jetstream()
         await ensure_streams(js, self._settings)
         self._kv = await ticker_bucket(js, self._settings)
+        self._withdrawn_kv = await withdrawn_bucket(js, self._settings)
         leases = Leases(await leases_bucket(js, self._settings), self._settings.worker_id)
         self._partitions = PartitionLeases(leases)
 
@@ -109,40 +118,53 @@ class Ticker:
         info = await js.stream_info(self._names.jobs_stream)
         if not info.state.messages:
             bootstrapped.set()
-        sub = await js.subscribe(
-            self._names.jobs_filter,
-            stream=self._names.jobs_stream,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        reader = await OrderedReader().subscribe(
+            js, self._names.jobs_filter, self._names.jobs_stream, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
         )
         try:
-            # `done` as well as cancellation: Python 3.11's wait_for (inside next_msg) can swallow a cancel that
+            # `done` as well as cancellation: Python 3.11's wait_for (inside batch) can swallow a cancel that
             # arrives as a message does, and the loop would then run on.
             while not done.is_set():
-                try:
-                    msg = await sub.next_msg(timeout=1.0)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                try:
-                    event = decode_job_event(msg.data)
-                except msgspec.ValidationError as exc:
-                    log.error("ignoring undecodable job message on %s: %s", msg.subject, exc)
-                    continue
-                known = self._catalog.get(event.job_id)
-                if known is None or event.version > known.version:
-                    if isinstance(event, JobDeleted):
-                        self._catalog.pop(event.job_id, None)
-                    else:
-                        self._catalog[event.job_id] = event
-                # A live change fires from when it happened (partitions are taken over in _take, not here).
-                if self._owns(event.job_id):
-                    self._index.apply(event, event.occurred_at)
-                    self._wakeup.set()
-                if not bootstrapped.is_set() and msg.metadata.num_pending == 0:
-                    bootstrapped.set()
-                    log.info("ticker catalog built: %d jobs", len(self._catalog))
+                for msg in await reader.batch(FOLLOW_BATCH, 1.0):
+                    self._take_in(msg, bootstrapped)
         finally:
-            await sub.unsubscribe()
+            await reader.close()
+
+    def _take_in(self, msg: Msg, bootstrapped: asyncio.Event) -> None:
+        try:
+            event = decode_job_event(msg.data)
+        except msgspec.ValidationError as exc:
+            log.error("ignoring undecodable job message on %s: %s", msg.subject, exc)
+            return
+        known = self._catalog.get(event.job_id)
+        if known is None or event.version > known.version:
+            if isinstance(event, JobDeleted):
+                self._catalog.pop(event.job_id, None)
+            else:
+                self._catalog[event.job_id] = event
+        if event.job_id in self._ahead and _stops_firing(event):
+            self._withdraw_ahead(event.job_id)
+        # A live change fires from when it happened (partitions are taken over in _take, not here).
+        if self._owns(event.job_id):
+            self._index.apply(event, event.occurred_at)
+            self._wakeup.set()
+        if not bootstrapped.is_set() and msg.metadata.num_pending == 0:
+            bootstrapped.set()
+            log.info("ticker catalog built: %d jobs", len(self._catalog))
+
+    def _withdraw_ahead(self, job_id: UUID) -> None:
+        """The job changed before occurrences published ahead for it are due: withdraw them."""
+        fire_at, execution_ids = self._ahead.pop(job_id)
+        if fire_at <= self._clock() or self._withdrawn_kv is None:
+            return
+        task = asyncio.create_task(withdraw(self._withdrawn_kv, execution_ids))
+        self._background.add(task)
+        task.add_done_callback(self._withdrawn)
+
+    def _withdrawn(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("could not withdraw executions published ahead; they may still be delivered: %s", exc)
 
     async def _take(self, partitions: frozenset[int]) -> None:
         """Start firing `partitions`: their jobs from each one's saved watermark on (what fell due since was
@@ -207,17 +229,21 @@ class Ticker:
 
         # Among occurrences due at the same moment, higher priority is published (and so dispatched) first.
         ordered = sorted(occurrences, key=lambda occ: (occ.nominal_time, -occ.job.priority))
-        tasks: list[Coroutine[object, object, None]] = [
-            one(event)
-            for occ in ordered
-            for event in occurrence_requests(
+        tasks: list[Coroutine[object, object, None]] = []
+        for occ in ordered:
+            fire_at = occ.nominal_time + jitter_of(occ.job, occ.nominal_time)
+            events = occurrence_requests(
                 occ.job,
                 job_version=occ.job_version,
                 nominal_time=occ.nominal_time,
                 occurred_at=now,
                 next_run_at=occ.next_due,
+                fire_at=fire_at,
             )
-        ]
+            if fire_at > now:  # recorded before publishing, so a change arriving meanwhile withdraws them
+                ahead = self._ahead.setdefault(occ.job.id, (fire_at, []))
+                self._ahead[occ.job.id] = (max(ahead[0], fire_at), ahead[1] + [e.execution_id for e in events])
+            tasks.extend(one(event) for event in events)
         await asyncio.gather(*tasks)
         published = self._clock()
         for occ in occurrences:
@@ -304,6 +330,7 @@ class Ticker:
         saver: asyncio.Task[None] | None = None
         lease_keeper: asyncio.Task[None] | None = None
         grace = timedelta(seconds=self._settings.misfire_grace_seconds)
+        lead = timedelta(seconds=self._settings.fire_lead_seconds)
         looked_until = self._clock()
         try:
             await _first_of(bootstrapped.wait(), stop.wait(), follower)
@@ -319,18 +346,21 @@ class Ticker:
                 self._wakeup.clear()
                 self._looks_begun += 1
                 now = self._clock()
-                due = self._index.pop_due(now, grace, looked_until)
+                horizon = now + lead
+                if self._ahead:
+                    self._ahead = {job: a for job, a in self._ahead.items() if a[0] > now}
+                due = self._index.pop_due(now, grace, looked_until, horizon)
                 missed = self._index.take_missed()
                 if missed:
                     await self._record_missed(js, missed)
                 if due:
                     await self._publish(js, due)
-                self._watermark = now
+                self._watermark = horizon  # published up to there
                 self._looks_done = self._looks_begun
                 # Not `now`: what fell due while publishing was late, not missed.
                 looked_until = self._clock()
                 nxt = self._index.next_due()
-                delay = MAX_IDLE_SECONDS if nxt is None else (nxt - self._clock()).total_seconds()
+                delay = MAX_IDLE_SECONDS if nxt is None else (nxt - lead - self._clock()).total_seconds()
                 if delay > 0:
                     await _first_of(self._wakeup.wait(), stop.wait(), timeout=min(delay, MAX_IDLE_SECONDS))
         finally:
@@ -344,6 +374,8 @@ class Ticker:
             await asyncio.gather(
                 follower, timer_loop, *([lease_keeper] if lease_keeper else []), return_exceptions=True
             )
+            if self._background:  # withdrawals under way
+                await asyncio.gather(*self._background, return_exceptions=True)
             try:
                 await self._save_watermarks(self.owned)
                 await self._partitions.release_all()  # the others take these partitions at once, not at expiry
@@ -353,6 +385,11 @@ class Ticker:
 
 
 _TIMING_FIELDS = frozenset({"schedule", "timezone", "enabled", "start_at", "end_at", "jitter_seconds"})
+
+
+def _stops_firing(event: JobEvent) -> bool:
+    """Whether occurrences published ahead under the job's previous state must not fire."""
+    return isinstance(event, JobDeleted | JobPaused) or not event.job.enabled or _changes_timing(event)
 
 
 def _changes_timing(event: JobEvent) -> bool:

@@ -7,6 +7,10 @@ so their ack wait never runs out, and on stop they are handed back at once so an
 
 Priority therefore reorders everything one process holds: the messages running plus up to `lookahead` waiting.
 Beyond that window the stream's order (time of publication) applies.
+
+A message fetched before its `fire_at` (the ticker publishes a short lead ahead) is held aside, taking no slot and
+no room in the window, and joins the heap at that instant; held messages are kept alive and handed back like the
+waiting ones.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import heapq
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -106,6 +111,8 @@ class PrioritizedConsumer:
         self._lookahead = lookahead
         self._keep_alive_every = ack_wait_seconds / 3
         self._waiting = _Waiting()
+        # Messages fetched before their fire time (published ahead), released into `_waiting` at that instant.
+        self._held: dict[int, tuple[ExecutionRequested, Msg, asyncio.TimerHandle]] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -121,7 +128,11 @@ class PrioritizedConsumer:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
-            for msg in self._waiting.clear():
+            for _, _, timer in self._held.values():
+                timer.cancel()
+            held = [msg for _, msg, _ in self._held.values()]
+            self._held.clear()
+            for msg in [*self._waiting.clear(), *held]:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.nak()
             if self.in_flight:
@@ -154,7 +165,18 @@ class PrioritizedConsumer:
             log.error("terminating %s on %s: not a requested execution", type(event).__name__, msg.subject)
             await msg.term()
             return
-        self._waiting.push(event, msg)
+        delay = (event.fire_at - datetime.now(UTC)).total_seconds() if event.fire_at is not None else 0.0
+        if delay <= 0:
+            self._waiting.push(event, msg)
+            return
+        sequence = msg.metadata.sequence.stream
+        timer = asyncio.get_running_loop().call_later(delay, self._release, sequence)
+        self._held[sequence] = (event, msg, timer)
+
+    def _release(self, sequence: int) -> None:
+        """A held message's fire time has come: it joins the others waiting for a slot, by priority."""
+        if (held := self._held.pop(sequence, None)) is not None:
+            self._waiting.push(held[0], held[1])
 
     async def _start(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -198,6 +220,6 @@ class PrioritizedConsumer:
     async def _keep_waiting_alive(self) -> None:
         while True:
             await asyncio.sleep(self._keep_alive_every)
-            for msg in self._waiting.messages():
+            for msg in [*self._waiting.messages(), *(held[1] for held in self._held.values())]:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.in_progress()

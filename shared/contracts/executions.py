@@ -64,6 +64,9 @@ class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     redrive: bool = False
     # The job's overlap policy when the occurrence fired ("allow", "skip", "queue_one").
     overlap: str = "allow"
+    # When to deliver: the nominal time plus the job's jitter. The ticker publishes up to a short lead before it
+    # and the dispatcher waits for it. None (manual runs, retries, re-drives, older events): at once.
+    fire_at: datetime | None = None
 
     def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
         """The request for the following attempt of the same occurrence and target."""
@@ -75,6 +78,7 @@ class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
             attempt=attempt,
             occurred_at=occurred_at,
             redrive=redrive,
+            fire_at=None,
         )
 
 
@@ -190,6 +194,7 @@ def occurrence_requests(
     next_run_at: datetime | None,
     manual: bool = False,
     task: TaskSpec | None = None,
+    fire_at: datetime | None = None,
 ) -> list[ExecutionRequested]:
     """One ExecutionRequested per target of the occurrence: each webhook, and the task (or `task`, overriding it).
 
@@ -218,6 +223,7 @@ def occurrence_requests(
             retry=job.retry,
             timeout_seconds=job.timeout_seconds,
             overlap=job.overlap,
+            fire_at=fire_at,
         )
         for webhook, target_task in targets
     ]

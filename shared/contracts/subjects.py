@@ -88,6 +88,12 @@ class Names:
         """Runs in flight of jobs with an overlap policy, one key per job target."""
         return f"{self.namespace}_running"
 
+    @property
+    def withdrawn_bucket(self) -> str:
+        """Executions published ahead of their fire time and withdrawn since (their job paused, deleted or
+        rescheduled): one key per execution id."""
+        return f"{self.namespace}_withdrawn"
+
     def timer_key(self, job_id: UUID, execution_id: UUID) -> str:
         """Timers are keyed by partition first, so a ticker can watch only the partitions it owns."""
         return f"{partition_of(job_id)}.{execution_id}"

@@ -97,11 +97,14 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
 
 
 async def create_firing_job(api: Api, account_id: object, url: str, schedule: str = "* * * * * *") -> dict[str, Any]:
+    """A job with a webhook to `url`, created paused and enabled once the webhook is on it (so no occurrence of
+    the first second goes out with no webhook)."""
     status, job = await api.call(
         "POST",
         "/api/jobs",
-        json={"account_id": str(account_id), "name": "every second", "schedule": schedule, "type": 1},
-    )
+        json={"account_id": str(account_id), "name": "every second", "schedule": schedule, "type": 1,
+              "enabled": False},
+    )  # fmt: skip
     assert status == 201, job
     status, hook = await api.call(
         "POST",
@@ -116,6 +119,8 @@ async def create_firing_job(api: Api, account_id: object, url: str, schedule: st
         },
     )
     assert status == 201, hook
+    status, job = await api.call("PATCH", f"/api/jobs/{job['id']}/enable")
+    assert status == 200, job
     return {"job": job, "webhook": hook}
 
 

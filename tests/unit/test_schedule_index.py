@@ -47,6 +47,19 @@ def test_due_occurrences_pop_in_order_and_advance() -> None:
     assert index.pop_due(T0 + timedelta(seconds=3), GRACE) == []
 
 
+def test_a_horizon_pops_occurrences_due_within_the_lead_and_none_is_missed() -> None:
+    index = ScheduleIndex()
+    index.apply(created(state()), T0)
+    now = T0 + timedelta(seconds=2)
+    due = index.pop_due(now, GRACE, looked_until=T0 + timedelta(seconds=1), horizon=now + timedelta(seconds=2))
+    assert [d.nominal_time for d in due] == [T0 + timedelta(seconds=i) for i in (1, 2, 3, 4)]
+    assert index.take_missed() == []
+    # The next look, a second later, publishes only what entered the lead since.
+    later = now + timedelta(seconds=1)
+    due = index.pop_due(later, GRACE, looked_until=now, horizon=later + timedelta(seconds=2))
+    assert [d.nominal_time for d in due] == [T0 + timedelta(seconds=5)]
+
+
 def test_paused_and_deleted_jobs_do_not_fire() -> None:
     index = ScheduleIndex()
     s = state()
