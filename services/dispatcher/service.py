@@ -194,6 +194,7 @@ class Dispatcher:
             slots=Slots(self._settings.dispatcher_concurrency),
             lookahead=self._settings.dispatch_lookahead,
             ack_wait_seconds=self._settings.ack_wait_seconds,
+            max_hold_seconds=self._settings.fire_lead_seconds,
         )
         try:
             await consumer.run(stop)

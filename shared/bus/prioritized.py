@@ -104,12 +104,14 @@ class PrioritizedConsumer:
         slots: Slots,
         lookahead: int,
         ack_wait_seconds: float,
+        max_hold_seconds: float = 0.0,
     ) -> None:
         self._sub = sub
         self._handle = handle
         self._slots = slots
         self._lookahead = lookahead
         self._keep_alive_every = ack_wait_seconds / 3
+        self._max_hold = max_hold_seconds
         self._waiting = _Waiting()
         # Messages fetched before their fire time (published ahead), released into `_waiting` at that instant.
         self._held: dict[int, tuple[ExecutionRequested, Msg, asyncio.TimerHandle]] = {}
@@ -166,6 +168,9 @@ class PrioritizedConsumer:
             await msg.term()
             return
         delay = (event.fire_at - datetime.now(UTC)).total_seconds() if event.fire_at is not None else 0.0
+        # Never held longer than the lead: a ticker whose clock runs ahead of this one's must not delay deliveries
+        # by its skew.
+        delay = min(delay, self._max_hold)
         if delay <= 0:
             self._waiting.push(event, msg)
             return

@@ -35,11 +35,12 @@ async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
 
         history = await run_cli(
             settings, "events", "tail", "--stream", "jobs", "--account", str(account_id), "--since",
-            before.strftime("%Y-%m-%dT%H:%M:%S"), "--count", "4",
+            before.strftime("%Y-%m-%dT%H:%M:%S"), "--count", "6",
         )  # fmt: skip
         lines = history.stdout.splitlines()
-        assert [line.split()[1] for line in lines] == ["JobCreated", "WebhookAdded", "JobCreated", "WebhookAdded"]
-        assert f"job={other['job']['id']}" in lines[2]
+        each = ["JobCreated", "WebhookAdded", "JobResumed"]  # created paused, enabled once its webhook is on
+        assert [line.split()[1] for line in lines] == each * 2
+        assert f"job={other['job']['id']}" in lines[3]
 
         status = json.loads((await run_cli(settings, "status", "--json")).stdout)
         names = Names(settings.namespace)
