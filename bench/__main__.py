@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import platform
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -50,9 +51,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def calibration_seconds() -> float:
+    """Seconds for a fixed pure-Python loop (10 million additions): how fast this machine's cores are right now.
+    Shared and throttled machines vary by a factor of two or more between runs; compare figures with this."""
+    began = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - began, 3)
+
+
 def _write(out: Path, workload: str, result: dict[str, Any], table: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    document = {"workload": workload, "at": datetime.now(UTC).isoformat(), "machine": platform.platform()} | result
+    speed = calibration_seconds()
+    document = {"workload": workload, "at": datetime.now(UTC).isoformat(), "machine": platform.platform(),
+                "calibration_seconds": speed} | result  # fmt: skip
+    table += f"\nMachine speed: a 10M-addition Python loop took {speed} s when this was written.\n"
     (out / f"{workload}.json").write_text(json.dumps(document, indent=2))
     (out / f"{workload}.md").write_text(table)
     click.echo(table)

@@ -30,23 +30,40 @@ def _window(seconds: int) -> tuple[float, float]:
     return start, start + seconds
 
 
-async def run_scheduler(jobs: int, seconds: int, directory: Path) -> Precision:
+async def run_scheduler(
+    jobs: int, seconds: int, directory: Path, system_env: dict[str, str] | None = None
+) -> Precision:
     receiver = await TimestampingReceiver().start()
     try:
-        with System(directory) as system:
+        with System(directory, env=system_env) as system:
             account = uuid.uuid4()
             headers = {"Authorization": f"Bearer {mint_token(system.secret, accounts=[account])}"}
             ids = await _create_jobs(system.base_url, headers, account, jobs, receiver.url())
             start, end = _window(seconds)
-            await asyncio.sleep(max(0.0, end - time.time() + 2))
+            await asyncio.sleep(max(0.0, end - time.time()))
             expected = {
                 occurrence_id(job, datetime.fromtimestamp(start + s, UTC)): start + s
                 for job in ids
                 for s in range(seconds)
             }
+            # No new occurrences after the window; what is still queued drains, so late ones are told from lost.
+            system.stop("ticker")
+            await _drained(receiver, set(expected))
             return precision(expected, receiver.arrivals.calls)
     finally:
         await receiver.stop()
+
+
+async def _drained(receiver: TimestampingReceiver, expected: set[str], quiet: float = 5.0) -> None:
+    """Until every expected occurrence has arrived, or none has for `quiet` seconds."""
+    last_count, last_change = -1, time.monotonic()
+    while True:
+        arrived = len({i for i, _ in receiver.arrivals.calls} & expected)
+        if arrived == len(expected) or time.monotonic() - last_change > quiet:
+            return
+        if arrived != last_count:
+            last_count, last_change = arrived, time.monotonic()
+        await asyncio.sleep(0.25)
 
 
 async def _create_jobs(base: str, headers: dict[str, str], account: uuid.UUID, n: int, url: str) -> list[uuid.UUID]:

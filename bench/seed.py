@@ -28,11 +28,13 @@ from shared.settings import Settings
 IN_FLIGHT = 2000
 
 
-def job(account: uuid.UUID, name: str, expression: str, url: str, at: datetime) -> JobState:
+def job(
+    account: uuid.UUID, name: str, expression: str, url: str, at: datetime, start_at: datetime | None = None
+) -> JobState:
     hook = WebhookSpec(id=uuid.uuid4(), url=url, created_at=at, updated_at=at)
     return JobState(
         id=uuid.uuid4(), account_id=account, name=name, type=1, schedule=CronSchedule(expression=expression),
-        webhooks=(hook,), created_at=at, updated_at=at,
+        webhooks=(hook,), created_at=at, updated_at=at, start_at=start_at,
     )  # fmt: skip
 
 

@@ -94,6 +94,12 @@ class System:
         self.processes[key] = psutil.Process(process.pid)
         return self.processes[key]
 
+    def stop(self, name: str) -> None:
+        """Stop a service (SIGTERM, then wait for it)."""
+        process = self.processes[name]
+        process.terminate()
+        process.wait(30)
+
     @property
     def settings(self) -> Settings:
         return load_settings(self._env)
