@@ -205,10 +205,10 @@ def replay_command(events: int, out: Path) -> None:
 
 
 @main.command("all")
-@click.option("--full", is_flag=True, help="The issue's full sizes (an hour or more) instead of the ~10 min defaults.")
+@click.option("--full", is_flag=True, help="The issue's full sizes (an hour or more) instead of the ~12 min defaults.")
 @OUT
 def all_command(full: bool, out: Path) -> None:
-    """Every workload; about 10 minutes by default on 2 cores."""
+    """Every workload; about 12 minutes by default on 2 cores."""
     precision(out, (100, 1000), 60 if full else 30)
     throughput(out, (500, 1000, 1500, 2000, 2500) if full else (500, 1000, 1500, 2000), 60 if full else 15, 1)
     scale(out, 1_000_000 if full else 100_000, 10_000)

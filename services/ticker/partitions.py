@@ -72,6 +72,12 @@ class PartitionLeases:
                 gained.add(partition)
         return Step(gained=frozenset(gained), lost=frozenset(lost))
 
+    async def renew_held(self) -> None:
+        """Renew what is held and change nothing else: keeps the leases through a long take-over between steps (a
+        renewal that fails is noticed by the next step)."""
+        for key in [self.member_key, *(partition_key(p) for p in sorted(self.owned))]:
+            await self.leases.renew(key)
+
     async def release(self, partitions: frozenset[int]) -> None:
         for partition in partitions:
             self.owned.discard(partition)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -48,6 +50,7 @@ SAVE_INTERVAL_SECONDS = 1.0
 MAX_IDLE_SECONDS = 1.0
 PUBLISH_CONCURRENCY = 256
 FOLLOW_BATCH = 1000
+TAKE_SLICE = 2000
 
 
 def _now() -> datetime:
@@ -127,6 +130,7 @@ class Ticker:
             while not done.is_set():
                 for msg in await reader.batch(FOLLOW_BATCH, 1.0):
                     self._take_in(msg, bootstrapped)
+                await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run between batches
         finally:
             await reader.close()
 
@@ -173,10 +177,21 @@ class Ticker:
         for event in self._catalog.values():  # one pass over the catalog, however many partitions are taken
             if (p := partition_of(event.job_id)) in by_partition:
                 by_partition[p].append(event)
+        for partition in partitions:  # no watermark is saved for a partition until it is wholly taken in
+            self._taken_at_look[partition] = sys.maxsize
+        renewed = time.monotonic()
         for partition, events in by_partition.items():
             watermark = await self._watermark_of(partition)
-            self._taken_at_look[partition] = self._looks_begun
-            for event in events:
+            for n, event in enumerate(events, 1):
+                if n % TAKE_SLICE == 0:
+                    # A million jobs take a minute to index: let the loop run, and keep the leases meanwhile.
+                    await asyncio.sleep(0)
+                    if time.monotonic() - renewed > self._settings.lease_ttl_seconds / 3:
+                        assert self._partitions is not None
+                        await self._partitions.renew_held()
+                        renewed = time.monotonic()
+                if self._catalog.get(event.job_id) is not event:
+                    continue  # changed or deleted meanwhile: the follower has applied what came after
                 if watermark is None:
                     self._index.apply(event, event.occurred_at)
                     continue
@@ -184,6 +199,8 @@ class Ticker:
                 looked = watermark - timedelta(seconds=event.job.jitter_seconds)
                 start_after = max(looked, event.occurred_at) if _changes_timing(event) else looked
                 self._index.apply(event, start_after, catch_up_from=looked)
+            # Saved only once a look that begins after this has finished.
+            self._taken_at_look[partition] = self._looks_begun
         if self._timers is not None:
             self._timers.owners_changed()
         self._wakeup.set()
