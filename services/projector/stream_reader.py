@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.projector.batched_writes import Step, apply_steps
-from shared.bus.ordered_reader import OrderedReader
+from shared.bus.ordered_reader import GapError, OrderedReader
 from shared.observability.metrics import PROJECTED_EVENTS, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
@@ -125,22 +125,36 @@ async def _batch(reader: OrderedReader, first_wait: float, until: int | None = N
     return [m for m in batch if m.metadata.sequence.stream <= until]
 
 
-async def run_projection(
-    js: JetStreamContext, pool: asyncpg.Pool, projection: Projection, channel: str, stop: asyncio.Event
-) -> None:
-    """Follow the stream until `stop` is set."""
-    position = await stored_position(pool, projection.stream)
+async def _reader_after(js: JetStreamContext, projection: Projection, position: int) -> OrderedReader:
+    """The stream from the message after `position` (from the start when 0)."""
     config = (
         ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position + 1)
         if position
         else ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
     )
-    reader = await OrderedReader().subscribe(js, projection.filter_subject, projection.stream, config=config)
+    return await OrderedReader().subscribe(js, projection.filter_subject, projection.stream, config=config)
+
+
+async def run_projection(
+    js: JetStreamContext, pool: asyncpg.Pool, projection: Projection, channel: str, stop: asyncio.Event
+) -> None:
+    """Follow the stream until `stop` is set."""
+    position = await stored_position(pool, projection.stream)
+    reader = await _reader_after(js, projection, position)
     log.info("projecting %s from position %d", projection.stream, position)
     pipeline = _Pipeline(pool, projection, channel)
     try:
         while not stop.is_set():
-            if batch := await _batch(reader, 0.5):
+            try:
+                batch = await _batch(reader, 0.5)
+            except GapError as exc:
+                await pipeline.drain()
+                position = await stored_position(pool, projection.stream)
+                log.warning("%s: events went missing (%s); reading again from %d", projection.stream, exc, position)
+                await reader.close()
+                reader = await _reader_after(js, projection, position)
+                continue
+            if batch:
                 await pipeline.submit(batch)
             else:
                 await pipeline.drain()
@@ -163,8 +177,7 @@ async def apply_range(
     position = await stored_position(pool, projection.stream)
     if position >= until:
         return position
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position + 1)
-    reader = await OrderedReader().subscribe(js, projection.filter_subject, projection.stream, config=config)
+    reader = await _reader_after(js, projection, position)
     pipeline = _Pipeline(pool, projection, channel)
 
     def reached(at: int | None) -> None:
@@ -176,7 +189,18 @@ async def apply_range(
     try:
         read = position
         while read < until:
-            batch = await _batch(reader, 10.0, until)
+            try:
+                batch = await _batch(reader, 10.0, until)
+            except GapError as exc:
+                reached(await pipeline.drain())
+                log.warning("%s: events went missing (%s); reading again from %d", projection.stream, exc, position)
+                await reader.close()
+                config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position + 1)
+                reader = await OrderedReader().subscribe(
+                    js, projection.filter_subject, projection.stream, config=config
+                )
+                read = position
+                continue
             if not batch:
                 break
             read = batch[-1].metadata.sequence.stream

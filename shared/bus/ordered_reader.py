@@ -21,6 +21,14 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 BUFFER_LIMIT = 10_000
 
 
+class GapError(Exception):
+    """Messages went missing between two deliveries: read again from the last one applied.
+
+    nats-py drops messages when a subscription's pending limits overflow (a slow consumer) after it has updated the
+    ordered consumer's sequence tracking, so it does not notice the gap itself. A reader that went on would skip
+    those events silently."""
+
+
 class OrderedReader:
     """One ordered push consumer on `stream`, filtered by `subject`, read with `batch`."""
 
@@ -30,6 +38,8 @@ class OrderedReader:
         self._arrived = asyncio.Event()
         self._taken = asyncio.Event()
         self._sub: JetStreamContext.PushSubscription | None = None
+        self._last: tuple[int, int] | None = None  # (consumer sequence, stream sequence) of the last accepted
+        self._gap: str | None = None
 
     async def subscribe(
         self,
@@ -51,6 +61,17 @@ class OrderedReader:
         return self
 
     async def _receive(self, msg: Msg) -> None:
+        if self._gap is not None:
+            return
+        sequence = msg.metadata.sequence
+        if self._last is not None:
+            consumer, stream = self._last
+            # In order: the next consumer sequence, or 1 from a consumer nats-py re-created after the last message.
+            if not (sequence.consumer == consumer + 1 or (sequence.consumer == 1 and sequence.stream > stream)):
+                self._gap = f"after stream sequence {stream}, got {sequence.stream} (consumer {sequence.consumer})"
+                self._arrived.set()
+                return
+        self._last = (sequence.consumer, sequence.stream)
         while len(self._buffer) >= self._limit:
             self._taken.clear()
             await self._taken.wait()
@@ -58,7 +79,10 @@ class OrderedReader:
         self._arrived.set()
 
     async def batch(self, limit: int, timeout: float) -> list[Msg]:
-        """Up to `limit` messages that have arrived; waits up to `timeout` for the first (empty if none came)."""
+        """Up to `limit` messages that have arrived; waits up to `timeout` for the first (empty if none came).
+        Raises GapError once the messages before a gap are taken."""
+        if not self._buffer and self._gap is not None:
+            raise GapError(self._gap)
         if not self._buffer:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
