@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -48,6 +50,8 @@ from shared.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+RECORD_RETRY_SECONDS = 0.5
 
 
 def _now() -> datetime:
@@ -114,14 +118,9 @@ class Dispatcher:
         base = str(request.execution_id)
         # Recorded while the request goes out, not before it: the request leaves at its instant. The result is
         # published only once `started` is stored, so the two stay in order in the stream.
+        started_event = ExecutionStarted(**common, occurred_at=started_at, worker_id=worker, started_at=started_at)
         started = asyncio.ensure_future(
-            publish_result(
-                js,
-                self._names,
-                "started",
-                ExecutionStarted(**common, occurred_at=started_at, worker_id=worker, started_at=started_at),
-                f"{base}:started",
-            )
+            self._recorded(lambda: publish_result(js, self._names, "started", started_event, f"{base}:started"))
         )
         try:
             outcome = await self._deliver(request, started_at)
@@ -142,7 +141,7 @@ class Dispatcher:
         }
         if outcome.error is None:
             succeeded = ExecutionSucceeded(**common, **ended)
-            await publish_result(js, self._names, "succeeded", succeeded, f"{base}:result")
+            await self._recorded(lambda: publish_result(js, self._names, "succeeded", succeeded, f"{base}:result"))
             return
         log.info("delivery failed: %s", outcome.error, extra=execution_fields(request))
         failed = ExecutionFailed(**common, **ended, error=outcome.error, timed_out=outcome.timed_out)
@@ -152,6 +151,19 @@ class Dispatcher:
             reason = "the receiver answered 410 Gone; the webhook is disabled"
             await disable_webhook(js, self._names, self._store, request, request.webhook.id, reason, finished_at)
         await record_failure(js, self._names, self._timers, request, failed, fate, finished_at)
+
+    async def _recorded(self, publish: Callable[[], Awaitable[None]]) -> None:
+        """Publish an event of a delivery that has happened, retrying through a NATS outage: handing the message
+        back instead would leave the delivery unrecorded until its ack wait ran out (the repeats are duplicates
+        JetStream drops by message id)."""
+        deadline = time.monotonic() + self._settings.ack_wait_seconds / 3
+        while True:
+            try:
+                return await publish()
+            except (nats.errors.Error, TimeoutError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(RECORD_RETRY_SECONDS)
 
     async def _deliver(self, request: ExecutionRequested, started_at: datetime) -> DeliveryOutcome:
         if request.webhook is None:

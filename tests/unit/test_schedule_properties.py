@@ -34,7 +34,7 @@ DAYS = st.one_of(
     st.dates(min_value=datetime(2026, 9, 20).date(), max_value=datetime(2026, 11, 10).date()),
     st.dates(min_value=datetime(2027, 1, 1).date(), max_value=datetime(2027, 12, 31).date()),
 )
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def field(low: int, high: int) -> st.SearchStrategy[str]:
