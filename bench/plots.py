@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
@@ -16,12 +17,7 @@ def lateness(path: Path, title: str, series: Mapping[str, Sequence[float]]) -> P
     """The distribution of lateness (ms) of each named series, as a cumulative curve: the p99 is where it crosses
     0.99."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, values in series.items():
-        ordered = sorted(values)
-        if not ordered:
-            continue
-        ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=name)
-    ax.axhline(0.99, color="grey", linewidth=0.5, linestyle="--")
+    _cdfs(ax, series)
     ax.set_xlabel("lateness at the receiver (ms)")
     ax.set_ylabel("fraction of occurrences")
     ax.set_title(title)
@@ -48,18 +44,23 @@ def throughput(path: Path, title: str, series: Mapping[str, Sequence[int]], targ
 def latency(path: Path, title: str, series: Mapping[str, Sequence[float]]) -> Path:
     """Request latency distributions (ms), cumulative, log scale."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, values in series.items():
-        ordered = sorted(v for v in values if v > 0)
-        if ordered:
-            ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=name)
+    _cdfs(ax, {name: [v for v in values if v > 0] for name, values in series.items()})
     ax.set_xscale("log")
-    ax.axhline(0.99, color="grey", linewidth=0.5, linestyle="--")
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of requests")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+def _cdfs(ax: Axes, series: Mapping[str, Sequence[float]]) -> None:
+    """One cumulative curve per series, and a line at 0.99 (where a curve crosses it is its p99)."""
+    for name, values in series.items():
+        ordered = sorted(values)
+        if ordered:
+            ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=name)
+    ax.axhline(0.99, color="grey", linewidth=0.5, linestyle="--")
 
 
 def _save(fig: Figure, path: Path) -> Path:

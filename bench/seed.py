@@ -83,8 +83,9 @@ async def create_jobs(settings: Settings, states: Iterable[JobState]) -> int:
         await nc.close()
 
 
-async def execution_history(settings: Settings, states: list[JobState], occurrences: int) -> int:
-    """`occurrences` past executions of `states` in turn, each requested, started and succeeded."""
+async def execution_history(settings: Settings, states: list[JobState], occurrences: int, offset: int = 0) -> int:
+    """`occurrences` past executions of `states` in turn, each requested, started and succeeded, one second apart
+    from 2026-01-01 plus `offset` seconds. Returns the events written."""
     names = Names(settings.namespace)
     nc = await nats.connect(settings.nats_url)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,7 +95,7 @@ async def execution_history(settings: Settings, states: list[JobState], occurren
         def events() -> Iterator[Coroutine[Any, Any, Any]]:
             for n in range(occurrences):
                 state = states[n % len(states)]
-                nominal = t0 + timedelta(seconds=n)
+                nominal = t0 + timedelta(seconds=offset + n)
                 (request,) = occurrence_requests(
                     state, job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=None
                 )

@@ -116,22 +116,7 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
     if isinstance(event, ExecutionStarted):
         return _step(event, STARTED, _STARTED, event.execution_id, event.started_at, event.worker_id)
     if isinstance(event, ExecutionSucceeded):
-        return _step(
-            event,
-            FINISHED,
-            _FINISHED,
-            event.execution_id,
-            "success",
-            event.started_at,
-            event.finished_at,
-            event.duration_ms,
-            event.worker_id,
-            event.response_code,
-            without_nul(event.response_body),
-            None,
-            event.result,
-            None,
-        )
+        return _finished(event, "success", error=None, result=event.result, traceback=None)
     if isinstance(event, ExecutionRetryScheduled):
         return _step(event, RETRY_SCHEDULED, _RETRY_SCHEDULED, event.execution_id, event.retry_at)
     if isinstance(event, ExecutionDeadLettered):
@@ -156,21 +141,28 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
     if isinstance(event, WebhookDisabledByReceiver):
         return None  # the job event that disables the webhook updates the webhooks table
     assert isinstance(event, ExecutionFailed)
+    status = "timed_out" if event.timed_out else "failure"
+    return _finished(event, status, error=event.error, result=None, traceback=event.traceback)
+
+
+def _finished(
+    event: ExecutionSucceeded | ExecutionFailed, status: str, *, error: str | None, result: Any, traceback: str | None
+) -> Step:
     return _step(
         event,
         FINISHED,
         _FINISHED,
         event.execution_id,
-        "timed_out" if event.timed_out else "failure",
+        status,
         event.started_at,
         event.finished_at,
         event.duration_ms,
         event.worker_id,
         event.response_code,
         without_nul(event.response_body),
-        without_nul(event.error),
-        None,
-        without_nul(event.traceback),
+        without_nul(error),
+        result,
+        without_nul(traceback),
     )
 
 

@@ -135,6 +135,15 @@ async def _reader_after(js: JetStreamContext, projection: Projection, position: 
     return await OrderedReader().subscribe(js, projection.filter_subject, projection.stream, config=config)
 
 
+async def _read_again(
+    js: JetStreamContext, projection: Projection, reader: OrderedReader, position: int, gap: GapError
+) -> OrderedReader:
+    """After a gap: a new reader from the message after the last committed `position`."""
+    log.warning("%s: events went missing (%s); reading again from %d", projection.stream, gap, position)
+    await reader.close()
+    return await _reader_after(js, projection, position)
+
+
 async def run_projection(
     js: JetStreamContext, pool: asyncpg.Pool, projection: Projection, channel: str, stop: asyncio.Event
 ) -> None:
@@ -149,10 +158,7 @@ async def run_projection(
                 batch = await _batch(reader, 0.5)
             except GapError as exc:
                 await pipeline.drain()
-                position = await stored_position(pool, projection.stream)
-                log.warning("%s: events went missing (%s); reading again from %d", projection.stream, exc, position)
-                await reader.close()
-                reader = await _reader_after(js, projection, position)
+                reader = await _read_again(js, projection, reader, await stored_position(pool, projection.stream), exc)
                 continue
             if batch:
                 await pipeline.submit(batch)
@@ -193,12 +199,7 @@ async def apply_range(
                 batch = await _batch(reader, 10.0, until)
             except GapError as exc:
                 reached(await pipeline.drain())
-                log.warning("%s: events went missing (%s); reading again from %d", projection.stream, exc, position)
-                await reader.close()
-                config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position + 1)
-                reader = await OrderedReader().subscribe(
-                    js, projection.filter_subject, projection.stream, config=config
-                )
+                reader = await _read_again(js, projection, reader, position, exc)
                 read = position
                 continue
             if not batch:

@@ -251,8 +251,10 @@ class Ticker:
         # Among occurrences due at the same moment, higher priority is published (and so dispatched) first.
         ordered = sorted(occurrences, key=lambda occ: (occ.nominal_time, -occ.job.priority))
         tasks: list[Coroutine[object, object, None]] = []
+        fire_times = []
         for occ in ordered:
             fire_at = occ.nominal_time + jitter_of(occ.job, occ.nominal_time)
+            fire_times.append(fire_at)
             events = occurrence_requests(
                 occ.job,
                 job_version=occ.job_version,
@@ -262,15 +264,13 @@ class Ticker:
                 fire_at=fire_at,
             )
             if fire_at > now:  # recorded before publishing, so a change arriving meanwhile withdraws them
-                ahead = self._ahead.setdefault(occ.job.id, (fire_at, []))
-                self._ahead[occ.job.id] = (max(ahead[0], fire_at), ahead[1] + [e.execution_id for e in events])
+                latest, ids = self._ahead.get(occ.job.id, (fire_at, []))
+                self._ahead[occ.job.id] = (max(latest, fire_at), [*ids, *(e.execution_id for e in events)])
             tasks.extend(one(event) for event in events)
         await asyncio.gather(*tasks)
         published = self._clock()
-        for occ in occurrences:
-            FIRE_LATENESS.observe(
-                max(0.0, (published - occ.nominal_time - jitter_of(occ.job, occ.nominal_time)).total_seconds())
-            )
+        for fire_at in fire_times:
+            FIRE_LATENESS.observe(max(0.0, (published - fire_at).total_seconds()))
         OCCURRENCES_PUBLISHED.inc(len(tasks))
 
     async def _record_missed(self, js: JetStreamContext, missed: list[MissedOccurrence]) -> None:

@@ -8,19 +8,18 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
 import nats
 import pytest
 
+from bench.seed import execution_history
 from services.projector.replay import PREVIOUS_SCHEMA, replay
 from services.projector.stream_reader import stored_position
-from shared.bus.executions import publish_requested, publish_result
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
-from shared.contracts.executions import ExecutionStarted, ExecutionSucceeded, envelope_of, occurrence_requests
 from shared.contracts.jobs import WebhookSpec
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
@@ -67,29 +66,9 @@ async def fill(settings: Settings, jobs: int, occurrences: int, offset: int = 0)
             await store.append(job_created(state), 0)
             states.append(state)
             written += 1
-        for batch_start in range(0, occurrences, 500):
-            pending = []
-            for n in range(batch_start, min(batch_start + 500, occurrences)):
-                state = states[n % len(states)]
-                nominal = T0 + timedelta(seconds=offset + n)
-                (request,) = occurrence_requests(
-                    state, job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=None
-                )
-                common = envelope_of(request)
-                done = nominal + timedelta(milliseconds=20)
-                started = ExecutionStarted(**common, occurred_at=nominal, worker_id="w", started_at=nominal)
-                succeeded = ExecutionSucceeded(
-                    **common, occurred_at=done, worker_id="w", started_at=nominal, finished_at=done, duration_ms=20,
-                    response_code=200, response_body="ok",
-                )  # fmt: skip
-                pending.append(publish_requested(js, names, request))
-                pending.append(publish_result(js, names, "started", started, f"{request.execution_id}:started"))
-                pending.append(publish_result(js, names, "succeeded", succeeded, f"{request.execution_id}:result"))
-            await asyncio.gather(*pending)
-            written += len(pending)
     finally:
         await nc.close()
-    return written
+    return written + await execution_history(settings, states, occurrences, offset)
 
 
 async def caught_up(settings: Settings) -> None:
