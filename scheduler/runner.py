@@ -12,7 +12,7 @@ from typing import Protocol
 
 import uvicorn
 
-from services.api.app import create_app
+from services.api.app import create_app, stop_live_updates
 from services.dispatcher.service import build_dispatcher
 from services.projector.service import build_projector
 from services.ticker.service import build_ticker
@@ -39,8 +39,9 @@ class _ApiServer(uvicorn.Server):
 class ApiService:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._app = create_app(settings)
         config = uvicorn.Config(
-            create_app(settings),
+            self._app,
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
@@ -59,6 +60,7 @@ class ApiService:
         task = asyncio.create_task(self._server.serve(sockets=[self._socket] if self._socket else None))
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await stop_live_updates(self._app)
         self._server.should_exit = True
         waiter.cancel()
         try:

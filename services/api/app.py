@@ -32,6 +32,9 @@ from services.api.routes_metrics import metrics_endpoint
 from services.api.routes_signing import SigningSecretController
 from services.api.routes_webhooks import WebhookController
 from services.api.run_now import RunNow
+from services.api.ui.live_feed import LiveFeed
+from services.api.ui.router import root_to_dashboard, ui_router
+from services.api.ui.templating import template_config
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import publish_requested
 from shared.bus.job_store import NatsJobEventStore
@@ -67,6 +70,13 @@ def check_open_mode_binding(settings: Settings) -> None:
     log.warning("AUTH MODE IS OPEN: no tokens are checked; every caller acts as the default account")
 
 
+async def stop_live_updates(app: Litestar) -> None:
+    """End the dashboard's open event streams, so the server's graceful stop does not wait on them."""
+    live = app.state.resources.live
+    if live is not None:
+        await live.close()
+
+
 def create_app(settings: Settings) -> Litestar:
     check_open_mode_binding(settings)
     names = Names(settings.namespace)
@@ -96,9 +106,11 @@ def create_app(settings: Settings) -> Litestar:
         resources.run_now = RunNow(store, publish)
         resources.redriver = Redriver(resources.pool, js, names, store, publish)
         resources.signing = SigningSecretStore(await signing_bucket(js, settings))
+        resources.live = LiveFeed(js, names, resources.watcher)
         try:
             yield
         finally:
+            await resources.live.close()
             await resources.watcher.close()
             await resources.pool.close()
             await disconnect(resources.nc)
@@ -118,7 +130,10 @@ def create_app(settings: Settings) -> Litestar:
                 route_handlers=[NexusJobController, NexusCronController],
                 exception_handlers=nexus_exception_handlers(),
             ),
+            ui_router(settings),
         ],
+        template_config=template_config(),
+        before_request=root_to_dashboard,
         dependencies={"principal": Provide(provide_principal), "res": Provide(provide_resources)},
         exception_handlers=exception_handlers(),
         lifespan=[lifespan],

@@ -16,6 +16,7 @@ from services.api.domain_errors import DependencyUnavailableError
 from services.api.job_commands import JobCommands
 from services.api.projection_wait import ProjectionWatcher
 from services.api.run_now import RunNow
+from services.api.ui.live_feed import LiveFeed
 from shared.bus.signing_secrets import SigningSecretStore
 from shared.contracts.subjects import Names
 from shared.settings import Settings
@@ -36,6 +37,7 @@ class Resources:
     run_now: RunNow | None = None
     redriver: Redriver | None = None
     signing: SigningSecretStore | None = None
+    live: LiveFeed | None = None
 
 
 def resources(state: State) -> Resources:

@@ -34,6 +34,10 @@ class JobNotFoundError(SchedulerApiError):
     code = "JOB_NOT_FOUND"
 
 
+class ExecutionNotFoundError(SchedulerApiError):
+    code = "EXECUTION_NOT_FOUND"
+
+
 class WebhookNotFoundError(SchedulerApiError):
     code = "WEBHOOK_NOT_FOUND"
 

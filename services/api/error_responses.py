@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from services.api.domain_errors import (
     ConflictError,
     DependencyUnavailableError,
+    ExecutionNotFoundError,
     ForbiddenError,
     JobNotFoundError,
     SchedulerApiError,
@@ -30,6 +31,7 @@ _STATUS: dict[type[SchedulerApiError], int] = {
     UnauthorizedError: 401,
     ForbiddenError: 403,
     JobNotFoundError: 404,
+    ExecutionNotFoundError: 404,
     WebhookNotFoundError: 404,
     ConflictError: 409,
     DependencyUnavailableError: 503,
@@ -49,6 +51,11 @@ _HTTP_CODES = {
 }
 
 
+def status_of(exc: SchedulerApiError) -> int:
+    """The HTTP status of a domain error, on every surface (the dashboard's too)."""
+    return next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+
+
 def error_body(status: int, code: str, detail: str) -> dict[str, Any]:
     return {"detail": detail, "error_code": code, "status_code": status}
 
@@ -58,7 +65,7 @@ def _respond(status: int, code: str, detail: str, headers: dict[str, str] | None
 
 
 def _domain(_: Request[Any, Any, Any], exc: SchedulerApiError) -> Response[Any]:
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+    status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return _respond(status, exc.code, exc.detail, headers)
 
@@ -129,7 +136,7 @@ def _nexus(status: int, detail: Any, headers: dict[str, str] | None = None) -> R
 
 
 def _nexus_domain(_: Request[Any, Any, Any], exc: SchedulerApiError) -> Response[Any]:
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+    status = status_of(exc)
     if isinstance(exc, ValidationFailedError):
         loc = [exc.location, exc.field] if exc.field else [exc.location]
         if exc.missing:

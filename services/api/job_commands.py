@@ -342,6 +342,15 @@ class JobCommands:
 
         return await self._change(principal, job_id, decide)
 
+    async def checked_webhook(
+        self, url: str, headers: dict[str, str], body_template: str | None, content_type: str
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and headers a new webhook would keep, or the ValidationFailedError adding it would raise."""
+        url = await self._checked_target(url)
+        headers = checked_headers(headers)
+        _check_body(body_template, sent_content_type(content_type, headers))
+        return url, headers
+
     async def add_webhook(
         self,
         principal: Principal,
@@ -355,9 +364,7 @@ class JobCommands:
         content_type: str,
     ) -> Appended:
         webhook_id = uuid.uuid4()
-        url = await self._checked_target(url)
-        headers = checked_headers(headers)
-        _check_body(body_template, sent_content_type(content_type, headers))
+        url, headers = await self.checked_webhook(url, headers, body_template, content_type)
 
         def decide(loaded: Loaded, now: datetime) -> JobEvent:
             current = loaded.event.job

@@ -28,7 +28,7 @@ CASE
             WHEN 'queued' THEN 'running' ELSE 'completed' END
     ELSE 'pending'
 END"""
-_JOB_SELECT = f"""
+NEXUS_JOB_SELECT = f"""
 SELECT j.id, j.account_id, j.number, j.name, j.description, j.schedule, j.timezone, j.enabled, j.task, j.retry,
     j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at,
     j.priority, j.tags, j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at,
@@ -49,7 +49,7 @@ _EXECUTION_STATES: dict[str, ExecutionState] = {
 
 async def job_by_number(pool: asyncpg.Pool, number: int) -> tuple[NexusJob, UUID] | None:
     """The job and its account."""
-    row = await pool.fetchrow(f"{_JOB_SELECT} WHERE j.number = $1", number)
+    row = await pool.fetchrow(f"{NEXUS_JOB_SELECT} WHERE j.number = $1", number)
     return None if row is None else (nexus_job(row), row["account_id"])
 
 
@@ -60,7 +60,7 @@ async def job_ref(pool: asyncpg.Pool, number: int) -> tuple[UUID, UUID] | None:
 
 
 async def job_by_id(pool: asyncpg.Pool, job_id: UUID) -> NexusJob | None:
-    row = await pool.fetchrow(f"{_JOB_SELECT} WHERE j.id = $1", job_id)
+    row = await pool.fetchrow(f"{NEXUS_JOB_SELECT} WHERE j.id = $1", job_id)
     return None if row is None else nexus_job(row)
 
 
@@ -88,7 +88,7 @@ async def list_jobs(
         where.append(f"j.tags @> ${len(args)}::text[]")
     args += [skip, limit]
     rows = await pool.fetch(
-        f"{_JOB_SELECT} WHERE {' AND '.join(where)} ORDER BY j.created_at DESC, j.id"
+        f"{NEXUS_JOB_SELECT} WHERE {' AND '.join(where)} ORDER BY j.created_at DESC, j.id"
         f" OFFSET ${len(args) - 1} LIMIT ${len(args)}",
         *args,
     )

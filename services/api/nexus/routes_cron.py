@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from cron_descriptor import Options, get_description
 from litestar import Controller, get, post
 from litestar.params import Body
 
 from services.api.nexus.schemas import CronPreset, CronValidateRequest, CronValidation
 from services.api.openapi_docs import nexus_error_responses
+from services.api.schedule_words import describe
 from shared.contracts.schedules import CronSchedule
 from shared.schedule.errors import InvalidScheduleError
 from shared.schedule.occurrences import next_after, validate_cron
@@ -36,23 +36,6 @@ PRESETS: dict[str, CronPreset] = {
         ("weekends_10am", "0 10 * * 0,6", "Weekends at 10:00 AM"),
     )
 }
-
-
-def describe(expression: str) -> str:
-    """In words, as cron-descriptor puts it (seconds first for 6 fields, as the scheduler reads them)."""
-    if expression.startswith("@"):
-        return {
-            "@yearly": "Yearly",
-            "@annually": "Yearly",
-            "@monthly": "Monthly",
-            "@weekly": "Weekly",
-            "@daily": "Daily",
-            "@midnight": "Daily at midnight",
-            "@hourly": "Every hour",
-        }.get(expression.lower(), expression)
-    options = Options()
-    options.use_24hour_time_format = False
-    return str(get_description(expression, options))
 
 
 class NexusCronController(Controller):

@@ -1,0 +1,95 @@
+"""The one place where the dashboard's exceptions become pages: the API's own messages, in HTML, with its status
+codes; a missing or expired token sends the browser to sign in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import nats.errors
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
+from litestar.response import Redirect, Template
+
+from services.api.domain_errors import SchedulerApiError
+from services.api.error_responses import status_of
+from services.api.ui.session import UI_PATH, SignInRequiredError
+
+log = logging.getLogger(__name__)
+
+
+def _page(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Response[Any]:
+    # A fragment request (htmx) gets the message alone, shown where the fragment would have gone.
+    name = "_error.html" if request.headers.get("hx-request") else "error.html"
+    return Template(
+        template_name=name,
+        context={"title": title, "detail": detail, "status": status, "request": request},
+        status_code=status,
+        media_type=MediaType.HTML,
+    )
+
+
+def _sign_in(request: Request[Any, Any, Any], exc: SignInRequiredError) -> Response[Any]:
+    target = f"{UI_PATH}/sign-in?next={quote(request.url.path)}"
+    if exc.reason:
+        target += f"&reason={quote(exc.reason)}"
+    if request.headers.get("hx-request"):
+        return Response(content="", status_code=200, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
+def _domain(request: Request[Any, Any, Any], exc: SchedulerApiError) -> Response[Any]:
+    status = status_of(exc)
+    return _page(request, status, exc.code.replace("_", " ").capitalize(), exc.detail)
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    parts = [f"{p.get('key')}: {p.get('message')}" for p in problems if isinstance(p, dict)]
+    return _page(request, 400, "Invalid request", "; ".join(parts) or exc.detail)
+
+
+def _forbidden(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
+    detail = exc.detail
+    if "CSRF" in detail:
+        detail = "This form has expired or did not come from this dashboard. Go back, reload the page and try again."
+    return _page(request, 403, "Forbidden", detail)
+
+
+def _not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+    return _page(request, 404, "Not found", "There is no such page.")
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code >= 500:
+        return _unexpected(request, exc)
+    return _page(request, exc.status_code, "Request refused", exc.detail)
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("dashboard: a dependency is unavailable: %s", exc)
+    return _page(request, 503, "Unavailable", "The database or the event store is unavailable, try again shortly.")
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("dashboard: unhandled error", exc_info=exc)
+    return _page(request, 500, "Internal error", "Something went wrong; the error is in the api's log.")
+
+
+def ui_exception_handlers() -> dict[type[Exception] | int, Callable[..., Response[Any]]]:
+    return {
+        SignInRequiredError: _sign_in,
+        SchedulerApiError: _domain,
+        ValidationException: _validation,
+        PermissionDeniedException: _forbidden,
+        NotFoundException: _not_found,
+        HTTPException: _http,
+        asyncpg.PostgresError: _unavailable,
+        asyncpg.InterfaceError: _unavailable,
+        nats.errors.Error: _unavailable,
+        OSError: _unavailable,
+        Exception: _unexpected,
+    }

@@ -1,0 +1,147 @@
+"""Executions: the filtered history, one execution's page, and the dead letters with their re-drive."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.response import Template
+
+from services.api.auth import Principal
+from services.api.dead_letters import MAX_REDRIVE, Selection
+from services.api.dependencies import Resources, await_projection
+from services.api.domain_errors import ExecutionNotFoundError, ValidationFailedError
+from services.api.routes_jobs import parse_id
+from services.api.schemas import ExecutionStatus
+from services.api.ui.queries import OUTCOMES, ExecutionFilter, attempts, execution, search_executions
+from services.api.ui.views import fragment, page, time_param, uuid_param, wants_fragment
+
+PAGE_SIZE = 50
+_STATUSES: tuple[ExecutionStatus, ...] = OUTCOMES  # type: ignore[assignment]
+
+
+def _cursor(raw: str | None) -> tuple[datetime, UUID] | None:
+    if not raw:
+        return None
+    moment, _, execution_id = raw.partition("_")
+    when = time_param(moment, "before")
+    key = uuid_param(execution_id, "before")
+    if when is None or key is None:
+        raise ValidationFailedError("before must be a cursor from this list", field="before")
+    return when, key
+
+
+def execution_filter(request: Request[Any, Any, Any], *, dead_letters: bool = False) -> ExecutionFilter:
+    query = request.query_params
+    statuses = tuple(s for s in query.getall("status", []) if s)
+    unknown = [s for s in statuses if s not in _STATUSES]
+    if unknown:
+        raise ValidationFailedError(f"status must be among {', '.join(_STATUSES)}, not {unknown[0]!r}", field="status")
+    return ExecutionFilter(
+        statuses=statuses,
+        job_id=uuid_param(query.get("job"), "job"),
+        since=time_param(query.get("since"), "since"),
+        until=time_param(query.get("until"), "until"),
+        before=_cursor(query.get("before")),
+        dead_letters=dead_letters,
+    )
+
+
+async def _listing(
+    request: Request[Any, Any, Any], principal: Principal, res: Resources, *, dead_letters: bool
+) -> dict[str, Any]:
+    assert res.pool is not None
+    found = execution_filter(request, dead_letters=dead_letters)
+    rows = await search_executions(res.pool, principal.accounts, found, limit=PAGE_SIZE)
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "before" and v]
+    following = None
+    if more:
+        last = rows[-1]
+        following = urlencode([*query, ("before", f"{last['created_at'].isoformat()}_{last['id']}")])
+    return {
+        "rows": rows,
+        "following": following,
+        "first_page": found.before is None,
+        "query_string": urlencode(query),
+        "chosen": set(found.statuses),
+        "statuses": _STATUSES,
+        "filters": {k: request.query_params.get(k, "") for k in ("job", "since", "until")},
+        "show_job": True,
+    }
+
+
+class ExecutionsController(Controller):
+    path = "/"
+
+    @get("/executions")
+    async def index(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Template:
+        context = await _listing(request, principal, res, dead_letters=False)
+        if wants_fragment(request):
+            return fragment(request, "_executions_list.html", **context)
+        return page(request, "executions.html", principal, "executions", **context)
+
+    @get("/executions/{execution_id:str}")
+    async def show(
+        self,
+        request: Request[Any, Any, Any],
+        execution_id: str,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> Template:
+        assert res.pool is not None and res.nc is not None
+        key = parse_id(execution_id, ExecutionNotFoundError, "execution")
+        row = await execution(res.pool, key)
+        if row is None:
+            raise ExecutionNotFoundError(f"execution {key} not found")
+        principal.check_account(row["account_id"])
+        return page(
+            request,
+            "execution.html",
+            principal,
+            "executions",
+            e=row,
+            attempts=await attempts(res.pool, row["occurrence_id"]),
+        )
+
+    @get("/dead-letters")
+    async def dead_letters(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Template:
+        context = await _listing(request, principal, res, dead_letters=True)
+        if wants_fragment(request):
+            return fragment(request, "_dead_letter_rows.html", **context)
+        return page(request, "dead_letters.html", principal, "dead-letters", report=None, **context)
+
+    @post("/dead-letters/redrive")
+    async def redrive(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Template:
+        """Re-drive the ticked dead letters, or every one the filter shows (up to the API's limit per call)."""
+        assert res.redriver is not None
+        form = await request.form()
+        if form.get("all") == "yes":
+            found = execution_filter(request, dead_letters=True)
+            selection = Selection(job_id=found.job_id, since=found.since)
+            if found.job_id is None and found.since is None:
+                selection = Selection(since=datetime.fromtimestamp(0).astimezone())
+        else:
+            ids = [uuid_param(v, "execution") for v in form.getall("execution_id", [])]
+            chosen = tuple(i for i in ids if i is not None)
+            if not chosen:
+                raise ValidationFailedError("tick at least one dead letter to re-drive", field="execution_id")
+            if len(chosen) > MAX_REDRIVE:
+                raise ValidationFailedError(f"at most {MAX_REDRIVE} at once", field="execution_id")
+            selection = Selection(execution_ids=chosen)
+        report = await res.redriver.redrive(principal.accounts, selection)
+        if report.last_sequence:
+            await await_projection(res, report.last_sequence, res.names.executions_stream)
+        context = await _listing(request, principal, res, dead_letters=True)
+        return page(request, "dead_letters.html", principal, "dead-letters", report=report, **context)

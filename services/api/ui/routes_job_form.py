@@ -1,0 +1,208 @@
+"""Creating and editing jobs through one form, and the live check of its schedule as it is typed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.response import Redirect, Template
+
+from services.api.auth import Principal
+from services.api.dependencies import Resources, await_projection
+from services.api.domain_errors import ValidationFailedError
+from services.api.job_commands import Appended, WebhookChanges
+from services.api.job_validation import checked_schedule
+from services.api.nexus.mapping import changes_from, draft_from
+from services.api.nexus.schemas import NexusJob
+from services.api.schedule_words import describe_schedule, next_fire_times
+from services.api.ui.job_form import (
+    METHODS,
+    FormError,
+    JobForm,
+    WebhookInput,
+    account_of,
+    create_body,
+    form_from,
+    form_of,
+    new_form,
+    update_body,
+    webhook_input,
+)
+from services.api.ui.queries import WebhookRow, job_webhooks
+from services.api.ui.routes_jobs import owned_job
+from services.api.ui.session import UI_PATH
+from services.api.ui.views import fragment, page, see_other
+
+PREVIEW_RUNS = 10
+
+
+async def _form(request: Request[Any, Any, Any]) -> JobForm:
+    return form_from(dict((await request.form()).items()))
+
+
+def _form_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    form: JobForm,
+    *,
+    job: NexusJob | None = None,
+    webhooks: list[WebhookRow] | None = None,
+    status: int = 200,
+) -> Template:
+    response = page(
+        request,
+        "job_form.html",
+        principal,
+        "new" if job is None else "jobs",
+        form=form,
+        job=job,
+        webhooks=webhooks or [],
+        accounts=principal.accounts,
+        account_options=[(str(a), str(a)) for a in sorted(principal.accounts or (), key=str)],
+        method_options=[(m, m) for m in METHODS],
+        preview=_preview(form),
+    )
+    response.status_code = status
+    return response
+
+
+def _preview(form: JobForm) -> dict[str, Any]:
+    """The schedule in words and its next runs, or why it cannot be used, as the API would say it."""
+    try:
+        body = create_body(
+            JobForm(
+                values={**form.values, "name": form.get("name") or "preview", "action": "task", "task_name": "preview"}
+            )
+        )
+        draft = draft_from(body, datetime.now(UTC))
+        schedule = checked_schedule(draft.schedule, draft.timezone)
+    except FormError as exc:
+        return {"error": exc.message, "field": exc.field}
+    except ValidationFailedError as exc:
+        return {"error": exc.detail, "field": exc.field}
+    runs = next_fire_times(schedule, draft.timezone, datetime.now(UTC), PREVIEW_RUNS)
+    return {"words": describe_schedule(schedule, draft.timezone), "runs": runs, "error": None}
+
+
+async def _with_webhook(res: Resources, principal: Principal, form: JobForm) -> WebhookInput | None:
+    """The form's webhook, checked as adding it through the API would check it, before anything is written."""
+    hook = webhook_input(form)
+    if hook is not None:
+        assert res.commands is not None
+        try:
+            await res.commands.checked_webhook(hook.url, hook.headers, hook.body_template, hook.content_type)
+        except ValidationFailedError as exc:
+            raise FormError(exc.detail, exc.field or "url") from None
+    return hook
+
+
+class JobFormController(Controller):
+    path = "/"
+
+    @get("/jobs/new")
+    async def new(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
+        return _form_page(request, principal, new_form())
+
+    @post("/jobs/new", status_code=303)
+    async def create(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Template | Redirect:
+        assert res.commands is not None
+        form = await _form(request)
+        try:
+            account_id = account_of(form, principal.accounts)
+            hook = await _with_webhook(res, principal, form)
+            body = create_body(form)
+            draft = draft_from(body, datetime.now(UTC))
+            # A webhook job is created paused and enabled once its webhook is on it: it never fires without one.
+            paused = msgspec.structs.replace(body, is_active=False) if hook and body.is_active else body
+            appended = await res.commands.create_job(
+                principal, account_id=account_id, draft=draft_from(paused, datetime.now(UTC))
+            )
+        except (FormError, ValidationFailedError) as exc:
+            form.fail(exc if isinstance(exc, FormError) else FormError(exc.detail, exc.field))
+            return _form_page(request, principal, form, status=422)
+        job_id = appended.event.job_id
+        if hook is not None:
+            appended = await self._add_webhook(res, principal, job_id, hook)
+            if draft.enabled:
+                appended = await res.commands.set_enabled(principal, job_id, True)
+        await await_projection(res, appended.sequence)
+        return see_other(f"{UI_PATH}/jobs/{job_id}", "created")
+
+    @staticmethod
+    async def _add_webhook(res: Resources, principal: Principal, job_id: UUID, hook: WebhookInput) -> Appended:
+        assert res.commands is not None
+        return await res.commands.add_webhook(
+            principal,
+            job_id=job_id,
+            url=hook.url,
+            method=hook.method,
+            headers=hook.headers,
+            query_params=None,
+            body_template=hook.body_template,
+            content_type=hook.content_type,
+        )
+
+    @get("/jobs/{job_id:str}/edit")
+    async def edit(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: str,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> Template:
+        assert res.pool is not None
+        job, account_id = await owned_job(res, principal, job_id)
+        webhooks = await job_webhooks(res.pool, UUID(job.uuid))
+        form = form_of(job, webhooks[0] if webhooks else None, account_id)
+        return _form_page(request, principal, form, job=job, webhooks=webhooks)
+
+    @post("/jobs/{job_id:str}/edit", status_code=303)
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: str,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> Template | Redirect:
+        assert res.commands is not None and res.pool is not None
+        job, _ = await owned_job(res, principal, job_id)
+        webhooks = await job_webhooks(res.pool, UUID(job.uuid))
+        form = await _form(request)
+        try:
+            hook = await _with_webhook(res, principal, form)
+            changes = changes_from(update_body(form, job), job, datetime.now(UTC))
+            appended = await res.commands.update_job(principal, UUID(job.uuid), changes)
+        except (FormError, ValidationFailedError) as exc:
+            form.fail(exc if isinstance(exc, FormError) else FormError(exc.detail, exc.field))
+            return _form_page(request, principal, form, job=job, webhooks=webhooks, status=422)
+        if hook is not None:
+            appended = await self._save_webhook(res, principal, UUID(job.uuid), webhooks, hook) or appended
+        await await_projection(res, appended.sequence)
+        return see_other(f"{UI_PATH}/jobs/{job_id}", "saved")
+
+    async def _save_webhook(
+        self, res: Resources, principal: Principal, job_id: UUID, webhooks: list[WebhookRow], hook: WebhookInput
+    ) -> Appended | None:
+        """The form edits the job's first webhook, or adds one to a job that has none."""
+        assert res.commands is not None
+        if not webhooks:
+            return await self._add_webhook(res, principal, job_id, hook)
+        changes = WebhookChanges(
+            url=hook.url,
+            method=hook.method,
+            headers=hook.headers,
+            body_template=hook.body_template,
+            content_type=hook.content_type,
+        )
+        return await res.commands.update_webhook(principal, job_id, webhooks[0].id, changes)
+
+    @post("/schedule/preview")
+    async def preview(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
+        """The live check: the schedule the form holds, in words with its next runs, or the API's error for it."""
+        return fragment(request, "_schedule_preview.html", preview=_preview(await _form(request)))

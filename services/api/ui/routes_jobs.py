@@ -1,0 +1,180 @@
+"""Jobs: the searchable list, a job's page, and the actions on it (run now, pause, resume, delete)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.response import Redirect, Template
+
+from services.api.auth import Principal
+from services.api.dependencies import Resources, await_projection
+from services.api.domain_errors import JobNotFoundError, ValidationFailedError
+from services.api.nexus.mapping import schedule_of
+from services.api.nexus.schemas import NexusJob
+from services.api.routes_jobs import parse_id
+from services.api.schedule_words import describe_schedule, next_fire_times
+from services.api.ui.job_form import KINDS
+from services.api.ui.queries import JobFilter, job_webhooks, job_with_account, recent_executions, search_jobs
+from services.api.ui.session import UI_PATH
+from services.api.ui.views import fragment, page, see_other, wants_fragment
+from shared.schedule.wallclock import zone
+
+PAGE_SIZE = 25
+MAX_PAGE = 4000
+NEXT_RUNS = 10
+RECENT_EXECUTIONS = 20
+
+
+def job_filter(request: Request[Any, Any, Any]) -> tuple[JobFilter, int]:
+    query = request.query_params
+    kind = query.get("type") or None
+    if kind is not None and kind not in KINDS:
+        raise ValidationFailedError(f"type must be one of {', '.join(KINDS)}", field="type")
+    state = query.get("state") or ""
+    if state not in ("", "enabled", "paused"):
+        raise ValidationFailedError("state must be enabled or paused", field="state")
+    try:
+        number = int(query.get("page") or 1)
+    except ValueError:
+        raise ValidationFailedError("page must be a number", field="page") from None
+    if not 1 <= number <= MAX_PAGE:
+        raise ValidationFailedError(f"page must be between 1 and {MAX_PAGE}", field="page")
+    text = (query.get("q") or "").strip()[:200]
+    tags = tuple(t.strip() for t in (query.get("tag") or "").split(",") if t.strip())
+    enabled = {"enabled": True, "paused": False}.get(state)
+    return JobFilter(text=text, tags=tags, kind=kind, enabled=enabled), number
+
+
+async def owned_job(res: Resources, principal: Principal, raw_id: str) -> tuple[NexusJob, UUID]:
+    """The job and its account, if the caller may see it (the API's rule: 404 if absent, 403 if not theirs)."""
+    job_id = parse_id(raw_id, JobNotFoundError, "job")
+    assert res.pool is not None
+    found = await job_with_account(res.pool, job_id)
+    if found is None:
+        raise JobNotFoundError(f"job {job_id} not found")
+    principal.check_account(found[1])
+    return found
+
+
+class JobsController(Controller):
+    path = "/jobs"
+
+    @get("/")
+    async def index(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Template:
+        assert res.pool is not None
+        found, number = job_filter(request)
+        rows, total = await search_jobs(
+            res.pool, principal.accounts, found, skip=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+        query = {k: v for k, v in request.query_params.items() if k != "page" and v}
+        context = {
+            "rows": rows,
+            "total": total,
+            "number": number,
+            "pages": pages,
+            "query": query,
+            "query_string": urlencode(query),
+            "kinds": KINDS,
+        }
+        if wants_fragment(request):
+            return fragment(request, "_jobs_rows.html", **context)
+        return page(request, "jobs.html", principal, "jobs", **context)
+
+    @get("/{job_id:str}")
+    async def show(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: str,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> Template:
+        assert res.pool is not None
+        job, account_id = await owned_job(res, principal, job_id)
+        schedule = schedule_of(job)
+        now = datetime.now(UTC)
+        context = {
+            "job": job,
+            "account_id": account_id,
+            "words": describe_schedule(schedule, job.timezone),
+            "fire_times": next_fire_times(
+                schedule, job.timezone, now, NEXT_RUNS, start_at=job.start_at, end_at=job.end_at
+            )
+            if job.is_active
+            else [],
+            "zone_now": now.astimezone(zone(job.timezone)),
+            "webhooks": await job_webhooks(res.pool, UUID(job.uuid)),
+            "executions": await recent_executions(res.pool, UUID(job.uuid), RECENT_EXECUTIONS),
+            "metadata": msgspec.json.encode(job.metadata).decode() if job.metadata else None,
+        }
+        return page(request, "job.html", principal, "jobs", **context)
+
+    @get("/{job_id:str}/executions")
+    async def executions(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: str,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> Template:
+        """The job page's recent executions, refreshed live."""
+        assert res.pool is not None
+        job, _ = await owned_job(res, principal, job_id)
+        rows = await recent_executions(res.pool, UUID(job.uuid), RECENT_EXECUTIONS)
+        return fragment(request, "_executions_rows.html", rows=rows, show_job=False)
+
+    @post("/{job_id:str}/run", status_code=303)
+    async def run(
+        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Redirect:
+        assert res.run_now is not None
+        _, sequence = await res.run_now.run(principal, parse_id(job_id, JobNotFoundError, "job"))
+        await await_projection(res, sequence, res.names.executions_stream)
+        return see_other(f"{UI_PATH}/jobs/{job_id}", "ran")
+
+    @post("/{job_id:str}/pause", status_code=303)
+    async def pause(
+        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Redirect:
+        return await self._set_enabled(job_id, principal, res, enabled=False)
+
+    @post("/{job_id:str}/resume", status_code=303)
+    async def resume(
+        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Redirect:
+        return await self._set_enabled(job_id, principal, res, enabled=True)
+
+    @staticmethod
+    async def _set_enabled(job_id: str, principal: Principal, res: Resources, *, enabled: bool) -> Redirect:
+        assert res.commands is not None
+        appended = await res.commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), enabled)
+        await await_projection(res, appended.sequence)
+        return see_other(f"{UI_PATH}/jobs/{job_id}", "resumed" if enabled else "paused")
+
+    @get("/{job_id:str}/delete")
+    async def confirm_delete(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: str,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> Template:
+        job, _ = await owned_job(res, principal, job_id)
+        return page(request, "confirm_delete.html", principal, "jobs", job=job)
+
+    @post("/{job_id:str}/delete", status_code=303)
+    async def delete(
+        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Redirect:
+        assert res.commands is not None
+        appended = await res.commands.delete_job(principal, parse_id(job_id, JobNotFoundError, "job"))
+        await await_projection(res, appended.sequence)
+        return see_other(f"{UI_PATH}/jobs", "deleted")

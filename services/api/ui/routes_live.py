@@ -1,0 +1,32 @@
+"""Server-sent events for the open pages: "job" and "execution" notices, each once the read models hold it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from services.api.auth import Principal
+from services.api.dependencies import Resources
+
+RECONNECT_MILLISECONDS = 2000
+
+
+@get("/live")
+async def live(principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> ServerSentEvent:
+    assert res.live is not None
+    feed = res.live
+
+    async def messages() -> AsyncIterator[ServerSentEventMessage]:
+        yield ServerSentEventMessage(data=None, comment="connected", retry=RECONNECT_MILLISECONDS)
+        async for notice in feed.notices(principal):
+            if notice is None:
+                yield ServerSentEventMessage(data=None, comment="keepalive")
+            else:
+                data = msgspec.json.encode({"job_id": notice.job_id, "sequence": notice.sequence}).decode()
+                yield ServerSentEventMessage(event=notice.topic, data=data)
+
+    return ServerSentEvent(messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

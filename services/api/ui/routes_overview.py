@@ -1,0 +1,35 @@
+"""The overview: jobs by state, recent executions by outcome, success rate, dead letters, lateness, a rate chart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.response import Template
+
+from services.api.auth import Principal
+from services.api.dependencies import Resources
+from services.api.ui.queries import OUTCOMES, overview
+from services.api.ui.views import fragment, page
+
+
+class OverviewController(Controller):
+    path = "/"
+
+    @get("/")
+    async def index(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Template:
+        assert res.pool is not None
+        stats = await overview(res.pool, principal.accounts, datetime.now(UTC))
+        return page(request, "overview.html", principal, "overview", stats=stats, outcomes=OUTCOMES)
+
+    @get("/overview/stats")
+    async def stats(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+    ) -> Template:
+        assert res.pool is not None
+        stats = await overview(res.pool, principal.accounts, datetime.now(UTC))
+        return fragment(request, "_overview_stats.html", stats=stats, outcomes=OUTCOMES)

@@ -1,0 +1,90 @@
+"""Signing in to the dashboard with a token (the API's own bearer token) and signing out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import jwt
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import Cookie, State
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+
+from services.api.dependencies import resources
+from services.api.domain_errors import UnauthorizedError
+from services.api.ui.session import TOKEN_COOKIE, UI_PATH, open_mode
+from services.api.ui.views import page, see_other
+
+
+class SignInForm(msgspec.Struct, kw_only=True):
+    token: str = ""
+    next: str = ""
+
+
+def _safe_next(target: str) -> str:
+    """Only a dashboard path: never a redirect to another site."""
+    return target if target.startswith(UI_PATH) and not target.startswith("//") and "\\" not in target else UI_PATH
+
+
+def _cookie(request: Request[Any, Any, State], token: str) -> Cookie:
+    expires: int | None = None
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        expires = int(exp) if isinstance(exp, int | float) else None
+    except jwt.PyJWTError:
+        expires = None
+    return Cookie(
+        key=TOKEN_COOKIE,
+        value=token,
+        path=UI_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        expires=expires,
+    )
+
+
+class SessionController(Controller):
+    path = "/"
+
+    @get("/sign-in")
+    async def sign_in_page(self, request: Request[Any, Any, State]) -> Template | Redirect:
+        if open_mode(request):
+            return see_other(UI_PATH)
+        return page(
+            request,
+            "sign_in.html",
+            None,
+            "sign-in",
+            next=_safe_next(request.query_params.get("next", UI_PATH)),
+            reason=request.query_params.get("reason"),
+            error=None,
+        )
+
+    @post("/sign-in", status_code=303)
+    async def sign_in(
+        self,
+        request: Request[Any, Any, State],
+        data: Annotated[SignInForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template | Redirect:
+        token = "".join(data.token.split())
+        if token.lower().startswith("bearer"):
+            token = token[len("bearer") :]
+        target = _safe_next(data.next or UI_PATH)
+        try:
+            resources(request.app.state).authenticator.authenticate(f"Bearer {token}")
+        except UnauthorizedError as exc:
+            response = page(request, "sign_in.html", None, "sign-in", next=target, reason=None, error=exc.detail)
+            response.status_code = 401
+            return response
+        redirect = Redirect(target, status_code=303)
+        redirect.set_cookie(_cookie(request, token))
+        return redirect
+
+    @post("/sign-out", status_code=303)
+    async def sign_out(self) -> Redirect:
+        redirect = see_other(f"{UI_PATH}/sign-in", "signed-out")
+        redirect.delete_cookie(TOKEN_COOKIE, path=UI_PATH)
+        return redirect

@@ -1,0 +1,65 @@
+"""Who is using the dashboard: the token pasted at sign-in, kept in a cookie and checked on every request exactly as
+the API checks a bearer token, so the dashboard has that token's accounts and rights and no more."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from litestar import Request
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+
+from services.api.auth import Principal
+from services.api.dependencies import resources
+from services.api.domain_errors import UnauthorizedError
+from shared.settings import Settings
+
+TOKEN_COOKIE = "scheduler_ui_token"  # noqa: S105 - a cookie name, not a secret
+CSRF_COOKIE = "scheduler_ui_csrf"
+UI_PATH = "/ui"
+
+
+class SignInRequiredError(Exception):
+    """No usable token: the dashboard sends the browser to the sign-in page (with why, when there is a why)."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason or "sign in")
+        self.reason = reason
+
+
+def csrf_config(settings: Settings) -> CSRFConfig:
+    """Double-submit tokens (a cookie and a form field or header) signed with a key derived from the JWT secret,
+    so every api replica accepts the others' tokens; open mode, which has no secret, uses one per process."""
+    if settings.jwt_secret:
+        key = hmac.new(settings.jwt_secret.encode(), b"scheduler-ui-csrf", hashlib.sha256).hexdigest()
+    else:
+        key = secrets.token_hex(32)
+    return CSRFConfig(
+        secret=key,
+        cookie_name=CSRF_COOKIE,
+        cookie_path=UI_PATH,
+        cookie_samesite="strict",
+        cookie_httponly=False,
+        header_name="x-csrftoken",
+    )
+
+
+def open_mode(request: Request[Any, Any, State]) -> bool:
+    return resources(request.app.state).settings.auth_mode == "open"
+
+
+async def provide_ui_principal(request: Request[Any, Any, State]) -> Principal:
+    """The signed-in principal; SignInRequiredError when there is no valid token (open mode needs none)."""
+    authenticator = resources(request.app.state).authenticator
+    if open_mode(request):
+        return authenticator.authenticate(None)
+    token = request.cookies.get(TOKEN_COOKIE)
+    if not token:
+        raise SignInRequiredError()
+    try:
+        return authenticator.authenticate(f"Bearer {token}")
+    except UnauthorizedError as exc:
+        raise SignInRequiredError(exc.detail) from None

@@ -1,0 +1,84 @@
+"""Rendering a dashboard page: the template, with what every page's frame shows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from litestar import MediaType, Request
+from litestar.response import Redirect, Template
+
+from services.api.auth import Principal
+from services.api.domain_errors import ValidationFailedError
+from services.api.ui.session import UI_PATH, open_mode
+
+# Messages an action leaves for the page it lands on, by code (the text never comes from the URL).
+NOTICES = {
+    "created": "Job created.",
+    "saved": "Changes saved.",
+    "paused": "Job paused: it will not fire until it is resumed.",
+    "resumed": "Job resumed.",
+    "deleted": "Job deleted.",
+    "ran": "Run requested: the execution appears below as soon as it is recorded.",
+    "signed-out": "Signed out.",
+}
+
+
+def page(
+    request: Request[Any, Any, Any], template: str, principal: Principal | None, active: str, **context: Any
+) -> Template:
+    notice = NOTICES.get(request.query_params.get("done", ""))
+    return Template(
+        template_name=template,
+        context={
+            "request": request,
+            "principal": principal,
+            "open_mode": open_mode(request),
+            "active": active,
+            "notice": notice,
+            "now": datetime.now(UTC),
+            "ui": UI_PATH,
+            **context,
+        },
+        media_type=MediaType.HTML,
+    )
+
+
+def fragment(request: Request[Any, Any, Any], template: str, **context: Any) -> Template:
+    return Template(
+        template_name=template,
+        context={"request": request, "now": datetime.now(UTC), "ui": UI_PATH, **context},
+        media_type=MediaType.HTML,
+    )
+
+
+def see_other(path: str, done: str | None = None) -> Redirect:
+    return Redirect(f"{path}?done={done}" if done else path, status_code=303)
+
+
+def wants_fragment(request: Request[Any, Any, Any]) -> bool:
+    """An htmx request for part of a page (a list refreshing itself), not a whole page."""
+    return bool(request.headers.get("hx-request")) and not request.headers.get("hx-boosted")
+
+
+def uuid_param(raw: str | None, name: str) -> UUID | None:
+    if not raw:
+        return None
+    try:
+        return UUID(raw.strip())
+    except ValueError:
+        raise ValidationFailedError(f"{name} must be a UUID, not {raw!r}", field=name) from None
+
+
+def time_param(raw: str | None, name: str) -> datetime | None:
+    """A time from a filter box: ISO 8601, or a datetime-local value; without an offset it is UTC."""
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValidationFailedError(
+            f"{name} must be a time such as 2026-11-24T09:00, not {raw!r}", field=name
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
