@@ -62,6 +62,10 @@ class ProjectionWatcher:
         for row in rows:
             self._positions[row["stream"]] = max(self._positions[row["stream"]], int(row["position"]))
 
+    def position(self, stream: str) -> int:
+        """How far `stream` is known to be projected."""
+        return self._positions[stream]
+
     async def wait_for(self, stream: str, position: int, timeout: float) -> bool:
         """True once `stream` is projected up to `position`; False if that takes longer than `timeout`."""
         if self._positions[stream] >= position:

@@ -104,13 +104,27 @@ class LiveFeed:
 
         return receive
 
-    async def notices(self, principal: Principal) -> AsyncIterator[Notice | None]:
+    def positions(self) -> dict[str, int]:
+        """How far each topic's stream is projected: a page rendered now shows at least this much."""
+        return {
+            "job": self._watcher.position(self._names.jobs_stream),
+            "execution": self._watcher.position(self._names.executions_stream),
+        }
+
+    async def notices(self, principal: Principal, seen: dict[str, int]) -> AsyncIterator[Notice | None]:
         """The notices for one page, each once the read models hold it; None when it is time for a keepalive.
-        Ends when the feed closes."""
+        `seen` is how far the page's content went (positions() when it was rendered): a topic that moved on since
+        is announced at once, so nothing that happened between the render and the connection is missed (nor
+        between a dropped connection and its reconnection). Ends when the feed closes."""
         listener = Listener(principal)
         self._listeners.add(listener)
         try:
             await self._start()
+            streams = {"job": self._names.jobs_stream, "execution": self._names.executions_stream}
+            for topic, position in self.positions().items():
+                if position > seen.get(topic, 0):
+                    listener.pending.setdefault(topic, Notice(topic, streams[topic], position, ""))
+                    listener.woken.set()
             while not listener.closed:
                 try:
                     async with asyncio.timeout(KEEPALIVE_SECONDS):

@@ -16,13 +16,16 @@ RECONNECT_MILLISECONDS = 2000
 
 
 @get("/live")
-async def live(principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> ServerSentEvent:
+async def live(
+    principal: NamedDependency[Principal], res: NamedDependency[Resources], job: int = 0, execution: int = 0
+) -> ServerSentEvent:
+    """`job` and `execution` are the stream positions the page was rendered at (see LiveFeed.notices)."""
     assert res.live is not None
     feed = res.live
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         yield ServerSentEventMessage(data=None, comment="connected", retry=RECONNECT_MILLISECONDS)
-        async for notice in feed.notices(principal):
+        async for notice in feed.notices(principal, {"job": job, "execution": execution}):
             if notice is None:
                 yield ServerSentEventMessage(data=None, comment="keepalive")
             else:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import MediaType, Request
 from litestar.response import Redirect, Template
 
 from services.api.auth import Principal
+from services.api.dependencies import resources
 from services.api.domain_errors import ValidationFailedError
 from services.api.ui.session import UI_PATH, open_mode
 
@@ -29,6 +31,8 @@ def page(
     request: Request[Any, Any, Any], template: str, principal: Principal | None, active: str, **context: Any
 ) -> Template:
     notice = NOTICES.get(request.query_params.get("done", ""))
+    live = resources(request.app.state).live
+    seen = live.positions() if live is not None else {}
     return Template(
         template_name=template,
         context={
@@ -39,6 +43,7 @@ def page(
             "notice": notice,
             "now": datetime.now(UTC),
             "ui": UI_PATH,
+            "live_url": f"{UI_PATH}/live?{urlencode(seen)}",
             **context,
         },
         media_type=MediaType.HTML,

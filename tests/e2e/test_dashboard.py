@@ -1,0 +1,319 @@
+"""The dashboard in a real browser (headless Chromium through Playwright) against `scheduler dev`, with real NATS
+and Postgres: signing in, creating every kind of job through the form, live updates, a failed execution, a
+re-driven dead letter, pausing and deleting. Each test saves screenshots of the pages it visits."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.e2e.browser import launched, screenshot
+from tests.e2e.conftest import DevServer, token_for
+from tests.e2e.harness import Api, create_firing_job
+from tests.receiver import Receiver
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+WAIT_MS = 20_000
+expect.set_options(timeout=WAIT_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    page: Page
+    base: str
+    api: Api
+
+
+@pytest.fixture
+async def signed_in(dev_server: DevServer, api: Api, account_id: uuid.UUID) -> AsyncIterator[Session]:
+    """A browser page signed in to the dashboard with a token for `account_id`."""
+    async with launched() as browser:
+        context = await browser.new_context(viewport={"width": 1280, "height": 860})
+        page = await context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        await sign_in(page, dev_server.base_url, token_for(account_id))
+        yield Session(page, dev_server.base_url, api)
+        await context.close()
+
+
+async def sign_in(page: Page, base: str, token: str) -> None:
+    await page.goto(base + "/")
+    await expect(page).to_have_url(re.compile(r"/ui/sign-in"))
+    await page.fill("#token", token)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(base + "/ui")
+
+
+async def live(page: Page) -> None:
+    """Wait until the page's event stream is open, so nothing that happens next is missed."""
+    await expect(page.locator("#live-status.on")).to_be_visible()
+
+
+async def test_sign_in_with_a_token_and_out_again(dev_server: DevServer, account_id: uuid.UUID) -> None:
+    base = dev_server.base_url
+    async with launched() as browser:
+        page = await browser.new_page()
+        await page.goto(base + "/ui/jobs")
+        await expect(page).to_have_url(re.compile(r"/ui/sign-in\?next=/ui/jobs"))
+        await screenshot(page, "sign-in")
+
+        await page.fill("#token", token_for(account_id, ttl_seconds=-120))
+        await page.click("button[type=submit]")
+        await expect(page.locator("#sign-in-error")).to_have_text("token expired")
+
+        await page.fill("#token", "Bearer " + token_for(account_id))
+        await page.click("button[type=submit]")
+        await expect(page).to_have_url(base + "/ui/jobs")
+        await expect(page.locator("h1")).to_have_text("Jobs")
+
+        await page.click("text=Sign out")
+        await expect(page).to_have_url(re.compile(r"/ui/sign-in"))
+        await page.goto(base + "/ui")
+        await expect(page).to_have_url(re.compile(r"/ui/sign-in"))
+
+
+async def _nexus_error(api: Api, body: dict[str, object]) -> str:
+    status, answer = await api.call("POST", "/api/v1/jobs", json=body)
+    assert status == 422, answer
+    return str(answer["detail"][0]["msg"])
+
+
+async def _job_count(api: Api, account_id: uuid.UUID) -> int:
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}&limit=1")
+    assert status == 200, page
+    return int(page["total"])
+
+
+async def _fill_common(page: Page, name: str, kind: str, timezone: str) -> None:
+    await page.goto(page.url.split("/ui")[0] + "/ui/jobs/new")
+    await page.fill("#f-name", name)
+    await page.select_option("#f-job_type", kind)
+    await page.fill("#f-timezone", timezone)
+
+
+async def test_every_kind_of_job_is_created_through_the_form_with_live_validation(
+    signed_in: Session, receiver: Receiver, account_id: uuid.UUID
+) -> None:
+    page, api = signed_in.page, signed_in.api
+
+    # Live validation shows the API's own message for a bad expression, and the form refuses it.
+    expected = await _nexus_error(api, {"name": "x", "job_type": "cron", "cron_expression": "61 * * * *"})
+    await _fill_common(page, "bad cron", "cron", "UTC")
+    await page.fill("#f-cron_expression", "61 * * * *")
+    await expect(page.locator("#preview-error")).to_have_text(expected)
+    await page.fill("#f-url", receiver.url)
+    before = await _job_count(api, account_id)
+    await page.click("text=Create job")
+    await expect(page.locator(".field-error[data-field=cron_expression]")).to_have_text(expected)
+    assert await _job_count(api, account_id) == before
+
+    # Cron, calling a webhook: the preview describes it as typed.
+    await _fill_common(page, "weekday report", "cron", "America/New_York")
+    await page.fill("#f-cron_expression", "30 9 * * 1-5")
+    await expect(page.locator("#preview-words")).to_contain_text("09:30 AM, Monday through Friday")
+    await page.fill("#f-url", receiver.url)
+    await page.fill("#f-tags", "reports, weekday")
+    await page.fill("#f-body_template", '{"job": "{{job_id}}"}')
+    await screenshot(page, "job-form")
+    await page.click("text=Create job")
+    await expect(page.locator(".notice")).to_have_text("Job created.")
+    await expect(page.locator("#schedule-words")).to_contain_text("09:30 AM, Monday through Friday (America/New_York)")
+    await expect(page.locator(".fire-times li")).to_have_count(10)
+    await screenshot(page, "job-page")
+
+    # Interval.
+    await _fill_common(page, "every hour", "interval", "UTC")
+    await page.fill("#f-interval_seconds", "3600")
+    await expect(page.locator("#preview-words")).to_contain_text("Every 1 h")
+    await page.fill("#f-url", receiver.url)
+    await page.click("text=Create job")
+    await expect(page.locator("#schedule-words")).to_contain_text("Every 1 h")
+
+    # Once at a date, running a task.
+    zone = ZoneInfo("Asia/Tokyo")
+    at = (datetime.now(UTC) + timedelta(days=2)).astimezone(zone).replace(second=0, microsecond=0)
+    await _fill_common(page, "one-off export", "date", "Asia/Tokyo")
+    await page.fill("#f-scheduled_time", at.strftime("%Y-%m-%dT%H:%M"))
+    await page.check("input[name=action][value=task]")
+    await page.fill("#f-task_name", "exports.run")
+    await page.fill("#f-task_kwargs", '{"format": "csv"}')
+    await page.click("text=Create job")
+    await expect(page.locator("#schedule-words")).to_have_text(f"Once, at {at:%Y-%m-%d %H:%M:%S} JST")
+    await expect(page.locator("dd.mono", has_text="exports.run")).to_be_visible()
+
+    # A calendar rule across the spring daylight-saving change in Paris: the change is marked.
+    await _fill_common(page, "paris mornings", "calendar", "Europe/Paris")
+    await page.fill("#f-calendar_rule", '{"months": [3], "days_of_month": [27, 28, 29], "times": ["09:00"]}')
+    await expect(page.locator("#schedule-preview .badge.dst").first).to_have_text("DST UTC+01:00 → UTC+02:00")
+    await page.fill("#f-url", receiver.url)
+    await page.click("text=Create job")
+    await expect(page.locator("#schedule-words")).to_contain_text("in Mar at 09:00 (Europe/Paris)")
+    await expect(page.locator(".fire-times .badge.dst").first).to_have_text("DST UTC+01:00 → UTC+02:00")
+
+    # Each one is there through the API too, as the form described it.
+    status, jobs = await api.call("GET", "/api/v1/jobs?limit=100")
+    assert status == 200, jobs
+    by_name = {j["name"]: j for j in jobs}
+    assert by_name["weekday report"]["cron_expression"] == "30 9 * * 1-5"
+    assert by_name["weekday report"]["tags"] == ["reports", "weekday"]
+    assert by_name["every hour"]["interval_seconds"] == 3600
+    assert by_name["one-off export"]["task_name"] == "exports.run"
+    assert by_name["one-off export"]["task_kwargs"] == {"format": "csv"}
+    assert by_name["paris mornings"]["calendar_rule"]["days_of_month"] == [27, 28, 29]
+    assert "bad cron" not in by_name
+
+    await page.goto(signed_in.base + "/ui/jobs?tag=reports")
+    await expect(page.locator("#job-rows tbody tr")).to_have_count(1)
+    await page.goto(signed_in.base + "/ui/jobs")
+    await page.fill("input[name=q]", "paris")
+    await expect(page.locator("#job-rows tbody tr")).to_have_count(1)
+    await expect(page.locator("#job-rows tbody tr a").first).to_have_text("paris mornings")
+    await screenshot(page, "jobs")
+
+
+async def test_an_execution_appears_live_without_reloading(
+    signed_in: Session, receiver: Receiver, account_id: uuid.UUID
+) -> None:
+    page, api = signed_in.page, signed_in.api
+    await page.goto(signed_in.base + "/ui/executions")
+    await live(page)
+    await page.evaluate("window.notReloaded = true")
+
+    await create_firing_job(api, account_id, receiver.url)
+    row = page.locator("tr[data-status=success]", has_text="every second").first
+    await expect(row).to_be_visible()
+    assert await page.evaluate("window.notReloaded") is True
+    await screenshot(page, "executions")
+
+    await page.goto(signed_in.base + "/ui")
+    await live(page)
+    await page.evaluate("window.notReloaded = true")
+    shown = int(await page.locator("[data-hour=success]").inner_text())
+    await expect(page.locator("[data-hour=success]")).not_to_have_text(str(shown))
+    assert int(await page.locator("[data-hour=success]").inner_text()) > shown
+    assert await page.evaluate("window.notReloaded") is True
+    await screenshot(page, "overview")
+
+
+async def test_a_failed_execution_is_opened_and_its_dead_letter_re_driven(
+    signed_in: Session, receiver: Receiver, account_id: uuid.UUID
+) -> None:
+    page, api = signed_in.page, signed_in.api
+    receiver.statuses["/fail"] = 500
+    receiver.reply = "boom: the receiver failed"
+    body = {"account_id": str(account_id), "name": "flaky export", "schedule": "0 3 * * *", "type": 1}
+    body |= {"enabled": False, "retry_policy": {"max_attempts": 1}}
+    status, job = await api.call("POST", "/api/jobs", json=body)
+    assert status == 201, job
+    hook = {"job_id": job["id"], "url": receiver.url_for("/fail"), "method": "POST"}
+    status, answer = await api.call("POST", "/webhooks", json=hook)
+    assert status == 201, answer
+
+    await page.goto(f"{signed_in.base}/ui/jobs/{job['id']}")
+    await live(page)
+    await page.click("text=Run now")
+    await expect(page.locator(".notice")).to_contain_text("Run requested")
+    dead = page.locator("#job-executions tr[data-status=dead_letter]")
+    await expect(dead).to_have_count(1)
+
+    await dead.locator("a").first.click()
+    await expect(page.locator("#response-code")).to_have_text("500")
+    await expect(page.locator("#response-body")).to_have_text("boom: the receiver failed")
+    await expect(page.locator("#error")).to_contain_text("500")
+    await expect(page.locator("#request-url")).to_have_text(receiver.url_for("/fail"))
+    await screenshot(page, "execution-failed")
+    execution_id = page.url.rsplit("/", 1)[1]
+
+    receiver.statuses["/fail"] = 200
+    await page.goto(signed_in.base + "/ui/dead-letters")
+    await screenshot(page, "dead-letters")
+    await page.check(f"input[name=execution_id][value='{execution_id}']")
+    await page.click("text=Re-drive selected")
+    await expect(page.locator("#redrive-report")).to_contain_text("Re-driven: 1")
+    await expect(page.locator(f"tr[data-execution='{execution_id}']")).to_have_count(0)
+
+    calls = await eventually(lambda: len(receiver.on("/fail")) >= 2 and receiver.on("/fail"), what="the re-drive")
+    assert calls[0].headers["webhook-id"] == calls[1].headers["webhook-id"]
+
+
+async def test_pause_and_delete_a_job(signed_in: Session, receiver: Receiver, account_id: uuid.UUID) -> None:
+    page, api = signed_in.page, signed_in.api
+    created = await create_firing_job(api, account_id, receiver.url, schedule="0 0 1 1 *")
+    job_id = created["job"]["id"]
+    await page.goto(f"{signed_in.base}/ui/jobs/{job_id}")
+
+    await page.click("button:text('Pause')")
+    await expect(page.locator(".notice")).to_contain_text("Job paused")
+    await expect(page.locator("#job-state")).to_have_text("paused")
+    status, job = await api.call("GET", f"/api/jobs/{job_id}")
+    assert (status, job["enabled"]) == (200, False)
+
+    await page.click("text=Delete")
+    await expect(page.locator("h1")).to_contain_text("Delete")
+    await screenshot(page, "confirm-delete")
+    await page.click("text=Yes, delete this job")
+    await expect(page.locator(".notice")).to_have_text("Job deleted.")
+    await expect(page.locator(f"tr[data-job='{job_id}']")).to_have_count(0)
+    status, _ = await api.call("GET", f"/api/jobs/{job_id}")
+    assert status == 404
+
+
+async def test_forms_need_their_csrf_token_and_other_accounts_stay_out(
+    dev_server: DevServer, api: Api, receiver: Receiver, account_id: uuid.UUID
+) -> None:
+    """Without a browser: a forged form post is refused and changes nothing; another account's job is 403; bad
+    parameters are a 400 page, never a 500."""
+    created = await create_firing_job(api, account_id, receiver.url, schedule="0 0 1 1 *")
+    job_id = created["job"]["id"]
+    base = dev_server.base_url
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+        async with browser.get(base + "/ui/sign-in") as response:
+            text = await response.text()
+        csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', text)
+        assert csrf is not None
+        form = {"token": token_for(account_id), "_csrf_token": csrf[1]}
+        async with browser.post(base + "/ui/sign-in", data=form, allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+
+        async with browser.post(f"{base}/ui/jobs/{job_id}/pause", data={}, allow_redirects=False) as response:
+            assert response.status == 403
+            assert "expired or did not come from this dashboard" in await response.text()
+        status, job = await api.call("GET", f"/api/jobs/{job_id}")
+        assert (status, job["enabled"]) == (200, True)
+
+        for path, code in (
+            ("/ui/jobs?page=abc", 400),
+            ("/ui/jobs?type=weekly", 400),
+            ("/ui/executions?job=nope", 400),
+            ("/ui/executions?status=exploded", 400),
+            ("/ui/executions/not-an-id", 404),
+            (f"/ui/executions/{uuid.uuid4()}", 404),
+            (f"/ui/jobs/{uuid.uuid4()}", 404),
+        ):
+            async with browser.get(base + path) as response:
+                assert response.status == code, (path, await response.text())
+                assert "text/html" in response.headers["content-type"]
+
+    other = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=other) as stranger:
+        async with stranger.get(base + "/ui/sign-in") as response:
+            csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', await response.text())
+        assert csrf is not None
+        form = {"token": token_for(uuid.uuid4()), "_csrf_token": csrf[1]}
+        async with stranger.post(base + "/ui/sign-in", data=form, allow_redirects=False) as response:
+            assert response.status == 303
+        async with stranger.get(f"{base}/ui/jobs/{job_id}") as response:
+            assert response.status == 403
+        async with stranger.get(f"{base}/ui/jobs") as response:
+            assert job_id not in await response.text()
