@@ -20,6 +20,7 @@ import click
 
 from bench import plots
 from bench.api_load import run_api
+from bench.dashboard import run_dashboard
 from bench.precision import run_apscheduler, run_scheduler
 from bench.replay import run_replay
 from bench.scale import run_scale
@@ -158,6 +159,15 @@ def replay(out: Path, events: int) -> None:
     _write(out, "replay", result, _table(rows, ["figure", "value"]))
 
 
+def dashboard(out: Path, jobs: int, executions: int, repeat: int) -> None:
+    rows = [r.as_dict() for r in asyncio.run(run_dashboard(out / "system", jobs, executions, repeat))]
+    columns = ["page", "status", "bytes", "p50_ms", "p95_ms", "max_ms", "browser_ms", "met"]
+    table = (
+        _table(rows, columns) + f"\nTarget: every page under 300 ms with {jobs:,} jobs and {executions:,} executions.\n"
+    )
+    _write(out, "dashboard", {"jobs": jobs, "executions": executions, "rows": rows}, table)
+
+
 @main.command("precision")
 @click.option("--jobs", "sizes", type=int, multiple=True, default=(100, 1000), show_default=True, help="Repeatable.")
 @click.option("--seconds", type=int, default=60, show_default=True)
@@ -204,6 +214,16 @@ def replay_command(events: int, out: Path) -> None:
     replay(out, events)
 
 
+@main.command("dashboard")
+@click.option("--jobs", type=int, default=10_000, show_default=True)
+@click.option("--executions", type=int, default=100_000, show_default=True)
+@click.option("--repeat", type=int, default=20, show_default=True, help="Requests per page after two warm-ups.")
+@OUT
+def dashboard_command(jobs: int, executions: int, repeat: int, out: Path) -> None:
+    """6. Every dashboard page's load time with many jobs and executions in the read models."""
+    dashboard(out, jobs, executions, repeat)
+
+
 @main.command("all")
 @click.option("--full", is_flag=True, help="The issue's full sizes (an hour or more) instead of the ~12 min defaults.")
 @OUT
@@ -214,9 +234,10 @@ def all_command(full: bool, out: Path) -> None:
     scale(out, 1_000_000 if full else 100_000, 10_000)
     api(out, 100, 60 if full else 10, 16)
     replay(out, 1_000_000 if full else 100_000)
+    dashboard(out, 10_000, 100_000, 20)
     summary = "\n".join(
         f"## {name}\n\n{(out / f'{name}.md').read_text()}" for name in ("precision", "throughput", "scale", "api",
-                                                                          "replay")
+                                                                          "replay", "dashboard")
     )  # fmt: skip
     (out / "summary.md").write_text(summary)
     click.echo(f"written: {out}/summary.md, *.json and *.png")

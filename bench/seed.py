@@ -18,7 +18,14 @@ import nats
 from shared.bus.executions import publish_requested, publish_result
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
-from shared.contracts.executions import ExecutionStarted, ExecutionSucceeded, envelope_of, occurrence_requests
+from shared.contracts.executions import (
+    ExecutionDeadLettered,
+    ExecutionFailed,
+    ExecutionStarted,
+    ExecutionSucceeded,
+    envelope_of,
+    occurrence_requests,
+)
 from shared.contracts.jobs import JobCreated, JobState, WebhookSpec
 from shared.contracts.schedules import CronSchedule
 from shared.contracts.subjects import Names
@@ -83,31 +90,50 @@ async def create_jobs(settings: Settings, states: Iterable[JobState]) -> int:
         await nc.close()
 
 
-async def execution_history(settings: Settings, states: list[JobState], occurrences: int, offset: int = 0) -> int:
-    """`occurrences` past executions of `states` in turn, each requested, started and succeeded, one second apart
-    from 2026-01-01 plus `offset` seconds. Returns the events written."""
+async def execution_history(
+    settings: Settings,
+    states: list[JobState],
+    occurrences: int,
+    offset: int = 0,
+    *,
+    start: datetime | None = None,
+    spacing: timedelta = timedelta(seconds=1),
+    fail_every: int = 0,
+) -> int:
+    """`occurrences` past executions of `states` in turn, each requested, started and succeeded, `spacing` apart
+    from `start` (2026-01-01) plus `offset` seconds; with `fail_every`, every such occurrence fails instead (HTTP
+    500) and is dead-lettered. Returns the events written."""
     names = Names(settings.namespace)
     nc = await nats.connect(settings.nats_url)
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    t0 = start or datetime(2026, 1, 1, tzinfo=UTC)
     try:
         js = nc.jetstream()
 
         def events() -> Iterator[Coroutine[Any, Any, Any]]:
             for n in range(occurrences):
                 state = states[n % len(states)]
-                nominal = t0 + timedelta(seconds=offset + n)
+                nominal = t0 + timedelta(seconds=offset) + n * spacing
                 (request,) = occurrence_requests(
                     state, job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=None
                 )
                 common = envelope_of(request)
                 done = nominal + timedelta(milliseconds=20)
                 started = ExecutionStarted(**common, occurred_at=nominal, worker_id="w", started_at=nominal)
+                yield publish_requested(js, names, request)
+                yield publish_result(js, names, "started", started, f"{request.execution_id}:started")
+                if fail_every and n % fail_every == 0:
+                    failed = ExecutionFailed(
+                        **common, occurred_at=done, worker_id="w", started_at=nominal, finished_at=done,
+                        duration_ms=20, error="receiver answered HTTP 500", response_code=500, response_body="boom",
+                    )  # fmt: skip
+                    dead = ExecutionDeadLettered(**common, occurred_at=done, reason=failed.error)
+                    yield publish_result(js, names, "failed", failed, f"{request.execution_id}:result")
+                    yield publish_result(js, names, "dead_lettered", dead, f"{request.execution_id}:dead")
+                    continue
                 succeeded = ExecutionSucceeded(
                     **common, occurred_at=done, worker_id="w", started_at=nominal, finished_at=done, duration_ms=20,
                     response_code=200, response_body="ok",
                 )  # fmt: skip
-                yield publish_requested(js, names, request)
-                yield publish_result(js, names, "started", started, f"{request.execution_id}:started")
                 yield publish_result(js, names, "succeeded", succeeded, f"{request.execution_id}:result")
 
         return await _in_windows(events(), "execution events")

@@ -8,7 +8,6 @@ SCHEDULER_REQUIRE_BROWSER is set (CI sets it), when they fail instead.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,26 +15,15 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-# What Chromium needs to run headless as root on a closed network: without the background-networking flags it
-# tries to reach Google's services and its connections are refused.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+from bench.chromium import CHROMIUM_ARGS, chromium_path
+
 SCREENSHOTS = Path(os.environ.get("SCHEDULER_SCREENSHOTS", Path(__file__).parents[2] / "build" / "screenshots"))
 
 
 def chromium() -> str:
-    path = os.environ.get("SCHEDULER_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        message = f"no Chromium at {path}: install Debian's chromium package (apt-get install chromium)"
+    path = chromium_path()
+    if path is None:
+        message = "no Chromium: install Debian's chromium package (apt-get install chromium)"
         if os.environ.get("SCHEDULER_REQUIRE_BROWSER"):
             pytest.fail(message)
         pytest.skip(message)

@@ -199,8 +199,10 @@ class ExecutionFilter:
             args.append(self.job_id)
             conditions.append(f"e.job_id = ${len(args)}")
         if self.since is not None:
+            # Dead letters "since" a time are those dead-lettered since then, as a re-drive selects them.
             args.append(self.since)
-            conditions.append(f"e.created_at >= ${len(args)}")
+            column = "e.dead_lettered_at" if self.dead_letters else "e.created_at"
+            conditions.append(f"{column} >= ${len(args)}")
         if self.until is not None:
             args.append(self.until)
             conditions.append(f"e.created_at < ${len(args)}")

@@ -129,9 +129,7 @@ class ExecutionsController(Controller):
         form = await request.form()
         if form.get("all") == "yes":
             found = execution_filter(request, dead_letters=True)
-            selection = Selection(job_id=found.job_id, since=found.since)
-            if found.job_id is None and found.since is None:
-                selection = Selection(since=datetime.fromtimestamp(0).astimezone())
+            selection = Selection(job_id=found.job_id, since=found.since)  # neither: every dead letter
         else:
             ids = [uuid_param(v, "execution") for v in form.getall("execution_id", [])]
             chosen = tuple(i for i in ids if i is not None)
