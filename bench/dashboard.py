@@ -61,7 +61,9 @@ async def _samples(session: aiohttp.ClientSession, url: str, repeat: int) -> tup
     return status, size, times
 
 
-async def _browser_times(base: str, token: str, paths: list[str]) -> dict[str, float]:
+async def _browser_times(base: str, token: str, pages: list[tuple[str, str]], shots: Path) -> dict[str, float]:
+    """Each page's navigation time in headless Chromium (a second visit: static files cached); a screenshot of
+    each goes to `shots`."""
     chromium = chromium_path()
     if chromium is None:
         return {}
@@ -71,11 +73,13 @@ async def _browser_times(base: str, token: str, paths: list[str]) -> dict[str, f
         context = await browser.new_context()
         await context.add_cookies([{"name": TOKEN_COOKIE, "value": token, "url": base + "/ui"}])
         page = await context.new_page()
-        for path in paths:
-            await page.goto(base + path, wait_until="load")  # warm: static files cached, as on a second visit
+        await page.set_viewport_size({"width": 1280, "height": 860})
+        for name, path in pages:
+            await page.goto(base + path, wait_until="load")
             await page.goto(base + path, wait_until="load")
             duration = await page.evaluate("performance.getEntriesByType('navigation')[0].duration")
             found[path] = round(float(duration), 1)
+            await page.screenshot(path=str(shots / f"dashboard-{name.replace(',', '').replace(' ', '-')}.png"))
         await browser.close()
     return found
 
@@ -140,7 +144,9 @@ async def run_dashboard(directory: Path, jobs: int, executions: int, repeat: int
                 p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
                 results.append(PageTime(name, path, status, size, round(p50, 1), round(p95, 1), round(max(times), 1),
                                         None, status == 200 and p95 < TARGET_MS))  # fmt: skip
-        browser = await _browser_times(system.base_url, token, [p for _, p in pages])
+        shots = directory.parent / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        browser = await _browser_times(system.base_url, token, pages, shots)
         timed = []
         for r in results:
             in_browser = browser.get(r.path)

@@ -129,8 +129,11 @@ async def search_jobs(
     args: list[Any] = []
     where = found.where(accounts, args)
     n = len(args)
+    # The page's ids first: the status columns (subqueries per job) are computed for its rows only, not for every
+    # row skipped to reach it.
     rows = await pool.fetch(
-        f"{NEXUS_JOB_SELECT} WHERE {where} ORDER BY j.created_at DESC, j.id OFFSET ${n + 1} LIMIT ${n + 2}",
+        f"{NEXUS_JOB_SELECT} WHERE j.id IN (SELECT j.id FROM jobs j WHERE {where}"
+        f" ORDER BY j.created_at DESC, j.id OFFSET ${n + 1} LIMIT ${n + 2}) ORDER BY j.created_at DESC, j.id",
         *args,
         skip,
         limit,
