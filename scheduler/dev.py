@@ -57,7 +57,7 @@ def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: li
         "",
         "scheduler dev is running (Ctrl-C stops everything)",
         f"  API        {base}",
-        f"  dashboard  {base}/ui  (sign in with the token below)",
+        f"  dashboard  {base}/ui",
         f"  API docs   {base}/docs  (ReDoc: {base}/redoc)",
         f"  data       {data_dir}" + (f"  (embedded: {', '.join(embedded)})" if embedded else ""),
         f"  NATS       {settings.nats_url}",
