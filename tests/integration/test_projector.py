@@ -87,7 +87,10 @@ async def test_job_and_execution_events_become_rows(settings: Settings) -> None:
         )
         assert row["response_code"] == 204 and row["webhook_id"] == hook.id
         assert await db.fetchval("SELECT count(*) FROM executions") == 1  # a repeated publish is one row
-        job = await db.fetchrow("SELECT * FROM jobs WHERE id = $1", s.id)
+        # The two streams are projected by separate readers: the job's row may come after the execution's.
+        job = await eventually(
+            lambda: db.fetchrow("SELECT * FROM jobs WHERE id = $1 AND version = 2", s.id), what="the job's row"
+        )
         assert job["type"] == 7 and job["version"] == 2
         assert job["next_run_at"] == first.next_run_at
         runs = await db.fetchrow("SELECT * FROM job_runs WHERE job_id = $1", s.id)
