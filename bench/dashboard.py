@@ -94,7 +94,9 @@ async def _seed(system: System, account: uuid.UUID, jobs: int, executions: int) 
     states = [msgspec.structs.replace(s, tags=(f"team-{i % 50}",)) for i, s in enumerate(states)]
     await create_jobs(settings, states)
     spacing = timedelta(days=1) / executions
-    await execution_history(settings, states, executions, start=now - timedelta(days=1), spacing=spacing, fail_every=20)
+    await execution_history(
+        settings, states, executions, start=now - timedelta(days=1), spacing=spacing, fail_every=20, next_runs=True
+    )
     await wait_projected(settings)
     conn = await asyncpg.connect(settings.database_url)
     try:

@@ -99,10 +99,13 @@ async def execution_history(
     start: datetime | None = None,
     spacing: timedelta = timedelta(seconds=1),
     fail_every: int = 0,
+    next_runs: bool = False,
 ) -> int:
     """`occurrences` past executions of `states` in turn, each requested, started and succeeded, `spacing` apart
     from `start` (2026-01-01) plus `offset` seconds; with `fail_every`, every such occurrence fails instead (HTTP
-    500) and is dead-lettered. Returns the events written."""
+    500) and is dead-lettered; with `next_runs`, each request carries the job's next run after it (as the ticker's
+    do; it costs a schedule computation per occurrence). A first attempt starts 0 to 36 ms after its nominal time.
+    Returns the events written."""
     names = Names(settings.namespace)
     nc = await nats.connect(settings.nats_url)
     t0 = start or datetime(2026, 1, 1, tzinfo=UTC)
@@ -113,17 +116,19 @@ async def execution_history(
             for n in range(occurrences):
                 state = states[n % len(states)]
                 nominal = t0 + timedelta(seconds=offset) + n * spacing
+                following = next_fire(state, nominal) if next_runs else None
                 (request,) = occurrence_requests(
-                    state, job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=None
+                    state, job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=following
                 )
                 common = envelope_of(request)
-                done = nominal + timedelta(milliseconds=20)
-                started = ExecutionStarted(**common, occurred_at=nominal, worker_id="w", started_at=nominal)
+                began = nominal + timedelta(milliseconds=n % 37)
+                done = began + timedelta(milliseconds=20)
+                started = ExecutionStarted(**common, occurred_at=began, worker_id="w", started_at=began)
                 yield publish_requested(js, names, request)
                 yield publish_result(js, names, "started", started, f"{request.execution_id}:started")
                 if fail_every and n % fail_every == 0:
                     failed = ExecutionFailed(
-                        **common, occurred_at=done, worker_id="w", started_at=nominal, finished_at=done,
+                        **common, occurred_at=done, worker_id="w", started_at=began, finished_at=done,
                         duration_ms=20, error="receiver answered HTTP 500", response_code=500, response_body="boom",
                     )  # fmt: skip
                     dead = ExecutionDeadLettered(**common, occurred_at=done, reason=failed.error)
@@ -131,7 +136,7 @@ async def execution_history(
                     yield publish_result(js, names, "dead_lettered", dead, f"{request.execution_id}:dead")
                     continue
                 succeeded = ExecutionSucceeded(
-                    **common, occurred_at=done, worker_id="w", started_at=nominal, finished_at=done, duration_ms=20,
+                    **common, occurred_at=done, worker_id="w", started_at=began, finished_at=done, duration_ms=20,
                     response_code=200, response_body="ok",
                 )  # fmt: skip
                 yield publish_result(js, names, "succeeded", succeeded, f"{request.execution_id}:result")

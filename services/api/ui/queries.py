@@ -38,6 +38,14 @@ class Overview:
         return self.jobs_total - self.jobs_enabled
 
     @property
+    def per_minute_peak(self) -> int:
+        return max(self.per_minute, default=0)
+
+    @property
+    def lateness_p99_peak_ms(self) -> float | None:
+        return max((v for v in self.lateness_p99_per_minute if v is not None), default=None)
+
+    @property
     def success_rate_day(self) -> float | None:
         finished = sum(self.last_day.get(s, 0) for s in ("success", *FAILED))
         return 100.0 * self.last_day.get("success", 0) / finished if finished else None

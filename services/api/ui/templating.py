@@ -45,6 +45,10 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
 def milliseconds(value: float | int | None) -> str:
     if value is None:
         return "—"
@@ -88,7 +92,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         lstrip_blocks=True,
     )
     environment.filters.update(
-        when=when, local=local, ago=ago, ms=milliseconds, truncated=truncated, pretty_json=pretty_json
+        when=when, local=local, ago=ago, count=count, ms=milliseconds, truncated=truncated, pretty_json=pretty_json
     )
     environment.globals["sparkline"] = sparkline
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
