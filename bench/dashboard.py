@@ -133,6 +133,7 @@ async def run_dashboard(directory: Path, jobs: int, executions: int, repeat: int
             ("new job form", "/ui/jobs/new"),
             ("executions", "/ui/executions"),
             ("executions, failed", "/ui/executions?status=failure&status=dead_letter&status=timed_out"),
+            ("executions, a status none has", "/ui/executions?status=timed_out"),
             ("executions, one job", f"/ui/executions?job={some_job}"),
             ("executions, an older page", f"/ui/executions?before={cursor}"),
             ("execution page", f"/ui/executions/{failed}"),
