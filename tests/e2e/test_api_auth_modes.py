@@ -59,4 +59,9 @@ async def test_open_mode_needs_no_token_and_acts_as_the_default_account(
             assert (status, page["total"]) == (200, 1)
             status, error = await api.call("GET", f"/api/jobs?account_id={uuid.uuid4()}")
             assert_error(status, error, 403, "FORBIDDEN")
+            # The dashboard needs no sign-in either: it shows the default account's jobs at once.
+            async with api.session.get(api.base + "/ui/jobs") as response:
+                assert response.status == 200 and job["name"] in await response.text()
+            async with api.session.get(api.base + "/ui/sign-in", allow_redirects=False) as response:
+                assert (response.status, response.headers["location"]) == (303, "/ui")
     assert any("AUTH MODE IS OPEN" in r.getMessage() for r in caplog.records)

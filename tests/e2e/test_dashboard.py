@@ -287,6 +287,9 @@ async def test_forms_need_their_csrf_token_and_other_accounts_stay_out(
         async with browser.post(base + "/ui/sign-in", data=form, allow_redirects=False) as response:
             assert response.status == 303, await response.text()
 
+        async with browser.get(f"{base}/ui/jobs/{job_id}") as response:
+            assert response.status == 200
+            assert (response.headers["X-Frame-Options"], response.headers["Referrer-Policy"]) == ("DENY", "same-origin")
         async with browser.post(f"{base}/ui/jobs/{job_id}/pause", data={}, allow_redirects=False) as response:
             assert response.status == 403
             assert "expired or did not come from this dashboard" in await response.text()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request, Router
+from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
@@ -48,5 +49,11 @@ def ui_router(settings: Settings) -> Router:
         dependencies={"principal": Provide(provide_ui_principal)},
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
         exception_handlers=ui_exception_handlers(),
+        # Not framed by other sites (clickjacking), no URLs leaked to other sites, no content sniffing.
+        response_headers=[
+            ResponseHeader(name="X-Frame-Options", value="DENY"),
+            ResponseHeader(name="Referrer-Policy", value="same-origin"),
+            ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+        ],
         include_in_schema=False,
     )
