@@ -195,6 +195,19 @@ async def test_an_execution_appears_live_without_reloading(
     assert await page.evaluate("window.notReloaded") is True
     await screenshot(page, "executions")
 
+    # Filters: by status and by job, and a time window that holds nothing.
+    job_id = await row.locator("td:nth-child(2) a").get_attribute("href")
+    assert job_id is not None
+    await page.check("input[name=status][value=success]")
+    await page.fill("input[name=job]", job_id.rsplit("/", 1)[1])
+    await page.click("button:text('Filter')")
+    await expect(page.locator("#execution-rows tbody tr").first).to_be_visible()
+    statuses = await page.locator("#execution-rows tbody tr").evaluate_all("rows => rows.map(r => r.dataset.status)")
+    assert statuses and set(statuses) == {"success"}, statuses
+    await page.fill("input[name=until]", "2001-01-01T00:00:00")
+    await page.click("button:text('Filter')")
+    await expect(page.locator("#execution-rows tbody tr")).to_have_text(["No executions match."])
+
     await page.goto(signed_in.base + "/ui")
     await live(page)
     await page.evaluate("window.notReloaded = true")
@@ -252,6 +265,27 @@ async def test_pause_and_delete_a_job(signed_in: Session, receiver: Receiver, ac
     created = await create_firing_job(api, account_id, receiver.url, schedule="0 0 1 1 *")
     job_id = created["job"]["id"]
     await page.goto(f"{signed_in.base}/ui/jobs/{job_id}")
+
+    await page.click("text=Edit")
+    await expect(page.locator("#f-name")).to_have_value("every second")
+    await page.fill("#f-name", "yearly, renamed")
+    await page.fill("#f-cron_expression", "0 12 1 7 *")
+    await page.fill("#f-timezone", "Australia/Sydney")
+    await expect(page.locator("#preview-words")).to_contain_text("12:00 PM, on day 1 of the month, only in July")
+    await page.fill("#f-url", receiver.url_for("/renamed"))
+    await page.click("text=Save changes")
+    await expect(page.locator(".notice")).to_have_text("Changes saved.")
+    await expect(page.locator("h1")).to_contain_text("yearly, renamed")
+    await expect(page.locator("#schedule-words")).to_contain_text("(Australia/Sydney)")
+    status, jobs = await api.call("GET", "/api/v1/jobs?limit=10")
+    edited = next(j for j in jobs if j["uuid"] == job_id)
+    assert (edited["name"], edited["cron_expression"], edited["timezone"]) == (
+        "yearly, renamed",
+        "0 12 1 7 *",
+        "Australia/Sydney",
+    )
+    status, hook = await api.call("GET", f"/webhooks/{created['webhook']['id']}")
+    assert (status, hook["url"]) == (200, receiver.url_for("/renamed"))
 
     await page.click("button:text('Pause')")
     await expect(page.locator(".notice")).to_contain_text("Job paused")
