@@ -44,6 +44,6 @@ check-manifests:
 status:
     uv run scheduler status
 
-# Benchmarks (docs/performance.md): `just bench` runs every workload (~12 min); `just bench precision --jobs 100`.
+# Benchmarks (docs/performance.md): `just bench` runs every workload (~15 min); `just bench precision --jobs 100`.
 bench *args="all":
     uv run python -m bench {{args}}

@@ -225,10 +225,10 @@ def dashboard_command(jobs: int, executions: int, repeat: int, out: Path) -> Non
 
 
 @main.command("all")
-@click.option("--full", is_flag=True, help="The issue's full sizes (an hour or more) instead of the ~12 min defaults.")
+@click.option("--full", is_flag=True, help="The issue's full sizes (an hour or more) instead of the ~15 min defaults.")
 @OUT
 def all_command(full: bool, out: Path) -> None:
-    """Every workload; about 12 minutes by default on 2 cores."""
+    """Every workload; about 15 minutes by default on 2 cores."""
     precision(out, (100, 1000), 60 if full else 30)
     throughput(out, (500, 1000, 1500, 2000, 2500) if full else (500, 1000, 1500, 2000), 60 if full else 15, 1)
     scale(out, 1_000_000 if full else 100_000, 10_000)
