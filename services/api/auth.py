@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +28,7 @@ class Principal:
 
     subject: str
     accounts: frozenset[UUID] | None
+    expires_at: datetime | None = None  # the token's `exp` (None in open mode)
 
     def check_account(self, account_id: UUID) -> None:
         if self.accounts is not None and account_id not in self.accounts:
@@ -87,9 +89,10 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"invalid token: {exc}") from exc
         subject = str(claims.get("sub"))
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         if claims.get("role") == "service_role":
-            return Principal(subject=subject, accounts=None)
-        return Principal(subject=subject, accounts=_accounts(claims))
+            return Principal(subject=subject, accounts=None, expires_at=expires_at)
+        return Principal(subject=subject, accounts=_accounts(claims), expires_at=expires_at)
 
 
 def mint_token(

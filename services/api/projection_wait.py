@@ -23,6 +23,9 @@ class ProjectionWatcher:
         self._changed = asyncio.Condition()
         self._conn: asyncpg.Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Many waits can time out together (every open dashboard page waits on each event): one connection, so one
+        # refresh at a time.
+        self._refreshing = asyncio.Lock()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         assert isinstance(payload, str)
@@ -47,6 +50,10 @@ class ProjectionWatcher:
 
     async def _refresh(self) -> None:
         """Read positions from the table; re-open the listening connection if it was lost (Postgres restarted)."""
+        async with self._refreshing:
+            await self._refresh_now()
+
+    async def _refresh_now(self) -> None:
         try:
             if self._conn is None or self._conn.is_closed():
                 await self._listen(timeout=RECONNECT_TIMEOUT_SECONDS)

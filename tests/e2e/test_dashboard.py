@@ -335,6 +335,8 @@ async def test_forms_need_their_csrf_token_and_other_accounts_stay_out(
             ("/ui/jobs?type=weekly", 400),
             ("/ui/executions?job=nope", 400),
             ("/ui/executions?status=exploded", 400),
+            ("/ui/executions?since=0001-01-01T00:00%2B05:00", 400),
+            ("/ui/dead-letters?before=9999-12-31T23:59:59_x", 400),
             ("/ui/executions/not-an-id", 404),
             (f"/ui/executions/{uuid.uuid4()}", 404),
             (f"/ui/jobs/{uuid.uuid4()}", 404),

@@ -5,10 +5,23 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
-from services.api.nexus.mapping import draft_from
-from services.api.ui.job_form import FormError, JobForm, account_of, create_body, new_form, webhook_input
+from services.api.domain_errors import ValidationFailedError
+from services.api.nexus.mapping import changes_from, draft_from
+from services.api.nexus.schemas import NexusJob
+from services.api.ui.job_form import (
+    FormError,
+    JobForm,
+    account_of,
+    create_body,
+    form_of,
+    new_form,
+    update_body,
+    webhook_input,
+)
+from shared.contracts.schedules import IntervalSchedule
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +85,39 @@ def test_the_account_is_the_callers_only_one_or_the_chosen_one() -> None:
     with pytest.raises(FormError) as raised:
         account_of(form(), None)
     assert raised.value.field == "account_id"
+
+
+def test_unknown_choices_and_deep_json_are_form_errors() -> None:
+    with pytest.raises(FormError) as raised:
+        create_body(form(job_type="weekly"))
+    assert raised.value.field == "job_type"
+    with pytest.raises(FormError) as raised:
+        create_body(form(action="both"))
+    assert raised.value.field == "action"
+    with pytest.raises(FormError, match="nested too deeply"):
+        create_body(form(action="task", task_name="t", task_args="[" * 100_000 + "]" * 100_000))
+
+
+def test_a_wall_time_with_no_instant_is_the_apis_validation_error() -> None:
+    body = create_body(form(job_type="date", scheduled_time="0001-01-01T00:00", timezone="Asia/Tokyo"))
+    with pytest.raises(ValidationFailedError) as raised:
+        draft_from(body, datetime.now(UTC))
+    assert raised.value.field == "scheduled_time"
+
+
+def test_saving_an_edit_keeps_an_interval_anchor_to_the_microsecond() -> None:
+    anchor = datetime(2026, 10, 25, 1, 30, 0, 123456, tzinfo=UTC)  # 02:30 CET: the second 02:30 in Paris that day
+    created = create_body(form(job_type="interval", interval_seconds="60", timezone="Europe/Paris"))
+    values = msgspec.structs.asdict(created) | {
+        "id": 1, "uuid": str(uuid.uuid4()), "interval_anchor": anchor, "status": "pending", "created_at": anchor,
+        "updated_at": anchor, "last_run_at": None, "next_run_at": None,
+    }  # fmt: skip
+    job = NexusJob(**{name: values.get(name) for name in NexusJob.__struct_fields__})
+    shown = form_of(job, None, uuid.uuid4())
+    shown.values["name"] = "renamed"
+    changes = changes_from(update_body(shown, job), job, datetime.now(UTC))
+    assert isinstance(changes.schedule, IntervalSchedule) and changes.schedule.anchor == anchor
+    shown.values["start_time"] = "2027-01-01T00:00:00"
+    changes = changes_from(update_body(shown, job), job, datetime.now(UTC))
+    assert isinstance(changes.schedule, IntervalSchedule)
+    assert changes.schedule.anchor == datetime(2026, 12, 31, 23, tzinfo=UTC)

@@ -29,11 +29,14 @@ from shared.contracts.schedules import (
 from shared.schedule.wallclock import to_instant, zone
 
 
-def _instant(moment: datetime, timezone: str) -> datetime:
+def _instant(moment: datetime, timezone: str, field: str) -> datetime:
     """A time without an offset is wall-clock time in the job's time zone."""
-    if moment.tzinfo is None:
-        return to_instant(moment, zone(timezone))
-    return moment.astimezone(UTC)
+    try:
+        if moment.tzinfo is None:
+            return to_instant(moment, zone(timezone))
+        return moment.astimezone(UTC)
+    except OverflowError:  # a wall time near year 1 or 9999 has no instant in every zone
+        raise ValidationFailedError(f"{field} is out of range: years 1970 to 9000", field=field) from None
 
 
 def _calendar(value: CalendarInput, anchor: datetime) -> CalendarSchedule:
@@ -55,13 +58,13 @@ def _schedule(kind: str, fields: Mapping[str, Any], timezone: str, now: datetime
         every = fields.get("interval_seconds") or (same.every_seconds if isinstance(same, IntervalSchedule) else None)
         start = fields.get("start_time")
         if start is not None:
-            anchor = _instant(start, timezone)
+            anchor = _instant(start, timezone, "start_time")
         else:
             anchor = same.anchor if isinstance(same, IntervalSchedule) else now
         assert every is not None
         return IntervalSchedule(every_seconds=every, anchor=anchor)
     if kind == "date":
-        return DateSchedule(at=_instant(fields["scheduled_time"], timezone))
+        return DateSchedule(at=_instant(fields["scheduled_time"], timezone, "scheduled_time"))
     return _calendar(fields["calendar_rule"], same.anchor if isinstance(same, CalendarSchedule) else now)
 
 

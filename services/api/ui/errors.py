@@ -35,7 +35,7 @@ def _page(request: Request[Any, Any, Any], status: int, title: str, detail: str)
 def _sign_in(request: Request[Any, Any, Any], exc: SignInRequiredError) -> Response[Any]:
     target = f"{UI_PATH}/sign-in?next={quote(request.url.path)}"
     if exc.reason:
-        target += f"&reason={quote(exc.reason)}"
+        target += f"&reason={exc.reason}"
     if request.headers.get("hx-request"):
         return Response(content="", status_code=200, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)

@@ -8,18 +8,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 import msgspec
 
 from services.api.domain_errors import ValidationFailedError
-from services.api.nexus.schemas import NexusJob, NexusJobCreate, NexusJobUpdate
+from services.api.nexus.schemas import JobKind, NexusJob, NexusJobCreate, NexusJobUpdate
+from services.api.schemas import HttpMethod
 from services.api.ui.queries import WebhookRow
 from shared.schedule.wallclock import to_wall, zone
 
-KINDS = ("cron", "interval", "date", "calendar")
-METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
+KINDS: tuple[str, ...] = get_args(JobKind)
+METHODS: tuple[str, ...] = ("POST", *(m for m in get_args(HttpMethod) if m != "POST"))
 _AT_FIELD = re.compile(r"at `\$\.([a-z_]+)")
 _LOCAL_MINUTES = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
 
@@ -62,12 +63,19 @@ class JobForm:
 
     @property
     def kind(self) -> str:
+        """The schedule kind, for showing the form (an unknown one is refused when the form is read)."""
         kind = self.get("job_type", "cron")
         return kind if kind in KINDS else "cron"
 
     @property
     def action(self) -> str:
         return "task" if self.get("action") == "task" else "webhook"
+
+    def check_choices(self) -> None:
+        if self.get("job_type", "cron") not in KINDS:
+            raise FormError(f"job_type must be one of {', '.join(KINDS)}", "job_type")
+        if self.get("action", "webhook") not in ("webhook", "task"):
+            raise FormError("choose a webhook or a task", "action")
 
     def fail(self, error: FormError) -> None:
         self.errors[error.field or "form"] = error.message
@@ -90,6 +98,8 @@ def _json(form: JobForm, name: str, default: Any) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormError(f"{name} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", name) from None
+    except RecursionError:
+        raise FormError(f"{name} is nested too deeply", name) from None
 
 
 def _local_time(form: JobForm, name: str) -> str | None:
@@ -114,6 +124,7 @@ def _schedule_fields(form: JobForm) -> dict[str, Any]:
 
 def _body(form: JobForm) -> dict[str, Any]:
     """The NEXUS body the form describes (strings where the API takes numbers: converted leniently)."""
+    form.check_choices()
     body: dict[str, Any] = {
         "name": form.get("name").strip(),
         "description": _optional(form, "description"),
@@ -156,8 +167,18 @@ def create_body(form: JobForm) -> NexusJobCreate:
 
 
 def update_body(form: JobForm, current: NexusJob) -> NexusJobUpdate:
-    """Every field of the form; a task job that becomes a webhook job loses its task."""
+    """Every field of the form; a task job that becomes a webhook job loses its task. A time box left as it was
+    shown is not sent: the box holds wall time to the second, and sending it back could move an anchor (its
+    fraction of a second, or the second of two equal wall times when clocks go back)."""
     body = _body(form)
+    if form.kind == current.job_type and form.get("timezone").strip() == current.timezone:
+        shown = {
+            "start_time": _local_input(current.interval_anchor, current.timezone),
+            "scheduled_time": _local_input(current.scheduled_time, current.timezone),
+        }
+        for name, value in shown.items():
+            if name in body and form.get(name).strip() == value:
+                del body[name]
     if form.action == "webhook" and current.task_name is not None:
         body |= {"task_name": None, "task_args": [], "task_kwargs": {}}
     if form.action == "task" and body.get("task_name") is None:
@@ -211,7 +232,7 @@ def account_of(form: JobForm, accounts: frozenset[UUID] | None) -> UUID:
 def _local_input(moment: datetime | None, timezone: str) -> str:
     if moment is None:
         return ""
-    return to_wall(moment, zone(timezone)).strftime("%Y-%m-%dT%H:%M")
+    return to_wall(moment, zone(timezone)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def form_of(job: NexusJob, webhook: WebhookRow | None, account_id: UUID) -> JobForm:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 import nats.errors
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 PROJECTION_WAIT_SECONDS = 3.0
 # A comment line this often keeps idle connections open through proxies.
 KEEPALIVE_SECONDS = 15.0
+# With no page open this long, the feed stops reading the streams.
+UNUSED_STOP_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,26 +71,48 @@ class LiveFeed:
         self._watcher = watcher
         self._listeners: set[Listener] = set()
         self._subscriptions: list[JetStreamContext.PushSubscription] = []
-        self._started = asyncio.Lock()
+        self._lock = asyncio.Lock()  # subscribing and unsubscribing, one at a time
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def _start(self) -> None:
-        async with self._started:
+        """Read both streams, or neither: a half-made start is undone, so the next page tries again."""
+        async with self._lock:
             if self._subscriptions or self._closed:
                 return
-            for topic, subject, stream in (
-                ("job", self._names.jobs_filter, self._names.jobs_stream),
-                ("execution", self._names.executions_filter, self._names.executions_stream),
-            ):
-                self._subscriptions.append(
-                    await self._js.subscribe(
-                        subject,
-                        stream=stream,
-                        ordered_consumer=True,
-                        deliver_policy=DeliverPolicy.NEW,
-                        cb=self._receiver(topic, stream),
+            made: list[JetStreamContext.PushSubscription] = []
+            try:
+                for topic, subject, stream in (
+                    ("job", self._names.jobs_filter, self._names.jobs_stream),
+                    ("execution", self._names.executions_filter, self._names.executions_stream),
+                ):
+                    made.append(
+                        await self._js.subscribe(
+                            subject,
+                            stream=stream,
+                            ordered_consumer=True,
+                            deliver_policy=DeliverPolicy.NEW,
+                            cb=self._receiver(topic, stream),
+                        )
                     )
-                )
+            except BaseException:
+                await self._unsubscribe(made)
+                raise
+            self._subscriptions = made
+
+    async def _stop_if_unused(self, after: float) -> None:
+        """No page has been open for `after` seconds: stop reading until one opens."""
+        await asyncio.sleep(after)
+        async with self._lock:
+            if not self._listeners and self._subscriptions:
+                await self._unsubscribe(self._subscriptions)
+                self._subscriptions = []
+
+    @staticmethod
+    async def _unsubscribe(subscriptions: list[JetStreamContext.PushSubscription]) -> None:
+        for subscription in subscriptions:
+            with contextlib.suppress(nats.errors.Error):
+                await subscription.unsubscribe()
 
     def _receiver(self, topic: str, stream: str) -> Callable[[Msg], Awaitable[None]]:
         async def receive(msg: Msg) -> None:
@@ -111,11 +136,16 @@ class LiveFeed:
             "execution": self._watcher.position(self._names.executions_stream),
         }
 
-    async def notices(self, principal: Principal, seen: dict[str, int]) -> AsyncIterator[Notice | None]:
+    async def notices(
+        self, principal: Principal, seen: dict[str, int], until: datetime | None = None
+    ) -> AsyncIterator[Notice | None]:
         """The notices for one page, each once the read models hold it; None when it is time for a keepalive.
-        `seen` is how far the page's content went (positions() when it was rendered): a topic that moved on since
-        is announced at once, so nothing that happened between the render and the connection is missed (nor
-        between a dropped connection and its reconnection). Ends when the feed closes."""
+        `seen` is how far the page's content went (positions() when it was read): a topic that moved on since is
+        announced at once, so nothing that happened between the render and the connection is missed (nor between
+        a dropped connection and its reconnection). Ends when the feed closes, or at `until` (when the caller's
+        token expires)."""
+        if self._closed:
+            return
         listener = Listener(principal)
         self._listeners.add(listener)
         try:
@@ -126,8 +156,13 @@ class LiveFeed:
                     listener.pending.setdefault(topic, Notice(topic, streams[topic], position, ""))
                     listener.woken.set()
             while not listener.closed:
+                wait = KEEPALIVE_SECONDS
+                if until is not None:
+                    wait = min(wait, (until - datetime.now(UTC)).total_seconds())
+                    if wait <= 0:
+                        return
                 try:
-                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    async with asyncio.timeout(wait):
                         await listener.woken.wait()
                 except TimeoutError:
                     yield None
@@ -139,13 +174,19 @@ class LiveFeed:
                     yield notice
         finally:
             self._listeners.discard(listener)
+            if not self._listeners and not self._closed:
+                # Pages come and go as users click through: stop reading only once none has been open a while.
+                stopper = asyncio.get_running_loop().create_task(self._stop_if_unused(UNUSED_STOP_SECONDS))
+                self._tasks.add(stopper)
+                stopper.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         """End every open page's stream (the server is stopping) and stop reading."""
         self._closed = True
         for listener in list(self._listeners):
             listener.close()
-        for subscription in self._subscriptions:
-            with contextlib.suppress(nats.errors.Error):
-                await subscription.unsubscribe()
-        self._subscriptions.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        async with self._lock:
+            await self._unsubscribe(self._subscriptions)
+            self._subscriptions = []

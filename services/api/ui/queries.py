@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 import asyncpg
@@ -13,8 +13,9 @@ from services.api.nexus.mapping import nexus_job
 from services.api.nexus.read_models import NEXUS_JOB_SELECT
 from services.api.nexus.schemas import NexusJob
 from services.api.read_models import account_scope, counter_totals
+from services.api.schemas import ExecutionStatus
 
-OUTCOMES = ("success", "failure", "timed_out", "dead_letter", "missed", "skipped", "running", "queued")
+OUTCOMES: tuple[ExecutionStatus, ...] = get_args(ExecutionStatus)
 FAILED = ("failure", "timed_out", "dead_letter")
 CHART_MINUTES = 60
 
@@ -155,11 +156,6 @@ async def job_with_account(pool: asyncpg.Pool, job_id: UUID) -> tuple[NexusJob, 
     return None if row is None else (nexus_job(row), row["account_id"])
 
 
-async def job_names(pool: asyncpg.Pool, job_ids: set[UUID]) -> dict[UUID, str]:
-    rows = await pool.fetch("SELECT id, name FROM jobs WHERE id = ANY($1::uuid[])", list(job_ids))
-    return {r["id"]: r["name"] for r in rows}
-
-
 @dataclass(frozen=True, slots=True)
 class WebhookRow:
     id: UUID
@@ -190,7 +186,9 @@ EXECUTION_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class ExecutionFilter:
-    """The executions list's filters; `before` is the keyset cursor (created_at, id) of the previous page's end."""
+    """The executions list's filters; `before` is the keyset cursor (time, id) of the previous page's end. Dead
+    letters go by when they were dead-lettered (as the API lists and re-drives them), other executions by when
+    they were requested."""
 
     statuses: tuple[str, ...] = ()
     job_id: UUID | None = None
@@ -198,6 +196,10 @@ class ExecutionFilter:
     until: datetime | None = None
     before: tuple[datetime, UUID] | None = None
     dead_letters: bool = False
+
+    @property
+    def time_column(self) -> str:
+        return "dead_lettered_at" if self.dead_letters else "created_at"
 
     def where(self, accounts: frozenset[UUID] | None, args: list[Any]) -> str:
         conditions = [account_scope(accounts, args, "e.account_id")]
@@ -209,30 +211,31 @@ class ExecutionFilter:
         if self.job_id is not None:
             args.append(self.job_id)
             conditions.append(f"e.job_id = ${len(args)}")
+        column = f"e.{self.time_column}"
         if self.since is not None:
-            # Dead letters "since" a time are those dead-lettered since then, as a re-drive selects them.
             args.append(self.since)
-            column = "e.dead_lettered_at" if self.dead_letters else "e.created_at"
             conditions.append(f"{column} >= ${len(args)}")
         if self.until is not None:
             args.append(self.until)
-            conditions.append(f"e.created_at < ${len(args)}")
+            conditions.append(f"{column} < ${len(args)}")
         if self.before is not None:
             args += list(self.before)
-            conditions.append(f"(e.created_at, e.id) < (${len(args) - 1}, ${len(args)})")
+            conditions.append(f"({column}, e.id) < (${len(args) - 1}, ${len(args)})")
         return " AND ".join(conditions)
 
 
 async def search_executions(
     pool: asyncpg.Pool, accounts: frozenset[UUID] | None, found: ExecutionFilter, *, limit: int
 ) -> list[asyncpg.Record]:
-    """Newest first by (created_at, id), a page of `limit`; with one more row fetched to tell if more follow."""
+    """Newest first by (time, id), a page of `limit`; with one more row fetched to tell if more follow. Served by
+    executions_by_account_time, and the partial dead-letter index for dead letters."""
     args: list[Any] = []
     where = found.where(accounts, args)
     args.append(limit + 1)
+    column = f"e.{found.time_column}"
     return await pool.fetch(
         f"SELECT {EXECUTION_FIELDS} FROM executions e LEFT JOIN jobs j ON j.id = e.job_id"
-        f" WHERE {where} ORDER BY e.created_at DESC, e.id DESC LIMIT ${len(args)}",
+        f" WHERE {where} ORDER BY {column} DESC, e.id DESC LIMIT ${len(args)}",
         *args,
     )
 

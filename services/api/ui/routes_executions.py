@@ -21,7 +21,7 @@ from services.api.ui.queries import OUTCOMES, ExecutionFilter, attempts, executi
 from services.api.ui.views import fragment, page, time_param, uuid_param, wants_fragment
 
 PAGE_SIZE = 50
-_STATUSES: tuple[ExecutionStatus, ...] = OUTCOMES  # type: ignore[assignment]
+_STATUSES: tuple[ExecutionStatus, ...] = OUTCOMES
 
 
 def _cursor(raw: str | None) -> tuple[datetime, UUID] | None:
@@ -63,7 +63,7 @@ async def _listing(
     following = None
     if more:
         last = rows[-1]
-        following = urlencode([*query, ("before", f"{last['created_at'].isoformat()}_{last['id']}")])
+        following = urlencode([*query, ("before", f"{last[found.time_column].isoformat()}_{last['id']}")])
     return {
         "rows": rows,
         "following": following,
@@ -120,7 +120,7 @@ class ExecutionsController(Controller):
             return fragment(request, "_dead_letter_rows.html", **context)
         return page(request, "dead_letters.html", principal, "dead-letters", report=None, **context)
 
-    @post("/dead-letters/redrive")
+    @post("/dead-letters/redrive", status_code=200)
     async def redrive(
         self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> Template:
@@ -129,7 +129,14 @@ class ExecutionsController(Controller):
         form = await request.form()
         if form.get("all") == "yes":
             found = execution_filter(request, dead_letters=True)
-            selection = Selection(job_id=found.job_id, since=found.since)  # neither: every dead letter
+            if found.job_id is None and found.since is None:
+                # As the API: a re-drive names what it re-drives (for a service-role token, "all" is every account).
+                raise ValidationFailedError("to re-drive all, filter by a job or a time first", field="all")
+            if found.until is not None:
+                raise ValidationFailedError(
+                    "a re-drive of all takes no end time: tick the ones to re-drive", field="all"
+                )
+            selection = Selection(job_id=found.job_id, since=found.since)
         else:
             ids = [uuid_param(v, "execution") for v in form.getall("execution_id", [])]
             chosen = tuple(i for i in ids if i is not None)

@@ -10,10 +10,11 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
+from msgspec import UnsetType
 
 from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
-from services.api.domain_errors import ValidationFailedError
+from services.api.domain_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
 from services.api.job_commands import Appended, WebhookChanges
 from services.api.job_validation import checked_schedule
 from services.api.nexus.mapping import changes_from, draft_from
@@ -88,6 +89,18 @@ def _preview(form: JobForm) -> dict[str, Any]:
     return {"words": describe_schedule(schedule, draft.timezone), "runs": runs, "error": None}
 
 
+def _form_error(exc: Exception) -> FormError:
+    """An error of the form's own reading, or the API's (its message, on its field)."""
+    if isinstance(exc, FormError):
+        return exc
+    if isinstance(exc, ValidationFailedError):
+        return FormError(exc.detail, exc.field)
+    if isinstance(exc, ForbiddenError):
+        return FormError(exc.detail, "account_id")
+    assert isinstance(exc, SchedulerApiError)
+    return FormError(exc.detail)
+
+
 async def _with_webhook(res: Resources, principal: Principal, form: JobForm) -> WebhookInput | None:
     """The form's webhook, checked as adding it through the API would check it, before anything is written."""
     hook = webhook_input(form)
@@ -123,8 +136,8 @@ class JobFormController(Controller):
             appended = await res.commands.create_job(
                 principal, account_id=account_id, draft=draft_from(paused, datetime.now(UTC))
             )
-        except (FormError, ValidationFailedError) as exc:
-            form.fail(exc if isinstance(exc, FormError) else FormError(exc.detail, exc.field))
+        except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
+            form.fail(_form_error(exc))
             return _form_page(request, principal, form, status=422)
         job_id = appended.event.job_id
         if hook is not None:
@@ -177,12 +190,17 @@ class JobFormController(Controller):
         try:
             hook = await _with_webhook(res, principal, form)
             changes = changes_from(update_body(form, job), job, datetime.now(UTC))
+            if not isinstance(changes.schedule, UnsetType):
+                checked_schedule(
+                    changes.schedule, job.timezone if isinstance(changes.timezone, UnsetType) else changes.timezone
+                )
+            # The webhook first: a task job turned into a webhook job is never left with neither.
+            if hook is not None:
+                await self._save_webhook(res, principal, UUID(job.uuid), webhooks, hook)
             appended = await res.commands.update_job(principal, UUID(job.uuid), changes)
-        except (FormError, ValidationFailedError) as exc:
-            form.fail(exc if isinstance(exc, FormError) else FormError(exc.detail, exc.field))
+        except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
+            form.fail(_form_error(exc))
             return _form_page(request, principal, form, job=job, webhooks=webhooks, status=422)
-        if hook is not None:
-            appended = await self._save_webhook(res, principal, UUID(job.uuid), webhooks, hook) or appended
         await await_projection(res, appended.sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "saved")
 

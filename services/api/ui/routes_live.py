@@ -25,7 +25,7 @@ async def live(
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         yield ServerSentEventMessage(data=None, comment="connected", retry=RECONNECT_MILLISECONDS)
-        async for notice in feed.notices(principal, {"job": job, "execution": execution}):
+        async for notice in feed.notices(principal, {"job": job, "execution": execution}, principal.expires_at):
             if notice is None:
                 yield ServerSentEventMessage(data=None, comment="keepalive")
             else:

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from services.api.dependencies import resources
 from services.api.domain_errors import UnauthorizedError
-from services.api.ui.session import TOKEN_COOKIE, UI_PATH, open_mode
+from services.api.ui.session import SIGN_IN_REASONS, TOKEN_COOKIE, UI_PATH, open_mode
 from services.api.ui.views import page, see_other
 
 
@@ -41,7 +41,8 @@ def _cookie(request: Request[Any, Any, State], token: str) -> Cookie:
         path=UI_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Behind a TLS-terminating proxy the api sees http: the proxy's X-Forwarded-Proto says https.
+        secure="https" in (request.url.scheme, request.headers.get("x-forwarded-proto", "").lower()),
         expires=expires,
     )
 
@@ -59,7 +60,7 @@ class SessionController(Controller):
             None,
             "sign-in",
             next=_safe_next(request.query_params.get("next", UI_PATH)),
-            reason=request.query_params.get("reason"),
+            reason=SIGN_IN_REASONS.get(request.query_params.get("reason", "")),
             error=None,
         )
 

@@ -23,11 +23,18 @@ UI_PATH = "/ui"
 
 
 class SignInRequiredError(Exception):
-    """No usable token: the dashboard sends the browser to the sign-in page (with why, when there is a why)."""
+    """No usable token: the dashboard sends the browser to the sign-in page, with a code saying why (the page
+    shows a fixed message per code, never text from the URL)."""
 
     def __init__(self, reason: str | None = None) -> None:
         super().__init__(reason or "sign in")
         self.reason = reason
+
+
+SIGN_IN_REASONS = {
+    "expired": "Your token has expired: sign in with a new one.",
+    "refused": "Your token was refused: sign in with a valid one.",
+}
 
 
 def csrf_config(settings: Settings) -> CSRFConfig:
@@ -55,11 +62,21 @@ async def provide_ui_principal(request: Request[Any, Any, State]) -> Principal:
     """The signed-in principal; SignInRequiredError when there is no valid token (open mode needs none)."""
     authenticator = resources(request.app.state).authenticator
     if open_mode(request):
+        _note_positions(request)
         return authenticator.authenticate(None)
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         raise SignInRequiredError()
     try:
-        return authenticator.authenticate(f"Bearer {token}")
+        principal = authenticator.authenticate(f"Bearer {token}")
     except UnauthorizedError as exc:
-        raise SignInRequiredError(exc.detail) from None
+        raise SignInRequiredError("expired" if "expired" in exc.detail else "refused") from None
+    _note_positions(request)
+    return principal
+
+
+def _note_positions(request: Request[Any, Any, State]) -> None:
+    """How far the read models were when this request began: its page shows at least this much, and its event
+    stream announces anything later (read before the page's queries, so nothing falls in between)."""
+    live = resources(request.app.state).live
+    request.state["live_seen"] = live.positions() if live is not None else {}

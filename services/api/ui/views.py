@@ -11,7 +11,6 @@ from litestar import MediaType, Request
 from litestar.response import Redirect, Template
 
 from services.api.auth import Principal
-from services.api.dependencies import resources
 from services.api.domain_errors import ValidationFailedError
 from services.api.ui.session import UI_PATH, open_mode
 
@@ -31,8 +30,7 @@ def page(
     request: Request[Any, Any, Any], template: str, principal: Principal | None, active: str, **context: Any
 ) -> Template:
     notice = NOTICES.get(request.query_params.get("done", ""))
-    live = resources(request.app.state).live
-    seen = live.positions() if live is not None else {}
+    seen = request.state.get("live_seen", {})
     return Template(
         template_name=template,
         context={
@@ -80,10 +78,11 @@ def time_param(raw: str | None, name: str) -> datetime | None:
     """A time from a filter box: ISO 8601, or a datetime-local value; without an offset it is UTC."""
     if not raw:
         return None
+    detail = f"{name} must be a time such as 2026-11-24T09:00 (years 1970 to 9000), not {raw!r}"
     try:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError:
-        raise ValidationFailedError(
-            f"{name} must be a time such as 2026-11-24T09:00, not {raw!r}", field=name
-        ) from None
+        raise ValidationFailedError(detail, field=name) from None
+    if not 1970 <= moment.year <= 9000:
+        raise ValidationFailedError(detail, field=name)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
