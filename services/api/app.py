@@ -11,6 +11,7 @@ import nats.errors
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -32,6 +33,7 @@ from services.api.routes_metrics import metrics_endpoint
 from services.api.routes_signing import SigningSecretController
 from services.api.routes_webhooks import WebhookController
 from services.api.run_now import RunNow
+from services.api.ui.errors import dashboard_or
 from services.api.ui.live_feed import LiveFeed
 from services.api.ui.router import root_to_dashboard, ui_router
 from services.api.ui.templating import template_config
@@ -115,6 +117,8 @@ def create_app(settings: Settings) -> Litestar:
             await resources.pool.close()
             await disconnect(resources.nc)
 
+    handlers = exception_handlers()
+    handlers[NotFoundException] = dashboard_or(handlers[HTTPException])
     return Litestar(
         route_handlers=[
             health,
@@ -135,7 +139,7 @@ def create_app(settings: Settings) -> Litestar:
         template_config=template_config(),
         before_request=root_to_dashboard,
         dependencies={"principal": Provide(provide_principal), "res": Provide(provide_resources)},
-        exception_handlers=exception_handlers(),
+        exception_handlers=handlers,
         lifespan=[lifespan],
         state=State({"resources": resources}),
         openapi_config=OpenAPIConfig(

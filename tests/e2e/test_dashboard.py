@@ -340,6 +340,7 @@ async def test_forms_need_their_csrf_token_and_other_accounts_stay_out(
             ("/ui/executions/not-an-id", 404),
             (f"/ui/executions/{uuid.uuid4()}", 404),
             (f"/ui/jobs/{uuid.uuid4()}", 404),
+            ("/ui/no/such/page", 404),
         ):
             async with browser.get(base + path) as response:
                 assert response.status == code, (path, await response.text())

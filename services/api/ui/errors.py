@@ -79,6 +79,18 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     return _page(request, 500, "Internal error", "Something went wrong; the error is in the api's log.")
 
 
+def dashboard_or(api_handler: Callable[..., Response[Any]]) -> Callable[..., Response[Any]]:
+    """For the app's 404s (no route matched, so the dashboard's own handlers never ran): a page under /ui, the
+    API's JSON elsewhere."""
+
+    def handle(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+        if request.url.path == UI_PATH or request.url.path.startswith(UI_PATH + "/"):
+            return _not_found(request, exc)
+        return api_handler(request, exc)
+
+    return handle
+
+
 def ui_exception_handlers() -> dict[type[Exception] | int, Callable[..., Response[Any]]]:
     return {
         SignInRequiredError: _sign_in,
