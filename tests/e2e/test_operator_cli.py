@@ -6,7 +6,6 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
 
 from shared.contracts.subjects import PARTITIONS, Names
@@ -20,7 +19,6 @@ pytestmark = pytest.mark.e2e
 async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
     settings: Settings, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str]
 ) -> None:
-    settings = msgspec.structs.replace(settings, lease_ttl_seconds=3.0)
     before = datetime.now(UTC) - timedelta(seconds=1)
     async with in_process(settings), api_client(settings.api_port, auth_headers) as api:
         created = await create_firing_job(api, account_id, receiver.url)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Template
 
 from services.api.auth import Principal
@@ -92,7 +93,7 @@ class ExecutionsController(Controller):
     async def show(
         self,
         request: Request[Any, Any, Any],
-        execution_id: str,
+        execution_id: FromPath[str],
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
     ) -> Template:

@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import UnsetType
 
@@ -165,7 +166,7 @@ class JobFormController(Controller):
     async def edit(
         self,
         request: Request[Any, Any, Any],
-        job_id: str,
+        job_id: FromPath[str],
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
     ) -> Template:
@@ -179,7 +180,7 @@ class JobFormController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
-        job_id: str,
+        job_id: FromPath[str],
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
     ) -> Template | Redirect:

@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from services.api.auth import Principal
@@ -93,7 +94,7 @@ class JobsController(Controller):
     async def show(
         self,
         request: Request[Any, Any, Any],
-        job_id: str,
+        job_id: FromPath[str],
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
     ) -> Template:
@@ -121,7 +122,7 @@ class JobsController(Controller):
     async def executions(
         self,
         request: Request[Any, Any, Any],
-        job_id: str,
+        job_id: FromPath[str],
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
     ) -> Template:
@@ -133,7 +134,7 @@ class JobsController(Controller):
 
     @post("/{job_id:str}/run", status_code=303)
     async def run(
-        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> Redirect:
         assert res.run_now is not None
         _, sequence = await res.run_now.run(principal, parse_id(job_id, JobNotFoundError, "job"))
@@ -142,13 +143,13 @@ class JobsController(Controller):
 
     @post("/{job_id:str}/pause", status_code=303)
     async def pause(
-        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> Redirect:
         return await self._set_enabled(job_id, principal, res, enabled=False)
 
     @post("/{job_id:str}/resume", status_code=303)
     async def resume(
-        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> Redirect:
         return await self._set_enabled(job_id, principal, res, enabled=True)
 
@@ -163,7 +164,7 @@ class JobsController(Controller):
     async def confirm_delete(
         self,
         request: Request[Any, Any, Any],
-        job_id: str,
+        job_id: FromPath[str],
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
     ) -> Template:
@@ -172,7 +173,7 @@ class JobsController(Controller):
 
     @post("/{job_id:str}/delete", status_code=303)
     async def delete(
-        self, job_id: str, principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> Redirect:
         assert res.commands is not None
         appended = await res.commands.delete_job(principal, parse_id(job_id, JobNotFoundError, "job"))

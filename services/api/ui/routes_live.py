@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import msgspec
 from litestar import get
 from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from services.api.auth import Principal
@@ -17,7 +18,10 @@ RECONNECT_MILLISECONDS = 2000
 
 @get("/live")
 async def live(
-    principal: NamedDependency[Principal], res: NamedDependency[Resources], job: int = 0, execution: int = 0
+    principal: NamedDependency[Principal],
+    res: NamedDependency[Resources],
+    job: FromQuery[int] = 0,
+    execution: FromQuery[int] = 0,
 ) -> ServerSentEvent:
     """`job` and `execution` are the stream positions the page was rendered at (see LiveFeed.notices)."""
     assert res.live is not None
