@@ -138,6 +138,9 @@ def create_app(settings: Settings) -> Litestar:
         ],
         template_config=template_config(),
         before_request=root_to_dashboard,
+        # The process's logging is set up once (shared/observability/logs.py, text or JSON); Litestar's default
+        # config would replace the root handler with its own text format.
+        logging_config=None,
         dependencies={"principal": Provide(provide_principal), "res": Provide(provide_resources)},
         exception_handlers=handlers,
         lifespan=[lifespan],

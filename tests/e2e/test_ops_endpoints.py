@@ -82,11 +82,14 @@ async def test_each_service_reports_health_and_metrics(
     finally:
         codes = {name: stop_process(p) for name, p in processes.items()}
     assert all(code == 0 for code in codes.values()), codes
-    for name in ("ticker", "dispatcher", "projector"):
-        lines = [line for line in (tmp_path / f"{name}.log").read_text().splitlines() if line.startswith("{")]
-        assert lines, f"{name} logged no JSON"
+    for name in ("ticker", "dispatcher", "projector", "api"):
+        text = (tmp_path / f"{name}.log").read_text()
+        lines = [line for line in text.splitlines() if line.startswith("{")]
+        assert lines, f"{name} logged no JSON:\n{text[-2000:]}"
         record = json.loads(lines[0])
         assert {"asctime", "level", "name", "message"} <= set(record), record
+        others = [line for line in text.splitlines() if line.strip() and not line.startswith("{")]
+        assert not others, f"{name} logged lines that are not JSON: {others[:5]}"
 
 
 async def _status_is(call: object, expected: int) -> bool:
