@@ -18,7 +18,7 @@ from uuid import UUID
 
 import pystache
 from pystache.common import PystacheError
-from pystache.parser import ParsingError
+from pystache.parser import ParsingError, parse
 
 VARIABLES = (
     "job_id",
@@ -87,5 +87,10 @@ def sample_variables() -> dict[str, str | int]:
 
 
 def check_template(template: str, content_type: str) -> None:
-    """Raise TemplateError unless the template renders with every variable it may use."""
+    """Raise TemplateError unless the template renders with every variable it may use, and every section it opens
+    is closed (pystache renders an unclosed section to the end of the body rather than refusing it)."""
+    try:
+        parse(template, raise_on_mismatch=True)
+    except (ParsingError, ValueError, IndexError, RecursionError) as exc:
+        raise TemplateError(f"body_template does not render: {type(exc).__name__}: {exc}") from exc
     render(template, content_type, sample_variables())

@@ -55,7 +55,15 @@ def test_a_body_without_tags_is_sent_byte_for_byte() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["{{unknown}}", "{{job_name.first}}", "{{> partial}}", "{{#job_id}}x{{/job_name}}", "{{#nope}}x{{/nope}}"],
+    [
+        "{{unknown}}",
+        "{{job_name.first}}",
+        "{{> partial}}",
+        "{{#job_id}}x{{/job_name}}",
+        "{{#nope}}x{{/nope}}",
+        "{{#attempt}}an unclosed section",
+        "{{^attempt}}an unclosed inverted section",
+    ],
 )
 def test_templates_that_cannot_render_are_refused(template: str) -> None:
     with pytest.raises(TemplateError, match="does not render"):
