@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from services.ticker.partitions import MEMBER_PREFIX, PARTITION_PREFIX
 from shared.bus.connection import connect, disconnect
+from shared.bus.heartbeat import latest_heartbeat
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ticker_bucket
 from shared.contracts.subjects import Names
-from shared.contracts.ticker import HEARTBEAT_KEY, Heartbeat
 from shared.db.pool import create_pool
 from shared.settings import Settings
 
@@ -56,12 +54,10 @@ async def gather_status(settings: Settings) -> dict[str, Any]:
             elif key.startswith("projector."):
                 projectors[key.removeprefix("projector.")] = owner
         heartbeat: dict[str, Any] | None = None
-        with contextlib.suppress(KeyNotFoundError, KeyDeletedError):
-            entry = await (await ticker_bucket(js, settings)).get(HEARTBEAT_KEY)
-            if entry.value:
-                beat = msgspec.json.decode(entry.value, type=Heartbeat)
-                age = (datetime.now(UTC) - beat.at).total_seconds()
-                heartbeat = {"instance": beat.instance, "age_seconds": round(age, 1), "jobs": beat.jobs}
+        beat = await latest_heartbeat(await ticker_bucket(js, settings))
+        if beat is not None:
+            age = (datetime.now(UTC) - beat.at).total_seconds()
+            heartbeat = {"instance": beat.instance, "age_seconds": round(age, 1), "jobs": beat.jobs}
     finally:
         await disconnect(nc)
     pool = await create_pool(settings.database_url, max_size=1)

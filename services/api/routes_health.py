@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
 from services.api.dependencies import Resources
 from services.api.schemas import ConnectionState, Health, HealthDetailed, TickerState
-from shared.contracts.ticker import HEARTBEAT_KEY, HEARTBEAT_STALE_SECONDS, Heartbeat
+from shared.bus.heartbeat import latest_heartbeat
+from shared.contracts.ticker import HEARTBEAT_STALE_SECONDS, Heartbeat
 
 # A health check must answer quickly even when a dependency hangs.
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -48,11 +48,9 @@ async def _nats(res: Resources) -> ConnectionState:
 async def _ticker(res: Resources) -> Heartbeat | None:
     if res.ticker_kv is None:
         return None
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # unreadable for any reason: not ready
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            entry = await res.ticker_kv.get(HEARTBEAT_KEY)
-        if entry.value:
-            return msgspec.json.decode(entry.value, type=Heartbeat)
+            return await latest_heartbeat(res.ticker_kv)
     return None
 
 

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import msgspec
 import nats
 import pytest
 
 from scheduler.embedded import free_port
 from services.api.auth import mint_token
+from shared.bus.heartbeat import latest_heartbeat
 from shared.contracts.subjects import Names
-from shared.contracts.ticker import HEARTBEAT_KEY, Heartbeat
 from tests.conftest import JWT_SECRET
 from tests.e2e.harness import Api, start_process, stop_process
 from tests.servers import with_database
@@ -104,9 +103,9 @@ async def quiesced(dev: DevServer, seconds: float = 1.0) -> None:
         bucket = await js.key_value(names.ticker_bucket)
 
         async def ticker_past() -> bool:
-            entry = await bucket.get(HEARTBEAT_KEY)
-            assert entry.value is not None
-            return msgspec.json.decode(entry.value, type=Heartbeat).watermark >= deadline
+            beat = await latest_heartbeat(bucket)
+            assert beat is not None
+            return beat.watermark >= deadline
 
         await eventually(ticker_past, timeout=20, what="the ticker's watermark to pass the pause")
         last = (await js.stream_info(names.executions_stream)).state.last_seq
