@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -47,6 +48,33 @@ _EXECUTION_STATES: dict[str, ExecutionState] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """The jobs list's search: a name fragment, tags (all of them), a schedule type, enabled or paused."""
+
+    text: str = ""
+    tags: tuple[str, ...] = ()
+    kind: str | None = None
+    enabled: bool | None = None
+
+    def where(self, accounts: frozenset[UUID] | None, args: list[Any]) -> str:
+        conditions = [account_scope(accounts, args, "j.account_id")]
+        if self.text:
+            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{escaped}%")
+            conditions.append(f"j.name ILIKE ${len(args)}")
+        if self.tags:
+            args.append(list(self.tags))
+            conditions.append(f"j.tags @> ${len(args)}::text[]")
+        if self.kind is not None:
+            args.append(self.kind)
+            conditions.append(f"j.kind = ${len(args)}")
+        if self.enabled is not None:
+            args.append(self.enabled)
+            conditions.append(f"j.enabled = ${len(args)}")
+        return " AND ".join(conditions)
+
+
 async def job_by_number(pool: asyncpg.Pool, number: int) -> tuple[NexusJob, UUID] | None:
     """The job and its account."""
     row = await pool.fetchrow(f"{NEXUS_JOB_SELECT} WHERE j.number = $1", number)
@@ -59,9 +87,10 @@ async def job_ref(pool: asyncpg.Pool, number: int) -> tuple[UUID, UUID] | None:
     return None if row is None else (row["id"], row["account_id"])
 
 
-async def job_by_id(pool: asyncpg.Pool, job_id: UUID) -> NexusJob | None:
+async def job_by_id(pool: asyncpg.Pool, job_id: UUID) -> tuple[NexusJob, UUID] | None:
+    """The job and its account."""
     row = await pool.fetchrow(f"{NEXUS_JOB_SELECT} WHERE j.id = $1", job_id)
-    return None if row is None else nexus_job(row)
+    return None if row is None else (nexus_job(row), row["account_id"])
 
 
 async def list_jobs(
@@ -76,20 +105,10 @@ async def list_jobs(
 ) -> list[NexusJob]:
     """Newest first; a job must carry every tag asked for."""
     args: list[Any] = []
-    where = [account_scope(accounts, args, "j.account_id")]
-    if is_active is not None:
-        args.append(is_active)
-        where.append(f"j.enabled = ${len(args)}")
-    if job_type is not None:
-        args.append(job_type)
-        where.append(f"j.kind = ${len(args)}")
-    if tags:
-        args.append(tags)
-        where.append(f"j.tags @> ${len(args)}::text[]")
+    where = JobFilter(tags=tuple(tags), kind=job_type, enabled=is_active).where(accounts, args)
     args += [skip, limit]
     rows = await pool.fetch(
-        f"{NEXUS_JOB_SELECT} WHERE {' AND '.join(where)} ORDER BY j.created_at DESC, j.id"
-        f" OFFSET ${len(args) - 1} LIMIT ${len(args)}",
+        f"{NEXUS_JOB_SELECT} WHERE {where} ORDER BY j.created_at DESC, j.id OFFSET ${len(args) - 1} LIMIT ${len(args)}",
         *args,
     )
     return [nexus_job(r) for r in rows]

@@ -100,10 +100,10 @@ async def _job(res: Resources, principal: Principal, raw_id: str) -> NexusJob:
 
 async def _fresh(res: Resources, job_id: UUID) -> NexusJob:
     assert res.pool is not None
-    job = await job_by_id(res.pool, job_id)
-    if job is None:
+    found = await job_by_id(res.pool, job_id)
+    if found is None:
         raise JobNotFoundError(f"job {job_id} not found")
-    return job
+    return found[0]
 
 
 JOB_ERRORS = nexus_error_responses(401, 403, 404, 409, 503)

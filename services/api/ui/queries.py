@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from services.api.nexus.mapping import nexus_job
-from services.api.nexus.read_models import NEXUS_JOB_SELECT
+from services.api.nexus.read_models import NEXUS_JOB_SELECT, JobFilter
 from services.api.nexus.schemas import NexusJob
 from services.api.read_models import account_scope, counter_totals
 from services.api.schemas import ExecutionStatus
@@ -104,33 +104,6 @@ async def overview(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: da
     )
 
 
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """The jobs list's search: a name fragment, tags (all of them), a schedule type, enabled or paused."""
-
-    text: str = ""
-    tags: tuple[str, ...] = ()
-    kind: str | None = None
-    enabled: bool | None = None
-
-    def where(self, accounts: frozenset[UUID] | None, args: list[Any]) -> str:
-        conditions = [account_scope(accounts, args, "j.account_id")]
-        if self.text:
-            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{escaped}%")
-            conditions.append(f"j.name ILIKE ${len(args)}")
-        if self.tags:
-            args.append(list(self.tags))
-            conditions.append(f"j.tags @> ${len(args)}::text[]")
-        if self.kind is not None:
-            args.append(self.kind)
-            conditions.append(f"j.kind = ${len(args)}")
-        if self.enabled is not None:
-            args.append(self.enabled)
-            conditions.append(f"j.enabled = ${len(args)}")
-        return " AND ".join(conditions)
-
-
 async def search_jobs(
     pool: asyncpg.Pool, accounts: frozenset[UUID] | None, found: JobFilter, *, skip: int, limit: int
 ) -> tuple[list[tuple[NexusJob, UUID]], int]:
@@ -149,11 +122,6 @@ async def search_jobs(
     )
     total = await pool.fetchval(f"SELECT count(*) FROM jobs j WHERE {where}", *args)
     return [(nexus_job(r), r["account_id"]) for r in rows], int(total)
-
-
-async def job_with_account(pool: asyncpg.Pool, job_id: UUID) -> tuple[NexusJob, UUID] | None:
-    row = await pool.fetchrow(f"{NEXUS_JOB_SELECT} WHERE j.id = $1", job_id)
-    return None if row is None else (nexus_job(row), row["account_id"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,12 @@ from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import JobNotFoundError, ValidationFailedError
 from services.api.nexus.mapping import schedule_of
+from services.api.nexus.read_models import JobFilter, job_by_id
 from services.api.nexus.schemas import NexusJob
 from services.api.routes_jobs import parse_id
 from services.api.schedule_words import describe_schedule, next_fire_times
 from services.api.ui.job_form import KINDS
-from services.api.ui.queries import JobFilter, job_webhooks, job_with_account, recent_executions, search_jobs
+from services.api.ui.queries import job_webhooks, recent_executions, search_jobs
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other, wants_fragment
 from shared.schedule.wallclock import zone
@@ -56,7 +57,7 @@ async def owned_job(res: Resources, principal: Principal, raw_id: str) -> tuple[
     """The job and its account, if the caller may see it (the API's rule: 404 if absent, 403 if not theirs)."""
     job_id = parse_id(raw_id, JobNotFoundError, "job")
     assert res.pool is not None
-    found = await job_with_account(res.pool, job_id)
+    found = await job_by_id(res.pool, job_id)
     if found is None:
         raise JobNotFoundError(f"job {job_id} not found")
     principal.check_account(found[1])
