@@ -178,6 +178,7 @@ async def test_every_kind_of_job_is_created_through_the_form_with_live_validatio
     await page.fill("input[name=q]", "paris")
     await expect(page.locator("#job-rows tbody tr")).to_have_count(1)
     await expect(page.locator("#job-rows tbody tr a").first).to_have_text("paris mornings")
+    await expect(page.locator("#job-rows tbody tr").first).to_contain_text("in Mar at 09:00 (Europe/Paris)")
     await screenshot(page, "jobs")
 
 

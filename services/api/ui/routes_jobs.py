@@ -80,6 +80,7 @@ class JobsController(Controller):
         query = {k: v for k, v in request.query_params.items() if k != "page" and v}
         context = {
             "rows": rows,
+            "words": {job.uuid: describe_schedule(schedule_of(job), job.timezone) for job, _ in rows},
             "total": total,
             "number": number,
             "pages": pages,
