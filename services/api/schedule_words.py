@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _TICK = timedelta(microseconds=1)
 
 
+@functools.lru_cache(maxsize=4096)
 def describe(expression: str) -> str:
     """In words, as cron-descriptor puts it (seconds first for 6 fields, as the scheduler reads them)."""
     if expression.startswith("@"):
