@@ -312,16 +312,7 @@ async def test_forms_need_their_csrf_token_and_other_accounts_stay_out(
     created = await create_firing_job(api, account_id, receiver.url, schedule="0 0 1 1 *")
     job_id = created["job"]["id"]
     base = dev_server.base_url
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
-        async with browser.get(base + "/ui/sign-in") as response:
-            text = await response.text()
-        csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', text)
-        assert csrf is not None
-        form = {"token": token_for(account_id), "_csrf_token": csrf[1]}
-        async with browser.post(base + "/ui/sign-in", data=form, allow_redirects=False) as response:
-            assert response.status == 303, await response.text()
-
+    async with await _signed_in_session(base, token_for(account_id)) as browser:
         async with browser.get(f"{base}/ui/jobs/{job_id}") as response:
             assert response.status == 200
             assert (response.headers["X-Frame-Options"], response.headers["Referrer-Policy"]) == ("DENY", "same-origin")
@@ -347,15 +338,65 @@ async def test_forms_need_their_csrf_token_and_other_accounts_stay_out(
                 assert response.status == code, (path, await response.text())
                 assert "text/html" in response.headers["content-type"]
 
-    other = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=other) as stranger:
-        async with stranger.get(base + "/ui/sign-in") as response:
-            csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', await response.text())
-        assert csrf is not None
-        form = {"token": token_for(uuid.uuid4()), "_csrf_token": csrf[1]}
-        async with stranger.post(base + "/ui/sign-in", data=form, allow_redirects=False) as response:
-            assert response.status == 303
+    async with await _signed_in_session(base, token_for(uuid.uuid4())) as stranger:
         async with stranger.get(f"{base}/ui/jobs/{job_id}") as response:
             assert response.status == 403
         async with stranger.get(f"{base}/ui/jobs") as response:
             assert job_id not in await response.text()
+
+
+async def _signed_in_session(base: str, token: str) -> aiohttp.ClientSession:
+    """A cookie-keeping HTTP client signed in to the dashboard, and the CSRF token its forms carry."""
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with session.get(base + "/ui/sign-in") as response:
+        csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', await response.text())
+    assert csrf is not None
+    async with session.post(
+        base + "/ui/sign-in", data={"token": token, "_csrf_token": csrf[1]}, allow_redirects=False
+    ) as response:
+        assert response.status == 303, await response.text()
+    return session
+
+
+async def _form_token(session: aiohttp.ClientSession, url: str) -> str:
+    async with session.get(url) as response:
+        found = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', await response.text())
+    assert found is not None
+    return found[1]
+
+
+async def test_a_service_role_names_the_account_and_a_two_account_token_chooses_one(
+    dev_server: DevServer, api: Api, receiver: Receiver, account_id: uuid.UUID
+) -> None:
+    base = dev_server.base_url
+    form = {"name": "from the service role", "job_type": "cron", "cron_expression": "0 0 1 1 *", "timezone": "UTC",
+            "is_active": "on", "action": "webhook", "url": receiver.url, "method": "POST"}  # fmt: skip
+    session = await _signed_in_session(base, token_for(service_role=True))
+    try:
+        async with session.get(base + "/ui/jobs/new") as response:
+            assert '<input id="f-account_id" type="text" name="account_id"' in await response.text()
+        csrf = await _form_token(session, base + "/ui/jobs/new")
+        async with session.post(base + "/ui/jobs/new", data=form | {"_csrf_token": csrf}) as response:
+            assert response.status == 422 and "choose an account" in await response.text()
+        data = form | {"_csrf_token": csrf, "account_id": str(account_id)}
+        async with session.post(base + "/ui/jobs/new", data=data, allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+    finally:
+        await session.close()
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    assert status == 200 and [j["name"] for j in page["items"]] == ["from the service role"]
+
+    other = uuid.uuid4()
+    session = await _signed_in_session(base, token_for(account_id, other))
+    try:
+        async with session.get(base + "/ui/jobs/new") as response:
+            text = await response.text()
+        assert f'<option value="{account_id}"' in text and f'<option value="{other}"' in text
+        csrf = await _form_token(session, base + "/ui/jobs/new")
+        stranger = {"_csrf_token": csrf, "account_id": str(uuid.uuid4()), "name": "elsewhere"}
+        async with session.post(base + "/ui/jobs/new", data=form | stranger) as response:
+            assert response.status == 422 and "you do not have access to this account" in await response.text()
+    finally:
+        await session.close()
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    assert [j["name"] for j in page["items"]] == ["from the service role"]
