@@ -29,7 +29,7 @@ from services.api.job_validation import (
     checked_timezone,
     checked_url,
 )
-from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, load_live
+from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, append_to_latest
 from shared.contracts.codec import encode
 from shared.contracts.jobs import (
     JobCreated,
@@ -432,17 +432,18 @@ class JobCommands:
         self, principal: Principal, job_id: UUID, decide: Decision, missing: SchedulerApiError | None = None
     ) -> Appended:
         """Load, check access, decide, append; re-read and retry when someone else wrote in between."""
-        for _ in range(APPEND_ATTEMPTS):
-            loaded = await load_live(self._store, job_id)
-            if loaded is None:
-                raise missing or JobNotFoundError(f"job {job_id} not found")
+
+        def checked(loaded: Loaded) -> JobEvent | None:
             principal.check_account(loaded.event.account_id)
             event = decide(loaded, self._clock())
-            if event is None:
-                return Appended(loaded.event, loaded.sequence)
-            _check_size(event)
-            try:
-                return Appended(event, await self._store.append(event, loaded.sequence))
-            except ConcurrencyError:
-                continue
-        raise ConflictError(f"job {job_id} is being changed concurrently, try again")
+            if event is not None:
+                _check_size(event)
+            return event
+
+        try:
+            outcome = await append_to_latest(self._store, job_id, checked, APPEND_ATTEMPTS)
+        except ConcurrencyError:
+            raise ConflictError(f"job {job_id} is being changed concurrently, try again") from None
+        if outcome is None:
+            raise missing or JobNotFoundError(f"job {job_id} not found")
+        return Appended(outcome.event or outcome.loaded.event, outcome.sequence)

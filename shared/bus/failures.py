@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from shared.bus.executions import publish_result
-from shared.bus.job_store import ConcurrencyError, JobEventStore, load_live
+from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, append_to_latest
 from shared.contracts.codec import encode
 from shared.contracts.executions import (
     ExecutionDeadLettered,
@@ -102,19 +102,17 @@ async def disable_webhook(
     """Switch the webhook off in the job (a WebhookDisabled job event) and announce it on EXECUTIONS."""
     notice = WebhookDisabledByReceiver(**envelope_of(request), occurred_at=now, webhook_id=webhook_id, reason=reason)
     await publish_result(js, names, "webhook_disabled", notice, f"{request.execution_id}:gone")
-    for _ in range(DISABLE_ATTEMPTS):
-        loaded = await load_live(store, request.job_id)
-        if loaded is None:
-            return
+
+    def disabled(loaded: Loaded) -> WebhookDisabled | None:
         state = loaded.event.job
         webhook = next((w for w in state.webhooks if w.id == webhook_id), None)
         if webhook is None or not webhook.enabled:
-            return
+            return None  # removed, or already off
         off = msgspec.structs.replace(webhook, enabled=False, disabled_reason=reason, updated_at=now)
         job = msgspec.structs.replace(
             state, webhooks=tuple(off if w.id == webhook_id else w for w in state.webhooks), updated_at=now
         )
-        event = WebhookDisabled(
+        return WebhookDisabled(
             event_id=_event_id(request.execution_id),
             job_id=state.id,
             account_id=state.account_id,
@@ -125,13 +123,14 @@ async def disable_webhook(
             webhook_id=webhook_id,
             reason=reason,
         )
-        try:
-            await store.append(event, loaded.sequence)
-            log.warning("webhook %s of job %s disabled: %s", webhook_id, state.id, reason)
-            return
-        except ConcurrencyError:
-            continue
-    log.error("could not disable webhook %s of job %s: the job kept changing", webhook_id, request.job_id)
+
+    try:
+        outcome = await append_to_latest(store, request.job_id, disabled, DISABLE_ATTEMPTS)
+    except ConcurrencyError:
+        log.error("could not disable webhook %s of job %s: the job kept changing", webhook_id, request.job_id)
+        return
+    if outcome is not None and outcome.event is not None:
+        log.warning("webhook %s of job %s disabled: %s", webhook_id, request.job_id, reason)
 
 
 def _event_id(execution_id: UUID) -> UUID:

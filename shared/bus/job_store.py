@@ -44,6 +44,36 @@ async def load_live(store: JobEventStore, job_id: UUID) -> Loaded | None:
     return None if loaded is None or isinstance(loaded.event, JobDeleted) else loaded
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `append_to_latest` did: the job as it was loaded, the event appended (None: the decision was to change
+    nothing) and the stream sequence to read the result back at."""
+
+    loaded: Loaded
+    event: JobEvent | None
+    sequence: int
+
+
+async def append_to_latest(
+    store: JobEventStore, job_id: UUID, decide: Callable[[Loaded], JobEvent | None], attempts: int
+) -> Outcome | None:
+    """Load the job as it is now, decide its next event from it, and append that event expecting the job unchanged;
+    when someone else appended in between, do it all again, up to `attempts` times, then raise ConcurrencyError.
+    None: the job does not exist (or was deleted). `decide` may raise to refuse the change."""
+    for _ in range(attempts):
+        loaded = await load_live(store, job_id)
+        if loaded is None:
+            return None
+        event = decide(loaded)
+        if event is None:
+            return Outcome(loaded, None, loaded.sequence)
+        try:
+            return Outcome(loaded, event, await store.append(event, loaded.sequence))
+        except ConcurrencyError:
+            continue
+    raise ConcurrencyError(f"job {job_id} kept changing: {attempts} attempts lost the race")
+
+
 class NatsJobEventStore:
     """JetStream implementation: the latest message of the job's subject is the job."""
 

@@ -9,9 +9,16 @@ import msgspec
 import nats
 import pytest
 
-from shared.bus.job_store import ConcurrencyError, InMemoryJobEventStore, JobEventStore, NatsJobEventStore
+from shared.bus.job_store import (
+    ConcurrencyError,
+    InMemoryJobEventStore,
+    JobEventStore,
+    Loaded,
+    NatsJobEventStore,
+    append_to_latest,
+)
 from shared.bus.streams import ensure_streams
-from shared.contracts.jobs import JobCreated, JobUpdated
+from shared.contracts.jobs import JobCreated, JobEvent, JobUpdated
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 from tests.factories import NOW, job_created
@@ -82,3 +89,56 @@ async def test_jobs_do_not_see_each_other(store: JobEventStore) -> None:
     await store.append(b, 0)
     loaded = await store.load(a.job_id)
     assert loaded is not None and loaded.event == a
+
+
+async def test_append_to_latest_decides_again_after_losing_a_race(store: JobEventStore) -> None:
+    first = created()
+    await store.append(first, 0)
+    seen: list[str] = []
+
+    def rename(loaded: Loaded) -> JobUpdated:
+        seen.append(loaded.event.job.name)
+        return updated(loaded.event, "mine")  # type: ignore[arg-type]
+
+    # Someone else writes between this decision's load and its append, once.
+    racer = store.append
+
+    async def append_after_a_rival(event: JobEvent, expected: int) -> int:
+        if len(seen) == 1:
+            current = await store.load(first.job_id)
+            assert current is not None
+            await racer(updated(current.event, "theirs"), current.sequence)  # type: ignore[arg-type]
+        return await racer(event, expected)
+
+    store.append = append_after_a_rival  # type: ignore[method-assign]
+    outcome = await append_to_latest(store, first.job_id, rename, attempts=3)
+    assert outcome is not None and outcome.event is not None
+    assert seen == [first.job.name, "theirs"]  # the second decision saw the rival's write
+    loaded = await store.load(first.job_id)
+    assert loaded is not None and loaded.event.job.name == "mine" and loaded.sequence == outcome.sequence
+
+
+async def test_append_to_latest_changes_nothing_finds_nothing_or_gives_up(store: JobEventStore) -> None:
+    first = created()
+    sequence = await store.append(first, 0)
+    unchanged = await append_to_latest(store, first.job_id, lambda loaded: None, attempts=3)
+    assert unchanged is not None and (unchanged.event, unchanged.sequence) == (None, sequence)
+    assert await append_to_latest(store, uuid.uuid4(), lambda loaded: None, attempts=3) is None
+
+    # A rival that writes before every append: each attempt loses, and the third gives up.
+    racer = store.append
+    rivals = 0
+
+    async def always_beaten(event: JobEvent, expected: int) -> int:
+        nonlocal rivals
+        current = await store.load(first.job_id)
+        assert current is not None
+        rivals += 1
+        await racer(updated(current.event, f"rival {rivals}"), current.sequence)  # type: ignore[arg-type]
+        return await racer(event, expected)
+
+    store.append = always_beaten  # type: ignore[method-assign]
+    with pytest.raises(ConcurrencyError, match="3 attempts"):
+        await append_to_latest(store, first.job_id, lambda loaded: updated(loaded.event, "mine"), attempts=3)  # type: ignore[arg-type]
+    loaded = await store.load(first.job_id)
+    assert loaded is not None and loaded.event.job.name == "rival 3"
