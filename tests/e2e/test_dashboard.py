@@ -82,6 +82,25 @@ async def test_sign_in_with_a_token_and_out_again(dev_server: DevServer, account
         await expect(page).to_have_url(re.compile(r"/ui/sign-in"))
 
 
+async def test_pages_fit_a_phone_screen(signed_in: Session, receiver: Receiver, account_id: uuid.UUID) -> None:
+    """At 390 px wide nothing but the tables' own scroll areas may be wider than the screen."""
+    page = signed_in.page
+    created = await create_firing_job(signed_in.api, account_id, receiver.url, schedule="0 0 1 1 *")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for name, path in (
+        ("overview", "/ui"),
+        ("jobs", "/ui/jobs"),
+        ("job", f"/ui/jobs/{created['job']['id']}"),
+        ("form", "/ui/jobs/new"),
+        ("executions", "/ui/executions"),
+        ("dead-letters", "/ui/dead-letters"),
+    ):
+        await page.goto(signed_in.base + path)
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow} px wider than a phone's screen"
+        await screenshot(page, f"phone-{name}")
+
+
 async def _nexus_error(api: Api, body: dict[str, object]) -> str:
     status, answer = await api.call("POST", "/api/v1/jobs", json=body)
     assert status == 422, answer
