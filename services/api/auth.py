@@ -89,7 +89,10 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"invalid token: {exc}") from exc
         subject = str(claims.get("sub"))
-        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        try:
+            expires_at: datetime | None = datetime.fromtimestamp(claims["exp"], UTC)
+        except (ValueError, OverflowError, OSError):  # past year 9999 (a "never expires" token): no end to note
+            expires_at = None
         if claims.get("role") == "service_role":
             return Principal(subject=subject, accounts=None, expires_at=expires_at)
         return Principal(subject=subject, accounts=_accounts(claims), expires_at=expires_at)

@@ -26,6 +26,7 @@ class ProjectionWatcher:
         # Many waits can time out together (every open dashboard page waits on each event): one connection, so one
         # refresh at a time.
         self._refreshing = asyncio.Lock()
+        self._refreshes = 0  # how many have finished: a waiter that queued behind one needs no other
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         assert isinstance(payload, str)
@@ -49,9 +50,16 @@ class ProjectionWatcher:
         await self._conn.add_listener(self._channel, self._on_notify)
 
     async def _refresh(self) -> None:
-        """Read positions from the table; re-open the listening connection if it was lost (Postgres restarted)."""
+        """Read positions from the table; re-open the listening connection if it was lost (Postgres restarted).
+        Callers that arrive while one runs share its result instead of queueing a refresh each."""
+        seen = self._refreshes
         async with self._refreshing:
-            await self._refresh_now()
+            if self._refreshes != seen:
+                return
+            try:
+                await self._refresh_now()
+            finally:
+                self._refreshes += 1
 
     async def _refresh_now(self) -> None:
         try:

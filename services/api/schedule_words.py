@@ -5,8 +5,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from cron_descriptor import Options, get_description
+from cron_descriptor import (
+    FormatException,
+    MissingFieldException,
+    Options,
+    WrongArgumentException,
+    get_description,
+)
 
 from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule, Schedule
 from shared.schedule.occurrences import next_after
@@ -33,7 +40,10 @@ def describe(expression: str) -> str:
         return _MACROS.get(expression.lower(), expression)
     options = Options()
     options.use_24hour_time_format = False
-    return str(get_description(expression, options))
+    try:
+        return str(get_description(expression, options))
+    except (FormatException, MissingFieldException, WrongArgumentException, ValueError, IndexError):
+        return expression  # valid for the scheduler, beyond the describer: show it as written
 
 
 def _duration(seconds: float) -> str:
@@ -48,16 +58,24 @@ def _duration(seconds: float) -> str:
     return " ".join(parts)
 
 
+def _shown(moment: datetime, tz: ZoneInfo) -> str:
+    """A time in the zone; one the zone cannot hold (near year 1 or 9999, stored before such times were refused)
+    in UTC."""
+    try:
+        return f"{moment.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"
+    except (OverflowError, ValueError):
+        return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def describe_schedule(schedule: Schedule, timezone: str) -> str:
     """One sentence for any kind of schedule; times are wall-clock times in `timezone`."""
     tz = zone(timezone)
     if isinstance(schedule, CronSchedule):
         return f"{describe(schedule.expression)} ({timezone})"
     if isinstance(schedule, IntervalSchedule):
-        anchor = schedule.anchor.astimezone(tz)
-        return f"Every {_duration(schedule.every_seconds)}, counted from {anchor:%Y-%m-%d %H:%M:%S %Z}"
+        return f"Every {_duration(schedule.every_seconds)}, counted from {_shown(schedule.anchor, tz)}"
     if isinstance(schedule, DateSchedule):
-        return f"Once, at {schedule.at.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"
+        return f"Once, at {_shown(schedule.at, tz)}"
     assert isinstance(schedule, CalendarSchedule)
     if schedule.rule is None:
         return f"By the rule {schedule.rrule} ({timezone})"
@@ -112,7 +130,10 @@ def next_fire_times(
             break
         if moment is None or (end_at is not None and moment > end_at):
             break
-        local = moment.astimezone(tz)
+        try:
+            local = moment.astimezone(tz)
+        except (OverflowError, ValueError):  # past what the zone can show
+            break
         change = None
         if local.utcoffset() != previous.utcoffset():
             change = f"{_offset(previous)} → {_offset(local)}"

@@ -98,11 +98,22 @@ def test_unknown_choices_and_deep_json_are_form_errors() -> None:
         create_body(form(action="task", task_name="t", task_args="[" * 100_000 + "]" * 100_000))
 
 
-def test_a_wall_time_with_no_instant_is_the_apis_validation_error() -> None:
-    body = create_body(form(job_type="date", scheduled_time="0001-01-01T00:00", timezone="Asia/Tokyo"))
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"job_type": "date", "scheduled_time": "0001-01-01T00:00", "timezone": "Asia/Tokyo"}, "scheduled_time"),
+        ({"job_type": "date", "scheduled_time": "9999-12-31T23:00:00Z", "timezone": "Asia/Tokyo"}, "scheduled_time"),
+        (
+            {"job_type": "interval", "interval_seconds": "60", "start_time": "0001-01-01T00:00:00Z",
+             "timezone": "America/New_York"},
+            "start_time",
+        ),
+    ],
+)  # fmt: skip
+def test_a_time_no_zone_can_show_is_the_apis_validation_error(values: dict[str, str], field: str) -> None:
     with pytest.raises(ValidationFailedError) as raised:
-        draft_from(body, datetime.now(UTC))
-    assert raised.value.field == "scheduled_time"
+        draft_from(create_body(form(**values)), datetime.now(UTC))
+    assert raised.value.field == field
 
 
 def test_saving_an_edit_keeps_an_interval_anchor_to_the_microsecond() -> None:
@@ -115,6 +126,10 @@ def test_saving_an_edit_keeps_an_interval_anchor_to_the_microsecond() -> None:
     job = NexusJob(**{name: values.get(name) for name in NexusJob.__struct_fields__})
     shown = form_of(job, None, uuid.uuid4())
     shown.values["name"] = "renamed"
+    changes = changes_from(update_body(shown, job), job, datetime.now(UTC))
+    assert isinstance(changes.schedule, IntervalSchedule) and changes.schedule.anchor == anchor
+    # A browser sends a datetime-local value without its seconds when they are zero.
+    shown.values["start_time"] = shown.values["start_time"].removesuffix(":00")
     changes = changes_from(update_body(shown, job), job, datetime.now(UTC))
     assert isinstance(changes.schedule, IntervalSchedule) and changes.schedule.anchor == anchor
     shown.values["start_time"] = "2027-01-01T00:00:00"

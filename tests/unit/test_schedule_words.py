@@ -81,3 +81,12 @@ def test_a_date_in_the_past_has_no_fire_times() -> None:
 )
 def test_every_kind_of_schedule_in_words(schedule: object, timezone: str, words: str) -> None:
     assert describe_schedule(schedule, timezone) == words  # type: ignore[arg-type]
+
+
+def test_times_a_zone_cannot_show_are_shown_in_utc_not_raised() -> None:
+    """Jobs stored before such times were refused must not break the pages that list them."""
+    far = DateSchedule(at=datetime(9999, 12, 31, 23, tzinfo=UTC))
+    assert describe_schedule(far, "Asia/Tokyo") == "Once, at 9999-12-31 23:00:00 UTC"
+    assert next_fire_times(far, "Asia/Tokyo", datetime(2027, 1, 1, tzinfo=UTC), 10) == []
+    early = IntervalSchedule(every_seconds=60, anchor=datetime(1, 1, 1, tzinfo=UTC))
+    assert describe_schedule(early, "America/New_York").startswith("Every 1 min, counted from ")

@@ -31,12 +31,14 @@ from shared.schedule.wallclock import to_instant, zone
 
 def _instant(moment: datetime, timezone: str, field: str) -> datetime:
     """A time without an offset is wall-clock time in the job's time zone."""
+    out_of_range = ValidationFailedError(f"{field} is out of range: years 1970 to 9000", field=field)
     try:
-        if moment.tzinfo is None:
-            return to_instant(moment, zone(timezone))
-        return moment.astimezone(UTC)
+        instant = to_instant(moment, zone(timezone)) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:  # a wall time near year 1 or 9999 has no instant in every zone
-        raise ValidationFailedError(f"{field} is out of range: years 1970 to 9000", field=field) from None
+        raise out_of_range from None
+    if not 1970 <= instant.year <= 9000:  # as every other time a job holds: showable in any zone
+        raise out_of_range
+    return instant
 
 
 def _calendar(value: CalendarInput, anchor: datetime) -> CalendarSchedule:

@@ -177,7 +177,7 @@ def update_body(form: JobForm, current: NexusJob) -> NexusJobUpdate:
             "scheduled_time": _local_input(current.scheduled_time, current.timezone),
         }
         for name, value in shown.items():
-            if name in body and form.get(name).strip() == value:
+            if name in body and body[name] == value:  # both to the second (a browser drops ":00" seconds)
                 del body[name]
     if form.action == "webhook" and current.task_name is not None:
         body |= {"task_name": None, "task_args": [], "task_kwargs": {}}

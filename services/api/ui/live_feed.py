@@ -72,7 +72,7 @@ class LiveFeed:
         self._listeners: set[Listener] = set()
         self._subscriptions: list[JetStreamContext.PushSubscription] = []
         self._lock = asyncio.Lock()  # subscribing and unsubscribing, one at a time
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopper: asyncio.Task[None] | None = None  # stops reading once no page has been open a while
         self._closed = False
 
     async def _start(self) -> None:
@@ -107,6 +107,11 @@ class LiveFeed:
             if not self._listeners and self._subscriptions:
                 await self._unsubscribe(self._subscriptions)
                 self._subscriptions = []
+
+    def _cancel_stopper(self) -> None:
+        if self._stopper is not None:
+            self._stopper.cancel()
+            self._stopper = None
 
     @staticmethod
     async def _unsubscribe(subscriptions: list[JetStreamContext.PushSubscription]) -> None:
@@ -148,6 +153,7 @@ class LiveFeed:
             return
         listener = Listener(principal)
         self._listeners.add(listener)
+        self._cancel_stopper()
         try:
             await self._start()
             streams = {"job": self._names.jobs_stream, "execution": self._names.executions_stream}
@@ -176,17 +182,15 @@ class LiveFeed:
             self._listeners.discard(listener)
             if not self._listeners and not self._closed:
                 # Pages come and go as users click through: stop reading only once none has been open a while.
-                stopper = asyncio.get_running_loop().create_task(self._stop_if_unused(UNUSED_STOP_SECONDS))
-                self._tasks.add(stopper)
-                stopper.add_done_callback(self._tasks.discard)
+                self._cancel_stopper()
+                self._stopper = asyncio.get_running_loop().create_task(self._stop_if_unused(UNUSED_STOP_SECONDS))
 
     async def close(self) -> None:
         """End every open page's stream (the server is stopping) and stop reading."""
         self._closed = True
         for listener in list(self._listeners):
             listener.close()
-        for task in list(self._tasks):
-            task.cancel()
+        self._cancel_stopper()
         async with self._lock:
             await self._unsubscribe(self._subscriptions)
             self._subscriptions = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import msgspec
 from litestar import get
@@ -10,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from services.api.auth import Principal
+from services.api.auth import LEEWAY_SECONDS, Principal
 from services.api.dependencies import Resources
 
 RECONNECT_MILLISECONDS = 2000
@@ -29,7 +30,8 @@ async def live(
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         yield ServerSentEventMessage(data=None, comment="connected", retry=RECONNECT_MILLISECONDS)
-        async for notice in feed.notices(principal, {"job": job, "execution": execution}, principal.expires_at):
+        until = principal.expires_at + timedelta(seconds=LEEWAY_SECONDS) if principal.expires_at else None
+        async for notice in feed.notices(principal, {"job": job, "execution": execution}, until):
             if notice is None:
                 yield ServerSentEventMessage(data=None, comment="keepalive")
             else:
