@@ -67,8 +67,9 @@ class Listener:
 class LiveFeed:
     def __init__(self, js: JetStreamContext, names: Names, watcher: ProjectionWatcher) -> None:
         self._js = js
-        self._names = names
         self._watcher = watcher
+        self._streams = {"job": names.jobs_stream, "execution": names.executions_stream}  # by topic
+        self._filters = {"job": names.jobs_filter, "execution": names.executions_filter}
         self._listeners: set[Listener] = set()
         self._subscriptions: list[JetStreamContext.PushSubscription] = []
         self._lock = asyncio.Lock()  # subscribing and unsubscribing, one at a time
@@ -82,13 +83,10 @@ class LiveFeed:
                 return
             made: list[JetStreamContext.PushSubscription] = []
             try:
-                for topic, subject, stream in (
-                    ("job", self._names.jobs_filter, self._names.jobs_stream),
-                    ("execution", self._names.executions_filter, self._names.executions_stream),
-                ):
+                for topic, stream in self._streams.items():
                     made.append(
                         await self._js.subscribe(
-                            subject,
+                            self._filters[topic],
                             stream=stream,
                             ordered_consumer=True,
                             deliver_policy=DeliverPolicy.NEW,
@@ -136,10 +134,7 @@ class LiveFeed:
 
     def positions(self) -> dict[str, int]:
         """How far each topic's stream is projected: a page rendered now shows at least this much."""
-        return {
-            "job": self._watcher.position(self._names.jobs_stream),
-            "execution": self._watcher.position(self._names.executions_stream),
-        }
+        return {topic: self._watcher.position(stream) for topic, stream in self._streams.items()}
 
     async def notices(
         self, principal: Principal, seen: dict[str, int], until: datetime | None = None
@@ -156,10 +151,9 @@ class LiveFeed:
         self._cancel_stopper()
         try:
             await self._start()
-            streams = {"job": self._names.jobs_stream, "execution": self._names.executions_stream}
             for topic, position in self.positions().items():
                 if position > seen.get(topic, 0):
-                    listener.pending.setdefault(topic, Notice(topic, streams[topic], position, ""))
+                    listener.pending.setdefault(topic, Notice(topic, self._streams[topic], position, ""))
                     listener.woken.set()
             while not listener.closed:
                 wait = KEEPALIVE_SECONDS

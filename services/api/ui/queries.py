@@ -57,7 +57,8 @@ class Overview:
 
 
 async def overview(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: datetime) -> Overview:
-    """Counters from the projector's tables; the last day's executions from executions_by_account_time."""
+    """Jobs and dead letters from the projector's counters; the last day's executions from
+    executions_by_account_time."""
     args: list[Any] = []
     scope = account_scope(accounts, args)
     n = len(args)
@@ -70,7 +71,6 @@ async def overview(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: da
             now - timedelta(hours=1),
             now - timedelta(days=1),
         )
-        dead = await conn.fetchval(f"SELECT count(*) FROM executions WHERE {scope} AND status = 'dead_letter'", *args)
         minutes = await conn.fetch(
             f"SELECT floor(extract(epoch FROM ${n + 1} - created_at) / 60)::int AS ago, count(*) AS n,"
             " percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - nominal_time))"
@@ -100,7 +100,7 @@ async def overview(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: da
         jobs_enabled=totals.jobs_enabled,
         last_hour={r["status"]: int(r["hour"]) for r in by_status if r["hour"]},
         last_day={r["status"]: int(r["day"]) for r in by_status},
-        dead_letters=int(dead),
+        dead_letters=totals.count("dead_letter"),
         lateness_p50_ms=max(quantiles[0] * 1000, 0.0) if quantiles else None,
         lateness_p99_ms=max(quantiles[1] * 1000, 0.0) if quantiles else None,
         per_minute=per_minute,
@@ -229,13 +229,4 @@ async def attempts(pool: asyncpg.Pool, occurrence_id: str) -> list[asyncpg.Recor
         "SELECT id, webhook_id, attempt, status, started_at, finished_at, duration_ms, response_code, error,"
         " retry_at FROM executions WHERE occurrence_id = $1 ORDER BY attempt, webhook_id",
         occurrence_id,
-    )
-
-
-async def recent_executions(pool: asyncpg.Pool, job_id: UUID, limit: int) -> list[asyncpg.Record]:
-    return await pool.fetch(
-        f"SELECT {EXECUTION_FIELDS} FROM executions e LEFT JOIN jobs j ON j.id = e.job_id"
-        " WHERE e.job_id = $1 ORDER BY e.created_at DESC, e.id DESC LIMIT $2",
-        job_id,
-        limit,
     )

@@ -22,6 +22,7 @@ from services.api.ui.routes_live import live
 from services.api.ui.routes_overview import OverviewController
 from services.api.ui.routes_session import SessionController
 from services.api.ui.session import UI_PATH, csrf_config, provide_ui_principal
+from services.api.ui.views import note_positions
 from shared.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -47,6 +48,7 @@ def ui_router(settings: Settings) -> Router:
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
         ],
         dependencies={"principal": Provide(provide_ui_principal)},
+        before_request=note_positions,
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
         exception_handlers=ui_exception_handlers(),
         # Not framed by other sites (clickjacking), no URLs leaked to other sites, no content sniffing.

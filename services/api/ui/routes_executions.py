@@ -17,12 +17,10 @@ from services.api.dead_letters import MAX_REDRIVE, Selection
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import ExecutionNotFoundError, ValidationFailedError
 from services.api.routes_jobs import parse_id
-from services.api.schemas import ExecutionStatus
 from services.api.ui.queries import OUTCOMES, ExecutionFilter, attempts, execution, search_executions
 from services.api.ui.views import fragment, page, time_param, uuid_param, wants_fragment
 
 PAGE_SIZE = 50
-_STATUSES: tuple[ExecutionStatus, ...] = OUTCOMES
 
 
 def _cursor(raw: str | None) -> tuple[datetime, UUID] | None:
@@ -39,9 +37,9 @@ def _cursor(raw: str | None) -> tuple[datetime, UUID] | None:
 def execution_filter(request: Request[Any, Any, Any], *, dead_letters: bool = False) -> ExecutionFilter:
     query = request.query_params
     statuses = tuple(s for s in query.getall("status", []) if s)
-    unknown = [s for s in statuses if s not in _STATUSES]
+    unknown = [s for s in statuses if s not in OUTCOMES]
     if unknown:
-        raise ValidationFailedError(f"status must be among {', '.join(_STATUSES)}, not {unknown[0]!r}", field="status")
+        raise ValidationFailedError(f"status must be among {', '.join(OUTCOMES)}, not {unknown[0]!r}", field="status")
     return ExecutionFilter(
         statuses=statuses,
         job_id=uuid_param(query.get("job"), "job"),
@@ -71,7 +69,7 @@ async def _listing(
         "first_page": found.before is None,
         "query_string": urlencode(query),
         "chosen": set(found.statuses),
-        "statuses": _STATUSES,
+        "statuses": OUTCOMES,
         "filters": {k: request.query_params.get(k, "") for k in ("job", "since", "until")},
         "show_job": True,
     }
@@ -97,7 +95,7 @@ class ExecutionsController(Controller):
         principal: NamedDependency[Principal],
         res: NamedDependency[Resources],
     ) -> Template:
-        assert res.pool is not None and res.nc is not None
+        assert res.pool is not None
         key = parse_id(execution_id, ExecutionNotFoundError, "execution")
         row = await execution(res.pool, key)
         if row is None:

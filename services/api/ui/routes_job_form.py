@@ -73,19 +73,15 @@ def _form_page(
 
 
 def _preview(form: JobForm) -> dict[str, Any]:
-    """The schedule in words and its next runs, or why it cannot be used, as the API would say it."""
+    """The schedule in words and its next runs, or why it cannot be used, as the API would say it (the rest of the
+    form stood in for, so only the schedule's errors show)."""
+    stand_in = {"name": form.get("name") or "preview", "action": "task", "task_name": "preview"}
     try:
-        body = create_body(
-            JobForm(
-                values={**form.values, "name": form.get("name") or "preview", "action": "task", "task_name": "preview"}
-            )
-        )
-        draft = draft_from(body, datetime.now(UTC))
+        draft = draft_from(create_body(JobForm(values=form.values | stand_in)), datetime.now(UTC))
         schedule = checked_schedule(draft.schedule, draft.timezone)
-    except FormError as exc:
-        return {"error": exc.message, "field": exc.field}
-    except ValidationFailedError as exc:
-        return {"error": exc.detail, "field": exc.field}
+    except (FormError, ValidationFailedError) as exc:
+        error = _form_error(exc)
+        return {"error": error.message, "field": error.field}
     runs = next_fire_times(schedule, draft.timezone, datetime.now(UTC), PREVIEW_RUNS)
     return {"words": describe_schedule(schedule, draft.timezone), "runs": runs, "error": None}
 
@@ -95,14 +91,14 @@ def _form_error(exc: Exception) -> FormError:
     if isinstance(exc, FormError):
         return exc
     if isinstance(exc, ValidationFailedError):
-        return FormError(exc.detail, exc.field)
+        return FormError.of(exc)
     if isinstance(exc, ForbiddenError):
         return FormError(exc.detail, "account_id")
     assert isinstance(exc, SchedulerApiError)
     return FormError(exc.detail)
 
 
-async def _with_webhook(res: Resources, principal: Principal, form: JobForm) -> WebhookInput | None:
+async def _with_webhook(res: Resources, form: JobForm) -> WebhookInput | None:
     """The form's webhook, checked as adding it through the API would check it, before anything is written."""
     hook = webhook_input(form)
     if hook is not None:
@@ -129,21 +125,21 @@ class JobFormController(Controller):
         form = await _form(request)
         try:
             account_id = account_of(form, principal.accounts)
-            hook = await _with_webhook(res, principal, form)
+            hook = await _with_webhook(res, form)
             body = create_body(form)
-            draft = draft_from(body, datetime.now(UTC))
             # A webhook job is created paused and enabled once its webhook is on it: it never fires without one.
-            paused = msgspec.structs.replace(body, is_active=False) if hook and body.is_active else body
-            appended = await res.commands.create_job(
-                principal, account_id=account_id, draft=draft_from(paused, datetime.now(UTC))
+            enable_after = hook is not None and body.is_active
+            draft = draft_from(
+                msgspec.structs.replace(body, is_active=False) if enable_after else body, datetime.now(UTC)
             )
+            appended = await res.commands.create_job(principal, account_id=account_id, draft=draft)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
             return _form_page(request, principal, form, status=422)
         job_id = appended.event.job_id
         if hook is not None:
             appended = await self._add_webhook(res, principal, job_id, hook)
-            if draft.enabled:
+            if enable_after:
                 appended = await res.commands.set_enabled(principal, job_id, True)
         await await_projection(res, appended.sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "created")
@@ -189,7 +185,7 @@ class JobFormController(Controller):
         webhooks = await job_webhooks(res.pool, UUID(job.uuid))
         form = await _form(request)
         try:
-            hook = await _with_webhook(res, principal, form)
+            hook = await _with_webhook(res, form)
             changes = changes_from(update_body(form, job), job, datetime.now(UTC))
             if not isinstance(changes.schedule, UnsetType):
                 checked_schedule(

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
+import asyncpg
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -22,7 +23,7 @@ from services.api.nexus.schemas import NexusJob
 from services.api.routes_jobs import parse_id
 from services.api.schedule_words import describe_schedule, next_fire_times
 from services.api.ui.job_form import KINDS
-from services.api.ui.queries import job_webhooks, recent_executions, search_jobs
+from services.api.ui.queries import ExecutionFilter, job_webhooks, search_executions, search_jobs
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other, wants_fragment
 from shared.schedule.wallclock import zone
@@ -62,6 +63,13 @@ async def owned_job(res: Resources, principal: Principal, raw_id: str) -> tuple[
         raise JobNotFoundError(f"job {job_id} not found")
     principal.check_account(found[1])
     return found
+
+
+async def _recent_executions(res: Resources, job: NexusJob) -> list[asyncpg.Record]:
+    """The job's newest executions (its access already checked)."""
+    assert res.pool is not None
+    found = ExecutionFilter(job_id=UUID(job.uuid))
+    return (await search_executions(res.pool, None, found, limit=RECENT_EXECUTIONS))[:RECENT_EXECUTIONS]
 
 
 class JobsController(Controller):
@@ -115,7 +123,7 @@ class JobsController(Controller):
             else [],
             "zone_now": now.astimezone(zone(job.timezone)),
             "webhooks": await job_webhooks(res.pool, UUID(job.uuid)),
-            "executions": await recent_executions(res.pool, UUID(job.uuid), RECENT_EXECUTIONS),
+            "executions": await _recent_executions(res, job),
             "metadata": msgspec.json.encode(job.metadata).decode() if job.metadata else None,
         }
         return page(request, "job.html", principal, "jobs", **context)
@@ -131,8 +139,7 @@ class JobsController(Controller):
         """The job page's recent executions, refreshed live."""
         assert res.pool is not None
         job, _ = await owned_job(res, principal, job_id)
-        rows = await recent_executions(res.pool, UUID(job.uuid), RECENT_EXECUTIONS)
-        return fragment(request, "_executions_rows.html", rows=rows, show_job=False)
+        return fragment(request, "_executions_rows.html", rows=await _recent_executions(res, job), show_job=False)
 
     @post("/{job_id:str}/run", status_code=303)
     async def run(

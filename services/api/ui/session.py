@@ -62,21 +62,11 @@ async def provide_ui_principal(request: Request[Any, Any, State]) -> Principal:
     """The signed-in principal; SignInRequiredError when there is no valid token (open mode needs none)."""
     authenticator = resources(request.app.state).authenticator
     if open_mode(request):
-        _note_positions(request)
         return authenticator.authenticate(None)
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         raise SignInRequiredError()
     try:
-        principal = authenticator.authenticate(f"Bearer {token}")
+        return authenticator.authenticate(f"Bearer {token}")
     except UnauthorizedError as exc:
         raise SignInRequiredError("expired" if "expired" in exc.detail else "refused") from None
-    _note_positions(request)
-    return principal
-
-
-def _note_positions(request: Request[Any, Any, State]) -> None:
-    """How far the read models were when this request began: its page shows at least this much, and its event
-    stream announces anything later (read before the page's queries, so nothing falls in between)."""
-    live = resources(request.app.state).live
-    request.state["live_seen"] = live.positions() if live is not None else {}

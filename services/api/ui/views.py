@@ -11,6 +11,7 @@ from litestar import MediaType, Request
 from litestar.response import Redirect, Template
 
 from services.api.auth import Principal
+from services.api.dependencies import resources
 from services.api.domain_errors import ValidationFailedError
 from services.api.ui.session import UI_PATH, open_mode
 
@@ -26,33 +27,37 @@ NOTICES = {
 }
 
 
-def page(
-    request: Request[Any, Any, Any], template: str, principal: Principal | None, active: str, **context: Any
-) -> Template:
-    notice = NOTICES.get(request.query_params.get("done", ""))
-    seen = request.state.get("live_seen", {})
-    return Template(
-        template_name=template,
-        context={
-            "request": request,
-            "principal": principal,
-            "open_mode": open_mode(request),
-            "active": active,
-            "notice": notice,
-            "now": datetime.now(UTC),
-            "ui": UI_PATH,
-            "live_url": f"{UI_PATH}/live?{urlencode(seen)}",
-            **context,
-        },
-        media_type=MediaType.HTML,
-    )
+async def note_positions(request: Request[Any, Any, Any]) -> None:
+    """Before a dashboard handler runs: how far the read models were when the request began. Its page shows at
+    least this much, and the page's event stream announces anything later (read before the page's queries, so
+    nothing falls in between)."""
+    live = resources(request.app.state).live
+    request.state["live_seen"] = live.positions() if live is not None else {}
 
 
 def fragment(request: Request[Any, Any, Any], template: str, **context: Any) -> Template:
+    """Part of a page (what htmx swaps in)."""
     return Template(
         template_name=template,
         context={"request": request, "now": datetime.now(UTC), "ui": UI_PATH, **context},
         media_type=MediaType.HTML,
+    )
+
+
+def page(
+    request: Request[Any, Any, Any], template: str, principal: Principal | None, active: str, **context: Any
+) -> Template:
+    """A whole page: the fragment's context and the frame's (who is signed in, the menu, the event stream)."""
+    seen = request.state.get("live_seen", {})
+    return fragment(
+        request,
+        template,
+        principal=principal,
+        open_mode=open_mode(request),
+        active=active,
+        notice=NOTICES.get(request.query_params.get("done", "")),
+        live_url=f"{UI_PATH}/live?{urlencode(seen)}",
+        **context,
     )
 
 
