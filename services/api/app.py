@@ -13,12 +13,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.auth import Authenticator
 from services.api.dead_letters import Redriver
 from services.api.dependencies import Resources, authenticate_first, provide_principal, provide_resources
+from services.api.docs_pages import docs_assets, docs_pages
 from services.api.error_responses import exception_handlers, nexus_exception_handlers
 from services.api.job_commands import JobCommands
 from services.api.nexus.routes_cron import NexusCronController
@@ -137,6 +137,7 @@ def create_app(settings: Settings) -> Litestar:
                 request_class=JsonBodyRequest,
             ),
             ui_router(settings),
+            docs_assets(),
         ],
         template_config=template_config(),
         before_request=root_to_dashboard,
@@ -155,7 +156,7 @@ def create_app(settings: Settings) -> Litestar:
             title="Scheduler",
             version="0.1.0",
             path="/",
-            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+            render_plugins=docs_pages(),
             description=API_DESCRIPTION,
             components=Components(
                 security_schemes={
