@@ -238,3 +238,19 @@ async def test_the_primary_surface_refuses_mistyped_fields_the_nexus_surface_coe
     )  # fmt: skip
     assert status == 201, created
     assert (created["max_retries"], created["priority"]) == (4, 7)
+
+
+async def test_the_openapi_document_lists_400_and_413_on_every_operation_that_takes_a_body(
+    served: tuple[Api, dict[str, str]],
+) -> None:
+    api, _ = served
+    status, schema = await api.call("GET", "/openapi.json")
+    assert status == 200
+    with_body = [
+        (method.upper(), path, set(op["responses"]))
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if "requestBody" in op
+    ]
+    assert len(with_body) >= len(PRIMARY + NEXUS + NEXUS_OPEN), with_body
+    assert not [(m, p, codes) for m, p, codes in with_body if not {"400", "413"} <= codes]
