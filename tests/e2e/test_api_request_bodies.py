@@ -169,10 +169,24 @@ async def test_a_body_over_one_mebibyte_is_a_413_on_every_route(served: tuple[Ap
     assert status == 422, answer
 
 
+DASHBOARD_POSTS = [
+    "/ui/jobs/new",
+    "/ui/jobs/{job}/edit",
+    "/ui/schedule/preview",
+    "/ui/jobs/{job}/run",
+    "/ui/jobs/{job}/pause",
+    "/ui/jobs/{job}/resume",
+    "/ui/jobs/{job}/delete",
+    "/ui/dead-letters/redrive",
+    "/ui/sign-out",
+    "/ui/sign-in",
+]
+
+
 async def test_dashboard_forms_refuse_deep_json_fields_and_huge_bodies(
     served: tuple[Api, dict[str, str]], account_id: uuid.UUID, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api, _ = served
+    api, ids = served
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         async with session.get(api.base + "/ui/sign-in") as response:
             csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', await response.text())
@@ -196,10 +210,19 @@ async def test_dashboard_forms_refuse_deep_json_fields_and_huge_bodies(
                     page = await response.text()
                     assert response.status in (400, 422), (depth, field, response.status, page[-500:])
                     assert "nested" in page, (depth, field, page[-500:])
+        # The edit form and the live schedule preview read the same fields the same way.
+        deep = nested_text(1000).decode()
+        edit = form | {"name": "j", "task_kwargs": deep}
+        async with session.post(f"{api.base}/ui/jobs/{ids['job']}/edit", data=edit) as response:
+            assert response.status == 422 and "nested" in await response.text(), response.status
+        preview = form | {"job_type": "calendar", "calendar_rule": deep}
+        async with session.post(api.base + "/ui/schedule/preview", data=preview) as response:
+            assert response.status < 500 and "nested" in await response.text(), response.status
         huge = form | {"description": "x" * MAX_BODY_BYTES}
-        async with session.post(api.base + "/ui/jobs/new", data=huge) as response:
-            assert response.status == 413, response.status
-            assert "text/html" in response.headers["Content-Type"]
+        for path in DASHBOARD_POSTS:
+            async with session.post(api.base + path.format(**ids), data=huge) as response:
+                assert response.status == 413, (path, response.status)
+                assert "text/html" in response.headers["Content-Type"], path
     status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
     assert status == 200 and "deep" not in [j["name"] for j in page["items"]], page
     assert_no_traceback(caplog)
