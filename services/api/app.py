@@ -13,18 +13,19 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.auth import Authenticator
 from services.api.dead_letters import Redriver
-from services.api.dependencies import Resources, provide_principal, provide_resources
+from services.api.dependencies import Resources, authenticate_first, provide_principal, provide_resources
+from services.api.docs_pages import docs_assets, docs_pages
 from services.api.error_responses import exception_handlers, nexus_exception_handlers
 from services.api.job_commands import JobCommands
 from services.api.nexus.routes_cron import NexusCronController
 from services.api.nexus.routes_jobs import NexusJobController
 from services.api.openapi_docs import BEARER_SCHEME
 from services.api.projection_wait import ProjectionWatcher
+from services.api.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
 from services.api.routes_asyncapi import asyncapi_json
 from services.api.routes_dead_letters import DeadLetterController
 from services.api.routes_health import health, health_detailed
@@ -133,11 +134,17 @@ def create_app(settings: Settings) -> Litestar:
                 path="/api/v1",
                 route_handlers=[NexusJobController, NexusCronController],
                 exception_handlers=nexus_exception_handlers(),
+                request_class=JsonBodyRequest,
             ),
             ui_router(settings),
+            docs_assets(),
         ],
         template_config=template_config(),
         before_request=root_to_dashboard,
+        guards=[authenticate_first],
+        # Bodies: at most 1 MiB (413 past it) and 64 levels deep; /api and /webhooks type-strict, /api/v1 lax.
+        request_max_body_size=MAX_BODY_BYTES,
+        request_class=StrictJsonBodyRequest,
         # The process's logging is set up once (shared/observability/logs.py, text or JSON); Litestar's default
         # config would replace the root handler with its own text format.
         logging_config=None,
@@ -149,7 +156,7 @@ def create_app(settings: Settings) -> Litestar:
             title="Scheduler",
             version="0.1.0",
             path="/",
-            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+            render_plugins=docs_pages(),
             description=API_DESCRIPTION,
             components=Components(
                 security_schemes={

@@ -13,6 +13,8 @@ BEARER: list[SecurityRequirement] = [{BEARER_SCHEME: []}]
 
 # Every protected operation can fail these ways.
 PROTECTED = (401, 403, 503)
+# And every operation that takes a body (request_bodies.py: too large is 413; malformed or too deep is 400).
+BODY = (400, 413)
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: ("Invalid input: a validation error or an invalid cron expression", "VALIDATION_ERROR", "name: too long"),
@@ -20,6 +22,7 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     403: ("The token does not give access to this account, job or webhook", "FORBIDDEN", "no access to this account"),
     404: ("No such job or webhook (JOB_NOT_FOUND, WEBHOOK_NOT_FOUND)", "JOB_NOT_FOUND", ""),
     409: ("The job changed concurrently; re-read and try again", "CONFLICT", "job is being changed concurrently"),
+    413: ("The body is larger than 1 MiB", "PAYLOAD_TOO_LARGE", "Request Entity Too Large"),
     503: (
         "A dependency (database, event store) is unavailable (DATABASE_ERROR, SERVICE_UNAVAILABLE)",
         "DATABASE_ERROR",
@@ -64,10 +67,12 @@ class NexusError(msgspec.Struct, kw_only=True):
 
 
 _NEXUS_ERRORS = {
+    400: "Malformed JSON, or JSON nested more than 64 levels deep",
     401: "Missing, expired or invalid bearer token",
     403: "The token does not give access to this job's account",
     404: "Job not found",
     409: "The job changed concurrently; try again",
+    413: "The body is larger than 1 MiB",
     503: "The database or the event store is unavailable",
 }
 

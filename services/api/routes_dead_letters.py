@@ -15,7 +15,7 @@ from services.api.auth import Principal
 from services.api.dead_letters import MAX_REDRIVE, Selection, list_dead_letters
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import ValidationFailedError
-from services.api.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.routes_jobs import MAX_LIMIT, MAX_SKIP
 from services.api.schemas import ExecutionOut, Page
 
@@ -82,7 +82,7 @@ class DeadLetterController(Controller):
         "/redrive",
         status_code=202,
         summary="Re-drive dead letters: one more attempt of each occurrence",
-        responses=error_responses(400, *PROTECTED),
+        responses=error_responses(*BODY, *PROTECTED),
     )
     async def redrive(
         self, data: JSONBody[RedriveRequest], principal: NamedDependency[Principal], res: NamedDependency[Resources]

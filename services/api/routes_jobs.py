@@ -17,7 +17,7 @@ from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import JobNotFoundError
 from services.api.job_commands import Appended, JobChanges, JobDraft
-from services.api.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.read_models import (
     get_job,
     list_executions,
@@ -121,7 +121,7 @@ class JobController(Controller):
     tags = ["jobs"]
     security = BEARER
 
-    @post("/", status_code=201, summary="Create a job", responses=error_responses(400, *PROTECTED))
+    @post("/", status_code=201, summary="Create a job", responses=error_responses(*BODY, *PROTECTED))
     async def create(
         self, data: JSONBody[JobCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> JobOut:
@@ -168,7 +168,7 @@ class JobController(Controller):
     @put(
         "/{job_id:str}",
         summary="Update any subset of a job's fields",
-        responses=error_responses(400, 404, 409, *PROTECTED),
+        responses=error_responses(*BODY, 404, 409, *PROTECTED),
     )
     async def update(
         self,

@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import QueryParameter
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -24,6 +24,11 @@ from services.api.read_models import AccountStats, account_stats, metrics
 from services.api.schemas import Metrics
 
 _PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
+# The classic text format, which generate_latest writes by default (prometheus_client's own negotiation answers it
+# with this type) and every Prometheus reads. Litestar appends the charset to a text/* media type itself: given the
+# whole type it would send `charset` twice, which Go's MIME parser (Prometheus's) refuses.
+PROMETHEUS_TEXT = CONTENT_TYPE_PLAIN_0_0_4
+_PROMETHEUS_MEDIA_TYPE = PROMETHEUS_TEXT.removesuffix("; charset=utf-8")
 
 
 class _AccountCollector(Collector):
@@ -68,7 +73,7 @@ class _JsonOrPrometheus(Operation):
     def __post_init__(self) -> None:
         ok = self.responses.get("200") if self.responses else None
         if isinstance(ok, OpenAPIResponse) and ok.content is not None:
-            ok.content[CONTENT_TYPE_LATEST] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+            ok.content[PROMETHEUS_TEXT] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
 
 
 @get(
@@ -98,5 +103,5 @@ async def metrics_endpoint(
     if _wants_prometheus(request, format):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_AccountCollector(await account_stats(res.pool, principal.accounts)))
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=_PROMETHEUS_MEDIA_TYPE)
     return Response(await metrics(res.pool, principal.accounts, datetime.now(UTC)))

@@ -13,7 +13,7 @@ from litestar.params import FromQuery, JSONBody
 
 from services.api.auth import Principal
 from services.api.dependencies import Resources
-from services.api.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from shared.contracts.signing import SigningSecrets
 
 MAX_GRACE_SECONDS = 7 * 86400
@@ -64,7 +64,7 @@ class SigningSecretController(Controller):
         "/rotate",
         status_code=200,
         summary="Rotate the signing secret; the old one keeps signing for grace_seconds",
-        responses=error_responses(400, *PROTECTED),
+        responses=error_responses(*BODY, *PROTECTED),
     )
     async def rotate(
         self, data: JSONBody[RotateRequest], principal: NamedDependency[Principal], res: NamedDependency[Resources]

@@ -10,7 +10,7 @@ from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import WebhookNotFoundError
 from services.api.job_commands import Appended, WebhookChanges
-from services.api.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.read_models import get_webhook
 from services.api.routes_jobs import parse_id
 from services.api.schemas import WebhookCreate, WebhookOut, WebhookUpdate
@@ -50,7 +50,7 @@ async def find_webhook(res: Resources, principal: Principal, raw_id: str) -> Web
 
 
 WEBHOOK_ERRORS = error_responses(400, 404, *PROTECTED, not_found="WEBHOOK_NOT_FOUND")
-WEBHOOK_CHANGE_ERRORS = error_responses(400, 404, 409, *PROTECTED, not_found="WEBHOOK_NOT_FOUND")
+WEBHOOK_CHANGE_ERRORS = error_responses(*BODY, 404, 409, *PROTECTED, not_found="WEBHOOK_NOT_FOUND")
 
 
 class WebhookController(Controller):
@@ -59,7 +59,10 @@ class WebhookController(Controller):
     security = BEARER
 
     @post(
-        "/", status_code=201, summary="Attach a webhook to a job", responses=error_responses(400, 404, 409, *PROTECTED)
+        "/",
+        status_code=201,
+        summary="Attach a webhook to a job",
+        responses=error_responses(*BODY, 404, 409, *PROTECTED),
     )
     async def create(
         self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]

@@ -9,7 +9,7 @@ from litestar import Controller, get, post
 from litestar.params import Body
 
 from services.api.nexus.schemas import CronPreset, CronValidateRequest, CronValidation
-from services.api.openapi_docs import nexus_error_responses
+from services.api.openapi_docs import BODY, nexus_error_responses
 from services.api.schedule_words import describe
 from shared.contracts.schedules import CronSchedule
 from shared.schedule.errors import InvalidScheduleError
@@ -46,7 +46,7 @@ class NexusCronController(Controller):
         "/validate",
         status_code=200,
         summary="Validate a cron expression; its description and next 5 runs",
-        responses=nexus_error_responses(),
+        responses=nexus_error_responses(*BODY),
     )
     async def validate(self, data: Annotated[CronValidateRequest, Body()]) -> CronValidation:
         expression = " ".join(data.expression.split())

@@ -33,7 +33,7 @@ from services.api.nexus.schemas import (
     NexusJobUpdate,
     StatsOverview,
 )
-from services.api.openapi_docs import BEARER, nexus_error_responses
+from services.api.openapi_docs import BEARER, BODY, nexus_error_responses
 
 MAX_LIMIT = 1000
 MAX_EXECUTIONS_LIMIT = 500
@@ -107,6 +107,7 @@ async def _fresh(res: Resources, job_id: UUID) -> NexusJob:
 
 
 JOB_ERRORS = nexus_error_responses(401, 403, 404, 409, 503)
+JOB_BODY_ERRORS = nexus_error_responses(*BODY, 401, 403, 404, 409, 503)
 
 
 class NexusJobController(Controller):
@@ -114,7 +115,7 @@ class NexusJobController(Controller):
     tags = ["nexus jobs"]
     security = BEARER
 
-    @post("/", status_code=201, summary="Create a job", responses=nexus_error_responses(401, 403, 503))
+    @post("/", status_code=201, summary="Create a job", responses=nexus_error_responses(*BODY, 401, 403, 503))
     async def create(
         self,
         data: Annotated[NexusJobCreate, Body()],
@@ -160,7 +161,7 @@ class NexusJobController(Controller):
     ) -> NexusJob:
         return await _job(res, principal, job_id)
 
-    @put("/{job_id:str}", summary="Update a job", responses=JOB_ERRORS)
+    @put("/{job_id:str}", summary="Update a job", responses=JOB_BODY_ERRORS)
     async def update(
         self,
         job_id: FromPath[str],
@@ -187,7 +188,7 @@ class NexusJobController(Controller):
         "/{job_id:str}/execute",
         status_code=200,
         summary="Run a job now, with optional argument overrides",
-        responses=JOB_ERRORS,
+        responses=JOB_BODY_ERRORS,
     )
     async def execute(
         self,

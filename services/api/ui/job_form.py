@@ -15,6 +15,7 @@ import msgspec
 
 from services.api.domain_errors import ValidationFailedError
 from services.api.nexus.schemas import JobKind, NexusJob, NexusJobCreate, NexusJobUpdate
+from services.api.request_bodies import BodyTooDeepError, check_depth
 from services.api.schemas import HttpMethod
 from services.api.ui.queries import WebhookRow
 from shared.schedule.wallclock import to_wall, zone
@@ -95,11 +96,12 @@ def _json(form: JobForm, name: str, default: Any) -> Any:
     if not text:
         return default
     try:
+        check_depth(text.encode())
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormError(f"{name} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", name) from None
-    except RecursionError:
-        raise FormError(f"{name} is nested too deeply", name) from None
+    except BodyTooDeepError as exc:
+        raise FormError(f"{name} is {exc}", name) from None
 
 
 def _local_time(form: JobForm, name: str) -> str | None:
