@@ -19,6 +19,7 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from services.api.auth import Principal
 from services.api.read_models import EXECUTION_COLUMNS, account_scope, execution_out
 from services.api.schemas import ExecutionOut
 from shared.bus.executions import PublishRequested
@@ -60,6 +61,44 @@ class RedriveReport:
     skipped: list[tuple[UUID, str]] = field(default_factory=list)
     remaining: int = 0
     last_sequence: int = 0  # of the new attempts on EXECUTIONS, to wait for before answering
+
+
+async def check_access(pool: asyncpg.Pool, principal: Principal, selection: Selection) -> None:
+    """ForbiddenError when the selection names a job or an execution of an account the caller may not act on (as
+    every other route answers), rather than a re-drive that silently finds nothing."""
+    if selection.job_id is not None:
+        owner = await pool.fetchval(
+            "SELECT account_id FROM jobs WHERE id = $1 UNION ALL"
+            " (SELECT account_id FROM executions WHERE job_id = $1 LIMIT 1) LIMIT 1",
+            selection.job_id,
+        )
+        if owner is not None:
+            principal.check_account(owner)
+    if selection.execution_ids:
+        owners = await pool.fetch(
+            "SELECT DISTINCT account_id FROM executions WHERE id = ANY($1::uuid[])", list(selection.execution_ids)
+        )
+        for row in owners:
+            principal.check_account(row["account_id"])
+
+
+# Why a named execution was not re-driven, when it is not a dead letter of the selection.
+_NAMED = """
+SELECT e.id, e.status,
+    EXISTS (
+        SELECT 1 FROM executions l WHERE l.occurrence_id = e.occurrence_id AND l.webhook_id IS NOT DISTINCT FROM
+        e.webhook_id AND l.attempt > e.attempt AND l.redrive
+    ) AS redriven
+FROM executions e WHERE e.id = ANY($1::uuid[])
+"""
+
+
+def _why_not(status: str, redriven: bool) -> str:
+    if redriven:
+        return "already re-driven"
+    if status == "dead_letter":
+        return "not of the job or time selected"
+    return f"not a dead letter (its status is {status})"
 
 
 async def list_dead_letters(
@@ -106,6 +145,8 @@ class Redriver:
             *args,
         )
         report = RedriveReport(remaining=max(len(rows) - MAX_REDRIVE, 0))
+        if selection.execution_ids:
+            await self._explain_named(accounts, selection.execution_ids, {row["id"] for row in rows}, report)
         jobs: dict[UUID, JobState | None] = {}
         for row in rows[:MAX_REDRIVE]:
             if row["job_id"] not in jobs:
@@ -120,6 +161,21 @@ class Redriver:
                 report.redriven.append((row["id"], following))
                 report.last_sequence = max(report.last_sequence, sequence)
         return report
+
+    async def _explain_named(
+        self, accounts: frozenset[UUID] | None, named: tuple[UUID, ...], selected: set[UUID], report: RedriveReport
+    ) -> None:
+        """Each named execution that is not a dead letter of the selection is reported skipped, saying why."""
+        wanted = [e for e in dict.fromkeys(named) if e not in selected]
+        if not wanted:
+            return
+        args: list[Any] = [wanted]
+        scope = account_scope(accounts, args, "e.account_id")
+        found = {row["id"]: row for row in await self._pool.fetch(f"{_NAMED} AND {scope}", *args)}
+        for execution_id in wanted:
+            row = found.get(execution_id)
+            reason = "not found" if row is None else _why_not(row["status"], row["redriven"])
+            report.skipped.append((execution_id, reason))
 
     async def _one(self, execution_id: UUID, number: int, job: JobState | None) -> tuple[UUID, int] | str:
         if job is None:

@@ -73,6 +73,72 @@ class Appended:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookDraft:
+    """A webhook given with a new job, as POST /webhooks takes one."""
+
+    url: str
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    query_params: dict[str, str] | None = None
+    body_template: str | None = None
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPatch:
+    """Fields of a job's retry policy to change, applied to the policy the job has when the change is decided.
+
+    `growing` is the NEXUS surface's yes/no backoff: True keeps a growing backoff (linear stays linear) or makes a
+    fixed one exponential; False makes it fixed. A base delay above the policy's cap raises the cap to it (unless
+    the patch sets the cap), so the delay asked for is the delay waited.
+    """
+
+    max_attempts: int | UnsetType = UNSET
+    base_delay_seconds: float | UnsetType = UNSET
+    backoff: Literal["exponential", "linear", "fixed"] | UnsetType = UNSET
+    growing: bool | UnsetType = UNSET
+    jitter: float | UnsetType = UNSET
+    max_delay_seconds: float | UnsetType = UNSET
+
+    def applied_to(self, policy: RetryPolicy) -> RetryPolicy:
+        values: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in ("max_attempts", "base_delay_seconds", "backoff", "jitter", "max_delay_seconds")
+            if not isinstance(getattr(self, name), UnsetType)
+        }
+        if self.growing is False:
+            values["backoff"] = "fixed"
+        elif self.growing is True and policy.backoff == "fixed":
+            values["backoff"] = "exponential"
+        patched = msgspec.structs.replace(policy, **values)
+        if "max_delay_seconds" not in values and patched.base_delay_seconds > patched.max_delay_seconds:
+            patched = msgspec.structs.replace(patched, max_delay_seconds=patched.base_delay_seconds)
+        return patched
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPatch:
+    """Fields of a job's task to change, applied to the task the job has when the change is decided.
+
+    A `name` of None removes the task (its arguments must then be empty).
+    """
+
+    name: str | UnsetType | None = UNSET
+    args: tuple[Any, ...] | UnsetType = UNSET
+    kwargs: dict[str, Any] | UnsetType = UNSET
+
+    def applied_to(self, task: TaskSpec | None) -> TaskSpec | None:
+        name = task.name if task is not None and isinstance(self.name, UnsetType) else self.name
+        args = (task.args if task is not None else ()) if isinstance(self.args, UnsetType) else self.args
+        kwargs = (task.kwargs if task is not None else {}) if isinstance(self.kwargs, UnsetType) else self.kwargs
+        if isinstance(name, UnsetType) or name is None:
+            if args or kwargs:
+                raise ValidationFailedError("task_args and task_kwargs need a task_name", field="task_name")
+            return None
+        return TaskSpec(name=name, args=tuple(args), kwargs=kwargs)
+
+
+@dataclass(frozen=True, slots=True)
 class JobDraft:
     """A new job, as either API describes it."""
 
@@ -94,6 +160,8 @@ class JobDraft:
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     created_by: str | None = None
+    # Attached in the same event as the job, so no occurrence fires before its webhooks exist.
+    webhooks: tuple[WebhookDraft, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +173,8 @@ class JobChanges:
     type: int | UnsetType = UNSET
     timezone: str | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
-    task: TaskSpec | UnsetType | None = UNSET
-    retry: RetryPolicy | UnsetType = UNSET
+    task: TaskSpec | TaskPatch | UnsetType | None = UNSET
+    retry: RetryPolicy | RetryPatch | UnsetType = UNSET
     timeout_seconds: float | UnsetType | None = UNSET
     misfire: MisfirePolicy | UnsetType = UNSET
     overlap: Literal["allow", "skip", "queue_one"] | UnsetType = UNSET
@@ -209,6 +277,16 @@ def _check_size(event: JobEvent) -> None:
         )
 
 
+def _check_runnable(state: JobState) -> None:
+    """For surfaces without webhooks of their own (NEXUS): an active job must have a task or a webhook to run."""
+    if state.enabled and state.task is None and not state.webhooks:
+        raise ValidationFailedError(
+            "an active job needs a task_name (or a webhook, added on /webhooks): with neither, every run fails",
+            field="task_name",
+            missing=True,
+        )
+
+
 def _no_webhook(webhook_id: UUID) -> WebhookNotFoundError:
     return WebhookNotFoundError(f"webhook {webhook_id} not found")
 
@@ -249,13 +327,34 @@ class JobCommands:
             )
         return timeout
 
-    async def create_job(self, principal: Principal, *, account_id: UUID, draft: JobDraft) -> Appended:
+    async def create_job(
+        self, principal: Principal, *, account_id: UUID, draft: JobDraft, require_target: bool = False
+    ) -> Appended:
+        """A new job, with its webhooks if given. `require_target`: refuse an active job with nothing to run."""
         principal.check_account(account_id)
         timezone = checked_timezone(draft.timezone)
         schedule = checked_schedule(draft.schedule, timezone)
         if draft.task is not None:
             checked_task_name(draft.task.name)
+        if len(draft.webhooks) > MAX_WEBHOOKS_PER_JOB:
+            raise ValidationFailedError(f"a job has at most {MAX_WEBHOOKS_PER_JOB} webhooks", field="webhooks")
         now = self._clock()
+        webhooks = []
+        for hook in draft.webhooks:
+            url, headers = await self.checked_webhook(hook.url, hook.headers, hook.body_template, hook.content_type)
+            webhooks.append(
+                WebhookSpec(
+                    id=uuid.uuid4(),
+                    url=url,
+                    method=hook.method,
+                    headers=headers,
+                    query_params=hook.query_params,
+                    body_template=hook.body_template,
+                    content_type=hook.content_type,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         job_id = uuid.uuid4()
         state = JobState(
             id=job_id,
@@ -265,6 +364,7 @@ class JobCommands:
             schedule=schedule,
             timezone=timezone,
             enabled=draft.enabled,
+            webhooks=tuple(webhooks),
             task=draft.task,
             retry=draft.retry,
             timeout_seconds=self._checked_timeout(draft.timeout_seconds),
@@ -282,6 +382,8 @@ class JobCommands:
             updated_at=now,
         )
         _check_window(state)
+        if require_target:
+            _check_runnable(state)
         event = JobCreated(
             event_id=uuid.uuid4(),
             job_id=job_id,
@@ -295,13 +397,20 @@ class JobCommands:
         _check_size(event)
         return Appended(event, await self._store.append(event, 0))
 
-    async def update_job(self, principal: Principal, job_id: UUID, changes: JobChanges) -> Appended:
-        """Change any subset of a job's fields; a new schedule or time zone recomputes the next run."""
+    async def update_job(
+        self, principal: Principal, job_id: UUID, changes: JobChanges, *, require_target: bool = False
+    ) -> Appended:
+        """Change any subset of a job's fields; a new schedule or time zone recomputes the next run.
+
+        Patches (of the retry policy, of the task) apply to the job as loaded, so concurrent changes of different
+        fields all survive. `require_target`: refuse to leave an active job with nothing to run.
+        """
         values = changes.given()
         if "timezone" in values:
             values["timezone"] = checked_timezone(values["timezone"])
-        if values.get("task") is not None:
-            checked_task_name(values["task"].name)
+        task = values.get("task")
+        if isinstance(task, TaskSpec | TaskPatch) and isinstance(task.name, str):
+            checked_task_name(task.name)
         if "timeout_seconds" in values:
             values["timeout_seconds"] = self._checked_timeout(values["timeout_seconds"])
         for bound in ("start_at", "end_at"):
@@ -310,13 +419,20 @@ class JobCommands:
 
         def decide(loaded: Loaded, now: datetime) -> JobEvent | None:
             current = loaded.event.job
-            state = msgspec.structs.replace(current, **values)
+            given = dict(values)
+            if isinstance(retry := given.get("retry"), RetryPatch):
+                given["retry"] = retry.applied_to(current.retry)
+            if isinstance(task := given.get("task"), TaskPatch):
+                given["task"] = task.applied_to(current.task)
+            state = msgspec.structs.replace(current, **given)
             if "schedule" in values or "timezone" in values:
                 state = msgspec.structs.replace(state, schedule=checked_schedule(state.schedule, state.timezone))
             changed = _changed_fields(current, state, _JOB_FIELDS)
             if not changed:
                 return None
             _check_window(state)
+            if require_target and {"enabled", "task"} & set(changed):
+                _check_runnable(state)
             state = msgspec.structs.replace(state, updated_at=now)
             event: JobEvent
             if changed == ("enabled",):
@@ -329,9 +445,11 @@ class JobCommands:
 
         return await self._change(principal, job_id, decide)
 
-    async def set_enabled(self, principal: Principal, job_id: UUID, enabled: bool) -> Appended:
+    async def set_enabled(
+        self, principal: Principal, job_id: UUID, enabled: bool, *, require_target: bool = False
+    ) -> Appended:
         """Pause (disable) or resume (enable) a job; doing it twice changes nothing."""
-        return await self.update_job(principal, job_id, JobChanges(enabled=enabled))
+        return await self.update_job(principal, job_id, JobChanges(enabled=enabled), require_target=require_target)
 
     async def delete_job(self, principal: Principal, job_id: UUID) -> Appended:
         """The job stops firing and leaves the read models; its events stay in the log."""

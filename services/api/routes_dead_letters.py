@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import Principal
-from services.api.dead_letters import MAX_REDRIVE, Selection, list_dead_letters
+from services.api.dead_letters import MAX_REDRIVE, Selection, check_access, list_dead_letters
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import ValidationFailedError
 from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
@@ -40,8 +40,8 @@ class Skipped(msgspec.Struct, kw_only=True):
 
 
 class RedriveResult(msgspec.Struct, kw_only=True):
-    """Each re-driven dead letter with its new attempt; those that could not be, with why; how many are left
-    beyond this call's limit."""
+    """Each re-driven dead letter with its new attempt; those that could not be, with why (a named execution that is
+    no dead letter too: "not found", "already re-driven", ...); how many are left beyond this call's limit."""
 
     redriven: list[Redriven]
     skipped: list[Skipped]
@@ -89,8 +89,9 @@ class DeadLetterController(Controller):
     ) -> RedriveResult:
         if not data.execution_ids and data.job_id is None and data.since is None:
             raise ValidationFailedError("name execution_ids, a job_id or a since time", field="execution_ids")
-        assert res.redriver is not None
+        assert res.redriver is not None and res.pool is not None
         selection = Selection(execution_ids=tuple(data.execution_ids or ()), job_id=data.job_id, since=data.since)
+        await check_access(res.pool, principal, selection)
         report = await res.redriver.redrive(_scope(principal, data.account_id), selection)
         if report.last_sequence:
             await await_projection(res, report.last_sequence, res.names.executions_stream)

@@ -16,7 +16,7 @@ from msgspec import UNSET, UnsetType
 from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import JobNotFoundError
-from services.api.job_commands import Appended, JobChanges, JobDraft
+from services.api.job_commands import Appended, JobChanges, JobDraft, WebhookDraft
 from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.read_models import (
     get_job,
@@ -36,8 +36,9 @@ from services.api.schemas import (
     MisfirePolicyBody,
     Page,
     RetryPolicyBody,
+    WebhookOut,
 )
-from shared.contracts.jobs import JobEvent, RetryPolicy
+from shared.contracts.jobs import JobEvent, RetryPolicy, WebhookSpec
 from shared.contracts.schedules import CronSchedule
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,23 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         jitter_seconds=job.jitter_seconds,
         start_at=job.start_at,
         end_at=job.end_at,
+    )
+
+
+def webhook_out(job_id: UUID, spec: WebhookSpec) -> WebhookOut:
+    return WebhookOut(
+        id=spec.id,
+        job_id=job_id,
+        url=spec.url,
+        method=spec.method,
+        headers=spec.headers,
+        query_params=spec.query_params,
+        body_template=spec.body_template,
+        content_type=spec.content_type,
+        created_at=spec.created_at,
+        updated_at=spec.updated_at,
+        enabled=spec.enabled,
+        disabled_reason=spec.disabled_reason,
     )
 
 
@@ -139,10 +157,24 @@ class JobController(Controller):
             jitter_seconds=data.jitter_seconds,
             start_at=data.start_at,
             end_at=data.end_at,
+            webhooks=tuple(
+                WebhookDraft(
+                    url=w.url,
+                    method=w.method,
+                    headers=w.headers or {},
+                    query_params=w.query_params,
+                    body_template=w.body_template,
+                    content_type=w.content_type,
+                )
+                for w in data.webhooks or ()
+            ),
         )
         appended = await res.commands.create_job(principal, account_id=data.account_id, draft=draft)
         await await_projection(res, appended.sequence)
-        return job_from_event(appended.event)
+        job = job_from_event(appended.event)
+        if data.webhooks is not None:
+            job.webhooks = [webhook_out(job.id, w) for w in appended.event.job.webhooks]
+        return job
 
     @get("/", summary="List an account's jobs, newest first", responses=error_responses(400, *PROTECTED))
     async def index(

@@ -12,7 +12,7 @@ from services.api.domain_errors import WebhookNotFoundError
 from services.api.job_commands import Appended, WebhookChanges
 from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.read_models import get_webhook
-from services.api.routes_jobs import parse_id
+from services.api.routes_jobs import parse_id, webhook_out
 from services.api.schemas import WebhookCreate, WebhookOut, WebhookUpdate
 from shared.contracts.jobs import WebhookAdded, WebhookUpdated
 
@@ -21,20 +21,7 @@ def webhook_from_event(appended: Appended) -> WebhookOut:
     event = appended.event
     assert isinstance(event, (WebhookAdded, WebhookUpdated))
     spec = next(w for w in event.job.webhooks if w.id == event.webhook_id)
-    return WebhookOut(
-        id=spec.id,
-        job_id=event.job_id,
-        url=spec.url,
-        method=spec.method,
-        headers=spec.headers,
-        query_params=spec.query_params,
-        body_template=spec.body_template,
-        content_type=spec.content_type,
-        created_at=spec.created_at,
-        updated_at=spec.updated_at,
-        enabled=spec.enabled,
-        disabled_reason=spec.disabled_reason,
-    )
+    return webhook_out(event.job_id, spec)
 
 
 async def find_webhook(res: Resources, principal: Principal, raw_id: str) -> WebhookOut:

@@ -61,8 +61,22 @@ Overlap = Literal["allow", "skip", "queue_one"]
 JitterSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
 
 
+class NewWebhook(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A webhook given with a new job in POST /api/jobs: the fields of POST /webhooks but the job_id."""
+
+    url: Url
+    method: HttpMethod = "POST"
+    headers: StringMap | None = None
+    query_params: StringMap | None = None
+    body_template: BodyTemplate | None = None
+    content_type: ContentType = "application/json"
+
+
 class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of POST /api/jobs. Unknown fields are refused, so a misspelt one is not silently ignored."""
+    """Body of POST /api/jobs. Unknown fields are refused, so a misspelt one is not silently ignored.
+
+    `webhooks` are attached in the same step as the job, so it never fires without them.
+    """
 
     account_id: UUID
     name: Name
@@ -77,6 +91,7 @@ class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     jitter_seconds: JitterSeconds = 0.0
     start_at: datetime | None = None
     end_at: datetime | None = None
+    webhooks: Annotated[list[NewWebhook], msgspec.Meta(max_length=20)] | None = None
 
 
 class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -119,6 +134,8 @@ class JobOut(msgspec.Struct, kw_only=True):
     jitter_seconds: float
     start_at: datetime | None
     end_at: datetime | None
+    # Only in the answer to a POST /api/jobs that gave webhooks: them, with their ids.
+    webhooks: list[WebhookOut] | UnsetType = UNSET
 
 
 class WebhookCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -45,9 +45,17 @@ ON CONFLICT DO NOTHING
 """
 
 _ADVANCE_JOB = """
-INSERT INTO job_runs (job_id, last_run_at, next_run_at, job_version) VALUES ($1, $2, $3, $4)
+INSERT INTO job_runs (job_id, last_run_at, next_run_at, job_version, last_scheduled_at) VALUES ($1, $2, $3, $4, $2)
 ON CONFLICT (job_id) DO UPDATE SET
-    last_run_at = EXCLUDED.last_run_at, next_run_at = EXCLUDED.next_run_at, job_version = EXCLUDED.job_version
+    last_run_at = GREATEST(job_runs.last_run_at, EXCLUDED.last_run_at), next_run_at = EXCLUDED.next_run_at,
+    job_version = EXCLUDED.job_version, last_scheduled_at = EXCLUDED.last_scheduled_at
+WHERE job_runs.last_scheduled_at IS NULL OR job_runs.last_scheduled_at < EXCLUDED.last_scheduled_at
+"""
+
+# A run on demand moves only last_run_at: with job_version 0 a new row leaves next_run_at to the jobs table.
+_RAN_ON_DEMAND = """
+INSERT INTO job_runs (job_id, last_run_at, next_run_at, job_version) VALUES ($1, $2, NULL, 0)
+ON CONFLICT (job_id) DO UPDATE SET last_run_at = EXCLUDED.last_run_at
 WHERE job_runs.last_run_at < EXCLUDED.last_run_at
 """
 
@@ -110,7 +118,9 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
             # Touches the earlier attempts' rows too: applied alone, in stream order.
             writes.append(Write(_REDRIVEN, (event.occurrence_id, webhook_id, event.attempt)))
             return Step(None, REQUESTED, tuple(writes))
-        if not (event.manual or event.attempt > 1):  # a run on demand or a retry does not move the schedule
+        if event.manual and event.attempt == 1:  # a run on demand is the last run, but does not move the schedule
+            writes.append(Write(_RAN_ON_DEMAND, (event.job_id, event.nominal_time)))
+        elif event.attempt == 1:  # a retry is no new run
             writes.append(Write(_ADVANCE_JOB, (event.job_id, event.nominal_time, event.next_run_at, event.job_version)))
         return Step(event.execution_id, REQUESTED, tuple(writes))
     if isinstance(event, ExecutionStarted):

@@ -13,6 +13,8 @@ import pytest
 
 from tests.e2e.conftest import DevServer, token_for
 from tests.e2e.harness import Api
+from tests.receiver import Receiver
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -302,3 +304,48 @@ async def test_concurrent_updates_never_lose_one_or_fail_with_500(api: Api, acco
     last = max(winners, key=lambda body: parse(body["updated_at"]))
     assert got["name"] == last["name"]
     assert got["updated_at"] == last["updated_at"]
+
+
+async def test_a_job_created_with_its_webhook_never_fires_without_it(
+    api: Api, account_id: uuid.UUID, receiver: Receiver
+) -> None:
+    hook = {"url": receiver.url_for("/born"), "method": "POST", "body_template": '{"a": 1}'}
+    job = await create(api, account_id, schedule="* * * * * *", webhooks=[hook])
+    assert set(job) == JOB_FIELDS | {"webhooks"} and job["enabled"], job
+    (created,) = job["webhooks"]
+    assert (created["job_id"], created["url"], created["body_template"], created["enabled"]) == (
+        job["id"],
+        hook["url"],
+        hook["body_template"],
+        True,
+    )
+    status, got = await api.call("GET", f"/webhooks/{created['id']}")
+    assert (status, got) == (200, created)
+    await eventually(lambda: len(receiver.on("/born")) >= 1, timeout=20, what="the first occurrence delivered")
+    status, _ = await api.call("PATCH", f"/api/jobs/{job['id']}/disable")
+    assert status == 200
+    status, page = await api.call("GET", f"/api/jobs/{job['id']}/executions?limit=1000")
+    assert status == 200 and page["items"], page
+    assert {e["webhook_id"] for e in page["items"]} == {created["id"]}, "every occurrence went to the webhook"
+    assert receiver.on("/born")[0].body == '{"a": 1}'
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        {"url": "not a url", "method": "POST"},
+        {"url": "https://example.com/h", "method": "POST", "headers": {"Bad Header": "x"}},
+        {"url": "https://example.com/h", "method": "POST", "body_template": "{{#unclosed}}"},
+        {"url": "https://example.com/h", "method": "TRACE"},
+        {"url": "https://example.com/h", "job_id": str(uuid.uuid4())},
+    ],
+)
+async def test_a_job_with_a_bad_webhook_is_refused_whole(api: Api, account_id: uuid.UUID, hook: dict[str, Any]) -> None:
+    status, error = await api.call(
+        "POST",
+        "/api/jobs",
+        json={"account_id": str(account_id), "name": "n", "schedule": "0 2 * * *", "type": 1, "webhooks": [hook]},
+    )
+    assert_error(status, error, 400, "VALIDATION_ERROR")
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    assert (status, page["total"]) == (200, 0), "no job without its webhook"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DevServer
+from tests.e2e.conftest import DevServer, token_for
 from tests.e2e.harness import SCHEDULER, Api
 from tests.e2e.test_api_webhooks_and_executions import add_webhook, executions
 from tests.receiver import Receiver
@@ -109,6 +109,41 @@ async def test_redrive_needs_a_selection_and_stays_in_the_callers_accounts(api: 
     other = uuid.uuid4()
     status, body = await api.call("GET", f"/api/dead-letters?account_id={other}")
     assert (status, body["error_code"]) == (403, "FORBIDDEN"), body
+
+
+async def test_redrive_says_per_id_what_happened_and_refuses_other_accounts(
+    dev_server: DevServer, api: Api, account_id: uuid.UUID, receiver: Receiver
+) -> None:
+    receiver.statuses["/once"] = 500
+    job = await create_job(api, account_id, once_soon(), retry_policy={"max_attempts": 1})
+    await add_webhook(api, job["id"], receiver.url_for("/once"))
+    (dead,) = await attempts_of(api, job["id"], 1)
+    unknown = str(uuid.uuid4())
+    theirs = Api(api.session, dev_server.base_url, {"Authorization": f"Bearer {token_for(uuid.uuid4())}"})
+
+    # Another account's job, dead letter or account: 403, as everywhere else, and nothing is re-driven.
+    for body in (
+        {"job_id": job["id"]},
+        {"execution_ids": [dead["id"]]},
+        {"account_id": str(account_id), "since": "2020-01-01T00:00:00Z"},
+    ):
+        status, error = await theirs.call("POST", "/api/dead-letters/redrive", json=body)
+        assert (status, error["error_code"]) == (403, "FORBIDDEN"), (body, error)
+    status, page = await api.call("GET", f"/api/dead-letters?job_id={job['id']}")
+    assert (status, page["total"]) == (200, 1)
+
+    receiver.statuses["/once"] = 200
+    status, result = await api.call("POST", "/api/dead-letters/redrive", json={"execution_ids": [dead["id"], unknown]})
+    assert status == 202, result
+    assert [r["execution_id"] for r in result["redriven"]] == [dead["id"]]
+    assert result["skipped"] == [{"execution_id": unknown, "reason": "not found"}], result
+    # Once re-driven, it is no longer a dead letter: a second re-drive says so instead of answering nothing.
+    status, again = await api.call("POST", "/api/dead-letters/redrive", json={"execution_ids": [dead["id"]]})
+    assert status == 202, again
+    assert again["redriven"] == [] and [s["execution_id"] for s in again["skipped"]] == [dead["id"]], again
+    assert again["skipped"][0]["reason"] == "already re-driven", again
+    await attempts_of(api, job["id"], 2)
+    assert len(receiver.on("/once")) == 2
 
 
 async def test_a_timeout_is_timed_out_then_retried(api: Api, account_id: uuid.UUID, receiver: Receiver) -> None:

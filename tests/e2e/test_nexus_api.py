@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -55,6 +56,19 @@ async def nexus_create(api: Api, **fields: Any) -> dict[str, Any]:
     status, job = await api.call("POST", "/api/v1/jobs/", json=DOCUMENT_EXAMPLE | fields)
     assert status == 201, job
     return job  # type: ignore[no-any-return]
+
+
+async def nexus_webhook_job(api: Api, url: str, *, active: bool = True, **fields: Any) -> dict[str, Any]:
+    """A NEXUS job that calls a webhook: created paused (an active job needs something to run), given its webhook
+    through the other surface, then resumed."""
+    job = await nexus_create(api, task_name=None, task_kwargs={}, **fields | {"is_active": False})
+    await add_webhook(api, job["uuid"], url)
+    if active:
+        status, body = await api.call("POST", f"/api/v1/jobs/{job['id']}/resume")
+        assert status == 200, body
+    status, job = await api.call("GET", f"/api/v1/jobs/{job['id']}")
+    assert status == 200, job
+    return job
 
 
 def assert_422(status: int, body: Any, field: str) -> None:
@@ -231,8 +245,7 @@ async def test_cron_tools_as_documented(dev_server: DevServer) -> None:
 
 
 async def test_execute_now_and_executions(api: Api, account_id: uuid.UUID, receiver: Receiver) -> None:
-    job = await nexus_create(api, task_name=None, task_kwargs={}, cron_expression="0 0 1 1 *")
-    await add_webhook(api, job["uuid"], receiver.url_for("/now"))
+    job = await nexus_webhook_job(api, receiver.url_for("/now"), cron_expression="0 0 1 1 *")
     status, accepted = await api.call("POST", f"/api/v1/jobs/{job['id']}/execute")
     assert status == 200, accepted
     assert accepted["message"] == "Job execution started"
@@ -250,9 +263,16 @@ async def test_execute_now_and_executions(api: Api, account_id: uuid.UUID, recei
         1,
         False,
     )
-    assert run["duration_seconds"] is not None and run["worker_name"]
-    status, still = await api.call("GET", f"/api/v1/jobs/{job['id']}")
-    assert still["last_run_at"] is None, "a manual run does not move the schedule"
+    assert run["worker_name"]
+    assert isinstance(run["duration_seconds"], int), "whole seconds on this surface, as the document shows"
+    status, after = await api.call("GET", f"/api/v1/jobs/{job['id']}")
+    assert status == 200, after
+    assert after["last_run_at"] is not None, "a run on demand is the job's last run"
+    assert parse(after["last_run_at"]) == parse(run["scheduled_at"])
+    assert after["next_run_at"] == job["next_run_at"], "the schedule is untouched"
+    status, there = await api.call("GET", f"/api/jobs/{job['uuid']}")
+    assert status == 200, there
+    assert parse(there["last_run_at"]) == parse(after["last_run_at"]) and there["next_run_at"] == job["next_run_at"]
     status, body = await api.call("POST", f"/api/v1/jobs/{job['id']}/execute", json={"task_args": [1, 2]})
     assert_422(status, body, "task_args")
 
@@ -264,16 +284,14 @@ def nominal_of(webhook_id: str) -> datetime:
 
 async def test_an_interval_job_fires_at_its_interval(api: Api, receiver: Receiver) -> None:
     start = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
-    job = await nexus_create(
+    await nexus_webhook_job(
         api,
+        receiver.url_for("/interval"),
         job_type="interval",
         cron_expression=None,
         interval_seconds=2,
         start_time=start.isoformat(),
-        task_name=None,
-        task_kwargs={},
     )
-    await add_webhook(api, job["uuid"], receiver.url_for("/interval"))
     await eventually(lambda: len(receiver.on("/interval")) >= 3, timeout=20, what="three interval runs")
     nominal = sorted({nominal_of(c.headers["webhook-id"]) for c in receiver.on("/interval")})
     assert all((t - start).total_seconds() % 2 == 0 for t in nominal), nominal
@@ -291,8 +309,6 @@ async def test_runs_due_at_the_same_moment_are_queued_highest_priority_first(
             job_type="date",
             cron_expression=None,
             scheduled_time=at.isoformat(),
-            task_name=None,
-            task_kwargs={},
             priority=priority,
         )
         priorities[uuid.UUID(job["uuid"])] = priority
@@ -311,12 +327,11 @@ async def test_runs_due_at_the_same_moment_are_queued_highest_priority_first(
 
 
 async def test_a_date_job_fires_once_and_is_completed(api: Api, receiver: Receiver) -> None:
-    at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
-    job = await nexus_create(
-        api, job_type="date", cron_expression=None, scheduled_time=at.isoformat(), task_name=None, task_kwargs={}
+    at = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    job = await nexus_webhook_job(
+        api, receiver.url_for("/once"), job_type="date", cron_expression=None, scheduled_time=at.isoformat()
     )
     assert parse(job["next_run_at"]) == at
-    await add_webhook(api, job["uuid"], receiver.url_for("/once"))
 
     async def completed() -> dict[str, Any] | None:
         status, got = await api.call("GET", f"/api/v1/jobs/{job['id']}")
@@ -380,8 +395,7 @@ async def test_calendar_jobs_follow_daylight_saving_rules(api: Api, rule: Any, e
 async def test_resume_does_not_fire_the_runs_missed_while_paused(
     dev_server: DevServer, api: Api, receiver: Receiver
 ) -> None:
-    job = await nexus_create(api, cron_expression="* * * * * *", task_name=None, task_kwargs={})
-    await add_webhook(api, job["uuid"], receiver.url_for("/tick"))
+    job = await nexus_webhook_job(api, receiver.url_for("/tick"), cron_expression="* * * * * *")
     await eventually(lambda: len(receiver.on("/tick")) >= 2, timeout=20, what="the job firing")
     status, _ = await api.call("POST", f"/api/v1/jobs/{job['id']}/pause")
     assert status == 200
@@ -426,3 +440,81 @@ async def test_openapi_describes_the_nexus_surface(dev_server: DevServer) -> Non
         assert body_schema(op, "422")["properties"]["detail"]["type"] == "array", (method, path)
         assert body_schema(op, "401")["properties"]["detail"]["type"] == "string", (method, path)
     assert "404" in ops[("GET", "/api/v1/jobs/{job_id}")]["responses"]
+
+
+async def nexus_id(api: Api, job_uuid: str) -> int:
+    status, page = await api.call("GET", "/api/v1/jobs/?limit=1000")
+    assert status == 200, page
+    return next(j["id"] for j in page if j["uuid"] == job_uuid)  # type: ignore[no-any-return]
+
+
+async def test_a_put_of_retry_fields_changes_only_those_of_the_policy(api: Api, account_id: uuid.UUID) -> None:
+    policy = {
+        "max_attempts": 5,
+        "backoff_seconds": 10.0,
+        "backoff_type": "linear",
+        "jitter": 0.3,
+        "max_backoff_seconds": 600.0,
+    }
+    status, created = await api.call(
+        "POST",
+        "/api/jobs",
+        json={"account_id": str(account_id), "name": "p", "schedule": "0 2 * * *", "type": 1, "retry_policy": policy},
+    )
+    assert status == 201, created
+    number = await nexus_id(api, created["id"])
+    expected = dict(policy)
+    for change, effect in (
+        ({"retry_delay": 20}, {"backoff_seconds": 20.0}),
+        ({"max_retries": 2}, {"max_attempts": 3}),
+        ({"retry_backoff": True}, {}),  # linear is a backoff: it stays linear
+        ({"retry_backoff": False}, {"backoff_type": "fixed"}),
+        ({"retry_backoff": True}, {"backoff_type": "exponential"}),
+        ({"retry_delay": 900}, {"backoff_seconds": 900.0, "max_backoff_seconds": 900.0}),  # a cap below it rises
+    ):
+        status, body = await api.call("PUT", f"/api/v1/jobs/{number}", json=change)
+        assert status == 200, body
+        expected |= effect
+        status, there = await api.call("GET", f"/api/jobs/{created['id']}")
+        assert there["retry_policy"] == expected, change
+
+
+async def test_concurrent_puts_of_different_fields_all_survive(api: Api) -> None:
+    job = await nexus_create(api)
+    path = f"/api/v1/jobs/{job['id']}"
+    for i in range(10):
+        pairs = (
+            ({"retry_delay": 100 + i}, {"max_retries": i % 10}),
+            ({"name": f"name {i}"}, {"retry_delay": 200 + i}),
+            ({"description": f"d {i}"}, {"tags": [f"t{i}"]}),
+        )
+        first, second = pairs[i % 3]
+        results = await asyncio.gather(api.call("PUT", path, json=first), api.call("PUT", path, json=second))
+        assert [status for status, _ in results] == [200, 200], results
+        _, got = await api.call("GET", path)
+        for field, value in (first | second).items():
+            assert got[field] == value, (i, field, got)
+
+
+async def test_an_active_job_needs_something_to_run(api: Api, receiver: Receiver) -> None:
+    status, body = await api.call(
+        "POST", "/api/v1/jobs/", json=DOCUMENT_EXAMPLE | {"task_name": None, "task_kwargs": {}}
+    )
+    assert_422(status, body, "task_name")
+    status, page = await api.call("GET", "/api/v1/jobs/")
+    assert (status, page) == (200, [])
+
+    paused = await nexus_create(api, task_name=None, task_kwargs={}, is_active=False)
+    for method, suffix, body in (("POST", "/resume", None), ("PUT", "", {"is_active": True})):
+        status, error = await api.call(method, f"/api/v1/jobs/{paused['id']}{suffix}", json=body)
+        assert_422(status, error, "task_name")
+    task_job = await nexus_create(api)
+    status, error = await api.call("PUT", f"/api/v1/jobs/{task_job['id']}", json={"task_name": None, "task_kwargs": {}})
+    assert_422(status, error, "task_name")
+    status, got = await api.call("GET", f"/api/v1/jobs/{task_job['id']}")
+    assert (got["task_name"], got["is_active"]) == ("tasks.generate_report", True)
+
+    # With a webhook (given on the other surface) there is something to run.
+    await add_webhook(api, paused["uuid"], receiver.url_for("/something"))
+    status, body = await api.call("POST", f"/api/v1/jobs/{paused['id']}/resume")
+    assert status == 200, body

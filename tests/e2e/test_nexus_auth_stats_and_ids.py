@@ -11,8 +11,7 @@ import pytest
 
 from tests.e2e.conftest import DevServer, token_for
 from tests.e2e.harness import Api
-from tests.e2e.test_api_webhooks_and_executions import add_webhook
-from tests.e2e.test_nexus_api import DOCUMENT_EXAMPLE, assert_422, nexus_create, parse
+from tests.e2e.test_nexus_api import DOCUMENT_EXAMPLE, assert_422, nexus_create, nexus_webhook_job, parse
 from tests.receiver import Receiver
 from tests.waiting import eventually
 
@@ -60,10 +59,32 @@ async def test_every_job_route_needs_a_token_and_stays_in_its_accounts(dev_serve
     assert (status, unchanged) == (200, job)
 
 
+async def test_an_account_header_the_token_does_not_hold_is_403(api: Api, account_id: uuid.UUID) -> None:
+    job = await nexus_create(api)
+    stranger = {"X-Account-Id": str(uuid.uuid4())}
+    for method, path in (
+        ("GET", "/api/v1/jobs/"),
+        ("GET", "/api/v1/jobs/stats/overview"),
+        ("GET", f"/api/v1/jobs/{job['id']}"),
+        ("POST", f"/api/v1/jobs/{job['id']}/pause"),
+    ):
+        status, error = await api.call(method, path, headers=stranger)
+        assert status == 403, (method, path, error)
+        assert set(error) == {"detail"} and isinstance(error["detail"], str), error
+    status, got = await api.call("GET", f"/api/v1/jobs/{job['id']}")
+    assert got["is_active"], "nothing was changed"
+    status, error = await api.call("GET", "/api/v1/jobs/", headers={"X-Account-Id": "nope"})
+    assert_422(status, error, "X-Account-Id")
+    mine = {"X-Account-Id": str(account_id)}
+    status, page = await api.call("GET", "/api/v1/jobs/", headers=mine)
+    assert (status, [j["id"] for j in page]) == (200, [job["id"]])
+    status, stats = await api.call("GET", "/api/v1/jobs/stats/overview", headers=mine)
+    assert (status, stats["total_jobs"]) == (200, 1)
+
+
 async def test_stats_overview_counts_the_callers_jobs_and_runs(api: Api, receiver: Receiver) -> None:
-    active = await nexus_create(api, task_name=None, task_kwargs={}, cron_expression="0 0 1 1 *")
+    active = await nexus_webhook_job(api, receiver.url_for("/stats"), cron_expression="0 0 1 1 *")
     await nexus_create(api, is_active=False)
-    await add_webhook(api, active["uuid"], receiver.url_for("/stats"))
     status, accepted = await api.call("POST", f"/api/v1/jobs/{active['id']}/execute")
     assert status == 200, accepted
 

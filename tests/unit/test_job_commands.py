@@ -16,7 +16,16 @@ from services.api.domain_errors import (
     ValidationFailedError,
     WebhookNotFoundError,
 )
-from services.api.job_commands import MAX_WEBHOOKS_PER_JOB, JobChanges, JobCommands, JobDraft, WebhookChanges
+from services.api.job_commands import (
+    MAX_WEBHOOKS_PER_JOB,
+    JobChanges,
+    JobCommands,
+    JobDraft,
+    RetryPatch,
+    TaskPatch,
+    WebhookChanges,
+    WebhookDraft,
+)
 from shared.bus.job_store import InMemoryJobEventStore, Loaded
 from shared.contracts.jobs import (
     JobCreated,
@@ -25,6 +34,8 @@ from shared.contracts.jobs import (
     JobPaused,
     JobResumed,
     JobUpdated,
+    RetryPolicy,
+    TaskSpec,
     WebhookAdded,
     WebhookRemoved,
     WebhookUpdated,
@@ -107,6 +118,57 @@ async def test_update_writes_only_what_changed(commands: JobCommands, store: InM
     assert by_admin.event.job.type == 9
     with pytest.raises(JobNotFoundError):
         await commands.update_job(OWNER, uuid.uuid4(), JobChanges(name="x"))
+
+
+async def test_patches_apply_to_the_job_as_loaded(commands: JobCommands) -> None:
+    policy = RetryPolicy(max_attempts=5, base_delay_seconds=10, backoff="linear", jitter=0.3, max_delay_seconds=600)
+    draft = JobDraft(name="p", schedule=CronSchedule(expression="0 2 * * *"), retry=policy)
+    created = (await commands.create_job(OWNER, account_id=ACCOUNT, draft=draft)).event
+    # Two patches written from the same stale view of the job: each changes only its field.
+    await commands.update_job(OWNER, created.job_id, JobChanges(retry=RetryPatch(base_delay_seconds=20)))
+    patched = await commands.update_job(OWNER, created.job_id, JobChanges(retry=RetryPatch(max_attempts=2)))
+    assert patched.event.job.retry == RetryPolicy(
+        max_attempts=2, base_delay_seconds=20, backoff="linear", jitter=0.3, max_delay_seconds=600
+    )
+    assert RetryPatch(growing=True).applied_to(policy).backoff == "linear"
+    assert RetryPatch(growing=False).applied_to(policy).backoff == "fixed"
+    assert RetryPatch(growing=True).applied_to(RetryPolicy(backoff="fixed")).backoff == "exponential"
+    assert RetryPatch(base_delay_seconds=900).applied_to(policy).max_delay_seconds == 900
+
+    task = TaskSpec(name="tasks.a", args=(1,), kwargs={"k": 1})
+    assert TaskPatch(args=(2,)).applied_to(task) == TaskSpec(name="tasks.a", args=(2,), kwargs={"k": 1})
+    assert TaskPatch(name=None, args=(), kwargs={}).applied_to(task) is None
+    with pytest.raises(ValidationFailedError):
+        TaskPatch(name=None).applied_to(task)  # its arguments would stay without a task
+
+
+async def test_nothing_to_run_is_refused_where_asked_and_webhooks_come_with_the_job(commands: JobCommands) -> None:
+    draft = JobDraft(name="n", schedule=CronSchedule(expression="0 2 * * *"))
+    with pytest.raises(ValidationFailedError) as refused:
+        await commands.create_job(OWNER, account_id=ACCOUNT, draft=draft, require_target=True)
+    assert refused.value.field == "task_name"
+    paused = (
+        await commands.create_job(
+            OWNER,
+            account_id=ACCOUNT,
+            draft=JobDraft(name="n", schedule=CronSchedule(expression="0 2 * * *"), enabled=False),
+            require_target=True,
+        )
+    ).event
+    with pytest.raises(ValidationFailedError):
+        await commands.set_enabled(OWNER, paused.job_id, True, require_target=True)
+    resumed = await commands.set_enabled(OWNER, paused.job_id, True)  # the other surface's document allows it
+    assert resumed.event.job.enabled
+
+    hooked = JobDraft(
+        name="n", schedule=CronSchedule(expression="0 2 * * *"), webhooks=(WebhookDraft(url="https://example.com/h"),)
+    )
+    created = (await commands.create_job(OWNER, account_id=ACCOUNT, draft=hooked, require_target=True)).event
+    assert isinstance(created, JobCreated) and created.version == 1
+    assert [w.url for w in created.job.webhooks] == ["https://example.com/h"]
+    bad = JobDraft(name="n", schedule=CronSchedule(expression="0 2 * * *"), webhooks=(WebhookDraft(url="ftp://x"),))
+    with pytest.raises(ValidationFailedError):
+        await commands.create_job(OWNER, account_id=ACCOUNT, draft=bad)
 
 
 async def test_pause_and_resume_are_their_own_events_and_idempotent(commands: JobCommands) -> None:

@@ -11,7 +11,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from services.api.domain_errors import ValidationFailedError
-from services.api.job_commands import JobChanges, JobDraft
+from services.api.job_commands import JobChanges, JobDraft, RetryPatch, TaskPatch
 from services.api.job_validation import SCHEDULE_FIELDS, checked_timezone
 from services.api.nexus.schemas import CalendarInput, NexusJob, NexusJobCreate, NexusJobUpdate
 from services.api.read_models import misfire_policy_body, misfire_policy_of
@@ -130,21 +130,20 @@ def changes_from(data: NexusJobUpdate, current: NexusJob, now: datetime) -> JobC
     if kind != current.job_type or any(given.get(name) is not None for name in (SCHEDULE_FIELDS[kind], "start_time")):
         schedule = _schedule(kind, given, timezone, now, schedule_of(current))
 
-    task: TaskSpec | UnsetType | None = UNSET
+    # Patches, applied to the job's event-sourced state when the change is decided: only the fields given change.
+    task: TaskPatch | UnsetType = UNSET
     if {"task_name", "task_args", "task_kwargs"} & given.keys():
-        name = given.get("task_name", current.task_name)
-        args = given.get("task_args", current.task_args)
-        kwargs = given.get("task_kwargs", current.task_kwargs)
-        if name is None and (args or kwargs):
-            raise ValidationFailedError("task_args and task_kwargs need a task_name", field="task_name")
-        task = TaskSpec(name=name, args=tuple(args), kwargs=kwargs) if name else None
-
-    retry: RetryPolicy | UnsetType = UNSET
+        task = TaskPatch(
+            name=given.get("task_name") or None if "task_name" in given else UNSET,
+            args=tuple(given["task_args"]) if "task_args" in given else UNSET,
+            kwargs=given.get("task_kwargs", UNSET),
+        )
+    retry: RetryPatch | UnsetType = UNSET
     if {"max_retries", "retry_delay", "retry_backoff"} & given.keys():
-        retry = _retry(
-            given.get("max_retries", current.max_retries),
-            given.get("retry_delay", current.retry_delay),
-            given.get("retry_backoff", current.retry_backoff),
+        retry = RetryPatch(
+            max_attempts=given["max_retries"] + 1 if "max_retries" in given else UNSET,
+            base_delay_seconds=given.get("retry_delay", UNSET),
+            growing=given.get("retry_backoff", UNSET),
         )
     return JobChanges(
         name=given.get("name", UNSET),

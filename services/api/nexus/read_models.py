@@ -48,6 +48,12 @@ _EXECUTION_STATES: dict[str, ExecutionState] = {
 }
 
 
+def whole_seconds(ms: int | None) -> int | None:
+    """A duration in whole seconds, as the document's integers: rounded to the nearest, halves up (1.202 s is 1,
+    1.5 s is 2). The milliseconds stay on the other surface (duration_ms)."""
+    return None if ms is None else (ms + 500) // 1000
+
+
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     """The jobs list's search: a name fragment, tags (all of them), a schedule type, enabled or paused."""
@@ -135,7 +141,7 @@ async def list_executions(
             scheduled_at=r["nominal_time"],
             started_at=r["started_at"],
             completed_at=r["finished_at"],
-            duration_seconds=r["duration_ms"] / 1000 if r["duration_ms"] is not None else None,
+            duration_seconds=whole_seconds(r["duration_ms"]),
             result=r["result"],
             error_message=r["error"],
             traceback=r["traceback"],

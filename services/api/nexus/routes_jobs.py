@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, delete, get, post, put
-from litestar.di import NamedDependency
+from litestar import Controller, Request, delete, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
 from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
+from services.api.dependencies import Resources, await_projection, provide_principal
 from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.read_models import (
@@ -59,15 +61,26 @@ def _number(raw: str) -> int:
     return number
 
 
+async def provide_nexus_principal(request: Request[object, object, State]) -> Principal:
+    """The caller, narrowed to the account X-Account-Id names (403 when the token does not hold it), on every route:
+    lists and counts show that account only, and a job of another account is refused."""
+    principal = await provide_principal(request)
+    header = request.headers.get("x-account-id")
+    if header is None:
+        return principal
+    try:
+        account = UUID(header)
+    except ValueError:
+        raise ValidationFailedError("not a valid UUID", field="X-Account-Id", location="header") from None
+    principal.check_account(account)
+    return dataclasses.replace(principal, accounts=frozenset({account}))
+
+
 def _account(principal: Principal, header: str | None) -> UUID:
-    """The account of a new job: the token's only account, or the one X-Account-Id names."""
+    """The account of a new job: the token's only account, or the one X-Account-Id names (the principal is
+    already narrowed to it)."""
     if header is not None:
-        try:
-            account = UUID(header)
-        except ValueError:
-            raise ValidationFailedError("not a valid UUID", field="X-Account-Id", location="header") from None
-        principal.check_account(account)
-        return account
+        return UUID(header)
     if principal.accounts is not None and len(principal.accounts) == 1:
         return next(iter(principal.accounts))
     if principal.accounts == frozenset():
@@ -114,6 +127,7 @@ class NexusJobController(Controller):
     path = "/jobs"
     tags = ["nexus jobs"]
     security = BEARER
+    dependencies = {"principal": Provide(provide_nexus_principal)}
 
     @post("/", status_code=201, summary="Create a job", responses=nexus_error_responses(*BODY, 401, 403, 503))
     async def create(
@@ -125,7 +139,9 @@ class NexusJobController(Controller):
     ) -> NexusJob:
         assert res.commands is not None
         draft = draft_from(data, datetime.now(UTC))
-        appended = await res.commands.create_job(principal, account_id=_account(principal, account), draft=draft)
+        appended = await res.commands.create_job(
+            principal, account_id=_account(principal, account), draft=draft, require_target=True
+        )
         await await_projection(res, appended.sequence)
         return await _fresh(res, appended.event.job_id)
 
@@ -172,7 +188,7 @@ class NexusJobController(Controller):
         assert res.commands is not None
         current = await _job(res, principal, job_id)
         changes = changes_from(data, current, datetime.now(UTC))
-        appended = await res.commands.update_job(principal, UUID(current.uuid), changes)
+        appended = await res.commands.update_job(principal, UUID(current.uuid), changes, require_target=True)
         await await_projection(res, appended.sequence)
         return await _fresh(res, UUID(current.uuid))
 
@@ -228,7 +244,8 @@ class NexusJobController(Controller):
     @staticmethod
     async def _set_active(res: Resources, principal: Principal, job_id: str, *, active: bool) -> None:
         assert res.commands is not None
-        appended = await res.commands.set_enabled(principal, await _job_id(res, principal, job_id), active)
+        target = await _job_id(res, principal, job_id)
+        appended = await res.commands.set_enabled(principal, target, active, require_target=True)
         await await_projection(res, appended.sequence)
 
     @get("/{job_id:str}/executions", summary="Executions of a job, newest first", responses=JOB_ERRORS)

@@ -150,7 +150,7 @@ class NexusExecution(msgspec.Struct, kw_only=True):
     scheduled_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
-    duration_seconds: float | None
+    duration_seconds: int | None  # whole seconds, rounded to the nearest
     result: Any
     error_message: str | None
     traceback: str | None
