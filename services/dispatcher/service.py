@@ -49,6 +49,9 @@ from shared.observability.logs import execution_fields
 from shared.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from shared.settings import Settings
 
+# An occurrence of a job with no enabled webhook: created before its webhook, or its receiver answered 410.
+NO_TARGET_REASON = "nothing to deliver to: the job has no enabled webhook (add one, or enable it again)"
+
 log = logging.getLogger(__name__)
 
 RECORD_RETRY_SECONDS = 0.5
@@ -100,6 +103,10 @@ class Dispatcher:
         if request.task is not None:
             # Workers run tasks and record them; the dispatcher only queues them in the TASKS stream.
             await hand_over_task(js, self._names, request)
+        elif request.webhook is None:
+            # Nothing was sent, so nothing failed: the occurrence is recorded, saying why, and not retried.
+            skipped = ExecutionSkipped(**envelope_of(request), occurred_at=_now(), reason=NO_TARGET_REASON)
+            await publish_result(js, self._names, "skipped", skipped, f"{request.execution_id}:skipped")
         else:
             assert self._runs is not None
             await under_overlap_policy(
@@ -166,8 +173,7 @@ class Dispatcher:
                 await asyncio.sleep(RECORD_RETRY_SECONDS)
 
     async def _deliver(self, request: ExecutionRequested, started_at: datetime) -> DeliveryOutcome:
-        if request.webhook is None:
-            return DeliveryOutcome(0, error="the job has no webhook to deliver to")
+        assert request.webhook is not None, "an occurrence without a webhook is skipped, never delivered"
         assert self._secrets is not None and self._session is not None
         secrets = (await self._secrets.get(request.account_id, started_at)).active(started_at)
         return await deliver(
@@ -187,8 +193,6 @@ class Dispatcher:
     @staticmethod
     def _fate_of(request: ExecutionRequested, outcome: DeliveryOutcome, now: datetime) -> FailureFate:
         """2xx never gets here; 410 and requests that cannot be sent are final; the rest retry by policy."""
-        if request.webhook is None:
-            return FailureFate(retryable=False, dead_letter=False)
         if outcome.unsendable or outcome.response_code == HTTPStatus.GONE:
             return FailureFate(retryable=False)
         return FailureFate(retry_after=retry_after_seconds(outcome.retry_after, now))

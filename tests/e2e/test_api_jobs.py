@@ -349,3 +349,28 @@ async def test_a_job_with_a_bad_webhook_is_refused_whole(api: Api, account_id: u
     assert_error(status, error, 400, "VALIDATION_ERROR")
     status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
     assert (status, page["total"]) == (200, 0), "no job without its webhook"
+
+
+async def test_an_enabled_job_without_a_webhook_records_its_occurrences_skipped_not_failed(
+    api: Api, account_id: uuid.UUID
+) -> None:
+    # The document creates a job enabled and attaches its webhook afterwards; what falls due in between has nothing
+    # to run, so it is recorded as skipped with the reason: no failure, no retry, no dead letter.
+    job = await create(api, account_id, schedule="* * * * * *")
+    assert job["enabled"] and "webhooks" not in job
+
+    async def skipped() -> list[dict[str, Any]] | None:
+        status, page = await api.call("GET", f"/api/jobs/{job['id']}/executions?status=skipped")
+        assert status == 200
+        items: list[dict[str, Any]] = page["items"]
+        return items if len(items) >= 2 else None
+
+    items = await eventually(skipped, timeout=20, what="two occurrences recorded skipped")
+    assert all("no enabled webhook" in e["error"] and e["attempt"] == 1 for e in items), items
+    status, _ = await api.call("PATCH", f"/api/jobs/{job['id']}/disable")
+    assert status == 200
+    status, page = await api.call("GET", f"/api/jobs/{job['id']}/executions?limit=1000")
+    assert status == 200
+    assert {e["status"] for e in page["items"]} <= {"skipped", "queued"}, page["items"]
+    status, dead = await api.call("GET", f"/api/dead-letters?account_id={account_id}&job_id={job['id']}")
+    assert (status, dead["total"]) == (200, 0)
