@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import msgspec
 
 from shared.contracts.executions import ExecutionEvent
@@ -21,9 +19,9 @@ def encode(event: msgspec.Struct) -> bytes:
 
 def decode_job_event(data: bytes) -> JobEvent:
     """Parse a JOBS stream message; raises msgspec.ValidationError on a foreign payload."""
-    return cast(JobEvent, _job_decoder.decode(data))
+    return _job_decoder.decode(data)
 
 
 def decode_execution_event(data: bytes) -> ExecutionEvent:
     """Parse an EXECUTIONS stream message; raises msgspec.ValidationError on a foreign payload."""
-    return cast(ExecutionEvent, _execution_decoder.decode(data))
+    return _execution_decoder.decode(data)

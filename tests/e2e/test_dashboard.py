@@ -9,9 +9,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import jwt
 import pytest
 from playwright.async_api import Page, expect
 
@@ -80,6 +82,26 @@ async def test_sign_in_with_a_token_and_out_again(dev_server: DevServer, account
         await expect(page).to_have_url(re.compile(r"/ui/sign-in"))
         await page.goto(base + "/ui")
         await expect(page).to_have_url(re.compile(r"/ui/sign-in"))
+
+
+async def test_the_sign_in_cookie_expires_with_the_token(dev_server: DevServer, account_id: uuid.UUID) -> None:
+    token = token_for(account_id, ttl_seconds=7 * 86400)
+    exp = datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp"], UTC)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(dev_server.base_url + "/ui/sign-in") as response:
+            csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', await response.text())
+        assert csrf is not None
+        async with session.post(
+            dev_server.base_url + "/ui/sign-in", data={"token": token, "_csrf_token": csrf[1]}, allow_redirects=False
+        ) as response:
+            assert response.status == 303, await response.text()
+            signed_at = datetime.now(UTC)
+            cookie = response.cookies["scheduler_ui_token"]
+    expires = parsedate_to_datetime(cookie["expires"])
+    assert abs((expires - exp).total_seconds()) <= 2, (cookie.OutputString(), exp)
+    assert abs((signed_at + timedelta(seconds=int(cookie["max-age"])) - exp).total_seconds()) <= 2, (
+        cookie.OutputString()
+    )
 
 
 async def test_pages_fit_a_phone_screen(signed_in: Session, receiver: Receiver, account_id: uuid.UUID) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import jwt
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import Cookie, State
@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from services.api.dependencies import resources
 from services.api.domain_errors import UnauthorizedError
-from services.api.ui.session import SIGN_IN_REASONS, TOKEN_COOKIE, UI_PATH, open_mode
+from services.api.ui.session import SIGN_IN_REASONS, TOKEN_COOKIE, UI_PATH, cookie_lifetime, open_mode
 from services.api.ui.views import page, see_other
 
 
@@ -28,13 +28,9 @@ def _safe_next(target: str) -> str:
     return target if target.startswith(UI_PATH) and not target.startswith("//") and "\\" not in target else UI_PATH
 
 
-def _cookie(request: Request[Any, Any, State], token: str) -> Cookie:
-    expires: int | None = None
-    try:
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-        expires = int(exp) if isinstance(exp, int | float) else None
-    except jwt.PyJWTError:
-        expires = None
+def _cookie(request: Request[Any, Any, State], token: str, expires_at: datetime | None) -> Cookie:
+    # Litestar's `expires` is seconds from now (as `max_age`), not a timestamp: both are the token's lifetime left.
+    lifetime = cookie_lifetime(expires_at, datetime.now(UTC))
     return Cookie(
         key=TOKEN_COOKIE,
         value=token,
@@ -43,7 +39,8 @@ def _cookie(request: Request[Any, Any, State], token: str) -> Cookie:
         samesite="strict",
         # Behind a TLS-terminating proxy the api sees http: the proxy's X-Forwarded-Proto says https.
         secure="https" in (request.url.scheme, request.headers.get("x-forwarded-proto", "").lower()),
-        expires=expires,
+        max_age=lifetime,
+        expires=lifetime,
     )
 
 
@@ -75,13 +72,13 @@ class SessionController(Controller):
             token = token[len("bearer") :]
         target = _safe_next(data.next or UI_PATH)
         try:
-            resources(request.app.state).authenticator.authenticate(f"Bearer {token}")
+            principal = resources(request.app.state).authenticator.authenticate(f"Bearer {token}")
         except UnauthorizedError as exc:
             response = page(request, "sign_in.html", None, "sign-in", next=target, reason=None, error=exc.detail)
             response.status_code = 401
             return response
         redirect = Redirect(target, status_code=303)
-        redirect.set_cookie(_cookie(request, token))
+        redirect.set_cookie(_cookie(request, token, principal.expires_at))
         return redirect
 
     @post("/sign-out", status_code=303)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from typing import Any
 
 from litestar import Request
@@ -20,6 +21,8 @@ from shared.settings import Settings
 TOKEN_COOKIE = "scheduler_ui_token"  # noqa: S105 - a cookie name, not a secret
 CSRF_COOKIE = "scheduler_ui_csrf"
 UI_PATH = "/ui"
+# Browsers keep a cookie at most 400 days (RFC 6265bis); a token living longer is signed in again then.
+MAX_COOKIE_SECONDS = 400 * 86400
 
 
 class SignInRequiredError(Exception):
@@ -35,6 +38,14 @@ SIGN_IN_REASONS = {
     "expired": "Your token has expired: sign in with a new one.",
     "refused": "Your token was refused: sign in with a valid one.",
 }
+
+
+def cookie_lifetime(expires_at: datetime | None, now: datetime) -> int:
+    """Seconds the token cookie lives: until the token expires (a token with no expiry the api can note, past year
+    9999, gets the longest a browser keeps), so a browser never sends a token the api will refuse as expired."""
+    if expires_at is None:
+        return MAX_COOKIE_SECONDS
+    return max(0, min(MAX_COOKIE_SECONDS, int((expires_at - now).total_seconds())))
 
 
 def csrf_config(settings: Settings) -> CSRFConfig:
