@@ -47,6 +47,15 @@ async def _wait_healthy(url: str, timeout: float = 20.0) -> None:
             await asyncio.sleep(0.1)
 
 
+def _egress_line(settings: Settings) -> str:
+    """Where webhooks may point, and whether local receivers (loopback) are among them."""
+    if not settings.egress_allow:
+        return "may target public addresses only (loopback refused; set SCHEDULER_EGRESS_ALLOW to change)"
+    loopback = "allowed" if settings.egress_policy.allows_loopback else "refused"
+    change = "set SCHEDULER_EGRESS_ALLOW to change"
+    return f"may target public addresses and {settings.egress_allow} (loopback {loopback}; {change})"
+
+
 def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str]) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
     assert settings.jwt_secret is not None
@@ -62,8 +71,7 @@ def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: li
         f"  data       {data_dir}" + (f"  (embedded: {', '.join(embedded)})" if embedded else ""),
         f"  NATS       {settings.nats_url}",
         f"  Postgres   {settings.database_url}",
-        f"  webhooks   may target {settings.egress_allow or 'public addresses only'}"
-        + (" (loopback allowed in dev; set SCHEDULER_EGRESS_ALLOW to change)" if settings.egress_allow else ""),
+        f"  webhooks   {_egress_line(settings)}",
         f"  account    {account}",
         "  token      (valid 7 days, for the account above)",
         f"  {token}",
