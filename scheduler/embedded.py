@@ -25,8 +25,10 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
-    """Whether a loopback port can be listened on now."""
+    """Whether a loopback port can be listened on now (connections of a server that just stopped, in TIME_WAIT, do
+    not count: servers, nats-server included, listen with SO_REUSEADDR)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -187,9 +189,10 @@ class EmbeddedPostgres:
 
     def _postmaster_pid(self) -> int | None:
         try:
-            return int((self.directory / "postmaster.pid").read_text().split("\n", 1)[0])
+            pid = int((self.directory / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
+        return pid if pid > 0 else None  # initdb's single-user postgres writes its pid negated
 
     def url(self, database: str = "postgres") -> str:
         assert self._server is not None

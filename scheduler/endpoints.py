@@ -69,6 +69,7 @@ def recorded(data_dir: Path) -> DevEndpoints | None:
 
 def find(data_dir: Path) -> DevEndpoints:
     """The endpoints of the `scheduler dev` running on `data_dir`, or DevNotRunningError saying why not."""
+    data_dir = data_dir.resolve()
     found = recorded(data_dir)
     hint = "start `scheduler dev`, pass its --data-dir, or set NATS_URL and DATABASE_URL"
     if found is None:

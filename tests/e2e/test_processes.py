@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -144,8 +146,12 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _postmaster(data_dir: Path) -> int | None:
-    pid_file = data_dir / "postgres" / "postmaster.pid"
-    return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+    """The running (or crashed) postmaster's pid; None while there is none, or only initdb's (a negative pid)."""
+    try:
+        pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid > 0 else None
 
 
 def _tree(dev: subprocess.Popen[bytes], data_dir: Path) -> list[psutil.Process]:
@@ -212,5 +218,115 @@ async def test_dev_stops_everything_after_restarting_from_a_power_cut(tmp_path: 
         assert not [p for p in tree if p.is_running()], "left running after SIGTERM"
         assert not _group_alive(dev.pid)
         assert _postmaster(data_dir) is None, "postgres left running (postmaster.pid is still there)"
+    finally:
+        _kill_all(started)
+
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def _readme_commands(prefix: str) -> list[list[str]]:
+    """The README's `uv run scheduler <prefix>...` command lines, as arguments (comments dropped)."""
+    found = re.findall(rf"^uv run scheduler ({prefix}[^#\n]*)", README.read_text(), re.MULTILINE)
+    return [line.split() for line in found]
+
+
+async def _run_here(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, [SCHEDULER, *args], env=_fresh_terminal_env(), cwd=cwd, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def _task_completes(api: Any, job: dict[str, Any]) -> None:
+    status, accepted = await api.call("POST", f"/api/v1/jobs/{job['id']}/execute", json={"task_kwargs": {"days": 7}})
+    assert status == 200, accepted
+
+    async def done() -> Any:
+        _, runs = await api.call("GET", f"/api/v1/jobs/{job['id']}/executions?limit=500")
+        run = next((r for r in runs if r["task_id"] == accepted["task_id"]), None)
+        return run if run and run["status"] in ("completed", "failed") else None
+
+    run = await eventually(done, timeout=60, what="the worker to run the task")
+    assert (run["status"], run["result"]) == ("completed", {"removed": 0}), run
+
+
+async def test_a_worker_and_operators_find_dev_from_a_second_terminal_across_a_restart(
+    tmp_path: Path, outside_pytest_tmp: Path
+) -> None:
+    """The README's way, verbatim: `scheduler dev` in one terminal; the worker and the operators' commands in a
+    second one, in the same directory, with nothing exported. Ctrl-C stops dev quietly; dev comes back on the same
+    NATS port, and the worker, never restarted, carries on."""
+    home, port, log, worker_log = outside_pytest_tmp, free_port(), tmp_path / "dev.log", tmp_path / "worker.log"
+    example = re.search(r"```python\n(# reports\.py\n.*?)```", README.read_text(), re.DOTALL)
+    assert example, "the README's worker example is gone"
+    (home / "reports.py").write_text(example[1])
+    worker_args = ["worker", "--app", "reports:worker"]
+    assert worker_args in _readme_commands("worker"), "the README's worker command (with nothing exported) is gone"
+    started: list[psutil.Process] = []
+    dev = _start_in_own_group(["dev", "--port", str(port)], log, cwd=home)
+    started += [psutil.Process(dev.pid)]
+    try:
+        await _banners(log, 1)
+        worker = _start_in_own_group(worker_args, worker_log, cwd=home)
+        started += [psutil.Process(worker.pid)]
+        started += _tree(dev, home / ".scheduler")
+        recorded = json.loads((home / ".scheduler" / "dev.json").read_text())
+        assert recorded["pid"] == dev.pid and recorded["nats_url"] == _banner_value(log, "NATS"), recorded
+        token = _banner_value(log, "token")
+        async with api_client(port, {"Authorization": f"Bearer {token}"}) as api:
+            status, job = await api.call("POST", "/api/v1/jobs/", json=NEXUS_TASK_JOB)
+            assert status == 201, job
+            await _task_completes(api, job)  # the worker found dev's NATS with no NATS_URL
+
+            # The README's operators' commands, as written (placeholders filled), in the second terminal.
+            status, page = await api.call("GET", f"/api/jobs?account_id={_banner_value(log, 'account')}")
+            assert status == 200 and len(page["items"]) == 1, page
+            commands = _readme_commands("(?:dlq|status)")
+            assert len(commands) >= 3, commands
+            for args in commands:
+                args = [page["items"][0]["id"] if a in ("<job_id>", "<id>") else a for a in args]
+                result = await _run_here(args, home)
+                assert result.returncode == 0, (args, result.stdout, result.stderr[-2000:])
+
+        os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C in dev's terminal
+        assert dev.wait(60) == 0, log.read_text()[-3000:]
+        text = log.read_text()
+        assert "stopping (SIGINT)" in text and "Aborted!" not in text and "Traceback" not in text, text[-3000:]
+        assert not (home / ".scheduler" / "dev.json").exists()
+        result = await _run_here(["status"], home)
+        assert result.returncode == 1 and "no scheduler dev is running" in result.stderr, result.stderr
+
+        dev = _start_in_own_group(["dev", "--port", str(port)], log, cwd=home)
+        started += [psutil.Process(dev.pid)]
+        await _banners(log, 2)
+        started += _tree(dev, home / ".scheduler")
+        assert json.loads((home / ".scheduler" / "dev.json").read_text())["nats_url"] == recorded["nats_url"]
+        async with api_client(port, {"Authorization": f"Bearer {token}"}) as api:
+            await _task_completes(api, job)  # the same worker process, reconnected
+        assert worker.poll() is None, worker_log.read_text()[-3000:]
+        assert stop_process(dev, timeout=60) == 0, log.read_text()[-3000:]
+        assert stop_process(worker) == 0, worker_log.read_text()[-3000:]
+    finally:
+        _kill_all(started)
+
+
+async def test_ctrl_c_while_dev_starts_stops_quietly_and_leaves_nothing(
+    tmp_path: Path, outside_pytest_tmp: Path
+) -> None:
+    data_dir, log = outside_pytest_tmp / "data", tmp_path / "dev.log"
+    dev = _start_in_own_group(["dev", "--data-dir", str(data_dir), "--port", str(free_port())], log)
+    started = [psutil.Process(dev.pid)]
+    try:
+        # Postgres is starting (or started): dev has not reached its event loop yet.
+        await eventually(lambda: _postmaster(data_dir) is not None, timeout=60, what="postgres to start")
+        started += _tree(dev, data_dir)
+        os.killpg(dev.pid, signal.SIGINT)
+        code = dev.wait(60)
+        text = log.read_text()
+        assert "Aborted!" not in text and "Traceback" not in text, text[-3000:]
+        assert code in (0, 130), text[-3000:]
+        await eventually(lambda: not any(p.is_running() for p in started), timeout=30, what="every process of dev")
+        assert _postmaster(data_dir) is None, "postgres left running"
     finally:
         _kill_all(started)

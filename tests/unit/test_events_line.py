@@ -22,7 +22,6 @@ def test_a_job_event_line_has_no_execution_fields() -> None:
     assert "attempt" not in text and "None" not in text, text
 
 
-
 @pytest.mark.parametrize(("attempt", "shown"), [(1, False), (2, True)])
 def test_an_execution_event_line_shows_a_retry_attempt(attempt: int, shown: bool) -> None:
     event = ExecutionStarted(
