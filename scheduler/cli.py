@@ -330,8 +330,9 @@ def replay(keep_previous: bool, data_dir: Path) -> None:
         report = asyncio.run(run_replay(settings, total=grow, progress=bar.update, keep_previous=keep_previous))
     positions = ", ".join(f"{stream} at {position}" for stream, position in sorted(report.positions.items()))
     click.echo(
-        f"replayed {report.events} events in {report.seconds:.1f} s ({report.rate:,.0f} events/s); swapped in the"
-        f" new read models ({positions})"
+        f"replayed {report.events} events at {report.rate:,.0f} events/s ({report.seconds:.1f} s in all,"
+        f" {report.waiting_seconds:.1f} s of it waiting for the live projector to stand by); swapped in the new"
+        f" read models ({positions})"
     )
 
 
