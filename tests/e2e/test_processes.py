@@ -73,8 +73,10 @@ def _port_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-async def test_dev_restarts_on_its_data_directory_without_double_fires(receiver: Receiver, tmp_path: Path) -> None:
-    data_dir, port = tmp_path / "data", free_port()
+async def test_dev_restarts_on_its_data_directory_without_double_fires(
+    receiver: Receiver, tmp_path: Path, outside_pytest_tmp: Path
+) -> None:
+    data_dir, port = outside_pytest_tmp / "data", free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "SUPABASE_JWT_SECRET")}
     log = tmp_path / "dev.log"
     args = ["dev", "--data-dir", str(data_dir), "--port", str(port)]
@@ -330,3 +332,15 @@ async def test_ctrl_c_while_dev_starts_stops_quietly_and_leaves_nothing(
         assert _postmaster(data_dir) is None, "postgres left running"
     finally:
         _kill_all(started)
+
+
+async def test_a_second_dev_on_a_running_devs_data_directory_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    running = {"pid": os.getpid(), "api_url": "http://127.0.0.1:1", "nats_url": "nats://127.0.0.1:1",
+               "database_url": "postgresql://postgres@/x", "namespace": "scheduler"}  # fmt: skip
+    (data_dir / "dev.json").write_text(json.dumps(running))
+    result = await _run_here(["dev", "--data-dir", str(data_dir), "--port", str(free_port())], tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"scheduler dev is already running on {data_dir} (pid {os.getpid()})" in result.stderr, result.stderr
+    assert not (data_dir / "nats").exists() and not (data_dir / "postgres").exists(), "it started servers anyway"
