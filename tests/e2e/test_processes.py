@@ -166,9 +166,23 @@ def _tree(dev: subprocess.Popen[bytes], data_dir: Path) -> list[psutil.Process]:
 
 
 def _kill_all(processes: list[psutil.Process]) -> None:
+    """SIGKILL these and the children of those still running (a dev's nats-server is in a session of its own, so it
+    would outlive its parent)."""
+    everything = list(processes)
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
+            everything += process.children(recursive=True)
+    for process in everything:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
+
+
+def _kill_postmaster(data_dir: Path) -> None:
+    """Postgres is daemonized by pg_ctl, no child of dev: a test that failed early stops it by its pid file."""
+    pid = _postmaster(data_dir)
+    if pid is not None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            _kill_all([psutil.Process(pid)])
 
 
 async def _banners(log: Path, count: int) -> None:
@@ -222,6 +236,7 @@ async def test_dev_stops_everything_after_restarting_from_a_power_cut(tmp_path: 
         assert _postmaster(data_dir) is None, "postgres left running (postmaster.pid is still there)"
     finally:
         _kill_all(started)
+        _kill_postmaster(data_dir)
 
 
 README = Path(__file__).parents[2] / "README.md"
@@ -311,6 +326,7 @@ async def test_a_worker_and_operators_find_dev_from_a_second_terminal_across_a_r
         assert stop_process(worker) == 0, worker_log.read_text()[-3000:]
     finally:
         _kill_all(started)
+        _kill_postmaster(home / ".scheduler")
 
 
 async def test_ctrl_c_while_dev_starts_stops_quietly_and_leaves_nothing(
@@ -332,6 +348,7 @@ async def test_ctrl_c_while_dev_starts_stops_quietly_and_leaves_nothing(
         assert _postmaster(data_dir) is None, "postgres left running"
     finally:
         _kill_all(started)
+        _kill_postmaster(data_dir)
 
 
 async def test_a_second_dev_on_a_running_devs_data_directory_is_refused(tmp_path: Path) -> None:
