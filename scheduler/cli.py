@@ -6,16 +6,23 @@ import asyncio
 import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from shared.observability.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from scheduler.operator import Server
+
+log = logging.getLogger("scheduler")
 
 
 def _logging(level: str) -> None:
@@ -23,7 +30,18 @@ def _logging(level: str) -> None:
     configure_logging(level, "json" if fmt == "json" else "text")
 
 
-@click.group()
+class _Scheduler(click.Group):
+    """Click's group, but Ctrl-C ends a command with one log line and status 130, not click's "Aborted!"."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            log.info("interrupted: stopped")
+            ctx.exit(130)
+
+
+@click.group(cls=_Scheduler)
 @click.option("--log-level", default=lambda: os.environ.get("SCHEDULER_LOG_LEVEL", "info"), show_default="info")
 def main(log_level: str) -> None:
     """An event-sourced job and webhook scheduler on NATS JetStream and Postgres."""
@@ -79,7 +97,14 @@ def projector() -> None:
 @click.option(
     "--app", "app_path", required=True, help="The Worker to run, as module:attribute (e.g. myapp.tasks:worker)."
 )
-def worker(app_path: str) -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".scheduler"),
+    show_default=True,
+    help="Where `scheduler dev` runs: its NATS is used unless NATS_URL is set.",
+)
+def worker(app_path: str, data_dir: Path) -> None:
     """Run task workers: the functions a Worker registered, for jobs with a task_name."""
     from scheduler.runner import install_stop_signals
     from shared.worker import Worker
@@ -94,7 +119,7 @@ def worker(app_path: str) -> None:
         raise click.ClickException(f"cannot load {app_path}: {exc}") from exc
     if not isinstance(found, Worker):
         raise click.ClickException(f"{app_path} is a {type(found).__name__}, not a shared.worker.Worker")
-    settings = _settings()
+    settings = _found(data_dir, "nats")
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -155,6 +180,27 @@ def dlq() -> None:
     """Dead letters: occurrences whose last attempt failed."""
 
 
+_data_dir = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".scheduler"),
+    show_default=True,
+    help="Where `scheduler dev` runs: its servers are used unless NATS_URL/DATABASE_URL are set.",
+)
+
+
+def _found(data_dir: Path, *needs: Server) -> Settings:
+    """Settings for a command that reaches `needs`, checked to be this system's servers (one line if not)."""
+    from scheduler.operator import OperatorError, operator_settings, preflight
+
+    try:
+        settings = operator_settings(data_dir, needs)
+        asyncio.run(preflight(settings, needs))
+    except OperatorError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
+
+
 _account = click.option("--account", type=click.UUID, default=None, help="Only this account.")
 _job = click.option("--job", type=click.UUID, default=None, help="Only this job.")
 _since = click.option(
@@ -170,11 +216,15 @@ _since = click.option(
 @_job
 @_since
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-def dlq_list(account: uuid.UUID | None, job: uuid.UUID | None, since: datetime | None, limit: int) -> None:
+@_data_dir
+def dlq_list(
+    account: uuid.UUID | None, job: uuid.UUID | None, since: datetime | None, limit: int, data_dir: Path
+) -> None:
     """List dead letters, newest first."""
     from scheduler import dlq as tools
 
-    items, total = asyncio.run(tools.listed(_settings(), *tools.selected(account, job, since), limit))
+    settings = _found(data_dir, "database")
+    items, total = asyncio.run(tools.listed(settings, *tools.selected(account, job, since), limit))
     tools.print_listing(items, total)
 
 
@@ -183,15 +233,21 @@ def dlq_list(account: uuid.UUID | None, job: uuid.UUID | None, since: datetime |
 @_account
 @_job
 @_since
+@_data_dir
 def dlq_redrive(
-    executions: tuple[uuid.UUID, ...], account: uuid.UUID | None, job: uuid.UUID | None, since: datetime | None
+    executions: tuple[uuid.UUID, ...],
+    account: uuid.UUID | None,
+    job: uuid.UUID | None,
+    since: datetime | None,
+    data_dir: Path,
 ) -> None:
     """Re-drive dead letters: one more attempt of each occurrence (same webhook-id)."""
     from scheduler import dlq as tools
 
     if not executions and job is None and since is None:
         raise click.UsageError("name --execution, --job or --since (all dead letters is --since 1970-01-01T00:00:00)")
-    report = asyncio.run(tools.redriven(_settings(), *tools.selected(account, job, since, executions)))
+    settings = _found(data_dir, "nats", "database")
+    report = asyncio.run(tools.redriven(settings, *tools.selected(account, job, since, executions)))
     tools.print_report(report)
 
 
@@ -209,6 +265,7 @@ def events() -> None:
               help="Start from this time (UTC unless an offset is given) instead of from now.")  # fmt: skip
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print each event as its JSON, one per line.")
+@_data_dir
 def events_tail(
     account: uuid.UUID | None,
     job: uuid.UUID | None,
@@ -217,6 +274,7 @@ def events_tail(
     since: datetime | None,
     count: int | None,
     as_json: bool,
+    data_dir: Path,
 ) -> None:
     """Print events as they arrive, one line each, until Ctrl-C (or --count)."""
     from scheduler import events as tools
@@ -224,10 +282,11 @@ def events_tail(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     streams = tools.STREAMS if stream == "all" else (stream,)
+    settings = _found(data_dir, "nats")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             tools.tail(
-                _settings(),
+                settings,
                 streams=streams,
                 account=account,
                 job=job,
@@ -242,11 +301,12 @@ def events_tail(
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
-def status(as_json: bool) -> None:
+@_data_dir
+def status(as_json: bool, data_dir: Path) -> None:
     """Streams, consumers and their lag, who holds which lease, projection lag, the ticker's heartbeat."""
     from scheduler import status as tools
 
-    report = asyncio.run(tools.gather_status(_settings()))
+    report = asyncio.run(tools.gather_status(_found(data_dir, "nats", "database")))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -256,11 +316,12 @@ def status(as_json: bool) -> None:
 
 @main.command()
 @click.option("--keep-previous", is_flag=True, help="Keep the replaced tables in the schema replay_previous.")
-def replay(keep_previous: bool) -> None:
+@_data_dir
+def replay(keep_previous: bool, data_dir: Path) -> None:
     """Rebuild the read models from the streams into fresh tables, then swap them in at once."""
     from services.projector.replay import replay as run_replay
 
-    settings = _settings()
+    settings = _found(data_dir, "nats", "database")
     with click.progressbar(length=0, label="replaying events", show_pos=True) as bar:
 
         def grow(n: int) -> None:
@@ -269,16 +330,10 @@ def replay(keep_previous: bool) -> None:
         report = asyncio.run(run_replay(settings, total=grow, progress=bar.update, keep_previous=keep_previous))
     positions = ", ".join(f"{stream} at {position}" for stream, position in sorted(report.positions.items()))
     click.echo(
-        f"replayed {report.events} events in {report.seconds:.1f} s ({report.rate:,.0f} events/s); swapped in the"
-        f" new read models ({positions})"
+        f"replayed {report.events} events at {report.rate:,.0f} events/s ({report.seconds:.1f} s in all,"
+        f" {report.waiting_seconds:.1f} s of it waiting for the live projector to stand by); swapped in the new"
+        f" read models ({positions})"
     )
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings(None)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":

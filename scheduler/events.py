@@ -35,7 +35,8 @@ def line(event: msgspec.Struct) -> str:
     detail = []
     for name in ("occurrence_id", "attempt", "response_code", "error", "reason", "retry_at", "changed", "policy"):
         value = fields.get(name)
-        if value not in (None, (), "", 1) or (name == "attempt" and value != 1):
+        # Left out: a field this kind of event lacks (job events have no attempt), empty ones, and a first attempt.
+        if value not in (None, (), "") and not (name == "attempt" and value == 1):
             detail.append(f"{name}={value}")
     kind = type(event).__name__
     when = fields["occurred_at"].isoformat().replace("+00:00", "Z")

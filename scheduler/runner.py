@@ -102,9 +102,16 @@ SERVICES: dict[str, Callable[[Settings], Service]] = {
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM set `stop`, with one log line saying so."""
     loop = asyncio.get_running_loop()
+
+    def stopping(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("stopping (%s)", sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
 
 
 async def run_services(

@@ -34,12 +34,14 @@ _SPECIAL = tuple(
         "192.88.99.0/24",  # 6to4 relay anycast
         "198.18.0.0/15",  # benchmarking
         "fec0::/10",  # site-local (deprecated)
-        "3fff::/20",  # documentation
-        "2001:db8::/32",  # documentation
         "2001::/23",  # IETF protocol assignments (Teredo included)
         "100::/64",  # discard
         "5f00::/16",  # segment routing
     )
+)
+# Documentation ranges (RFC 5737, RFC 3849, RFC 9637): named as such, not as "private" as `ipaddress` has them.
+_DOCUMENTATION = tuple(
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -64,16 +66,18 @@ def _embedded_v4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 
 def _category(ip: IPAddress) -> str | None:
-    """Why `ip` (an IPv4 address already taken out of any IPv6 wrapping) is not public unicast, or None."""
+    """Why `ip` (an IPv4 address already taken out of any IPv6 wrapping) is not public unicast, as a noun phrase
+    ("a loopback address"), or None."""
     checks = (
-        (ip.is_unspecified, "unspecified"),
-        (ip.is_loopback, "loopback"),
-        (ip.is_link_local, "link-local"),
-        (ip.is_multicast, "multicast"),
-        (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT, "carrier-grade NAT"),
-        (ip.is_reserved or any(ip in n for n in _SPECIAL if n.version == ip.version), "reserved"),
-        (ip.is_private, "private"),
-        (not ip.is_global, "not publicly routable"),
+        (ip.is_unspecified, "an unspecified address"),
+        (ip.is_loopback, "a loopback address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_multicast, "a multicast address"),
+        (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT, "a carrier-grade NAT address"),
+        (any(ip in n for n in _DOCUMENTATION if n.version == ip.version), "a documentation address"),
+        (ip.is_reserved or any(ip in n for n in _SPECIAL if n.version == ip.version), "a reserved address"),
+        (ip.is_private, "a private address"),
+        (not ip.is_global, "not a publicly routable address"),
     )
     return next((name for hit, name in checks if hit), None)
 
@@ -108,15 +112,20 @@ class EgressPolicy:
         )
 
     def refusal(self, host: str, ip: IPAddress) -> str | None:
-        """Why a connection to `ip` (for `host`) is refused, or None when it is allowed."""
+        """Why a connection to `ip` (for `host`) is refused ("10.0.0.1 is a private address"), or None."""
+        found = self._refused(host, ip)
+        return None if found is None else f"{found[0]} is {found[1]}"
+
+    def _refused(self, host: str, ip: IPAddress) -> tuple[str, str] | None:
+        """The refused address as written in messages, and what it is ("a loopback address (inside ...)")."""
         inner = _embedded_v4(ip)
         target = inner or ip
         if host.lower().rstrip(".") in self.hosts or any(a in n for a in {ip, target} for n in self.networks):
             return None
-        reason = _category(target)
-        if reason is None:
+        category = _category(target)
+        if category is None:
             return None
-        return f"{target} is a {reason} address" + (f" (inside the IPv6 address {ip})" if inner else "")
+        return str(target), category + (f" (inside the IPv6 address {ip})" if inner else "")
 
     def check_literal(self, host: str) -> None:
         """Raise EgressRefusedError if `host` is an IP literal the policy refuses (names are checked on resolving)."""
@@ -136,9 +145,10 @@ class EgressPolicy:
         except (OSError, TimeoutError):
             return
         for info in infos:
-            reason = self.refusal(host, ipaddress.ip_address(str(info[4][0]).split("%")[0]))
-            if reason is not None:
-                raise EgressRefusedError(f"{host} resolves to {reason}, which the egress policy refuses")
+            found = self._refused(host, ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+            if found is not None:
+                address, what = found
+                raise EgressRefusedError(f"{host} resolves to {address}, {what}, which the egress policy refuses")
 
 
 class GuardedResolver(AbstractResolver):

@@ -35,6 +35,9 @@ OCCURRENCES = 34_000  # three events each: requested, started, succeeded
 TABLES = ("jobs", "webhooks", "executions", "job_runs", "execution_stats", "job_stats", "projector_positions")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LEASES = {"SCHEDULER_LEASE_TTL_SECONDS": "2"}
+REPORTED = (
+    r"replayed (\d+) events at ([\d,]+) events/s \(([\d.]+) s in all, ([\d.]+) s of it waiting for the live projector"
+)
 
 
 async def content_hash(database_url: str, schema: str = "public") -> dict[str, str]:
@@ -101,7 +104,7 @@ async def test_replay_of_over_100k_events_rebuilds_the_live_read_models_exactly(
         live = await content_hash(settings.database_url)
         replayed = await run_cli(settings, "replay", "--keep-previous", extra_env=LEASES, timeout=300)
         output = replayed.stdout
-        applied = re.search(r"replayed (\d+) events in [\d.]+ s \(([\d,]+) events/s\)", output)
+        applied = re.search(REPORTED, output)
         assert applied, output
         assert int(applied[1]) == events and int(applied[2].replace(",", "")) > 0
         assert await content_hash(settings.database_url) == live, "the rebuilt read models differ from the live ones"
@@ -124,3 +127,27 @@ async def test_events_arriving_during_a_replay_end_up_in_the_new_read_models(set
     await replay(settings, keep_previous=True)
     assert await content_hash(settings.database_url) == after
     assert await content_hash(settings.database_url, PREVIOUS_SCHEMA) == after
+
+
+async def test_replay_reports_the_rate_of_its_rebuild_not_of_its_wait_for_the_live_projector(
+    settings: Settings,
+) -> None:
+    """A small store replays in a moment, but the hand-over waits a lease TTL: the rate must not count that wait
+    (it printed "171 events in 10.1 s (17 events/s)")."""
+    settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
+    events = await fill(settings, 5, 50)
+    async with running(settings, ["projector"]):
+        await caught_up(settings)
+        report = await replay(settings)
+        assert report.events == events
+        assert report.waiting_seconds >= settings.lease_ttl_seconds
+        assert report.applying_seconds + report.waiting_seconds <= report.seconds
+        assert report.rate == pytest.approx(report.events / report.applying_seconds)
+
+        output = (await run_cli(settings, "replay", extra_env=LEASES)).stdout
+    reported = re.search(REPORTED, output)
+    assert reported, output
+    count, rate, total, waiting = int(reported[1]), int(reported[2].replace(",", "")), *map(float, reported.group(3, 4))
+    assert count == events and waiting >= settings.lease_ttl_seconds
+    # Printed figures are rounded (rate to 1, seconds to 0.1): the rate is at least events / (time not waiting).
+    assert rate + 1 >= count / (total - waiting + 0.1), output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 
@@ -27,7 +28,10 @@ REFUSED = {
     "240.0.0.1": "reserved",
     "255.255.255.255": "reserved",
     "fc00::1": "private",
-    "192.0.2.10": "private",  # documentation (TEST-NET-1)
+    "192.0.2.10": "documentation",  # TEST-NET-1
+    "198.51.100.7": "documentation",  # TEST-NET-2
+    "203.0.113.1": "documentation",  # TEST-NET-3
+    "2001:db8::1": "documentation",
     "::ffff:127.0.0.1": "loopback",
     "::ffff:169.254.169.254": "link-local",
     "2002:7f00:1::": "loopback",  # 6to4 wrapping 127.0.0.1
@@ -36,7 +40,7 @@ REFUSED = {
     "fec0::1": "reserved",
     "192.0.0.8": "reserved",
     "192.88.99.1": "reserved",
-    "3fff::1": "reserved",
+    "3fff::1": "documentation",
     "127.0.0.1.": "loopback",  # a literal with the root's trailing dot
 }
 
@@ -47,6 +51,26 @@ def test_special_addresses_are_refused_with_their_category(address: str, categor
     assert reason is not None and category in reason, reason
     with pytest.raises(EgressRefusedError, match=category):
         EgressPolicy().check_literal(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("0.0.0.0", "0.0.0.0 is an unspecified address"),  # noqa: S104 - an address under test, not a binding
+        ("192.0.2.1", "192.0.2.1 is a documentation address"),
+        ("127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("::ffff:10.0.0.1", "10.0.0.1 is a private address (inside the IPv6 address ::ffff:a00:1)"),
+    ],
+)
+def test_refusals_read_as_english(address: str, message: str) -> None:
+    assert EgressPolicy().refusal("example.org", ipaddress.ip_address(address)) == message
+
+
+@pytest.mark.parametrize("address", sorted(REFUSED))
+def test_no_refusal_has_a_wrong_article(address: str) -> None:
+    reason = EgressPolicy().refusal("example.org", ipaddress.ip_address(address.rstrip(".")))
+    assert reason is not None
+    assert not re.search(r"\ba [aeiou]|\ba not\b", reason), reason
 
 
 @pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
@@ -73,7 +97,8 @@ def test_a_bad_allowlist_entry_is_an_error(bad: str) -> None:
 
 
 async def test_names_are_checked_by_what_they_resolve_to() -> None:
-    with pytest.raises(EgressRefusedError, match=r"localhost resolves to .* loopback"):
+    loopback = r"localhost resolves to (127\.0\.0\.1|::1), a loopback address, which the egress policy refuses"
+    with pytest.raises(EgressRefusedError, match=loopback):
         await EgressPolicy().check_target("localhost")
     await EgressPolicy.parse("127.0.0.0/8,::1").check_target("localhost")
     # A name that does not resolve now is checked at delivery instead.
