@@ -47,7 +47,7 @@ def validate_schedule(schedule: Schedule, timezone: str) -> None:
     if isinstance(schedule, CronSchedule):
         validate_cron(schedule.expression)
     elif isinstance(schedule, CalendarSchedule):
-        check_calendar(schedule)
+        check_calendar(schedule, timezone)
 
 
 # croniter reads a range whose ends are equal ("5-5", "mon-mon") as "*": a one-value range is that value.
@@ -113,7 +113,7 @@ def next_after(schedule: Schedule, timezone: str, after: datetime) -> datetime |
         return _next_cron(schedule.expression, timezone, after.replace(microsecond=0))
     if isinstance(schedule, CalendarSchedule):
         tz = zone(timezone)
-        walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz))
+        walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz), timezone)
         return next(_instants_after(walls, tz, after), None)
     if isinstance(schedule, IntervalSchedule):
         anchor = schedule.anchor.astimezone(UTC)
