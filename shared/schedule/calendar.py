@@ -38,6 +38,9 @@ _UTC_UNTIL = re.compile(r"UNTIL\s*=\s*(\d{8}T\d{6})Z", re.IGNORECASE)
 _AWARE_DTSTART = re.compile(r"DTSTART\s*(;\s*TZID\s*=|[:=]\s*\d{8}T\d{6}Z)", re.IGNORECASE)
 _DAY_FILTERS = frozenset({"BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYDAY", "BYEASTER", "WKST"})
 _CYCLE_START = datetime(9600, 1, 1)
+# The most days one period of each frequency has, and its name.
+_PERIOD_DAYS = {"DAILY": 1, "WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}
+_PERIOD_NAMES = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
 _BY_PART = re.compile(r"(BYMONTH|BYMONTHDAY)\s*=\s*([-+0-9,\s]+)", re.IGNORECASE)
 
 
@@ -172,6 +175,7 @@ def _check_rrule_matches_some_day(text: str) -> None:
         days = parts.get("BYMONTHDAY", ())
         if all(1 <= m <= 12 for m in months) and all(1 <= d <= 31 or d < 0 for d in days):
             check_matches_some_day(months, tuple(-1 if d < 0 else d for d in days))
+        _check_set_positions(line)
         probe = _probe(line.strip())
         if probe is None:
             continue
@@ -182,6 +186,38 @@ def _check_rrule_matches_some_day(text: str) -> None:
         if first is None:
             named = ", ".join(sorted(_by_parts_named(line)))
             raise InvalidScheduleError(f"the rule never fires: no day has all of {named} of {line.strip()!r}")
+
+
+def _check_set_positions(line: str) -> None:
+    """Refuse a BYSETPOS that asks for more occurrences than any period can hold (the 6th Monday of a month):
+    dateutil would search it up to year 9999. An upper bound, so a rule it lets through may still be empty."""
+    parts = dict(
+        part.split("=", 1) for part in line.upper().removeprefix("RRULE:").replace(" ", "").split(";") if "=" in part
+    )
+    freq = parts.get("FREQ", "")
+    try:
+        positions = [abs(int(p)) for p in parts.get("BYSETPOS", "").split(",") if p]
+        counts = {k: len(parts[k].split(",")) for k in ("BYMONTH", "BYMONTHDAY", "BYHOUR", "BYMINUTE", "BYSECOND")
+                  if k in parts}  # fmt: skip
+    except ValueError:
+        return  # dateutil says what is wrong with it
+    if not positions or freq not in _PERIOD_DAYS:
+        return
+    most = _PERIOD_DAYS[freq]
+    if "BYDAY" in parts:
+        days = parts["BYDAY"].split(",")
+        plain = sum(1 for d in days if d.isalpha())
+        most = min(most, {"DAILY": 1, "WEEKLY": 7, "MONTHLY": 5, "YEARLY": 53}[freq] * plain + 12 * (len(days) - plain))
+    if "BYMONTHDAY" in parts and freq in ("MONTHLY", "YEARLY"):
+        most = min(most, counts["BYMONTHDAY"] * (12 if freq == "YEARLY" else 1))
+    if "BYMONTH" in parts and freq == "YEARLY":
+        most = min(most, 31 * counts["BYMONTH"])
+    most *= counts.get("BYHOUR", 1) * counts.get("BYMINUTE", 1) * counts.get("BYSECOND", 1)
+    if min(positions) > most:
+        raise InvalidScheduleError(
+            f"the rule never fires: BYSETPOS={parts['BYSETPOS']} asks for more than the {most} occurrences at most "
+            f"that one {_PERIOD_NAMES[freq]} of {line.strip()!r} has"
+        )
 
 
 def _by_parts(text: str) -> dict[str, tuple[int, ...]]:

@@ -137,6 +137,8 @@ def test_a_rule_that_never_fires_is_refused_at_once_with_the_reason(fields: dict
         ("FREQ=YEARLY;BYYEARDAY=366;BYMONTH=1", "no day has all of BYMONTH, BYYEARDAY"),
         ("FREQ=WEEKLY;BYWEEKNO=53;BYMONTH=6", "no day has all of BYMONTH, BYWEEKNO"),
         ("FREQ=MONTHLY;BYDAY=5MO;BYMONTHDAY=1,2,3", "no day has all of BYDAY, BYMONTHDAY"),
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6", "BYSETPOS=6 asks for more than the 5 occurrences at most"),
+        ("FREQ=DAILY;BYHOUR=9,17;BYSETPOS=3", "BYSETPOS=3 asks for more than the 2 occurrences at most"),
     ],
 )
 def test_an_rrule_that_never_fires_is_refused_at_once_with_the_reason(text: str, why: str) -> None:
@@ -153,6 +155,9 @@ def test_an_rrule_that_never_fires_is_refused_at_once_with_the_reason(text: str,
         ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=9;BYMINUTE=0", datetime(2044, 2, 29, 9)),
         ("FREQ=MONTHLY;BYDAY=5MO;BYMONTH=2;BYHOUR=9;BYMINUTE=0", datetime(2044, 2, 29, 9)),
         ("FREQ=YEARLY;BYWEEKNO=53;BYDAY=TH;BYHOUR=9;BYMINUTE=0", datetime(2026, 12, 31, 9)),
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=5;BYHOUR=9;BYMINUTE=0", datetime(2026, 6, 29, 9)),
+        ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;BYHOUR=9;BYMINUTE=0", datetime(2026, 6, 30, 9)),
+        ("FREQ=DAILY;BYHOUR=9,17;BYMINUTE=0;BYSETPOS=2", datetime(2026, 6, 1, 17)),
     ],
 )
 def test_rare_rrules_are_accepted(text: str, expected: datetime) -> None:
