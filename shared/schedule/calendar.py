@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, time
@@ -38,6 +39,8 @@ _UTC_UNTIL = re.compile(r"UNTIL\s*=\s*(\d{8}T\d{6})Z", re.IGNORECASE)
 _AWARE_DTSTART = re.compile(r"DTSTART\s*(;\s*TZID\s*=|[:=]\s*\d{8}T\d{6}Z)", re.IGNORECASE)
 _DAY_FILTERS = frozenset({"BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYDAY", "BYEASTER", "WKST"})
 _CYCLE_START = datetime(9600, 1, 1)
+_DTSTART = re.compile(r"DTSTART", re.IGNORECASE)
+_DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 # The most days one period of each frequency has, and its name.
 _PERIOD_DAYS = {"DAILY": 1, "WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}
 _PERIOD_NAMES = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
@@ -220,6 +223,52 @@ def _check_set_positions(line: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _check_rrule_lands(text: str, start: datetime) -> None:
+    """Refuse, in a bounded time, an RRULE whose INTERVAL or BYSETPOS, counted from its start, never lands on a day
+    its filters allow ("every 7 days on Mondays" from a Tuesday; "every 4 years on February 29" from 2027).
+
+    A yearly or monthly rule repeats after the least common multiple of its INTERVAL and the calendar's 400 years:
+    it is walked over one such span that ends at year 9999 (dateutil's own end), its start moved there by whole
+    400-year cycles, which keep every weekday and leap day. At most 4,800 steps.
+    """
+    for line in text.splitlines() or [text]:
+        if not line.upper().lstrip().startswith(("RRULE:", "FREQ=")):
+            continue
+        parts = dict(
+            p.split("=", 1) for p in line.upper().removeprefix("RRULE:").replace(" ", "").split(";") if "=" in p
+        )
+        freq, byday = parts.get("FREQ", ""), parts.get("BYDAY", "")
+        try:
+            interval = int(parts.get("INTERVAL", "1"))
+        except ValueError:
+            return  # dateutil says what is wrong with it
+        weekdays = {d for d in byday.split(",") if d.isalpha()}
+        if freq == "DAILY" and interval % 7 == 0 and weekdays and weekdays == set(byday.split(",")):
+            if _DAY_CODES[start.weekday()] not in weekdays:
+                raise InvalidScheduleError(
+                    f"the rule never fires: every {interval} days from {start:%A %Y-%m-%d} is never a {byday} day"
+                )
+            continue
+        if freq not in ("YEARLY", "MONTHLY") or (interval == 1 and "BYSETPOS" not in parts):
+            continue
+        per_year = 1 if freq == "YEARLY" else 12
+        span_years = math.lcm(400 * per_year, interval) // per_year
+        shift = 400 * ((datetime.max.year - start.year - span_years) // 400)
+        if shift < 0:
+            continue  # a span longer than the calendar: dateutil reaches year 9999 in few steps anyway
+        probe = ";".join(f"{k}={v}" for k, v in parts.items() if k not in ("COUNT", "UNTIL"))
+        moved = start.replace(year=start.year + shift)
+        try:
+            first = rrulestr(f"RRULE:{probe}", dtstart=moved).after(moved, inc=True)
+        except (ValueError, TypeError, KeyError, IndexError):
+            continue
+        if first is None:
+            raise InvalidScheduleError(
+                f"the rule never fires: counted from {start:%Y-%m-%d}, {line.strip()!r} never lands on a day it allows"
+            )
+
+
 def _by_parts(text: str) -> dict[str, tuple[int, ...]]:
     found: dict[str, tuple[int, ...]] = {}
     for name, values in _BY_PART.findall(text):
@@ -269,6 +318,8 @@ def _parsed_rrule(text: str, anchor_wall: datetime, tz_name: str) -> rrule | rru
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise InvalidScheduleError(f"invalid RRULE {text!r}: {exc}") from exc
     _check_rrule_matches_some_day(text)
+    if not _DTSTART.search(text):
+        _check_rrule_lands(text, anchor_wall.replace(microsecond=0))
     return parsed
 
 
@@ -280,7 +331,7 @@ def check_calendar(schedule: CalendarSchedule, timezone: str = "UTC") -> None:
         _check_rule(schedule.rule)
     else:
         assert schedule.rrule is not None
-        _parsed_rrule(schedule.rrule, datetime(2000, 1, 1), timezone)
+        _parsed_rrule(schedule.rrule, to_wall(schedule.anchor, zone(timezone)), timezone)
 
 
 def walls_after(
