@@ -10,7 +10,12 @@ from dateutil.rrule import YEARLY, rrule, rruleset, rrulestr, weekday
 
 from shared.contracts.schedules import CalendarRule, CalendarSchedule
 from shared.schedule.errors import InvalidScheduleError
-from shared.schedule.never_fires import check_matches_some_day, check_rrule_lands, check_rrule_matches_some_day
+from shared.schedule.never_fires import (
+    check_matches_some_day,
+    check_rrule_lands,
+    check_rrule_matches_some_day,
+    rrule_parts,
+)
 from shared.schedule.wallclock import to_wall, zone
 
 # dateutil numbers weekdays Monday = 0 ... Sunday = 6; rules use 1 = Monday ... 7 = Sunday, and 0 for Sunday.
@@ -113,6 +118,23 @@ def _wall_until(text: str, tz_name: str) -> str:
         raise InvalidScheduleError(f"invalid RRULE {text!r}: UNTIL: {exc}") from exc
 
 
+def _yearly_walk(text: str) -> str:
+    """The same rule, walked a year per step where that is the same set: a DAILY rule with no INTERVAL or
+    BYSETPOS is the YEARLY rule of the same filters (dateutil reads every BY part of both as a filter on days, and
+    numbered weekdays of a daily rule as plain ones), with every weekday allowed so that dateutil takes no month
+    or day from DTSTART. A daily walk takes 365 steps a year: "February 29 on a Monday" was 10,000 between runs."""
+    lines = []
+    for line in text.splitlines():
+        parts = rrule_parts(line)
+        daily = line.upper().lstrip().startswith(("RRULE:", "FREQ=")) and parts.get("FREQ") == "DAILY"
+        if daily and parts.get("INTERVAL", "1") == "1" and "BYSETPOS" not in parts:
+            days = parts.get("BYDAY", "MO,TU,WE,TH,FR,SA,SU")
+            parts |= {"FREQ": "YEARLY", "BYDAY": ",".join(d.lstrip("+-0123456789") for d in days.split(","))}
+            line = "RRULE:" + ";".join(f"{k}={v}" for k, v in parts.items())
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _parsed_rrule(text: str, anchor_wall: datetime, tz_name: str) -> rrule | rruleset:
     # Each evaluation walks the rule from its start, so sub-daily frequencies would get slower every day the job
     # lives; cron and interval schedules cover those.
@@ -123,7 +145,9 @@ def _parsed_rrule(text: str, anchor_wall: datetime, tz_name: str) -> rrule | rru
             "the RRULE's DTSTART must be a floating local time (no Z or TZID): the job's time zone applies"
         )
     try:
-        parsed = rrulestr(_wall_until(text.strip(), tz_name), dtstart=anchor_wall.replace(microsecond=0), forceset=True)
+        parsed = rrulestr(
+            _yearly_walk(_wall_until(text.strip(), tz_name)), dtstart=anchor_wall.replace(microsecond=0), forceset=True
+        )
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise InvalidScheduleError(f"invalid RRULE {text!r}: {exc}") from exc
     check_rrule_matches_some_day(text)

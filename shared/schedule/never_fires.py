@@ -42,7 +42,7 @@ _PERIOD_NAMES = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY":
 _BY_PART = re.compile(r"(BYMONTH|BYMONTHDAY)\s*=\s*([-+0-9,\s]+)", re.IGNORECASE)
 
 
-def _parts(line: str) -> dict[str, str]:
+def rrule_parts(line: str) -> dict[str, str]:
     """An RRULE line's parts by name ("FREQ": "DAILY"), upper case, without spaces."""
     return dict(p.split("=", 1) for p in line.upper().removeprefix("RRULE:").replace(" ", "").split(";") if "=" in p)
 
@@ -75,7 +75,7 @@ def _probe(line: str) -> str | None:
     weekdays ("1MO") count within each month, as they do in a yearly rule that lists its months; finer rules have
     no numbered weekdays (dateutil reads "1MO" as Monday).
     """
-    parts = _parts(line)
+    parts = rrule_parts(line)
     kept = {k: v for k, v in parts.items() if k in _DAY_FILTERS}
     if not kept.keys() - {"BYMONTH", "WKST"}:
         return None
@@ -119,7 +119,7 @@ def check_rrule_matches_some_day(text: str) -> None:
 def _check_set_positions(line: str) -> None:
     """Refuse a BYSETPOS that asks for more occurrences than any period can hold (the 6th Monday of a month):
     dateutil would search it up to year 9999. An upper bound, so a rule it lets through may still be empty."""
-    parts = _parts(line)
+    parts = rrule_parts(line)
     freq = parts.get("FREQ", "")
     try:
         positions = [abs(int(p)) for p in parts.get("BYSETPOS", "").split(",") if p]
@@ -158,7 +158,7 @@ def check_rrule_lands(text: str, start: datetime) -> None:
     for line in text.splitlines() or [text]:
         if not line.upper().lstrip().startswith(("RRULE:", "FREQ=")):
             continue
-        parts = _parts(line)
+        parts = rrule_parts(line)
         freq, byday = parts.get("FREQ", ""), parts.get("BYDAY", "")
         try:
             interval = int(parts.get("INTERVAL", "1"))
@@ -201,4 +201,4 @@ def _by_parts(text: str) -> dict[str, tuple[int, ...]]:
 
 
 def _by_parts_named(line: str) -> set[str]:
-    return set(_parts(line)) & (_DAY_FILTERS - {"WKST"})
+    return set(rrule_parts(line)) & (_DAY_FILTERS - {"WKST"})

@@ -127,6 +127,28 @@ def next_after(schedule: Schedule, timezone: str, after: datetime) -> datetime |
     return at if at > after else None
 
 
+def occurrences_after(schedule: Schedule, timezone: str, after: datetime) -> Iterator[datetime]:
+    """Every occurrence strictly after `after`, in order, without end. A calendar rule is walked once (each
+    `next_after` walks an RRULE again from its start); past the end of the calendar it stops."""
+    after = after.astimezone(UTC)
+    if isinstance(schedule, CalendarSchedule):
+        tz = zone(timezone)
+        walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz), timezone)
+        try:
+            yield from _instants_after(walls, tz, after)
+        except OverflowError:
+            return
+        return
+    current: datetime | None = after
+    while current is not None:
+        try:
+            current = next_after(schedule, timezone, current)
+        except OverflowError:
+            return
+        if current is not None:
+            yield current
+
+
 def occurrences_between(schedule: Schedule, timezone: str, after: datetime, until: datetime) -> Iterator[datetime]:
     """Every occurrence in (after, until], in order."""
     current = next_after(schedule, timezone, after)

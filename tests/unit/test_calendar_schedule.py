@@ -6,6 +6,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from dateutil.rrule import rrulestr
 
 from shared.contracts.schedules import CalendarRule, CalendarSchedule
 from shared.schedule.errors import InvalidScheduleError
@@ -229,3 +230,32 @@ def test_an_rrule_until_in_utc_ends_at_that_instant_in_the_jobs_zone() -> None:
     tokyo = next_after(schedule, "Asia/Tokyo", datetime(2029, 12, 31, 1, tzinfo=UTC))
     assert tokyo == datetime(2030, 1, 1, tzinfo=UTC)
     assert next_after(schedule, "Asia/Tokyo", tokyo) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FREQ=DAILY;BYHOUR=9;BYMINUTE=30",
+        "FREQ=DAILY",
+        "FREQ=DAILY;BYDAY=MO,FR;BYHOUR=9,17;COUNT=7",
+        "FREQ=DAILY;BYDAY=1MO;BYMONTH=3,4",
+        "FREQ=DAILY;BYMONTHDAY=-1,15;UNTIL=20270501T000000",
+        "FREQ=DAILY;BYWEEKNO=1,20;WKST=SU",
+        "FREQ=DAILY;BYYEARDAY=1,-1;BYHOUR=6",
+        "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29\nEXDATE:20280229T101500",
+    ],
+)
+def test_daily_rrules_walked_a_year_per_step_give_the_same_runs(text: str) -> None:
+    start = datetime(2026, 1, 1, 10, 15)
+    schedule = CalendarSchedule(rrule=text, anchor=start.replace(tzinfo=UTC))
+    expected = list(rrulestr(text, dtstart=start, forceset=True).between(start, datetime(2033, 1, 1), inc=True))
+    found = runs(schedule, "UTC", start.replace(tzinfo=UTC) - timedelta(seconds=1), datetime(2033, 1, 1, tzinfo=UTC))
+    assert found == [t.replace(tzinfo=UTC) for t in expected]
+
+
+def test_the_next_ten_runs_of_a_rare_daily_rrule_take_little_cpu() -> None:
+    schedule = CalendarSchedule(rrule="FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=9", anchor=ANCHOR)
+    cpu = time.thread_time()
+    found = runs(schedule, "UTC", ANCHOR, datetime(2200, 1, 1, tzinfo=UTC))
+    assert time.thread_time() - cpu < 0.05
+    assert found[:3] == [datetime(y, 2, 29, 9, tzinfo=UTC) for y in (2044, 2072, 2112)]
