@@ -50,7 +50,7 @@ from shared.contracts.jobs import (
 from shared.contracts.schedules import Schedule, kind_of
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.delivery.templates import TemplateError, check_template, sent_content_type
-from shared.schedule.firing import next_fire
+from shared.schedule.firing import next_fire, passed_date
 
 # A command whose target changed under it is re-read and retried this many times before a 409.
 APPEND_ATTEMPTS = 3
@@ -264,6 +264,9 @@ def _check_fires(event: JobEvent) -> None:
     if event.job.enabled and event.next_run_at is None:
         if event.job.end_at is not None and event.job.end_at <= event.occurred_at:
             raise ValidationFailedError("end_at is in the past: the job would never fire", field="end_at")
+        sets_schedule = isinstance(event, JobCreated) or (isinstance(event, JobUpdated) and "schedule" in event.changed)
+        if sets_schedule and passed_date(event.job, event.occurred_at) is not None:
+            return  # a date already past: the ticker puts its occurrence through the job's misfire policy
         kind = kind_of(event.job.schedule)
         detail = "scheduled_time is in the past" if kind == "date" else "the schedule never fires again"
         raise ValidationFailedError(detail, field=SCHEDULE_FIELDS[kind])

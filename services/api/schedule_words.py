@@ -16,7 +16,7 @@ from cron_descriptor import (
 )
 
 from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule, Schedule
-from shared.schedule.occurrences import next_after
+from shared.schedule.occurrences import occurrences_after
 from shared.schedule.wallclock import zone
 
 _MACROS = {
@@ -123,12 +123,8 @@ def next_fire_times(
         after = start_at - _TICK
     previous = after.astimezone(tz)
     found: list[FireTime] = []
-    while len(found) < count:
-        try:
-            moment = next_after(schedule, timezone, after)
-        except OverflowError:
-            break
-        if moment is None or (end_at is not None and moment > end_at):
+    for moment in occurrences_after(schedule, timezone, after):
+        if len(found) >= count or (end_at is not None and moment > end_at):
             break
         try:
             local = moment.astimezone(tz)
@@ -138,5 +134,5 @@ def next_fire_times(
         if local.utcoffset() != previous.utcoffset():
             change = f"{_offset(previous)} → {_offset(local)}"
         found.append(FireTime(local, change))
-        previous, after = local, moment
+        previous = local
     return found

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from shared.contracts.jobs import JobDeleted, JobEvent, JobState
+from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobState, JobUpdated
 from shared.contracts.subjects import partition_of
-from shared.schedule.firing import jitter_of, next_fire
+from shared.schedule.firing import jitter_of, next_fire, passed_date
 
 # An occurrence found due this much after its time fell due while no ticker was looking (a restart, a stall, a
 # clock jump), not merely late: the ticker wakes at each due time, so lateness beyond this means it was not there.
@@ -35,6 +35,8 @@ class IndexedJob:
     next_due: datetime | None
     # For a job this ticker has just taken over: when its partition was last looked at (its saved watermark).
     catch_up_from: datetime | None = None
+    # A date job whose time had passed when it was created or rescheduled: its one occurrence is a misfire.
+    scheduled_late: bool = False
 
     @property
     def fire_at(self) -> datetime | None:
@@ -91,13 +93,24 @@ class ScheduleIndex:
             and (known.state.schedule, known.state.timezone, known.state.start_at, known.state.end_at)
             == (state.schedule, state.timezone, state.start_at, state.end_at)
         )
+        late = None
         if not state.enabled:
             next_due = None
         elif unchanged and known is not None:
             next_due = known.next_due
         else:
             next_due = next_fire(state, start_after)
-        entry = IndexedJob(state=state, version=event.version, next_due=next_due, catch_up_from=catch_up_from)
+            if next_due is None and start_after <= event.occurred_at and _sets_schedule(event):
+                late = passed_date(state, event.occurred_at)
+        if late is not None:  # due since before anyone looked: through the job's misfire policy
+            next_due, catch_up_from = late, late - _TICK
+        entry = IndexedJob(
+            state=state,
+            version=event.version,
+            next_due=next_due,
+            catch_up_from=catch_up_from,
+            scheduled_late=late is not None,
+        )
         self.jobs[event.job_id] = entry
         self._push(entry)
 
@@ -170,6 +183,8 @@ class ScheduleIndex:
         policy = state.misfire.policy
         grace = default_grace if state.misfire.grace_seconds is None else timedelta(seconds=state.misfire.grace_seconds)
         stretch = f"no ticker was looking between {_stamp(looked_until)} and {_stamp(now)}"
+        if job.scheduled_late:
+            stretch = f"its time had passed when the job was scheduled ({_stamp(first)})"
 
         def walk(start: datetime, end: datetime, limit: int | None) -> tuple[list[datetime], bool]:
             """Occurrences in [start, end), at most `limit`; and whether there were more."""
@@ -217,6 +232,10 @@ class ScheduleIndex:
             for i, t in enumerate(old)
         )
         return fire, min(pending, default=None)
+
+
+def _sets_schedule(event: JobEvent) -> bool:
+    return isinstance(event, JobCreated) or (isinstance(event, JobUpdated) and "schedule" in event.changed)
 
 
 def _stamp(t: datetime) -> str:

@@ -10,6 +10,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from shared.contracts.jobs import JobState
+from shared.contracts.schedules import DateSchedule
 from shared.schedule.occurrences import next_after
 
 _TICK = timedelta(microseconds=1)
@@ -26,6 +27,21 @@ def next_fire(state: JobState, after: datetime) -> datetime | None:
     if t is not None and state.end_at is not None and t > state.end_at:
         return None
     return t
+
+
+def passed_date(state: JobState, now: datetime) -> datetime | None:
+    """A date job's one occurrence if its time is not after `now` but within [start_at, end_at]: scheduled late,
+    it goes through the job's misfire policy (fired at once within the grace, or recorded missed)."""
+    if not isinstance(state.schedule, DateSchedule):
+        return None
+    at = state.schedule.at
+    if (
+        at > now
+        or (state.start_at is not None and at < state.start_at)
+        or (state.end_at is not None and at > state.end_at)
+    ):
+        return None
+    return at
 
 
 def jitter_of(state: JobState, nominal: datetime) -> timedelta:

@@ -47,7 +47,7 @@ def validate_schedule(schedule: Schedule, timezone: str) -> None:
     if isinstance(schedule, CronSchedule):
         validate_cron(schedule.expression)
     elif isinstance(schedule, CalendarSchedule):
-        check_calendar(schedule)
+        check_calendar(schedule, timezone)
 
 
 # croniter reads a range whose ends are equal ("5-5", "mon-mon") as "*": a one-value range is that value.
@@ -113,7 +113,7 @@ def next_after(schedule: Schedule, timezone: str, after: datetime) -> datetime |
         return _next_cron(schedule.expression, timezone, after.replace(microsecond=0))
     if isinstance(schedule, CalendarSchedule):
         tz = zone(timezone)
-        walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz))
+        walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz), timezone)
         return next(_instants_after(walls, tz, after), None)
     if isinstance(schedule, IntervalSchedule):
         anchor = schedule.anchor.astimezone(UTC)
@@ -125,6 +125,28 @@ def next_after(schedule: Schedule, timezone: str, after: datetime) -> datetime |
     assert isinstance(schedule, DateSchedule)
     at = schedule.at.astimezone(UTC)
     return at if at > after else None
+
+
+def occurrences_after(schedule: Schedule, timezone: str, after: datetime) -> Iterator[datetime]:
+    """Every occurrence strictly after `after`, in order, without end. A calendar rule is walked once (each
+    `next_after` walks an RRULE again from its start); past the end of the calendar it stops."""
+    after = after.astimezone(UTC)
+    if isinstance(schedule, CalendarSchedule):
+        tz = zone(timezone)
+        walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz), timezone)
+        try:
+            yield from _instants_after(walls, tz, after)
+        except OverflowError:
+            return
+        return
+    current: datetime | None = after
+    while current is not None:
+        try:
+            current = next_after(schedule, timezone, current)
+        except OverflowError:
+            return
+        if current is not None:
+            yield current
 
 
 def occurrences_between(schedule: Schedule, timezone: str, after: datetime, until: datetime) -> Iterator[datetime]:

@@ -336,11 +336,24 @@ async def test_other_schedule_kinds_and_jobs_that_would_never_fire(commands: Job
     every = IntervalSchedule(every_seconds=90, anchor=START)
     interval = await commands.create_job(OWNER, account_id=ACCOUNT, draft=JobDraft(name="i", schedule=every))
     assert interval.event.next_run_at == START + timedelta(seconds=90)
+    # A date already past is accepted: the ticker puts its one occurrence through the job's misfire policy.
+    past = await commands.create_job(
+        OWNER, account_id=ACCOUNT, draft=JobDraft(name="d", schedule=DateSchedule(at=START - timedelta(days=1)))
+    )
+    assert (past.event.job.enabled, past.event.next_run_at) == (True, None)
+    moved = await commands.update_job(
+        OWNER, past.event.job_id, JobChanges(schedule=DateSchedule(at=START - timedelta(hours=1)))
+    )
+    assert moved.event.job.schedule == DateSchedule(at=START - timedelta(hours=1))
+    # Unless the job's window leaves it out: then it never fires.
     with pytest.raises(ValidationFailedError) as error:
         await commands.create_job(
-            OWNER, account_id=ACCOUNT, draft=JobDraft(name="d", schedule=DateSchedule(at=START - timedelta(days=1)))
+            OWNER,
+            account_id=ACCOUNT,
+            draft=JobDraft(name="d", schedule=DateSchedule(at=START - timedelta(days=1)), start_at=START),
         )
     assert error.value.field == "scheduled_time"
+    # Resuming a date job whose time passed while it was paused does not run it: its time is gone.
     paused_in_past = JobDraft(name="d", schedule=DateSchedule(at=START - timedelta(days=1)), enabled=False)
     created = await commands.create_job(OWNER, account_id=ACCOUNT, draft=paused_in_past)
     with pytest.raises(ValidationFailedError):

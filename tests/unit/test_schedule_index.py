@@ -19,6 +19,7 @@ from shared.contracts.jobs import (
     JobUpdated,
     MisfirePolicy,
 )
+from shared.contracts.schedules import DateSchedule
 from shared.schedule.firing import jitter_of
 from tests.factories import job_created, job_state
 
@@ -209,3 +210,40 @@ def test_after_an_outage_a_jittered_occurrence_not_yet_due_is_neither_missed_nor
     assert [m.nominal_time for m in index.take_missed()] == [T0 + timedelta(seconds=i) for i in range(10, 60, 10)]
     assert index.jobs[s.id].next_due == last
     assert [d.nominal_time for d in index.pop_due(last + jitter_of(s, last), GRACE, now)] == [last]
+
+
+@pytest.mark.parametrize(
+    ("policy", "ago", "fires"),
+    [
+        ("fire_all", 30, True),  # within the (operator's) 60 s grace: fires at once
+        ("fire_all", 600, False),  # older than the grace: recorded missed
+        ("fire_latest", 600, True),  # the latest, however old
+        ("skip", 30, False),
+    ],
+)
+def test_a_date_job_scheduled_in_the_past_goes_through_its_misfire_policy(policy: str, ago: int, fires: bool) -> None:
+    at = T0 - timedelta(seconds=ago)
+    s = job_state(at=T0, schedule=DateSchedule(at=at), misfire=MisfirePolicy(policy=policy))  # type: ignore[arg-type]
+    index = ScheduleIndex()
+    index.apply(created(s), T0)
+    due = index.pop_due(T0 + timedelta(milliseconds=5), GRACE, looked_until=T0)
+    missed = index.take_missed()
+    assert [d.nominal_time for d in due] == ([at] if fires else [])
+    assert [m.nominal_time for m in missed] == ([] if fires else [at])
+    assert all("had passed when the job was scheduled" in m.reason for m in missed)
+    assert index.next_due() is None
+    # A ticker taking the job over later (its watermark after the event) does not look at that occurrence again.
+    again = ScheduleIndex()
+    looked = T0 + timedelta(seconds=10)
+    again.apply(created(s), looked, catch_up_from=looked)
+    assert again.pop_due(looked + timedelta(seconds=5), GRACE, looked_until=looked) == []
+    assert again.take_missed() == []
+
+
+def test_a_past_date_outside_the_jobs_window_never_fires() -> None:
+    at = T0 - timedelta(seconds=30)
+    s = job_state(at=T0, schedule=DateSchedule(at=at), start_at=T0 - timedelta(seconds=10))
+    index = ScheduleIndex()
+    index.apply(created(s), T0)
+    assert index.pop_due(T0 + timedelta(seconds=1), GRACE, looked_until=T0) == []
+    assert index.take_missed() == []
