@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -336,7 +337,8 @@ class JobCommands:
         """A new job, with its webhooks if given. `require_target`: refuse an active job with nothing to run."""
         principal.check_account(account_id)
         timezone = checked_timezone(draft.timezone)
-        schedule = checked_schedule(draft.schedule, timezone)
+        # Off the event loop, as every schedule computation of a command (see append_to_latest).
+        schedule = await asyncio.to_thread(checked_schedule, draft.schedule, timezone)
         if draft.task is not None:
             checked_task_name(draft.task.name)
         if len(draft.webhooks) > MAX_WEBHOOKS_PER_JOB:
@@ -394,7 +396,7 @@ class JobCommands:
             version=1,
             occurred_at=now,
             job=state,
-            next_run_at=_next_run(state, now),
+            next_run_at=await asyncio.to_thread(_next_run, state, now),
         )
         _check_fires(event)
         _check_size(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -59,12 +60,14 @@ async def append_to_latest(
 ) -> Outcome | None:
     """Load the job as it is now, decide its next event from it, and append that event expecting the job unchanged;
     when someone else appended in between, do it all again, up to `attempts` times, then raise ConcurrencyError.
-    None: the job does not exist (or was deleted). `decide` may raise to refuse the change."""
+    None: the job does not exist (or was deleted). `decide` may raise to refuse the change; it runs in a worker
+    thread, so it must be pure (the job as loaded and the command in, an event out)."""
     for _ in range(attempts):
         loaded = await load_live(store, job_id)
         if loaded is None:
             return None
-        event = decide(loaded)
+        # Off the event loop: a decision may compute a schedule's next run, which can take tens of milliseconds.
+        event = await asyncio.to_thread(decide, loaded)
         if event is None:
             return Outcome(loaded, None, loaded.sequence)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator
 
@@ -142,3 +143,20 @@ async def test_append_to_latest_changes_nothing_finds_nothing_or_gives_up(store:
         await append_to_latest(store, first.job_id, lambda loaded: updated(loaded.event, "mine"), attempts=3)  # type: ignore[arg-type]
     loaded = await store.load(first.job_id)
     assert loaded is not None and loaded.event.job.name == "rival 3"
+
+
+async def test_append_to_latest_decides_off_the_event_loop(store: JobEventStore) -> None:
+    # A decision may compute a schedule's next run (tens of milliseconds for a rare RRULE): the loop keeps serving
+    # other requests meanwhile, so the decision runs in a worker thread.
+    first = created()
+    await store.append(first, 0)
+    loop_thread = threading.get_ident()
+    deciders: list[int] = []
+
+    def decide(loaded: Loaded) -> JobEvent | None:
+        deciders.append(threading.get_ident())
+        return updated(loaded.event, "renamed")  # type: ignore[arg-type]
+
+    outcome = await append_to_latest(store, first.job_id, decide, attempts=3)
+    assert outcome is not None and outcome.event is not None and outcome.event.job.name == "renamed"
+    assert deciders and loop_thread not in deciders

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -38,6 +39,16 @@ PRESETS: dict[str, CronPreset] = {
 }
 
 
+def _next_runs(schedule: CronSchedule, timezone: str) -> list[datetime]:
+    """The next runs from now; in a worker thread, since a rare expression searches far ahead."""
+    runs: list[datetime] = []
+    after = datetime.now(UTC)
+    while len(runs) < NEXT_RUNS and (found := next_after(schedule, timezone, after)) is not None:
+        runs.append(found)
+        after = found
+    return runs
+
+
 class NexusCronController(Controller):
     path = "/cron"
     tags = ["nexus cron"]
@@ -55,12 +66,7 @@ class NexusCronController(Controller):
             zone(data.timezone)
         except InvalidScheduleError as exc:
             return CronValidation(is_valid=False, description=None, next_runs=[], error=str(exc))
-        runs: list[datetime] = []
-        after = datetime.now(UTC)
-        schedule = CronSchedule(expression=expression)
-        while len(runs) < NEXT_RUNS and (found := next_after(schedule, data.timezone, after)) is not None:
-            runs.append(found)
-            after = found
+        runs = await asyncio.to_thread(_next_runs, CronSchedule(expression=expression), data.timezone)
         return CronValidation(is_valid=True, description=describe(expression), next_runs=runs, error=None)
 
     @get("/presets", summary="The 13 common cron presets")

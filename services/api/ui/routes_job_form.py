@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -46,7 +47,7 @@ async def _form(request: Request[Any, Any, Any]) -> JobForm:
     return form_from(dict((await request.form()).items()))
 
 
-def _form_page(
+async def _form_page(
     request: Request[Any, Any, Any],
     principal: Principal,
     form: JobForm,
@@ -66,7 +67,7 @@ def _form_page(
         accounts=principal.accounts,
         account_options=[(str(a), str(a)) for a in sorted(principal.accounts or (), key=str)],
         method_options=[(m, m) for m in METHODS],
-        preview=_preview(form),
+        preview=await asyncio.to_thread(_preview, form),
     )
     response.status_code = status
     return response
@@ -115,7 +116,7 @@ class JobFormController(Controller):
 
     @get("/jobs/new")
     async def new(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
-        return _form_page(request, principal, new_form())
+        return await _form_page(request, principal, new_form())
 
     @post("/jobs/new", status_code=303)
     async def create(
@@ -135,7 +136,7 @@ class JobFormController(Controller):
             appended = await res.commands.create_job(principal, account_id=account_id, draft=draft)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
-            return _form_page(request, principal, form, status=422)
+            return await _form_page(request, principal, form, status=422)
         job_id = appended.event.job_id
         if hook is not None:
             appended = await self._add_webhook(res, principal, job_id, hook)
@@ -170,7 +171,7 @@ class JobFormController(Controller):
         job, account_id = await owned_job(res, principal, job_id)
         webhooks = await job_webhooks(res.pool, UUID(job.uuid))
         form = form_of(job, webhooks[0] if webhooks else None, account_id)
-        return _form_page(request, principal, form, job=job, webhooks=webhooks)
+        return await _form_page(request, principal, form, job=job, webhooks=webhooks)
 
     @post("/jobs/{job_id:str}/edit", status_code=303)
     async def update(
@@ -188,8 +189,10 @@ class JobFormController(Controller):
             hook = await _with_webhook(res, form)
             changes = changes_from(update_body(form, job), job, datetime.now(UTC))
             if not isinstance(changes.schedule, UnsetType):
-                checked_schedule(
-                    changes.schedule, job.timezone if isinstance(changes.timezone, UnsetType) else changes.timezone
+                await asyncio.to_thread(
+                    checked_schedule,
+                    changes.schedule,
+                    job.timezone if isinstance(changes.timezone, UnsetType) else changes.timezone,
                 )
             # The webhook first: a task job turned into a webhook job is never left with neither.
             if hook is not None:
@@ -197,7 +200,7 @@ class JobFormController(Controller):
             appended = await res.commands.update_job(principal, UUID(job.uuid), changes)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
-            return _form_page(request, principal, form, job=job, webhooks=webhooks, status=422)
+            return await _form_page(request, principal, form, job=job, webhooks=webhooks, status=422)
         await await_projection(res, appended.sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "saved")
 
@@ -220,4 +223,6 @@ class JobFormController(Controller):
     @post("/schedule/preview")
     async def preview(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
         """The live check: the schedule the form holds, in words with its next runs, or the API's error for it."""
-        return fragment(request, "_schedule_preview.html", preview=_preview(await _form(request)))
+        return fragment(
+            request, "_schedule_preview.html", preview=await asyncio.to_thread(_preview, await _form(request))
+        )

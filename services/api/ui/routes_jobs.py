@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -116,8 +118,10 @@ class JobsController(Controller):
             "job": job,
             "account_id": account_id,
             "words": describe_schedule(schedule, job.timezone),
-            "fire_times": next_fire_times(
-                schedule, job.timezone, now, NEXT_RUNS, start_at=job.start_at, end_at=job.end_at
+            "fire_times": await asyncio.to_thread(
+                functools.partial(
+                    next_fire_times, schedule, job.timezone, now, NEXT_RUNS, start_at=job.start_at, end_at=job.end_at
+                )
             )
             if job.is_active
             else [],
