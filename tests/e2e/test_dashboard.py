@@ -441,3 +441,26 @@ async def test_a_service_role_names_the_account_and_a_two_account_token_chooses_
         await session.close()
     status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
     assert [j["name"] for j in page["items"]] == ["from the service role"]
+
+
+async def test_a_webhook_job_is_created_with_its_webhook_even_for_a_date_just_past(
+    dev_server: DevServer, api: Api, receiver: Receiver, account_id: uuid.UUID
+) -> None:
+    # The form writes the webhook in the job's first event (no paused-then-enabled dance), so a date job whose time
+    # has just passed is accepted, as through the API, and its occurrence fires within the misfire grace.
+    base = dev_server.base_url
+    past = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    form = {"name": "just past", "job_type": "date", "scheduled_time": past, "timezone": "UTC", "is_active": "on",
+            "action": "webhook", "url": receiver.url_for("/past"), "method": "POST"}  # fmt: skip
+    session = await _signed_in_session(base, token_for(account_id))
+    try:
+        csrf = await _form_token(session, base + "/ui/jobs/new")
+        async with session.post(
+            base + "/ui/jobs/new", data=form | {"_csrf_token": csrf}, allow_redirects=False
+        ) as response:
+            assert response.status == 303, await response.text()
+    finally:
+        await session.close()
+    await eventually(lambda: len(receiver.on("/past")) == 1, timeout=20, what="the past date's occurrence delivered")
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    assert status == 200 and [j["name"] for j in page["items"]] == ["just past"]

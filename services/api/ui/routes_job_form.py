@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -17,7 +17,7 @@ from msgspec import UnsetType
 from services.api.auth import Principal
 from services.api.dependencies import Resources, await_projection
 from services.api.domain_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
-from services.api.job_commands import Appended, WebhookChanges
+from services.api.job_commands import Appended, WebhookChanges, WebhookDraft
 from services.api.job_validation import checked_schedule
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.schemas import NexusJob
@@ -111,6 +111,16 @@ async def _with_webhook(res: Resources, form: JobForm) -> WebhookInput | None:
     return hook
 
 
+def _webhook_draft(hook: WebhookInput) -> WebhookDraft:
+    return WebhookDraft(
+        url=hook.url,
+        method=hook.method,
+        headers=hook.headers,
+        body_template=hook.body_template,
+        content_type=hook.content_type,
+    )
+
+
 class JobFormController(Controller):
     path = "/"
 
@@ -127,21 +137,15 @@ class JobFormController(Controller):
         try:
             account_id = account_of(form, principal.accounts)
             hook = await _with_webhook(res, form)
-            body = create_body(form)
-            # A webhook job is created paused and enabled once its webhook is on it: it never fires without one.
-            enable_after = hook is not None and body.is_active
-            draft = draft_from(
-                msgspec.structs.replace(body, is_active=False) if enable_after else body, datetime.now(UTC)
-            )
+            draft = draft_from(create_body(form), datetime.now(UTC))
+            if hook is not None:
+                # The webhook is written in the job's first event: the job never fires without it.
+                draft = dataclasses.replace(draft, webhooks=(_webhook_draft(hook),))
             appended = await res.commands.create_job(principal, account_id=account_id, draft=draft)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
             return await _form_page(request, principal, form, status=422)
         job_id = appended.event.job_id
-        if hook is not None:
-            appended = await self._add_webhook(res, principal, job_id, hook)
-            if enable_after:
-                appended = await res.commands.set_enabled(principal, job_id, True)
         await await_projection(res, appended.sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "created")
 
