@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from shared.contracts.subjects import Names
 from shared.settings import Settings
 
 _PRINCIPAL = "principal"
+_Provider = Callable[[Request[object, object, State]], Awaitable[Principal]]
+_BEARER_PROVIDERS: set[Callable[..., Any]] = set()
 
 
 @dataclass(slots=True)
@@ -64,17 +67,26 @@ def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return resources(connection.app.state).authenticator.authenticate(connection.headers.get("authorization"))
 
 
+def bearer_principal(provider: _Provider) -> _Provider:
+    """Marks a principal provider that starts from the bearer token (as provide_principal does), so the
+    authenticate_first guard checks the token before a body is read on the routes that use it."""
+    _BEARER_PROVIDERS.add(provider)
+    return provider
+
+
 async def authenticate_first(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard of every route: a handler that needs an API caller checks the token before its body is read (Litestar
     reads bodies before it resolves dependencies), so a request without a valid token is a 401 whatever its body.
-    The principal dependency checks it again (tens of microseconds) rather than trust a copy kept between the two."""
+    The principal dependency checks it again (tens of microseconds) rather than trust a copy kept between the two.
+    The dashboard's principal comes from its cookie, not a bearer token, so its routes are left to it."""
     if _PRINCIPAL not in handler.parsed_fn_signature.parameters:
         return
     provider = handler.resolve_dependencies().get(_PRINCIPAL)
-    if provider is not None and provider.dependency is provide_principal:
+    if provider is not None and provider.dependency in _BEARER_PROVIDERS:
         _authenticate(connection)
 
 
+@bearer_principal
 async def provide_principal(request: Request[object, object, State]) -> Principal:
     return _authenticate(request)
 

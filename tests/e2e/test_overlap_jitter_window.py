@@ -36,9 +36,10 @@ async def test_skip_leaves_out_occurrences_due_while_the_previous_one_runs(
     dev_server: DevServer, api: Api, account_id: uuid.UUID, receiver: Receiver
 ) -> None:
     receiver.gates["/skip"] = gate = asyncio.Event()
-    job = await create_job(api, account_id, "* * * * * *", overlap_policy="skip")
+    # With its webhook from the start: an occurrence due before it would be skipped for another reason.
+    hooks = [{"url": receiver.url_for("/skip"), "method": "POST"}]
+    job = await create_job(api, account_id, "* * * * * *", overlap_policy="skip", webhooks=hooks)
     assert job["overlap_policy"] == "skip"
-    await add_webhook(api, job["id"], receiver.url_for("/skip"))
     await eventually(lambda: receiver.on("/skip"), timeout=20, what="the first run")
     skipped = await skipped_runs(api, job["id"], 2)
     assert len(receiver.on("/skip")) == 1, "nothing else reached the receiver while the first run was held"
@@ -56,8 +57,8 @@ async def test_queue_one_holds_one_occurrence_until_the_previous_one_finishes(
     dev_server: DevServer, api: Api, account_id: uuid.UUID, receiver: Receiver
 ) -> None:
     receiver.gates["/queue"] = gate = asyncio.Event()
-    job = await create_job(api, account_id, "* * * * * *", overlap_policy="queue_one")
-    await add_webhook(api, job["id"], receiver.url_for("/queue"))
+    hooks = [{"url": receiver.url_for("/queue"), "method": "POST"}]
+    job = await create_job(api, account_id, "* * * * * *", overlap_policy="queue_one", webhooks=hooks)
     await eventually(lambda: receiver.on("/queue"), timeout=20, what="the first run")
     skipped = await skipped_runs(api, job["id"], 2)
     assert len(receiver.on("/queue")) == 1

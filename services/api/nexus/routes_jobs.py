@@ -13,7 +13,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
 from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection, provide_principal
+from services.api.dependencies import Resources, await_projection, bearer_principal, provide_principal
 from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.read_models import (
@@ -61,6 +61,7 @@ def _number(raw: str) -> int:
     return number
 
 
+@bearer_principal
 async def provide_nexus_principal(request: Request[object, object, State]) -> Principal:
     """The caller, narrowed to the account X-Account-Id names (403 when the token does not hold it), on every route:
     lists and counts show that account only, and a job of another account is refused."""
