@@ -28,7 +28,9 @@ from tests.e2e.harness import run_cli, running
 from tests.factories import job_created, job_state
 from tests.waiting import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# On a loaded box (the other test worker starting whole systems) a replay can take minutes: the waits here allow
+# 240-300 s, so the per-test timeout must too (the default 120 s cut one off mid-replay).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(360)]
 
 JOBS = 200
 OCCURRENCES = 34_000  # three events each: requested, started, succeeded
