@@ -31,6 +31,9 @@ from shared.schedule.occurrences import next_after, occurrences_between
 pytestmark = pytest.mark.unit
 
 MINUTE = timedelta(minutes=1)
+# Longer than any fall back of the zones tested (an hour at most): a wall time seen before a window opens is seen
+# again, if at all, within this long.
+LOOKBACK = timedelta(hours=3)
 YEARS = (2026, 2027)
 ZONES = ("America/New_York", "Europe/London", "Australia/Lord_Howe")
 
@@ -106,10 +109,16 @@ def wall_scan(
     """For each UTC instant in (start, end], `step` apart: the wall times it is the first instant for, oldest first.
 
     That is its own wall time unless already seen (the second pass of a fall back), preceded by every wall time a
-    gap skipped just before it (the transition instant is the first valid instant after them).
+    gap skipped just before it (the transition instant is the first valid instant after them). "Seen" includes the
+    wall times shown at or before `start` (scanned from LOOKBACK earlier, not reported): a window that opens at or
+    during the first pass of a fall back must not fire its wall times again on the second pass.
     """
     tz = ZoneInfo(zone)
     seen: set[datetime] = set()
+    instant = start - LOOKBACK
+    while instant <= start:
+        seen.add(instant.astimezone(tz).replace(tzinfo=None))
+        instant += step
     previous = start.astimezone(tz).replace(tzinfo=None)
     rows: list[tuple[datetime, tuple[datetime, ...]]] = []
     instant = start + step
@@ -233,6 +242,10 @@ def test_transitions_are_found_for_each_zone_and_year() -> None:
         ),
         # New York fall back: 01:30 fires as EDT (05:30Z), not again as EST (06:30Z).
         ("America/New_York", "30 1 * * *", utc(2026, 11, 1), utc(2026, 11, 2), [utc(2026, 11, 1, 5, 30)]),
+        # A window that opens at (after) the first 01:30 holds no 01:30: the second pass (06:30Z) stays silent.
+        ("America/New_York", "30 1 * * *", utc(2026, 11, 1, 5, 30), utc(2026, 11, 2), []),
+        # One that opens during the first pass sees 01:30 there, once.
+        ("America/New_York", "30 1 * * *", utc(2026, 11, 1, 5, 15), utc(2026, 11, 2), [utc(2026, 11, 1, 5, 30)]),
         # Lord Howe spring forward: 02:15 does not exist; 02:30 +11 (15:30Z the day before) is first valid.
         ("Australia/Lord_Howe", "15 2 * * *", utc(2026, 10, 3), utc(2026, 10, 4), [utc(2026, 10, 3, 15, 30)]),
         # Lord Howe fall back: 01:45 first at +11 (14:45Z), not again at +10:30 (15:15Z).

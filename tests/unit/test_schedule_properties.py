@@ -3,11 +3,11 @@ an independent brute-force scan (the oracle of test_dst_against_brute_force, whi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shared.contracts.schedules import CalendarRule, CalendarSchedule, CronSchedule, IntervalSchedule
@@ -87,6 +87,9 @@ def test_cron_next_fire_times_match_a_minute_by_minute_scan(
     minute=field(0, 59),
     hour=st.integers(0, 23),
 )
+# The window opens at 01:00:00 EDT, New York's first 01:00 of the fall back (05:00Z, not in the window): 01:00:00
+# EST (06:00Z) is its second pass and does not fire. The oracle once forgot what it saw before the window.
+@example(zone="America/New_York", day=date(2026, 11, 1), second="0", minute="0", hour=1)
 @SETTINGS
 def test_six_field_cron_matches_a_second_by_second_scan(
     zone: str, day: object, second: str, minute: str, hour: int
