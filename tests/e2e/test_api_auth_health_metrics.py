@@ -177,9 +177,9 @@ async def test_metrics_count_the_callers_accounts_only_in_json_and_prometheus(
     dev_server: DevServer, api: Api, account_id: uuid.UUID, receiver: Receiver
 ) -> None:
     receiver.statuses["/fails"] = 500
-    firing = await create(api, account_id, schedule="* * * * * *", name="firing")
-    await add_webhook(api, firing["id"], receiver.url_for("/ok"))
-    await add_webhook(api, firing["id"], receiver.url_for("/fails"))
+    # With its webhooks from the start: an occurrence due before them would be recorded skipped, with no duration.
+    hooks = [{"url": receiver.url_for(path), "method": "POST"} for path in ("/ok", "/fails")]
+    firing = await create(api, account_id, schedule="* * * * * *", name="firing", webhooks=hooks)
     await create(api, account_id, enabled=False, name="off")
     await create(api, account_id, name="on")
 
