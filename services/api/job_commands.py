@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -226,6 +227,20 @@ def _following(cls: type[E], loaded: Loaded, state: JobState, now: datetime, **e
     )
 
 
+def _webhook_spec(hook: WebhookDraft, webhook_id: UUID, now: datetime) -> WebhookSpec:
+    return WebhookSpec(
+        id=webhook_id,
+        url=hook.url,
+        method=hook.method,
+        headers=hook.headers,
+        query_params=hook.query_params,
+        body_template=hook.body_template,
+        content_type=hook.content_type,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def _check_body(template: str | None, content_type: str) -> None:
     if template is not None:
         try:
@@ -344,22 +359,7 @@ class JobCommands:
         if len(draft.webhooks) > MAX_WEBHOOKS_PER_JOB:
             raise ValidationFailedError(f"a job has at most {MAX_WEBHOOKS_PER_JOB} webhooks", field="webhooks")
         now = self._clock()
-        webhooks = []
-        for hook in draft.webhooks:
-            url, headers = await self.checked_webhook(hook.url, hook.headers, hook.body_template, hook.content_type)
-            webhooks.append(
-                WebhookSpec(
-                    id=uuid.uuid4(),
-                    url=url,
-                    method=hook.method,
-                    headers=headers,
-                    query_params=hook.query_params,
-                    body_template=hook.body_template,
-                    content_type=hook.content_type,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        webhooks = [_webhook_spec(await self._checked(hook), uuid.uuid4(), now) for hook in draft.webhooks]
         job_id = uuid.uuid4()
         state = JobState(
             id=job_id,
@@ -474,40 +474,24 @@ class JobCommands:
         _check_body(body_template, sent_content_type(content_type, headers))
         return url, headers
 
-    async def add_webhook(
-        self,
-        principal: Principal,
-        *,
-        job_id: UUID,
-        url: str,
-        method: str,
-        headers: dict[str, str],
-        query_params: dict[str, str] | None,
-        body_template: str | None,
-        content_type: str,
-    ) -> Appended:
+    async def add_webhook(self, principal: Principal, *, job_id: UUID, hook: WebhookDraft) -> Appended:
         webhook_id = uuid.uuid4()
-        url, headers = await self.checked_webhook(url, headers, body_template, content_type)
+        hook = await self._checked(hook)
 
         def decide(loaded: Loaded, now: datetime) -> JobEvent:
             current = loaded.event.job
             if len(current.webhooks) >= MAX_WEBHOOKS_PER_JOB:
                 raise ValidationFailedError(f"a job has at most {MAX_WEBHOOKS_PER_JOB} webhooks")
-            webhook = WebhookSpec(
-                id=webhook_id,
-                url=url,
-                method=method,
-                headers=headers,
-                query_params=query_params,
-                body_template=body_template,
-                content_type=content_type,
-                created_at=now,
-                updated_at=now,
-            )
+            webhook = _webhook_spec(hook, webhook_id, now)
             state = msgspec.structs.replace(current, webhooks=(*current.webhooks, webhook), updated_at=now)
             return _following(WebhookAdded, loaded, state, now, webhook_id=webhook_id)
 
         return await self._change(principal, job_id, decide)
+
+    async def _checked(self, hook: WebhookDraft) -> WebhookDraft:
+        """The webhook as it would be kept (URL and headers checked), or the ValidationFailedError it raises."""
+        url, headers = await self.checked_webhook(hook.url, hook.headers, hook.body_template, hook.content_type)
+        return dataclasses.replace(hook, url=url, headers=headers)
 
     async def update_webhook(
         self, principal: Principal, job_id: UUID, webhook_id: UUID, changes: WebhookChanges

@@ -34,8 +34,10 @@ from services.api.schemas import (
     JobOut,
     JobUpdate,
     MisfirePolicyBody,
+    NewWebhook,
     Page,
     RetryPolicyBody,
+    WebhookCreate,
     WebhookOut,
 )
 from shared.contracts.jobs import JobEvent, RetryPolicy, WebhookSpec
@@ -77,6 +79,18 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         jitter_seconds=job.jitter_seconds,
         start_at=job.start_at,
         end_at=job.end_at,
+    )
+
+
+def webhook_draft(body: NewWebhook | WebhookCreate) -> WebhookDraft:
+    """A webhook body of either route (with a new job, or POST /webhooks) as the commands take it."""
+    return WebhookDraft(
+        url=body.url,
+        method=body.method,
+        headers=body.headers or {},
+        query_params=body.query_params,
+        body_template=body.body_template,
+        content_type=body.content_type,
     )
 
 
@@ -157,17 +171,7 @@ class JobController(Controller):
             jitter_seconds=data.jitter_seconds,
             start_at=data.start_at,
             end_at=data.end_at,
-            webhooks=tuple(
-                WebhookDraft(
-                    url=w.url,
-                    method=w.method,
-                    headers=w.headers or {},
-                    query_params=w.query_params,
-                    body_template=w.body_template,
-                    content_type=w.content_type,
-                )
-                for w in data.webhooks or ()
-            ),
+            webhooks=tuple(webhook_draft(w) for w in data.webhooks or ()),
         )
         appended = await res.commands.create_job(principal, account_id=data.account_id, draft=draft)
         await await_projection(res, appended.sequence)

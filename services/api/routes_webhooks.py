@@ -12,7 +12,7 @@ from services.api.domain_errors import WebhookNotFoundError
 from services.api.job_commands import Appended, WebhookChanges
 from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.read_models import get_webhook
-from services.api.routes_jobs import parse_id, webhook_out
+from services.api.routes_jobs import parse_id, webhook_draft, webhook_out
 from services.api.schemas import WebhookCreate, WebhookOut, WebhookUpdate
 from shared.contracts.jobs import WebhookAdded, WebhookUpdated
 
@@ -55,16 +55,7 @@ class WebhookController(Controller):
         self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
     ) -> WebhookOut:
         assert res.commands is not None
-        appended = await res.commands.add_webhook(
-            principal,
-            job_id=data.job_id,
-            url=data.url,
-            method=data.method,
-            headers=data.headers or {},
-            query_params=data.query_params,
-            body_template=data.body_template,
-            content_type=data.content_type,
-        )
+        appended = await res.commands.add_webhook(principal, job_id=data.job_id, hook=webhook_draft(data))
         await await_projection(res, appended.sequence)
         return webhook_from_event(appended)
 

@@ -203,12 +203,13 @@ async def test_webhook_lifecycle(commands: JobCommands) -> None:
         await commands.add_webhook(
             OWNER,
             job_id=created.job_id,
-            url="https://example.com/a",
-            method="POST",
-            headers={"X-A": "1"},
-            query_params=None,
-            body_template="{}",
-            content_type="application/json",
+            hook=WebhookDraft(
+                url="https://example.com/a",
+                method="POST",
+                headers={"X-A": "1"},
+                body_template="{}",
+                content_type="application/json",
+            ),
         )
     ).event
     assert isinstance(added, WebhookAdded)
@@ -256,12 +257,13 @@ async def test_webhook_targets_and_headers_are_checked(
         await commands.add_webhook(
             OWNER,
             job_id=created.job_id,
-            url=url,
-            method="POST",
-            headers=headers,
-            query_params=None,
-            body_template=None,
-            content_type="application/json",
+            hook=WebhookDraft(
+                url=url,
+                method="POST",
+                headers=headers,
+                body_template=None,
+                content_type="application/json",
+            ),
         )
 
 
@@ -314,12 +316,13 @@ async def test_a_job_cannot_grow_past_the_event_size_limit(commands: JobCommands
         await commands.add_webhook(
             OWNER,
             job_id=created.job_id,
-            url="https://example.com/",
-            method="POST",
-            headers={},
-            query_params=None,
-            body_template=body,
-            content_type="application/json",
+            hook=WebhookDraft(
+                url="https://example.com/",
+                method="POST",
+                headers={},
+                body_template=body,
+                content_type="application/json",
+            ),
         )
 
     for _ in range(7):

@@ -149,20 +149,6 @@ class JobFormController(Controller):
         await await_projection(res, appended.sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "created")
 
-    @staticmethod
-    async def _add_webhook(res: Resources, principal: Principal, job_id: UUID, hook: WebhookInput) -> Appended:
-        assert res.commands is not None
-        return await res.commands.add_webhook(
-            principal,
-            job_id=job_id,
-            url=hook.url,
-            method=hook.method,
-            headers=hook.headers,
-            query_params=None,
-            body_template=hook.body_template,
-            content_type=hook.content_type,
-        )
-
     @get("/jobs/{job_id:str}/edit")
     async def edit(
         self,
@@ -214,7 +200,7 @@ class JobFormController(Controller):
         """The form edits the job's first webhook, or adds one to a job that has none."""
         assert res.commands is not None
         if not webhooks:
-            return await self._add_webhook(res, principal, job_id, hook)
+            return await res.commands.add_webhook(principal, job_id=job_id, hook=_webhook_draft(hook))
         changes = WebhookChanges(
             url=hook.url,
             method=hook.method,
