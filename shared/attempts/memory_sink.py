@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from shared.contracts.executions import ExecutionEvent, ExecutionRequested
+from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent, ExecutionRequested
 from shared.contracts.timers import RetryTimer
 
 
@@ -42,6 +42,8 @@ class MemorySink:
             raise ConnectionError("the in-memory sink is down")
 
     async def publish(self, kind: str, event: ExecutionEvent, msg_id: str) -> None:
+        if kind not in SUBJECT_KINDS[type(event)]:
+            raise ValueError(f"{type(event).__name__} is not published under {kind!r} (see SUBJECT_KINDS)")
         self._enter(msg_id)
         if all(w.key != msg_id for w in self.written if w.what not in ("timer", "disable_webhook")):
             self.written.append(Written(kind, msg_id, event))  # a repeated id is dropped, as JetStream drops it
