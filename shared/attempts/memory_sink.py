@@ -24,7 +24,7 @@ class Written:
 
 
 @dataclass
-class MemorySink:
+class InMemoryAttemptSink:
     """`written` keeps every write that took effect; `attempts` every call, failed or not (to see repeats)."""
 
     written: list[Written] = field(default_factory=list)

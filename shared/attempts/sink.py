@@ -1,6 +1,6 @@
 """Where the recorder writes: the EXECUTIONS stream, the timers bucket, and the job of a webhook gone for good.
 
-`JetStreamSink` is the real one; `shared.attempts.memory_sink.MemorySink` is its in-memory twin.
+`JetStreamSink` is the real one; `shared.attempts.memory_sink.InMemoryAttemptSink` is its in-memory twin.
 """
 
 from __future__ import annotations

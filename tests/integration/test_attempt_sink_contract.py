@@ -13,7 +13,7 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
-from shared.attempts.memory_sink import MemorySink
+from shared.attempts.memory_sink import InMemoryAttemptSink
 from shared.attempts.sink import AttemptSink, JetStreamSink, open_jetstream_sink
 from shared.bus.streams import ensure_streams, timers_bucket
 from shared.contracts.executions import ExecutionRequested, ExecutionSkipped, envelope_of, occurrence_requests
@@ -37,7 +37,7 @@ class Bench(Protocol):
 
 @dataclass
 class MemoryBench:
-    sink: MemorySink
+    sink: InMemoryAttemptSink
 
     async def published(self) -> list[tuple[str, str]]:
         return [(w.what, w.key) for w in self.sink.written if w.what not in ("timer", "disable_webhook")]
@@ -77,7 +77,7 @@ class JetStreamBench:
 @pytest.fixture(params=["memory", "nats"])
 async def bench(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Bench]:
     if request.param == "memory":
-        yield MemoryBench(MemorySink())
+        yield MemoryBench(InMemoryAttemptSink())
         return
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream()

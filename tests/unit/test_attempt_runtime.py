@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from shared.attempts.memory_sink import MemorySink
+from shared.attempts.memory_sink import InMemoryAttemptSink
 from shared.attempts.recorder import AttemptRecorder
 from shared.attempts.runtime import GONE_REASON, AttemptRuntime
 from shared.contracts.executions import (
@@ -40,7 +40,7 @@ class FakeExecutor:
 
     outcome: AttemptOutcome
     records_started_first: bool = False
-    sink: MemorySink | None = None
+    sink: InMemoryAttemptSink | None = None
     writes_when_started: list[int] = field(default_factory=list)
 
     async def execute(self, request: ExecutionRequested, started_at: datetime) -> AttemptOutcome:
@@ -71,7 +71,7 @@ def task_request() -> ExecutionRequested:
     return occurrence_requests(job, job_version=1, nominal_time=NOW, occurred_at=NOW, next_run_at=None)[0]
 
 
-def runtime_over(sink: MemorySink, retry_for_seconds: float = 5.0) -> AttemptRuntime:
+def runtime_over(sink: InMemoryAttemptSink, retry_for_seconds: float = 5.0) -> AttemptRuntime:
     recorder = AttemptRecorder(sink, retry_for_seconds=retry_for_seconds, pause_seconds=0)
     return AttemptRuntime(recorder, WORKER, clock=Clock())
 
@@ -81,7 +81,7 @@ def failed(**fields: object) -> AttemptFailed:
 
 
 async def test_a_success_records_started_then_the_result() -> None:
-    sink, request = MemorySink(), webhook_request()
+    sink, request = InMemoryAttemptSink(), webhook_request()
     await runtime_over(sink).run(request, FakeExecutor(AttemptSucceeded(duration_ms=7, response_code=204)))
     base = request.execution_id
     assert [(w.what, w.key) for w in sink.written] == [("started", f"{base}:started"), ("succeeded", f"{base}:result")]
@@ -92,7 +92,7 @@ async def test_a_success_records_started_then_the_result() -> None:
 
 
 async def test_a_webhook_leaves_before_started_is_stored_and_a_task_after() -> None:
-    sink = MemorySink()
+    sink = InMemoryAttemptSink()
     webhook = FakeExecutor(AttemptSucceeded(duration_ms=1), records_started_first=False, sink=sink)
     await runtime_over(sink).run(webhook_request(), webhook)
     task = FakeExecutor(AttemptSucceeded(duration_ms=1, result={"ok": True}), records_started_first=True, sink=sink)
@@ -104,7 +104,7 @@ async def test_a_webhook_leaves_before_started_is_stored_and_a_task_after() -> N
 
 
 async def test_a_failure_before_the_last_attempt_is_published_then_its_timer_then_the_retry() -> None:
-    sink, request = MemorySink(), webhook_request()
+    sink, request = InMemoryAttemptSink(), webhook_request()
     await runtime_over(sink).run(request, FakeExecutor(failed(response_code=500, response_body="no")))
     base = request.execution_id
     following = request.next_attempt(NOW)
@@ -125,7 +125,7 @@ async def test_a_failure_before_the_last_attempt_is_published_then_its_timer_the
 
 
 async def test_the_last_attempt_is_dead_lettered_without_a_timer() -> None:
-    sink, request = MemorySink(), webhook_request(max_attempts=2, attempt=2)
+    sink, request = InMemoryAttemptSink(), webhook_request(max_attempts=2, attempt=2)
     await runtime_over(sink).run(request, FakeExecutor(failed()))
     assert sink.kinds == ["started", "failed", "dead_lettered"]
     dead = sink.written[-1]
@@ -134,7 +134,7 @@ async def test_the_last_attempt_is_dead_lettered_without_a_timer() -> None:
 
 
 async def test_410_disables_the_webhook_before_the_failure_and_never_retries() -> None:
-    sink, request = MemorySink(), webhook_request()
+    sink, request = InMemoryAttemptSink(), webhook_request()
     assert request.webhook is not None
     await runtime_over(sink).run(request, FakeExecutor(failed(response_code=410)))
     assert sink.kinds == ["started", "disable_webhook", "failed", "dead_lettered"]
@@ -142,7 +142,7 @@ async def test_410_disables_the_webhook_before_the_failure_and_never_retries() -
 
 
 async def test_a_timeout_is_recorded_as_timed_out_and_retried() -> None:
-    sink, request = MemorySink(), webhook_request()
+    sink, request = InMemoryAttemptSink(), webhook_request()
     await runtime_over(sink).run(request, FakeExecutor(failed(timed_out=True)))
     assert sink.kinds == ["started", "timed_out", "timer", "retry_scheduled"]
     timed_out = sink.written[1].value
@@ -150,14 +150,14 @@ async def test_a_timeout_is_recorded_as_timed_out_and_retried() -> None:
 
 
 async def test_retry_after_sets_the_delay() -> None:
-    sink = MemorySink()
+    sink = InMemoryAttemptSink()
     await runtime_over(sink).run(webhook_request(), FakeExecutor(failed(response_code=503, retry_after="120")))
     scheduled = sink.written[-1].value
     assert isinstance(scheduled, ExecutionRetryScheduled) and scheduled.delay_seconds == 120
 
 
 async def test_a_write_that_fails_twice_is_retried_with_the_same_message_id() -> None:
-    sink, request = MemorySink(), task_request()
+    sink, request = InMemoryAttemptSink(), task_request()
     sink.fail_next(2)
     await runtime_over(sink).run(request, FakeExecutor(AttemptSucceeded(duration_ms=3), records_started_first=True))
     base = request.execution_id
@@ -166,14 +166,14 @@ async def test_a_write_that_fails_twice_is_retried_with_the_same_message_id() ->
 
 
 async def test_a_write_still_failing_after_the_bound_raises() -> None:
-    sink = MemorySink()
+    sink = InMemoryAttemptSink()
     sink.fail_next(1)
     with pytest.raises(ConnectionError):
         await runtime_over(sink, retry_for_seconds=0).run(task_request(), FakeExecutor(AttemptSucceeded(duration_ms=1)))
 
 
 async def test_a_redelivered_attempt_records_nothing_twice() -> None:
-    sink, request = MemorySink(), webhook_request()
+    sink, request = InMemoryAttemptSink(), webhook_request()
     runtime = runtime_over(sink)
     await runtime.run(request, FakeExecutor(failed()))
     await runtime.run(request, FakeExecutor(failed()))
@@ -181,7 +181,7 @@ async def test_a_redelivered_attempt_records_nothing_twice() -> None:
 
 
 async def test_skips_are_recorded_with_their_reason() -> None:
-    sink, request = MemorySink(), webhook_request()
+    sink, request = InMemoryAttemptSink(), webhook_request()
     await runtime_over(sink).skip_by_overlap(request, "still running")
     assert [(w.what, w.key) for w in sink.written] == [("skipped", f"{request.execution_id}:skipped")]
     skipped = sink.written[0].value
