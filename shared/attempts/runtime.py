@@ -91,21 +91,21 @@ class AttemptRuntime:
         if fate.disable_webhook and request.webhook is not None:
             await self._recorder.webhook_gone(request, request.webhook.id, GONE_REASON, now)
         await self._recorder.failed(failed)
-        following = after_failure(request, fate, now)
-        if isinstance(following, Retry):
+        next_step = after_failure(request, fate, now)
+        if isinstance(next_step, Retry):
             scheduled = ExecutionRetryScheduled(
                 **envelope_of(request),
                 occurred_at=now,
-                retry_at=following.due_at,
-                delay_seconds=following.delay_seconds,
-                next_execution_id=following.following.execution_id,
+                retry_at=next_step.due_at,
+                delay_seconds=next_step.delay_seconds,
+                next_execution_id=next_step.request.execution_id,
                 reason=failed.error,
             )
             await self._recorder.retry_scheduled(
-                RetryTimer(due_at=following.due_at, request=following.following), scheduled
+                RetryTimer(due_at=next_step.due_at, request=next_step.request), scheduled
             )
             RETRIES_SCHEDULED.inc()
-        elif following is not None:
+        elif next_step is not None:
             await self._recorder.dead_lettered(
                 ExecutionDeadLettered(**envelope_of(request), occurred_at=now, reason=failed.error)
             )

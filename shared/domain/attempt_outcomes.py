@@ -61,9 +61,9 @@ class FailureFate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Retry(msgspec.Struct, frozen=True, kw_only=True):
-    """Attempt `following.attempt` is due at `due_at`, `delay_seconds` after the failure."""
+    """The next attempt, `request`, is due at `due_at`, `delay_seconds` after the failure."""
 
-    following: ExecutionRequested
+    request: ExecutionRequested
     due_at: datetime
     delay_seconds: float
 
@@ -92,7 +92,7 @@ def after_failure(request: ExecutionRequested, fate: FailureFate, now: datetime)
         delay = fate.retry_after
         if delay is None:
             delay = backoff_seconds(request.retry, request.attempt, request.execution_id)
-        return Retry(following=request.next_attempt(now), due_at=now + timedelta(seconds=delay), delay_seconds=delay)
+        return Retry(request=request.next_attempt(now), due_at=now + timedelta(seconds=delay), delay_seconds=delay)
     if fate.dead_letter:
         return DeadLetter()
     return None

@@ -75,21 +75,21 @@ def test_retry_after_is_honoured_in_seconds_from_now(header: str, seconds: float
 
 def test_a_retryable_failure_before_the_last_attempt_schedules_the_next_by_backoff() -> None:
     request = webhook_request(RetryPolicy(max_attempts=3, base_delay_seconds=10, jitter=0.2), attempt=2)
-    following = after_failure(request, FailureFate(), NOW)
+    next_step = after_failure(request, FailureFate(), NOW)
     delay = backoff_seconds(request.retry, 2, request.execution_id)
     assert 16 <= delay <= 24  # 10 * 2^(2-1), jittered by +-20%
-    assert following == Retry(
-        following=request.next_attempt(NOW), due_at=NOW + timedelta(seconds=delay), delay_seconds=delay
+    assert next_step == Retry(
+        request=request.next_attempt(NOW), due_at=NOW + timedelta(seconds=delay), delay_seconds=delay
     )
-    assert isinstance(following, Retry)
-    assert (following.following.attempt, following.following.occurrence_id) == (3, request.occurrence_id)
-    assert following.following.execution_id != request.execution_id
+    assert isinstance(next_step, Retry)
+    assert (next_step.request.attempt, next_step.request.occurrence_id) == (3, request.occurrence_id)
+    assert next_step.request.execution_id != request.execution_id
 
 
 def test_retry_after_replaces_the_backoff() -> None:
-    following = after_failure(webhook_request(), FailureFate(retry_after=7.0), NOW)
-    assert isinstance(following, Retry)
-    assert (following.delay_seconds, following.due_at) == (7.0, NOW + timedelta(seconds=7))
+    next_step = after_failure(webhook_request(), FailureFate(retry_after=7.0), NOW)
+    assert isinstance(next_step, Retry)
+    assert (next_step.delay_seconds, next_step.due_at) == (7.0, NOW + timedelta(seconds=7))
 
 
 def test_the_last_attempt_is_dead_lettered() -> None:
@@ -129,13 +129,13 @@ def test_a_retry_follows_by_one_attempt_within_the_cap_and_never_after_the_last(
     policy: RetryPolicy, attempt: int, now: datetime
 ) -> None:
     request = webhook_request(policy, attempt)
-    following = after_failure(request, FailureFate(), now)
+    next_step = after_failure(request, FailureFate(), now)
     if attempt >= policy.max_attempts:
-        assert following == DeadLetter()
+        assert next_step == DeadLetter()
         return
-    assert isinstance(following, Retry)
-    assert following.following.attempt == attempt + 1
-    assert following.following.occurrence_id == request.occurrence_id
+    assert isinstance(next_step, Retry)
+    assert next_step.request.attempt == attempt + 1
+    assert next_step.request.occurrence_id == request.occurrence_id
     # The cap bounds the backoff before the jitter spreads it.
-    assert 0 <= following.delay_seconds <= policy.max_delay_seconds * (1 + policy.jitter) * (1 + 1e-12)
-    assert following.due_at == now + timedelta(seconds=following.delay_seconds)
+    assert 0 <= next_step.delay_seconds <= policy.max_delay_seconds * (1 + policy.jitter) * (1 + 1e-12)
+    assert next_step.due_at == now + timedelta(seconds=next_step.delay_seconds)
