@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
-from services.dispatcher.service import build_dispatcher
+from services.dispatcher.service import open_dispatcher
 from shared.bus.executions import hand_over_task, publish_requested
 from shared.bus.streams import ensure_streams
 from shared.contracts.executions import ExecutionRequested, occurrence_requests
@@ -89,7 +89,7 @@ async def test_a_dispatcher_delivers_its_backlog_highest_priority_first(
     receiver.gates["/first"] = release = asyncio.Event()
     async with bus(settings) as js:
         await ensure_dispatcher_consumer(js, settings)
-        async with running(build_dispatcher(settings).run):
+        async with open_dispatcher(settings) as dispatcher, running(dispatcher.run):
             await publish_requested(js, names, request(1, url=receiver.url_for("/first")))
             await eventually(lambda: receiver.calls, timeout=10, what="the first delivery to take the only slot")
             for priority in PRIORITIES:
