@@ -22,8 +22,8 @@ class RetryPatch:
     """Fields of a job's retry policy to change, applied to the policy the job has when the change is decided.
 
     `growing` is the NEXUS surface's yes/no backoff: True keeps a growing backoff (linear stays linear) or makes a
-    fixed one exponential; False makes it fixed. A base delay above the policy's cap raises the cap to it (unless
-    the patch sets the cap), so the delay asked for is the delay waited.
+    fixed one exponential; False makes it fixed. A base delay given above the policy's cap raises the cap to it
+    (unless the patch sets the cap too), so the delay asked for is the delay waited.
     """
 
     max_attempts: int | UnsetType = UNSET
@@ -43,7 +43,8 @@ class RetryPatch:
         elif self.growing is True and policy.backoff == "fixed":
             values["backoff"] = "exponential"
         patched = msgspec.structs.replace(policy, **values)
-        if "max_delay_seconds" not in values and patched.base_delay_seconds > patched.max_delay_seconds:
+        raises_cap = "base_delay_seconds" in values and "max_delay_seconds" not in values
+        if raises_cap and patched.base_delay_seconds > patched.max_delay_seconds:
             patched = msgspec.structs.replace(patched, max_delay_seconds=patched.base_delay_seconds)
         return patched
 
