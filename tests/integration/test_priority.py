@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import nats
 import pytest
 from nats.js import JetStreamContext
@@ -84,7 +83,7 @@ async def test_a_dispatcher_delivers_its_backlog_highest_priority_first(
     settings: Settings, receiver: Receiver, lookahead: int, expected: list[int]
 ) -> None:
     """With no lookahead window the dispatcher takes the stream's order, which shows what the window changes."""
-    settings = msgspec.structs.replace(settings, dispatcher_concurrency=1, dispatch_lookahead=lookahead)
+    settings = settings.replaced(dispatcher_concurrency=1, dispatch_lookahead=lookahead)
     names = Names(settings.namespace)
     receiver.gates["/first"] = release = asyncio.Event()
     async with bus(settings) as js:
