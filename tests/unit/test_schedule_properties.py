@@ -92,8 +92,9 @@ def test_cron_next_fire_times_match_a_minute_by_minute_scan(
 # EST (06:00Z) is its second pass and does not fire. The oracle once forgot what it saw before the window.
 @example(zone="America/New_York", day=date(2026, 11, 1), second="0", minute="0", hour=1)
 @SETTINGS
-# Seconds up to an hour long (7200 in a fall back) cost the project's code a millisecond or two each: seconds per
-# example, so the whole suite runs this one; the unit tier checks seconds at each transition (test_dst_...).
+# An expression can fire every second of the hour (twice over in a fall back), and each fire time costs the project's
+# code a millisecond or two: up to seconds per example. The whole suite runs this property; the unit tier checks
+# six-field expressions at each transition (test_dst_against_brute_force).
 @pytest.mark.slow
 def test_six_field_cron_matches_a_second_by_second_scan(
     zone: str, day: object, second: str, minute: str, hour: int
