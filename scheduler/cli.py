@@ -153,7 +153,7 @@ def dev(data_dir: Path, host: str, port: int) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".scheduler"), show_default=True)
 def token(accounts: tuple[uuid.UUID, ...], service_role: bool, ttl: int, data_dir: Path) -> None:
     """Mint a bearer token signed with SUPABASE_JWT_SECRET (or the one `scheduler dev` keeps)."""
-    from services.api.auth import mint_token
+    from services.api.core.auth import mint_token
 
     secret = os.environ.get("SUPABASE_JWT_SECRET")
     kept = data_dir / "jwt_secret"

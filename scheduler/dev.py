@@ -14,7 +14,7 @@ import aiohttp
 from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, port_free, stop_leftover
 from scheduler.endpoints import DevEndpoints, alive, forget, record, recorded
 from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from uuid import UUID
 
 import click
 
-from services.api.dead_letters import Redriver, RedriveReport, Selection, list_dead_letters
-from services.api.schemas import ExecutionOut
+from services.api.core.dead_letters import Redriver, RedriveReport, Selection, list_dead_letters
+from services.api.rest.schemas import ExecutionOut
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import publish_requested
 from shared.bus.job_store import NatsJobEventStore

@@ -15,25 +15,25 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from services.api.auth import Authenticator
-from services.api.dead_letters import Redriver
-from services.api.dependencies import Resources, authenticate_first, provide_principal, provide_resources
-from services.api.docs_pages import docs_assets, docs_pages
-from services.api.error_responses import exception_handlers, nexus_exception_handlers
+from services.api.core.auth import Authenticator
+from services.api.core.dead_letters import Redriver
+from services.api.core.projection_wait import ProjectionWatcher
+from services.api.core.run_now import RunNow
+from services.api.http.dependencies import Resources, authenticate_first, provide_principal, provide_resources
+from services.api.http.docs_pages import docs_assets, docs_pages
+from services.api.http.error_responses import exception_handlers, nexus_exception_handlers
+from services.api.http.openapi_docs import BEARER_SCHEME
+from services.api.http.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
 from services.api.job_commands import JobCommands
 from services.api.nexus.routes_cron import NexusCronController
 from services.api.nexus.routes_jobs import NexusJobController
-from services.api.openapi_docs import BEARER_SCHEME
-from services.api.projection_wait import ProjectionWatcher
-from services.api.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
-from services.api.routes_asyncapi import asyncapi_json
-from services.api.routes_dead_letters import DeadLetterController
-from services.api.routes_health import health, health_detailed
-from services.api.routes_jobs import JobController
-from services.api.routes_metrics import metrics_endpoint
-from services.api.routes_signing import SigningSecretController
-from services.api.routes_webhooks import WebhookController
-from services.api.run_now import RunNow
+from services.api.ops.routes_asyncapi import asyncapi_json
+from services.api.ops.routes_health import health, health_detailed
+from services.api.ops.routes_metrics import metrics_endpoint
+from services.api.rest.routes_dead_letters import DeadLetterController
+from services.api.rest.routes_jobs import JobController
+from services.api.rest.routes_signing import SigningSecretController
+from services.api.rest.routes_webhooks import WebhookController
 from services.api.ui.errors import dashboard_or
 from services.api.ui.live_feed import LiveFeed
 from services.api.ui.router import root_to_dashboard, ui_router

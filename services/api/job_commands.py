@@ -15,7 +15,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from yarl import URL
 
-from services.api.auth import Principal
+from services.api.core.auth import Principal
 from services.api.domain_errors import (
     ConflictError,
     JobNotFoundError,

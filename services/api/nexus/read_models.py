@@ -9,9 +9,9 @@ from uuid import UUID
 
 import asyncpg
 
+from services.api.core.read_models import NEXT_RUN_AT, account_scope, counter_totals
 from services.api.nexus.mapping import nexus_job
 from services.api.nexus.schemas import ExecutionState, NexusExecution, NexusJob, StatsOverview
-from services.api.read_models import NEXT_RUN_AT, account_scope, counter_totals
 
 # A job's status follows its executions: running while one runs; once its schedule has no more runs, running until
 # its last scheduled execution ends, then completed or failed by that execution; paused while disabled; pending

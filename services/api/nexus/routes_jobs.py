@@ -12,9 +12,10 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection, bearer_principal, provide_principal
+from services.api.core.auth import Principal
 from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
+from services.api.http.dependencies import Resources, await_projection, bearer_principal, provide_principal
+from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.read_models import (
     job_by_id,
@@ -35,7 +36,6 @@ from services.api.nexus.schemas import (
     NexusJobUpdate,
     StatsOverview,
 )
-from services.api.openapi_docs import BEARER, BODY, nexus_error_responses
 
 MAX_LIMIT = 1000
 MAX_EXECUTIONS_LIMIT = 500

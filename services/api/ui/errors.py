@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, NotFoundException, PermissionDeni
 from litestar.response import Redirect, Template
 
 from services.api.domain_errors import SchedulerApiError
-from services.api.error_responses import status_of
+from services.api.http.error_responses import status_of
 from services.api.ui.session import UI_PATH, SignInRequiredError
 
 log = logging.getLogger(__name__)

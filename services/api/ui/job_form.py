@@ -14,9 +14,9 @@ from uuid import UUID
 import msgspec
 
 from services.api.domain_errors import ValidationFailedError
+from services.api.http.request_bodies import BodyTooDeepError, check_depth
 from services.api.nexus.schemas import JobKind, NexusJob, NexusJobCreate, NexusJobUpdate
-from services.api.request_bodies import BodyTooDeepError, check_depth
-from services.api.schemas import HttpMethod
+from services.api.rest.schemas import HttpMethod
 from services.api.ui.queries import WebhookRow
 from shared.schedule.wallclock import to_wall, zone
 

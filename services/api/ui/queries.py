@@ -9,11 +9,11 @@ from uuid import UUID
 
 import asyncpg
 
+from services.api.core.read_models import account_scope, counter_totals
 from services.api.nexus.mapping import nexus_job
 from services.api.nexus.read_models import NEXUS_JOB_SELECT, JobFilter
 from services.api.nexus.schemas import NexusJob
-from services.api.read_models import account_scope, counter_totals
-from services.api.schemas import ExecutionStatus
+from services.api.rest.schemas import ExecutionStatus
 
 # Every execution status, in the order the dashboard shows them (tests/unit/test_dashboard_outcomes.py keeps the
 # list complete).

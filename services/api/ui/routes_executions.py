@@ -12,11 +12,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
-from services.api.auth import Principal
-from services.api.dead_letters import MAX_REDRIVE, Selection
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.dead_letters import MAX_REDRIVE, Selection
 from services.api.domain_errors import ExecutionNotFoundError, ValidationFailedError
-from services.api.routes_jobs import parse_id
+from services.api.http.dependencies import Resources, await_projection
+from services.api.rest.routes_jobs import parse_id
 from services.api.ui.queries import OUTCOMES, ExecutionFilter, attempts, execution, search_executions
 from services.api.ui.views import fragment, page, time_param, uuid_param, wants_fragment
 

@@ -14,14 +14,14 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import UnsetType
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.domain_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
+from services.api.http.dependencies import Resources, await_projection
 from services.api.job_commands import Appended, WebhookChanges, WebhookDraft
 from services.api.job_validation import checked_schedule
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.schemas import NexusJob
-from services.api.schedule_words import describe_schedule, next_fire_times
 from services.api.ui.job_form import (
     METHODS,
     FormError,

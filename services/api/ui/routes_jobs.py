@@ -16,14 +16,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.domain_errors import JobNotFoundError, ValidationFailedError
+from services.api.http.dependencies import Resources, await_projection
 from services.api.nexus.mapping import schedule_of
 from services.api.nexus.read_models import JobFilter, job_by_id
 from services.api.nexus.schemas import NexusJob
-from services.api.routes_jobs import parse_id
-from services.api.schedule_words import describe_schedule, next_fire_times
+from services.api.rest.routes_jobs import parse_id
 from services.api.ui.job_form import KINDS
 from services.api.ui.queries import ExecutionFilter, job_webhooks, search_executions, search_jobs
 from services.api.ui.session import UI_PATH

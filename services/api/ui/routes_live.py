@@ -11,8 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from services.api.auth import LEEWAY_SECONDS, Principal
-from services.api.dependencies import Resources
+from services.api.core.auth import LEEWAY_SECONDS, Principal
+from services.api.http.dependencies import Resources
 
 RECONNECT_MILLISECONDS = 2000
 

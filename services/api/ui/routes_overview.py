@@ -9,8 +9,8 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Template
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources
+from services.api.core.auth import Principal
+from services.api.http.dependencies import Resources
 from services.api.ui.queries import OUTCOMES, overview
 from services.api.ui.views import fragment, page
 

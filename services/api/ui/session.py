@@ -13,9 +13,9 @@ from litestar import Request
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 
-from services.api.auth import Principal
-from services.api.dependencies import resources
+from services.api.core.auth import Principal
 from services.api.domain_errors import UnauthorizedError
+from services.api.http.dependencies import resources
 from shared.settings import Settings
 
 TOKEN_COOKIE = "scheduler_ui_token"  # noqa: S105 - a cookie name, not a secret

@@ -6,7 +6,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, SecurityRequirement
 
-from services.api.schemas import ErrorBody
+from services.api.rest.schemas import ErrorBody
 
 BEARER_SCHEME = "BearerToken"
 BEARER: list[SecurityRequirement] = [{BEARER_SCHEME: []}]

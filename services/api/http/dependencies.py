@@ -14,12 +14,12 @@ from litestar.handlers.base import BaseRouteHandler
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
-from services.api.auth import Authenticator, Principal
-from services.api.dead_letters import Redriver
+from services.api.core.auth import Authenticator, Principal
+from services.api.core.dead_letters import Redriver
+from services.api.core.projection_wait import ProjectionWatcher
+from services.api.core.run_now import RunNow
 from services.api.domain_errors import DependencyUnavailableError
 from services.api.job_commands import JobCommands
-from services.api.projection_wait import ProjectionWatcher
-from services.api.run_now import RunNow
 from services.api.ui.live_feed import LiveFeed
 from shared.bus.signing_secrets import SigningSecretStore
 from shared.contracts.subjects import Names

@@ -11,9 +11,9 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources
-from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.core.auth import Principal
+from services.api.http.dependencies import Resources
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from shared.contracts.signing import SigningSecrets
 
 MAX_GRACE_SECONDS = 7 * 86400

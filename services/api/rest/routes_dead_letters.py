@@ -11,13 +11,13 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from services.api.auth import Principal
-from services.api.dead_letters import MAX_REDRIVE, Selection, check_access, list_dead_letters
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.dead_letters import MAX_REDRIVE, Selection, check_access, list_dead_letters
 from services.api.domain_errors import ValidationFailedError
-from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.routes_jobs import MAX_LIMIT, MAX_SKIP
-from services.api.schemas import ExecutionOut, Page
+from services.api.http.dependencies import Resources, await_projection
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.rest.routes_jobs import MAX_LIMIT, MAX_SKIP
+from services.api.rest.schemas import ExecutionOut, Page
 
 
 class RedriveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -13,12 +13,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
-from services.api.domain_errors import JobNotFoundError
-from services.api.job_commands import Appended, JobChanges, JobDraft, WebhookDraft
-from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.read_models import (
+from services.api.core.auth import Principal
+from services.api.core.read_models import (
     get_job,
     list_executions,
     list_jobs,
@@ -27,7 +23,11 @@ from services.api.read_models import (
     retry_policy_body,
     schedule_text,
 )
-from services.api.schemas import (
+from services.api.domain_errors import JobNotFoundError
+from services.api.http.dependencies import Resources, await_projection
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.job_commands import Appended, JobChanges, JobDraft, WebhookDraft
+from services.api.rest.schemas import (
     ExecutionOut,
     ExecutionStatus,
     JobCreate,

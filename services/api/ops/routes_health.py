@@ -10,8 +10,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
-from services.api.dependencies import Resources
-from services.api.schemas import ConnectionState, Health, HealthDetailed, TickerState
+from services.api.http.dependencies import Resources
+from services.api.rest.schemas import ConnectionState, Health, HealthDetailed, TickerState
 from shared.bus.heartbeat import latest_heartbeat
 from shared.contracts.ticker import HEARTBEAT_STALE_SECONDS, Heartbeat
 

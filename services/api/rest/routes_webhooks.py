@@ -6,14 +6,14 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.read_models import get_webhook
 from services.api.domain_errors import WebhookNotFoundError
+from services.api.http.dependencies import Resources, await_projection
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.job_commands import Appended, WebhookChanges
-from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.read_models import get_webhook
-from services.api.routes_jobs import parse_id, webhook_draft, webhook_out
-from services.api.schemas import WebhookCreate, WebhookOut, WebhookUpdate
+from services.api.rest.routes_jobs import parse_id, webhook_draft, webhook_out
+from services.api.rest.schemas import WebhookCreate, WebhookOut, WebhookUpdate
 from shared.contracts.jobs import WebhookAdded, WebhookUpdated
 
 

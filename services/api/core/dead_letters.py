@@ -19,9 +19,9 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from services.api.auth import Principal
-from services.api.read_models import EXECUTION_COLUMNS, account_scope, execution_out
-from services.api.schemas import ExecutionOut
+from services.api.core.auth import Principal
+from services.api.core.read_models import EXECUTION_COLUMNS, account_scope, execution_out
+from services.api.rest.schemas import ExecutionOut
 from shared.bus.executions import PublishRequested
 from shared.bus.job_store import JobEventStore, load_live
 from shared.contracts.codec import decode_execution_event

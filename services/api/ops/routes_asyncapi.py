@@ -7,8 +7,8 @@ from typing import Any
 from litestar import get
 from litestar.datastructures import State
 
-from services.api.asyncapi import asyncapi_document
-from services.api.dependencies import Resources
+from services.api.http.dependencies import Resources
+from services.api.ops.asyncapi import asyncapi_document
 
 
 @get(

@@ -17,11 +17,11 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, gener
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources
-from services.api.openapi_docs import BEARER, PROTECTED, error_responses
-from services.api.read_models import AccountStats, account_stats, metrics
-from services.api.schemas import Metrics
+from services.api.core.auth import Principal
+from services.api.core.read_models import AccountStats, account_stats, metrics
+from services.api.http.dependencies import Resources
+from services.api.http.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.rest.schemas import Metrics
 
 _PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
 # The classic text format, which generate_latest writes by default (prometheus_client's own negotiation answers it

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from services.api.schemas import (
+from services.api.rest.schemas import (
     ExecutionCounts,
     ExecutionOut,
     JobCounts,
