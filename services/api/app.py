@@ -5,21 +5,20 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 import nats.errors
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.core.auth import Authenticator
 from services.api.core.dead_letters import Redriver
-from services.api.core.projection_wait import ProjectionWatcher
+from services.api.core.projection_wait import ProjectionWait, ProjectionWatcher
 from services.api.core.run_now import RunNow
-from services.api.http.dependencies import Resources, authenticate_first, provide_principal, provide_resources
+from services.api.http.dependencies import ApiRuntime, ApiServices, authenticate_first, dependencies, runtime_of
 from services.api.http.docs_pages import docs_assets, docs_pages
 from services.api.http.error_responses import exception_handlers, nexus_exception_handlers
 from services.api.http.openapi_docs import BEARER_SCHEME
@@ -75,49 +74,69 @@ def check_open_mode_binding(settings: Settings) -> None:
 
 async def stop_live_updates(app: Litestar) -> None:
     """End the dashboard's open event streams, so the server's graceful stop does not wait on them."""
-    live = app.state.resources.live
-    if live is not None:
-        await live.close()
+    services = runtime_of(app.state).started
+    if services is not None:
+        await services.live.close()
 
 
-def create_app(settings: Settings) -> Litestar:
-    check_open_mode_binding(settings)
+@asynccontextmanager
+async def connected(settings: Settings, authenticator: Authenticator) -> AsyncIterator[ApiServices]:
+    """The api's services, connected; closed again (what was opened, in reverse) when the context ends."""
     names = Names(settings.namespace)
-    resources = Resources(settings=settings, names=names, authenticator=Authenticator(settings))
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        resources.nc = await connect(settings.nats_url, "api")
-        js = resources.nc.jetstream()
+    async with AsyncExitStack() as stack:
+        nc = await connect(settings.nats_url, "api")
+        stack.push_async_callback(disconnect, nc)
+        js = nc.jetstream()
         await ensure_streams(js, settings)
-        resources.ticker_kv = await ticker_bucket(js, settings)
+        ticker_kv = await ticker_bucket(js, settings)
         # A query that gets no answer (a stalled database) ends in a 503, not a request that hangs.
-        resources.pool = await create_pool(settings.database_url, command_timeout=QUERY_TIMEOUT_SECONDS)
-        resources.watcher = ProjectionWatcher(settings.database_url, names.projection_channel)
-        await resources.watcher.start()
-        nc = resources.nc
+        pool = await create_pool(settings.database_url, command_timeout=QUERY_TIMEOUT_SECONDS)
+        stack.push_async_callback(pool.close)
+        watcher = ProjectionWatcher(settings.database_url, names.projection_channel)
+        stack.push_async_callback(watcher.close)
+        await watcher.start()
         store = NatsJobEventStore(js, names, connected=lambda: nc.is_connected)
-        resources.commands = JobCommands(
-            store, max_timeout_seconds=settings.max_delivery_timeout_seconds, egress=settings.egress_policy
-        )
 
         async def publish(event: ExecutionRequested) -> int:
             if not nc.is_connected:
                 raise nats.errors.ConnectionReconnectingError
             return await publish_requested(js, names, event)
 
-        resources.run_now = RunNow(store, publish)
-        resources.redriver = Redriver(resources.pool, js, names, store, publish)
-        resources.signing = SigningSecretStore(await signing_bucket(js, settings))
-        resources.live = LiveFeed(js, names, resources.watcher)
-        try:
-            yield
-        finally:
-            await resources.live.close()
-            await resources.watcher.close()
-            await resources.pool.close()
-            await disconnect(resources.nc)
+        live = LiveFeed(js, names, watcher)
+        stack.push_async_callback(live.close)
+        yield ApiServices(
+            settings=settings,
+            names=names,
+            authenticator=authenticator,
+            nc=nc,
+            pool=pool,
+            watcher=watcher,
+            projection=ProjectionWait(watcher, names, settings.read_your_writes_timeout_seconds),
+            commands=JobCommands(
+                store, max_timeout_seconds=settings.max_delivery_timeout_seconds, egress=settings.egress_policy
+            ),
+            ticker_kv=ticker_kv,
+            run_now=RunNow(store, publish),
+            redriver=Redriver(pool, js, names, store, publish),
+            signing=SigningSecretStore(await signing_bucket(js, settings)),
+            live=live,
+        )
 
+
+def create_app(settings: Settings) -> Litestar:
+    """The api, unconnected: its lifespan connects it when the server starts."""
+    check_open_mode_binding(settings)
+    runtime = ApiRuntime(settings)
+    authenticator = Authenticator(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with connected(settings, authenticator) as services:
+            runtime.serve(services)
+            yield
+
+    state = State()
+    runtime.into(state)
     handlers = exception_handlers()
     handlers[NotFoundException] = dashboard_or(handlers[HTTPException])
     return Litestar(
@@ -148,10 +167,10 @@ def create_app(settings: Settings) -> Litestar:
         # The process's logging is set up once (shared/observability/logs.py, text or JSON); Litestar's default
         # config would replace the root handler with its own text format.
         logging_config=None,
-        dependencies={"principal": Provide(provide_principal), "res": Provide(provide_resources)},
+        dependencies=dependencies(),
         exception_handlers=handlers,
         lifespan=[lifespan],
-        state=State({"resources": resources}),
+        state=state,
         openapi_config=OpenAPIConfig(
             title="Scheduler",
             version="0.1.0",

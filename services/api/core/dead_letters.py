@@ -184,7 +184,8 @@ class Redriver:
             msg = await self._js.get_msg(self._names.executions_stream, number)
         except NotFoundError:
             return "the original request is no longer in the stream"
-        assert msg.data is not None
+        if msg.data is None:
+            return "the original request cannot be read"
         try:
             request = decode_execution_event(msg.data)
         except msgspec.ValidationError:

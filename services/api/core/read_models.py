@@ -200,7 +200,8 @@ async def counter_totals(conn: DbConnection, accounts: frozenset[UUID] | None) -
     """Sum the counters over `accounts` (None: every account); run it inside the caller's transaction."""
     args: list[Any] = []
     scope = account_scope(accounts, args)
-    jobs = await conn.fetchrow(
+    # An aggregate without GROUP BY has exactly one row.
+    [jobs] = await conn.fetch(
         f"SELECT COALESCE(sum(total), 0) AS total, COALESCE(sum(enabled), 0) AS enabled FROM job_stats WHERE {scope}",
         *args,
     )
@@ -209,7 +210,6 @@ async def counter_totals(conn: DbConnection, accounts: frozenset[UUID] | None) -
         f" FROM execution_stats WHERE {scope} GROUP BY status",
         *args,
     )
-    assert jobs is not None
     return CounterTotals(
         jobs_total=int(jobs["total"]),
         jobs_enabled=int(jobs["enabled"]),

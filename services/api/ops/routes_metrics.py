@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -19,7 +20,6 @@ from prometheus_client.registry import Collector
 
 from services.api.core.auth import Principal
 from services.api.core.read_models import AccountStats, account_stats, metrics
-from services.api.http.dependencies import Resources
 from services.api.http.openapi_docs import BEARER, PROTECTED, error_responses
 from services.api.rest.schemas import Metrics
 
@@ -94,14 +94,13 @@ class _JsonOrPrometheus(Operation):
 async def metrics_endpoint(
     request: Request[object, object, State],
     principal: NamedDependency[Principal],
-    res: NamedDependency[Resources],
+    pool: NamedDependency[asyncpg.Pool],
     format: Annotated[
         Literal["json", "prometheus"] | None, QueryParameter(description="Force a format instead of using Accept")
     ] = None,
 ) -> Response[Any]:
-    assert res.pool is not None
     if _wants_prometheus(request, format):
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_AccountCollector(await account_stats(res.pool, principal.accounts)))
+        registry.register(_AccountCollector(await account_stats(pool, principal.accounts)))
         return Response(generate_latest(registry), media_type=_PROMETHEUS_MEDIA_TYPE)
-    return Response(await metrics(res.pool, principal.accounts, datetime.now(UTC)))
+    return Response(await metrics(pool, principal.accounts, datetime.now(UTC)))

@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from services.api.core.auth import Principal
+from services.api.core.projection_wait import ProjectionWait
 from services.api.core.read_models import (
     get_job,
     list_executions,
@@ -24,9 +25,8 @@ from services.api.core.read_models import (
     schedule_text,
 )
 from services.api.domain_errors import JobNotFoundError
-from services.api.http.dependencies import Resources, await_projection
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.job_commands import Appended, JobChanges, JobDraft, WebhookDraft
+from services.api.job_commands import Appended, JobChanges, JobCommands, JobDraft, WebhookDraft
 from services.api.rest.schemas import (
     ExecutionOut,
     ExecutionStatus,
@@ -121,25 +121,23 @@ def retry_policy_of(body: RetryPolicyBody) -> RetryPolicy:
     )
 
 
-async def load_job(res: Resources, principal: Principal, raw_id: str) -> JobOut:
+async def load_job(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> JobOut:
     job_id = parse_id(raw_id, JobNotFoundError, "job")
-    assert res.pool is not None
-    job = await get_job(res.pool, job_id)
+    job = await get_job(pool, job_id)
     if job is None:
         raise JobNotFoundError(f"job {job_id} not found")
     principal.check_account(job.account_id)
     return job
 
 
-async def changed_job(res: Resources, appended: Appended) -> JobOut:
+async def changed_job(pool: asyncpg.Pool, projection: ProjectionWait, appended: Appended) -> JobOut:
     """The job as a command left it, once the read model has it (for last_run_at, which only it knows).
 
     The change is already in the log: if Postgres cannot answer now, the response still says what was done.
     """
-    await await_projection(res, appended.sequence)
-    assert res.pool is not None
+    await projection.job_event(appended.sequence)
     try:
-        current = await get_job(res.pool, appended.event.job_id)
+        current = await get_job(pool, appended.event.job_id)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         log.warning("job %s changed, but its last run time cannot be read: %s", appended.event.job_id, exc)
         current = None
@@ -155,9 +153,12 @@ class JobController(Controller):
 
     @post("/", status_code=201, summary="Create a job", responses=error_responses(*BODY, *PROTECTED))
     async def create(
-        self, data: JSONBody[JobCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        data: JSONBody[JobCreate],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        projection: NamedDependency[ProjectionWait],
     ) -> JobOut:
-        assert res.commands is not None
         draft = JobDraft(
             name=data.name,
             schedule=CronSchedule(expression=data.schedule),
@@ -173,8 +174,8 @@ class JobController(Controller):
             end_at=data.end_at,
             webhooks=tuple(webhook_draft(w) for w in data.webhooks or ()),
         )
-        appended = await res.commands.create_job(principal, account_id=data.account_id, draft=draft)
-        await await_projection(res, appended.sequence)
+        appended = await commands.create_job(principal, account_id=data.account_id, draft=draft)
+        await projection.job_event(appended.sequence)
         job = job_from_event(appended.event)
         if data.webhooks is not None:
             job.webhooks = [webhook_out(job.id, w) for w in appended.event.job.webhooks]
@@ -184,22 +185,21 @@ class JobController(Controller):
     async def index(
         self,
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
         account_id: FromQuery[UUID],
         skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
         enabled: FromQuery[bool | None] = None,
     ) -> Page[JobOut]:
         principal.check_account(account_id)
-        assert res.pool is not None
-        items, total = await list_jobs(res.pool, account_id, skip=skip, limit=limit, enabled=enabled)
+        items, total = await list_jobs(pool, account_id, skip=skip, limit=limit, enabled=enabled)
         return Page(items=items, total=total, skip=skip, limit=limit)
 
     @get("/{job_id:str}", summary="Get a job", responses=error_responses(400, 404, *PROTECTED))
     async def read(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[asyncpg.Pool]
     ) -> JobOut:
-        return await load_job(res, principal, job_id)
+        return await load_job(pool, principal, job_id)
 
     @put(
         "/{job_id:str}",
@@ -211,9 +211,10 @@ class JobController(Controller):
         job_id: FromPath[str],
         data: JSONBody[JobUpdate],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> JobOut:
-        assert res.commands is not None
         schedule = UNSET if isinstance(data.schedule, UnsetType) else CronSchedule(expression=data.schedule)
         retry = UNSET if isinstance(data.retry_policy, UnsetType) else retry_policy_of(data.retry_policy)
         misfire = UNSET if isinstance(data.misfire_policy, UnsetType) else misfire_policy_of(data.misfire_policy)
@@ -231,36 +232,45 @@ class JobController(Controller):
             start_at=data.start_at,
             end_at=data.end_at,
         )
-        appended = await res.commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
-        return await changed_job(res, appended)
+        appended = await commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
+        return await changed_job(pool, projection, appended)
 
     @delete(
         "/{job_id:str}", status_code=204, summary="Delete a job", responses=error_responses(400, 404, 409, *PROTECTED)
     )
     async def remove(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        projection: NamedDependency[ProjectionWait],
     ) -> None:
-        assert res.commands is not None
-        appended = await res.commands.delete_job(principal, parse_id(job_id, JobNotFoundError, "job"))
-        await await_projection(res, appended.sequence)
+        appended = await commands.delete_job(principal, parse_id(job_id, JobNotFoundError, "job"))
+        await projection.job_event(appended.sequence)
 
     @patch("/{job_id:str}/enable", summary="Enable a job", responses=error_responses(400, 404, 409, *PROTECTED))
     async def enable(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> JobOut:
-        return await self._set_enabled(job_id, principal, res, enabled=True)
+        appended = await commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), True)
+        return await changed_job(pool, projection, appended)
 
     @patch("/{job_id:str}/disable", summary="Disable a job", responses=error_responses(400, 404, 409, *PROTECTED))
     async def disable(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> JobOut:
-        return await self._set_enabled(job_id, principal, res, enabled=False)
-
-    @staticmethod
-    async def _set_enabled(job_id: str, principal: Principal, res: Resources, *, enabled: bool) -> JobOut:
-        assert res.commands is not None
-        appended = await res.commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), enabled)
-        return await changed_job(res, appended)
+        appended = await commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), False)
+        return await changed_job(pool, projection, appended)
 
     @get(
         "/{job_id:str}/executions",
@@ -271,12 +281,11 @@ class JobController(Controller):
         self,
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
         skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
         status: FromQuery[ExecutionStatus | None] = None,
     ) -> Page[ExecutionOut]:
-        job = await load_job(res, principal, job_id)
-        assert res.pool is not None
-        items, total = await list_executions(res.pool, job.id, skip=skip, limit=limit, status=status)
+        job = await load_job(pool, principal, job_id)
+        items, total = await list_executions(pool, job.id, skip=skip, limit=limit, status=status)
         return Page(items=items, total=total, skip=skip, limit=limit)

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from services.api.core.auth import Principal
 from services.api.domain_errors import ValidationFailedError
-from services.api.http.dependencies import resources
+from services.api.http.dependencies import services_of as resources
 from services.api.ui.session import UI_PATH, open_mode
 
 # Messages an action leaves for the page it lands on, by code (the text never comes from the URL).
