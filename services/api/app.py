@@ -20,10 +20,11 @@ from services.api.core.projection_wait import ProjectionWait, ProjectionWatcher
 from services.api.core.run_now import RunNow
 from services.api.http.dependencies import ApiRuntime, ApiServices, authenticate_first, dependencies, runtime_of
 from services.api.http.docs_pages import docs_assets, docs_pages
-from services.api.http.error_responses import exception_handlers, nexus_exception_handlers
+from services.api.http.error_responses import PrimaryErrors, exception_handlers
 from services.api.http.openapi_docs import BEARER_SCHEME
 from services.api.http.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
 from services.api.job_commands import JobCommands
+from services.api.nexus.errors import NexusErrors
 from services.api.nexus.routes_cron import NexusCronController
 from services.api.nexus.routes_jobs import NexusJobController
 from services.api.ops.routes_asyncapi import asyncapi_json
@@ -137,7 +138,7 @@ def create_app(settings: Settings) -> Litestar:
 
     state = State()
     runtime.into(state)
-    handlers = exception_handlers()
+    handlers = exception_handlers(PrimaryErrors())
     handlers[NotFoundException] = dashboard_or(handlers[HTTPException])
     return Litestar(
         route_handlers=[
@@ -152,7 +153,7 @@ def create_app(settings: Settings) -> Litestar:
             Router(
                 path="/api/v1",
                 route_handlers=[NexusJobController, NexusCronController],
-                exception_handlers=nexus_exception_handlers(),
+                exception_handlers=exception_handlers(NexusErrors()),
                 request_class=JsonBodyRequest,
             ),
             ui_router(settings),
