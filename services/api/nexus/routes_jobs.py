@@ -14,6 +14,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
 from services.api.core.auth import Principal
+from services.api.core.execution_queries import list_executions
+from services.api.core.job_queries import JobFilter, job_by_id, job_by_number, job_ref, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
@@ -21,14 +23,7 @@ from services.api.http.dependencies import bearer_principal, provide_principal
 from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
 from services.api.job_commands import JobCommands
 from services.api.nexus.mapping import changes_from, draft_from
-from services.api.nexus.read_models import (
-    job_by_id,
-    job_by_number,
-    job_ref,
-    list_executions,
-    list_jobs,
-    stats_overview,
-)
+from services.api.nexus.read_models import nexus_execution, nexus_job, stats_overview
 from services.api.nexus.schemas import (
     ExecuteAccepted,
     ExecuteRequest,
@@ -106,19 +101,18 @@ async def _job_id(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> UUID
 
 
 async def _job(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> NexusJob:
-    found = await job_by_number(pool, _number(raw_id))
+    found = await job_by_number(pool, _number(raw_id), status=True)
     if found is None:
         raise JobNotFoundError(f"job {raw_id} not found")
-    job, account_id = found
-    principal.check_account(account_id)
-    return job
+    principal.check_account(found.account_id)
+    return nexus_job(found)
 
 
 async def _fresh(pool: asyncpg.Pool, job_id: UUID) -> NexusJob:
-    found = await job_by_id(pool, job_id)
+    found = await job_by_id(pool, job_id, status=True)
     if found is None:
         raise JobNotFoundError(f"job {job_id} not found")
-    return found[0]
+    return nexus_job(found)
 
 
 async def _set_active(
@@ -173,10 +167,10 @@ class NexusJobController(Controller):
         job_type: Annotated[JobKind | None, QueryParameter()] = None,
         tags: Annotated[str | None, QueryParameter(description="Comma-separated; a job must have all")] = None,
     ) -> list[NexusJob]:
-        wanted = [t.strip() for t in (tags or "").split(",") if t.strip()]
-        return await list_jobs(
-            pool, principal.accounts, skip=skip, limit=limit, is_active=is_active, job_type=job_type, tags=wanted
-        )
+        wanted = tuple(t.strip() for t in (tags or "").split(",") if t.strip())
+        found = JobFilter(tags=wanted, kind=job_type, enabled=is_active)
+        jobs = await list_jobs(pool, principal.accounts, found, skip=skip, limit=limit, status=True)
+        return [nexus_job(j) for j in jobs]
 
     @get(
         "/stats/overview",
@@ -282,4 +276,6 @@ class NexusJobController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_EXECUTIONS_LIMIT)] = 50,
     ) -> list[NexusExecution]:
         number = _number(job_id)
-        return await list_executions(pool, await _job_id(pool, principal, job_id), number, skip=skip, limit=limit)
+        target = await _job_id(pool, principal, job_id)
+        executions = await list_executions(pool, target, skip=skip, limit=limit, numbered=True)
+        return [nexus_execution(e, e.number, number) for e in executions if e.number is not None]

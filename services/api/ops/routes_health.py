@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
 from services.api.http.dependencies import ApiServices, runtime_of
-from services.api.rest.schemas import ConnectionState, Health, HealthDetailed, TickerState
+from services.api.ops.schemas import ConnectionState, Health, HealthDetailed, TickerState
 from shared.bus.heartbeat import latest_heartbeat
 from shared.contracts.ticker import HEARTBEAT_STALE_SECONDS, Heartbeat
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import asyncpg
 from litestar import Request, Response, get
@@ -19,9 +20,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.api.core.auth import Principal
-from services.api.core.read_models import AccountStats, account_stats, metrics
+from services.api.core.stats import AccountStats, account_stats, counter_totals
 from services.api.http.openapi_docs import BEARER, PROTECTED, error_responses
-from services.api.rest.schemas import Metrics
+from services.api.ops.schemas import ExecutionCounts, JobCounts, Metrics
 
 _PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
 # The classic text format, which generate_latest writes by default (prometheus_client's own negotiation answers it
@@ -64,6 +65,30 @@ def _wants_prometheus(request: Request[object, object, State], fmt: str | None) 
         return fmt == "prometheus"
     best = request.accept.best_match(["application/json", *_PROMETHEUS_TYPES], default="application/json")
     return best in _PROMETHEUS_TYPES
+
+
+async def metrics(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: datetime) -> Metrics:
+    """Counts over `accounts` (None: every account), from the counters the projector's triggers keep."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        totals = await counter_totals(conn, accounts)
+    total, success = totals.executions, totals.count("success")
+    return Metrics(
+        timestamp=now,
+        jobs=JobCounts(
+            total=totals.jobs_total, enabled=totals.jobs_enabled, disabled=totals.jobs_total - totals.jobs_enabled
+        ),
+        executions=ExecutionCounts(
+            total=total,
+            queued=totals.count("queued"),
+            running=totals.count("running"),
+            success=success,
+            failure=totals.count("failure"),
+            timed_out=totals.count("timed_out"),
+            dead_letter=totals.count("dead_letter"),
+            success_rate=round(100.0 * success / total, 2) if total else 0.0,
+            avg_duration_ms=round(totals.average_duration_ms, 2),
+        ),
+    )
 
 
 @dataclass

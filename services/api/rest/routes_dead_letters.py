@@ -17,6 +17,7 @@ from services.api.core.dead_letters import MAX_REDRIVE, Redriver, Selection, che
 from services.api.core.projection_wait import ProjectionWait
 from services.api.domain_errors import ValidationFailedError
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.rest.mapping import execution_out
 from services.api.rest.routes_jobs import MAX_LIMIT, MAX_SKIP
 from services.api.rest.schemas import ExecutionOut, Page
 
@@ -73,8 +74,8 @@ class DeadLetterController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
     ) -> Page[ExecutionOut]:
         selection = Selection(job_id=job_id, since=since)
-        items, total = await list_dead_letters(pool, _scope(principal, account_id), selection, skip=skip, limit=limit)
-        return Page(items=items, total=total, skip=skip, limit=limit)
+        found, total = await list_dead_letters(pool, _scope(principal, account_id), selection, skip=skip, limit=limit)
+        return Page(items=[execution_out(e) for e in found], total=total, skip=skip, limit=limit)
 
     @post(
         "/redrive",

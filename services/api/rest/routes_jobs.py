@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -14,33 +13,23 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from services.api.core.auth import Principal
+from services.api.core.execution_queries import count_executions, list_executions
+from services.api.core.fields import ExecutionStatus, MisfirePolicyBody, misfire_policy_of
+from services.api.core.ids import parse_id
+from services.api.core.job_queries import JobFilter, count_jobs, job_by_id, list_jobs
 from services.api.core.projection_wait import ProjectionWait
-from services.api.core.read_models import (
-    get_job,
-    list_executions,
-    list_jobs,
-    misfire_policy_body,
-    misfire_policy_of,
-    retry_policy_body,
-    schedule_text,
-)
 from services.api.domain_errors import JobNotFoundError
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.job_commands import Appended, JobChanges, JobCommands, JobDraft, WebhookDraft
-from services.api.rest.schemas import (
-    ExecutionOut,
-    ExecutionStatus,
-    JobCreate,
-    JobOut,
-    JobUpdate,
-    MisfirePolicyBody,
-    NewWebhook,
-    Page,
-    RetryPolicyBody,
-    WebhookCreate,
-    WebhookOut,
+from services.api.job_commands import Appended, JobChanges, JobCommands, JobDraft
+from services.api.rest.mapping import (
+    execution_out,
+    job_from_event,
+    job_out,
+    retry_policy_of,
+    webhook_draft,
+    webhook_out,
 )
-from shared.contracts.jobs import JobEvent, RetryPolicy, WebhookSpec
+from services.api.rest.schemas import ExecutionOut, JobCreate, JobOut, JobUpdate, Page, RetryPolicyBody
 from shared.contracts.schedules import CronSchedule
 
 log = logging.getLogger(__name__)
@@ -50,84 +39,13 @@ MAX_LIMIT = 1000
 MAX_SKIP = 1_000_000
 
 
-def parse_id(raw: str, error: type[Exception], what: str) -> UUID:
-    """Path ids are UUIDs; anything else cannot name an existing resource."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise error(f"{what} {raw!r} not found") from None
-
-
-def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobOut:
-    job = event.job
-    return JobOut(
-        id=job.id,
-        account_id=job.account_id,
-        name=job.name,
-        schedule=schedule_text(job.schedule),
-        type=job.type,
-        timezone=job.timezone,
-        enabled=job.enabled,
-        last_run_at=last_run_at,
-        next_run_at=event.next_run_at,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        retry_policy=retry_policy_body(job.retry),
-        timeout_seconds=job.timeout_seconds,
-        misfire_policy=misfire_policy_body(job.misfire),
-        overlap_policy=job.overlap,
-        jitter_seconds=job.jitter_seconds,
-        start_at=job.start_at,
-        end_at=job.end_at,
-    )
-
-
-def webhook_draft(body: NewWebhook | WebhookCreate) -> WebhookDraft:
-    """A webhook body of either route (with a new job, or POST /webhooks) as the commands take it."""
-    return WebhookDraft(
-        url=body.url,
-        method=body.method,
-        headers=body.headers or {},
-        query_params=body.query_params,
-        body_template=body.body_template,
-        content_type=body.content_type,
-    )
-
-
-def webhook_out(job_id: UUID, spec: WebhookSpec) -> WebhookOut:
-    return WebhookOut(
-        id=spec.id,
-        job_id=job_id,
-        url=spec.url,
-        method=spec.method,
-        headers=spec.headers,
-        query_params=spec.query_params,
-        body_template=spec.body_template,
-        content_type=spec.content_type,
-        created_at=spec.created_at,
-        updated_at=spec.updated_at,
-        enabled=spec.enabled,
-        disabled_reason=spec.disabled_reason,
-    )
-
-
-def retry_policy_of(body: RetryPolicyBody) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=body.max_attempts,
-        base_delay_seconds=body.backoff_seconds,
-        backoff=body.backoff_type,
-        jitter=body.jitter,
-        max_delay_seconds=body.max_backoff_seconds,
-    )
-
-
 async def load_job(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> JobOut:
     job_id = parse_id(raw_id, JobNotFoundError, "job")
-    job = await get_job(pool, job_id)
+    job = await job_by_id(pool, job_id)
     if job is None:
         raise JobNotFoundError(f"job {job_id} not found")
     principal.check_account(job.account_id)
-    return job
+    return job_out(job)
 
 
 async def changed_job(pool: asyncpg.Pool, projection: ProjectionWait, appended: Appended) -> JobOut:
@@ -137,10 +55,11 @@ async def changed_job(pool: asyncpg.Pool, projection: ProjectionWait, appended: 
     """
     await projection.job_event(appended.sequence)
     try:
-        current = await get_job(pool, appended.event.job_id)
+        record = await job_by_id(pool, appended.event.job_id)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         log.warning("job %s changed, but its last run time cannot be read: %s", appended.event.job_id, exc)
-        current = None
+        record = None
+    current = None if record is None else job_out(record)
     if current is not None and current.updated_at == appended.event.job.updated_at:
         return current  # the read model has this version, with the ticker's latest next_run_at
     return job_from_event(appended.event, current.last_run_at if current else None)
@@ -192,7 +111,9 @@ class JobController(Controller):
         enabled: FromQuery[bool | None] = None,
     ) -> Page[JobOut]:
         principal.check_account(account_id)
-        items, total = await list_jobs(pool, account_id, skip=skip, limit=limit, enabled=enabled)
+        accounts, found = frozenset({account_id}), JobFilter(enabled=enabled)
+        jobs = await list_jobs(pool, accounts, found, skip=skip, limit=limit)
+        items, total = [job_out(j) for j in jobs], await count_jobs(pool, accounts, found)
         return Page(items=items, total=total, skip=skip, limit=limit)
 
     @get("/{job_id:str}", summary="Get a job", responses=error_responses(400, 404, *PROTECTED))
@@ -287,5 +208,7 @@ class JobController(Controller):
         status: FromQuery[ExecutionStatus | None] = None,
     ) -> Page[ExecutionOut]:
         job = await load_job(pool, principal, job_id)
-        items, total = await list_executions(pool, job.id, skip=skip, limit=limit, status=status)
+        executions = await list_executions(pool, job.id, skip=skip, limit=limit, status=status)
+        items = [execution_out(e) for e in executions]
+        total = await count_executions(pool, job.id, status=status)
         return Page(items=items, total=total, skip=skip, limit=limit)

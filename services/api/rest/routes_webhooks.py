@@ -8,12 +8,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from services.api.core.auth import Principal
+from services.api.core.ids import parse_id
 from services.api.core.projection_wait import ProjectionWait
-from services.api.core.read_models import get_webhook
+from services.api.core.webhook_queries import webhook_by_id
 from services.api.domain_errors import WebhookNotFoundError
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.job_commands import Appended, JobCommands, WebhookChanges
-from services.api.rest.routes_jobs import parse_id, webhook_draft, webhook_out
+from services.api.rest.mapping import webhook_draft, webhook_out
 from services.api.rest.schemas import WebhookCreate, WebhookOut, WebhookUpdate
 from shared.contracts.jobs import WebhookAdded, WebhookUpdated
 
@@ -28,12 +29,11 @@ def webhook_from_event(appended: Appended) -> WebhookOut:
 async def find_webhook(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> WebhookOut:
     """The webhook, if it exists and the caller may access its job's account."""
     webhook_id = parse_id(raw_id, WebhookNotFoundError, "webhook")
-    found = await get_webhook(pool, webhook_id)
+    found = await webhook_by_id(pool, webhook_id)
     if found is None:
         raise WebhookNotFoundError(f"webhook {webhook_id} not found")
-    webhook, account_id = found
-    principal.check_account(account_id)
-    return webhook
+    principal.check_account(found.account_id)
+    return webhook_out(found.job_id, found)
 
 
 WEBHOOK_ERRORS = error_responses(400, 404, *PROTECTED, not_found="WEBHOOK_NOT_FOUND")

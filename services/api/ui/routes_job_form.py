@@ -18,10 +18,12 @@ from msgspec import UnsetType
 from services.api.core.auth import Principal
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.schedule_words import describe_schedule, next_fire_times
+from services.api.core.webhook_queries import WebhookRecord, job_webhooks
 from services.api.domain_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
 from services.api.job_commands import Appended, JobCommands, WebhookChanges, WebhookDraft
 from services.api.job_validation import checked_schedule
 from services.api.nexus.mapping import changes_from, draft_from
+from services.api.nexus.read_models import nexus_job
 from services.api.nexus.schemas import NexusJob
 from services.api.ui.job_form import (
     METHODS,
@@ -36,7 +38,6 @@ from services.api.ui.job_form import (
     update_body,
     webhook_input,
 )
-from services.api.ui.queries import WebhookRow, job_webhooks
 from services.api.ui.routes_jobs import owned_job
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other
@@ -54,7 +55,7 @@ async def _form_page(
     form: JobForm,
     *,
     job: NexusJob | None = None,
-    webhooks: list[WebhookRow] | None = None,
+    webhooks: list[WebhookRecord] | None = None,
     status: int = 200,
 ) -> Template:
     response = page(
@@ -122,7 +123,7 @@ def _webhook_draft(hook: WebhookInput) -> WebhookDraft:
 
 
 async def _save_webhook(
-    commands: JobCommands, principal: Principal, job_id: UUID, webhooks: list[WebhookRow], hook: WebhookInput
+    commands: JobCommands, principal: Principal, job_id: UUID, webhooks: list[WebhookRecord], hook: WebhookInput
 ) -> Appended | None:
     """The form edits the job's first webhook, or adds one to a job that has none."""
     if not webhooks:
@@ -176,8 +177,9 @@ class JobFormController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        job, account_id = await owned_job(pool, principal, job_id)
-        webhooks = await job_webhooks(pool, UUID(job.uuid))
+        record = await owned_job(pool, principal, job_id)
+        job, account_id = nexus_job(record), record.account_id
+        webhooks = await job_webhooks(pool, record.id)
         form = form_of(job, webhooks[0] if webhooks else None, account_id)
         return await _form_page(request, principal, form, job=job, webhooks=webhooks)
 
@@ -191,7 +193,7 @@ class JobFormController(Controller):
         pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
     ) -> Template | Redirect:
-        job, _ = await owned_job(pool, principal, job_id)
+        job = nexus_job(await owned_job(pool, principal, job_id))
         webhooks = await job_webhooks(pool, UUID(job.uuid))
         form = await _form(request)
         try:

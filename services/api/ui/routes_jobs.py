@@ -17,17 +17,17 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from services.api.core.auth import Principal
+from services.api.core.ids import parse_id
+from services.api.core.job_queries import JobFilter, JobRecord, job_by_id
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.core.schedule_words import describe_schedule, next_fire_times
+from services.api.core.webhook_queries import job_webhooks
 from services.api.domain_errors import JobNotFoundError, ValidationFailedError
 from services.api.job_commands import JobCommands
-from services.api.nexus.mapping import schedule_of
-from services.api.nexus.read_models import JobFilter, job_by_id
-from services.api.nexus.schemas import NexusJob
-from services.api.rest.routes_jobs import parse_id
 from services.api.ui.job_form import KINDS
-from services.api.ui.queries import ExecutionFilter, job_webhooks, search_executions, search_jobs
+from services.api.ui.job_view import job_view
+from services.api.ui.queries import ExecutionFilter, search_executions, search_jobs
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other, wants_fragment
 from shared.schedule.wallclock import zone
@@ -58,19 +58,19 @@ def job_filter(request: Request[Any, Any, Any]) -> tuple[JobFilter, int]:
     return JobFilter(text=text, tags=tags, kind=kind, enabled=enabled), number
 
 
-async def owned_job(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> tuple[NexusJob, UUID]:
-    """The job and its account, if the caller may see it (the API's rule: 404 if absent, 403 if not theirs)."""
+async def owned_job(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> JobRecord:
+    """The job, with its status, if the caller may see it (the API's rule: 404 if absent, 403 if not theirs)."""
     job_id = parse_id(raw_id, JobNotFoundError, "job")
-    found = await job_by_id(pool, job_id)
+    found = await job_by_id(pool, job_id, status=True)
     if found is None:
         raise JobNotFoundError(f"job {job_id} not found")
-    principal.check_account(found[1])
+    principal.check_account(found.account_id)
     return found
 
 
-async def _recent_executions(pool: asyncpg.Pool, job: NexusJob) -> list[asyncpg.Record]:
+async def _recent_executions(pool: asyncpg.Pool, job_id: UUID) -> list[asyncpg.Record]:
     """The job's newest executions (its access already checked)."""
-    found = ExecutionFilter(job_id=UUID(job.uuid))
+    found = ExecutionFilter(job_id=job_id)
     return (await search_executions(pool, None, found, limit=RECENT_EXECUTIONS))[:RECENT_EXECUTIONS]
 
 
@@ -98,7 +98,7 @@ class JobsController(Controller):
         query = {k: v for k, v in request.query_params.items() if k != "page" and v}
         context = {
             "rows": rows,
-            "words": {job.uuid: describe_schedule(schedule_of(job), job.timezone) for job, _ in rows},
+            "words": {job.uuid: describe_schedule(job.schedule, job.timezone) for job, _ in rows},
             "total": total,
             "number": number,
             "pages": pages,
@@ -118,8 +118,8 @@ class JobsController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        job, account_id = await owned_job(pool, principal, job_id)
-        schedule = schedule_of(job)
+        record = await owned_job(pool, principal, job_id)
+        job, account_id, schedule = job_view(record), record.account_id, record.schedule
         now = datetime.now(UTC)
         context = {
             "job": job,
@@ -133,8 +133,8 @@ class JobsController(Controller):
             if job.is_active
             else [],
             "zone_now": now.astimezone(zone(job.timezone)),
-            "webhooks": await job_webhooks(pool, UUID(job.uuid)),
-            "executions": await _recent_executions(pool, job),
+            "webhooks": await job_webhooks(pool, record.id),
+            "executions": await _recent_executions(pool, record.id),
             "metadata": msgspec.json.encode(job.metadata).decode() if job.metadata else None,
         }
         return page(request, "job.html", principal, "jobs", **context)
@@ -148,8 +148,8 @@ class JobsController(Controller):
         pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
         """The job page's recent executions, refreshed live."""
-        job, _ = await owned_job(pool, principal, job_id)
-        return fragment(request, "_executions_rows.html", rows=await _recent_executions(pool, job), show_job=False)
+        job = await owned_job(pool, principal, job_id)
+        return fragment(request, "_executions_rows.html", rows=await _recent_executions(pool, job.id), show_job=False)
 
     @post("/{job_id:str}/run", status_code=303)
     async def run(
@@ -191,7 +191,7 @@ class JobsController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        job, _ = await owned_job(pool, principal, job_id)
+        job = job_view(await owned_job(pool, principal, job_id))
         return page(request, "confirm_delete.html", principal, "jobs", job=job)
 
     @post("/{job_id:str}/delete", status_code=303)
