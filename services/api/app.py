@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.core.auth import Authenticator
 from services.api.core.dead_letters import Redriver
+from services.api.core.live_feed import LiveFeed
 from services.api.core.projection_wait import ProjectionWait, ProjectionWatcher
 from services.api.core.run_now import RunNow
 from services.api.http.dependencies import ApiRuntime, ApiServices, authenticate_first, dependencies, runtime_of
@@ -35,7 +36,6 @@ from services.api.rest.routes_jobs import JobController
 from services.api.rest.routes_signing import SigningSecretController
 from services.api.rest.routes_webhooks import WebhookController
 from services.api.ui.errors import dashboard_or
-from services.api.ui.live_feed import LiveFeed
 from services.api.ui.router import root_to_dashboard, ui_router
 from services.api.ui.templating import template_config
 from shared.bus.connection import connect, disconnect

@@ -21,11 +21,11 @@ from nats.js.kv import KeyValue
 
 from services.api.core.auth import Authenticator, Principal
 from services.api.core.dead_letters import Redriver
+from services.api.core.live_feed import LiveFeed
 from services.api.core.projection_wait import ProjectionWait, ProjectionWatcher
 from services.api.core.run_now import RunNow
 from services.api.domain_errors import DependencyUnavailableError
 from services.api.job_commands import JobCommands
-from services.api.ui.live_feed import LiveFeed
 from shared.bus.signing_secrets import SigningSecretStore
 from shared.contracts.subjects import Names
 from shared.settings import Settings

@@ -12,7 +12,7 @@ from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from services.api.core.auth import LEEWAY_SECONDS, Principal
-from services.api.ui.live_feed import LiveFeed
+from services.api.core.live_feed import LiveFeed
 
 RECONNECT_MILLISECONDS = 2000
 
