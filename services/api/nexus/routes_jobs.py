@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from litestar import Controller, Request, delete, get, post, put
-from litestar.datastructures import State
+from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
 from services.api.core.auth import Principal
 from services.api.core.execution_queries import list_executions
-from services.api.core.job_queries import JobFilter, job_by_id, job_by_number, job_ref, list_jobs
+from services.api.core.job_queries import JobFilter, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
-from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
-from services.api.http.dependencies import bearer_principal, provide_principal
 from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
 from services.api.job_commands import JobCommands
+from services.api.nexus.access import (
+    account_of,
+    fresh_job,
+    job_id_of,
+    job_number,
+    nexus_job_of,
+    provide_nexus_principal,
+)
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.read_models import nexus_execution, nexus_job, stats_overview
 from services.api.nexus.schemas import (
@@ -50,71 +54,6 @@ AccountHeader = Annotated[
 ]
 
 
-def _number(raw: str) -> int:
-    try:
-        number = int(raw)
-    except ValueError:
-        raise ValidationFailedError("value is not a valid integer", field="job_id", location="path") from None
-    if not 1 <= number < 2**63:
-        raise JobNotFoundError(f"job {number} not found")
-    return number
-
-
-@bearer_principal
-async def provide_nexus_principal(request: Request[object, object, State]) -> Principal:
-    """The caller, narrowed to the account X-Account-Id names (403 when the token does not hold it), on every route:
-    lists and counts show that account only, and a job of another account is refused."""
-    principal = await provide_principal(request)
-    header = request.headers.get("x-account-id")
-    if header is None:
-        return principal
-    try:
-        account = UUID(header)
-    except ValueError:
-        raise ValidationFailedError("not a valid UUID", field="X-Account-Id", location="header") from None
-    principal.check_account(account)
-    return dataclasses.replace(principal, accounts=frozenset({account}))
-
-
-def _account(principal: Principal, header: str | None) -> UUID:
-    """The account of a new job: the token's only account, or the one X-Account-Id names (the principal is
-    already narrowed to it)."""
-    if header is not None:
-        return UUID(header)
-    if principal.accounts is not None and len(principal.accounts) == 1:
-        return next(iter(principal.accounts))
-    if principal.accounts == frozenset():
-        raise ForbiddenError("the token gives access to no account")
-    raise ValidationFailedError(
-        "the token may act on several accounts: name one in X-Account-Id", field="X-Account-Id", location="header"
-    )
-
-
-async def _job_id(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> UUID:
-    """The id of the job numbered `raw_id`, if the caller may act on it (without reading the whole job)."""
-    found = await job_ref(pool, _number(raw_id))
-    if found is None:
-        raise JobNotFoundError(f"job {raw_id} not found")
-    job_id, account_id = found
-    principal.check_account(account_id)
-    return job_id
-
-
-async def _job(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> NexusJob:
-    found = await job_by_number(pool, _number(raw_id), status=True)
-    if found is None:
-        raise JobNotFoundError(f"job {raw_id} not found")
-    principal.check_account(found.account_id)
-    return nexus_job(found)
-
-
-async def _fresh(pool: asyncpg.Pool, job_id: UUID) -> NexusJob:
-    found = await job_by_id(pool, job_id, status=True)
-    if found is None:
-        raise JobNotFoundError(f"job {job_id} not found")
-    return nexus_job(found)
-
-
 async def _set_active(
     commands: JobCommands,
     pool: asyncpg.Pool,
@@ -124,7 +63,7 @@ async def _set_active(
     *,
     active: bool,
 ) -> None:
-    target = await _job_id(pool, principal, job_id)
+    target = await job_id_of(pool, principal, job_id)
     appended = await commands.set_enabled(principal, target, active, require_target=True)
     await projection.job_event(appended.sequence)
 
@@ -151,10 +90,10 @@ class NexusJobController(Controller):
     ) -> NexusJob:
         draft = draft_from(data, datetime.now(UTC))
         appended = await commands.create_job(
-            principal, account_id=_account(principal, account), draft=draft, require_target=True
+            principal, account_id=account_of(principal, account), draft=draft, require_target=True
         )
         await projection.job_event(appended.sequence)
-        return await _fresh(pool, appended.event.job_id)
+        return await fresh_job(pool, appended.event.job_id)
 
     @get("/", summary="List jobs, newest first", responses=nexus_error_responses(401, 503))
     async def index(
@@ -184,7 +123,7 @@ class NexusJobController(Controller):
     async def read(
         self, job_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[asyncpg.Pool]
     ) -> NexusJob:
-        return await _job(pool, principal, job_id)
+        return await nexus_job_of(pool, principal, job_id)
 
     @put("/{job_id:str}", summary="Update a job", responses=JOB_BODY_ERRORS)
     async def update(
@@ -196,11 +135,11 @@ class NexusJobController(Controller):
         pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
     ) -> NexusJob:
-        current = await _job(pool, principal, job_id)
+        current = await nexus_job_of(pool, principal, job_id)
         changes = changes_from(data, current, datetime.now(UTC))
         appended = await commands.update_job(principal, UUID(current.uuid), changes, require_target=True)
         await projection.job_event(appended.sequence)
-        return await _fresh(pool, UUID(current.uuid))
+        return await fresh_job(pool, UUID(current.uuid))
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a job", responses=JOB_ERRORS)
     async def remove(
@@ -211,7 +150,7 @@ class NexusJobController(Controller):
         pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
     ) -> None:
-        appended = await commands.delete_job(principal, await _job_id(pool, principal, job_id))
+        appended = await commands.delete_job(principal, await job_id_of(pool, principal, job_id))
         await projection.job_event(appended.sequence)
 
     @post(
@@ -229,7 +168,7 @@ class NexusJobController(Controller):
         projection: NamedDependency[ProjectionWait],
         data: Annotated[ExecuteRequest | None, Body()] = None,
     ) -> ExecuteAccepted:
-        target = await _job_id(pool, principal, job_id)
+        target = await job_id_of(pool, principal, job_id)
         overrides = data or ExecuteRequest()
         requests, sequence = await run_now.run(
             principal, target, args=overrides.task_args, kwargs=overrides.task_kwargs
@@ -275,7 +214,7 @@ class NexusJobController(Controller):
         skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_EXECUTIONS_LIMIT)] = 50,
     ) -> list[NexusExecution]:
-        number = _number(job_id)
-        target = await _job_id(pool, principal, job_id)
+        number = job_number(job_id)
+        target = await job_id_of(pool, principal, job_id)
         executions = await list_executions(pool, target, skip=skip, limit=limit, numbered=True)
         return [nexus_execution(e, e.number, number) for e in executions if e.number is not None]
