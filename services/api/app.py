@@ -107,11 +107,9 @@ async def connected(settings: Settings, authenticator: Authenticator) -> AsyncIt
         stack.push_async_callback(live.close)
         yield ApiServices(
             settings=settings,
-            names=names,
             authenticator=authenticator,
             nc=nc,
             pool=pool,
-            watcher=watcher,
             projection=ProjectionWait(watcher, names, settings.read_your_writes_timeout_seconds),
             commands=JobCommands(
                 store, max_timeout_seconds=settings.max_delivery_timeout_seconds, egress=settings.egress_policy

@@ -22,12 +22,11 @@ from nats.js.kv import KeyValue
 from services.api.core.auth import Authenticator, Principal
 from services.api.core.dead_letters import Redriver
 from services.api.core.live_feed import LiveFeed
-from services.api.core.projection_wait import ProjectionWait, ProjectionWatcher
+from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.domain_errors import DependencyUnavailableError
 from services.api.job_commands import JobCommands
 from shared.bus.signing_secrets import SigningSecretStore
-from shared.contracts.subjects import Names
 from shared.settings import Settings
 
 _PRINCIPAL = "principal"
@@ -41,11 +40,9 @@ class ApiServices:
     """Everything the api holds open, connected: built in the app's lifespan, then set once."""
 
     settings: Settings
-    names: Names
     authenticator: Authenticator
     nc: Client
     pool: asyncpg.Pool
-    watcher: ProjectionWatcher
     projection: ProjectionWait
     commands: JobCommands
     ticker_kv: KeyValue
@@ -121,14 +118,6 @@ async def provide_principal(request: Request[object, object, State]) -> Principa
     return _authenticate(request)
 
 
-async def provide_settings(state: State) -> Settings:
-    return runtime_of(state).settings
-
-
-async def provide_names(state: State) -> Names:
-    return services_of(state).names
-
-
 async def provide_pool(state: State) -> asyncpg.Pool:
     return services_of(state).pool
 
@@ -161,8 +150,6 @@ def dependencies() -> dict[str, Provide]:
     """Every dependency a handler may ask for by name, with its type."""
     return {
         "principal": Provide(provide_principal),
-        "settings": Provide(provide_settings),
-        "names": Provide(provide_names),
         "pool": Provide(provide_pool),
         "projection": Provide(provide_projection),
         "commands": Provide(provide_commands),
