@@ -8,9 +8,11 @@ dev *args:
 test *args:
     uv run pytest {{args}}
 
-# Only the fast tier.
-test-unit:
-    uv run pytest -m unit
+# Only the fast tier, in under 20 s: the unit tests that are not `slow` (the whole suite runs those), with fewer
+# property examples (Hypothesis profile `unit`), in one process (xdist's workers cost more than they save here) and
+# without the plugins only the end-to-end tests use. Unit tests live in tests/unit (and test_architecture.py).
+test-unit *args:
+    uv run pytest -m "unit and not slow" -n 0 --hypothesis-profile=unit -p no:faker -p no:schemathesis tests/unit tests/test_architecture.py {{args}}
 
 # Lint, format check, types and service boundaries.
 lint:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 import logging
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
@@ -23,11 +25,8 @@ if TYPE_CHECKING:
     from scheduler.operator import Server
 
 log = logging.getLogger("scheduler")
-
-
-def _logging(level: str) -> None:
-    fmt = os.environ.get("SCHEDULER_LOG_FORMAT", "text")
-    configure_logging(level, "json" if fmt == "json" else "text")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class _Scheduler(click.Group):
@@ -42,19 +41,46 @@ class _Scheduler(click.Group):
 
 
 @click.group(cls=_Scheduler)
-@click.option("--log-level", default=lambda: os.environ.get("SCHEDULER_LOG_LEVEL", "info"), show_default="info")
-def main(log_level: str) -> None:
+@click.option(
+    "--log-level", default=None, help="debug, info, warning, error or critical (SCHEDULER_LOG_LEVEL, default info)."
+)
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
     """An event-sourced job and webhook scheduler on NATS JetStream and Postgres."""
-    _logging(log_level)
-
-
-def _run_one(name: str, **overrides: object) -> None:
-    from scheduler.runner import install_stop_signals, run_services
-
+    # The one place the environment is read: every command is passed these settings and derives from them.
     try:
-        settings = load_settings(None, **overrides)
+        settings = load_settings(os.environ, log_level=log_level)
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+        configure_logging("info")
+        ctx.obj = exc  # reported by the command, so that `scheduler <command> --help` still answers
+        return
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
+
+
+def _with_settings(command: Callable[Concatenate[Settings, P], R]) -> Callable[P, R]:
+    """Pass the command the settings `main` read, or stop it with the one line that says which one is invalid."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        loaded = click.get_current_context().obj
+        if not isinstance(loaded, Settings):
+            raise click.ClickException(str(loaded))
+        return command(loaded, *args, **kwargs)
+
+    return run
+
+
+def _changed(settings: Settings, **changes: object) -> Settings:
+    """`settings` with the options a command was given (None: not given), or one line saying which is invalid."""
+    try:
+        return settings.replaced(**{name: value for name, value in changes.items() if value is not None})
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run_one(settings: Settings, name: str) -> None:
+    from scheduler.runner import install_stop_signals, run_services
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -70,27 +96,31 @@ def _run_one(name: str, **overrides: object) -> None:
 @main.command()
 @click.option("--host", default=None, help="Listen address (SCHEDULER_API_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (SCHEDULER_API_PORT, default 8000).")
-def api(host: str | None, port: int | None) -> None:
+@_with_settings
+def api(settings: Settings, host: str | None, port: int | None) -> None:
     """Serve the REST APIs."""
-    _run_one("api", api_host=host, api_port=port)
+    _run_one(_changed(settings, api_host=host, api_port=port), "api")
 
 
 @main.command()
-def ticker() -> None:
+@_with_settings
+def ticker(settings: Settings) -> None:
     """Compute due times and publish one trigger per occurrence."""
-    _run_one("ticker")
+    _run_one(settings, "ticker")
 
 
 @main.command()
-def dispatcher() -> None:
+@_with_settings
+def dispatcher(settings: Settings) -> None:
     """Deliver requested executions (webhooks) and record results."""
-    _run_one("dispatcher")
+    _run_one(settings, "dispatcher")
 
 
 @main.command()
-def projector() -> None:
+@_with_settings
+def projector(settings: Settings) -> None:
     """Build the Postgres read models from the streams (applies migrations first)."""
-    _run_one("projector")
+    _run_one(settings, "projector")
 
 
 @main.command()
@@ -104,10 +134,11 @@ def projector() -> None:
     show_default=True,
     help="Where `scheduler dev` runs: its NATS is used unless NATS_URL is set.",
 )
-def worker(app_path: str, data_dir: Path) -> None:
+@_with_settings
+def worker(settings: Settings, app_path: str, data_dir: Path) -> None:
     """Run task workers: the functions a Worker registered, for jobs with a task_name."""
     from scheduler.runner import install_stop_signals
-    from shared.worker import Worker
+    from scheduler.worker import Worker
 
     module_name, _, attribute = app_path.partition(":")
     if not module_name or not attribute:
@@ -118,8 +149,8 @@ def worker(app_path: str, data_dir: Path) -> None:
     except (ImportError, AttributeError) as exc:
         raise click.ClickException(f"cannot load {app_path}: {exc}") from exc
     if not isinstance(found, Worker):
-        raise click.ClickException(f"{app_path} is a {type(found).__name__}, not a shared.worker.Worker")
-    settings = _found(data_dir, "nats")
+        raise click.ClickException(f"{app_path} is a {type(found).__name__}, not a scheduler.worker.Worker")
+    settings = _found(settings, data_dir, "nats")
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -136,12 +167,13 @@ def worker(app_path: str, data_dir: Path) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".scheduler"), show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-def dev(data_dir: Path, host: str, port: int) -> None:
+@_with_settings
+def dev(settings: Settings, data_dir: Path, host: str, port: int) -> None:
     """Run the whole system on this machine (embedded NATS and Postgres unless NATS_URL/DATABASE_URL are set)."""
     from scheduler.dev import run_dev
 
     try:
-        run_dev(data_dir, host, port)
+        run_dev(settings, data_dir, host, port)
     except (SettingsError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -151,11 +183,12 @@ def dev(data_dir: Path, host: str, port: int) -> None:
 @click.option("--service-role", is_flag=True, help="A token that may act on every account.")
 @click.option("--ttl", type=int, default=3600, show_default=True, help="Lifetime in seconds.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".scheduler"), show_default=True)
-def token(accounts: tuple[uuid.UUID, ...], service_role: bool, ttl: int, data_dir: Path) -> None:
+@_with_settings
+def token(settings: Settings, accounts: tuple[uuid.UUID, ...], service_role: bool, ttl: int, data_dir: Path) -> None:
     """Mint a bearer token signed with SUPABASE_JWT_SECRET (or the one `scheduler dev` keeps)."""
     from services.api.core.auth import mint_token
 
-    secret = os.environ.get("SUPABASE_JWT_SECRET")
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret is not None else None
     kept = data_dir / "jwt_secret"
     if not secret and kept.exists():
         secret = kept.read_text().strip()
@@ -163,7 +196,6 @@ def token(accounts: tuple[uuid.UUID, ...], service_role: bool, ttl: int, data_di
         raise click.ClickException("set SUPABASE_JWT_SECRET (or run `scheduler dev` once to create a local secret)")
     if not accounts and not service_role:
         raise click.ClickException("name at least one --account, or --service-role")
-    settings = load_settings()
     click.echo(
         mint_token(
             secret,
@@ -189,16 +221,16 @@ _data_dir = click.option(
 )
 
 
-def _found(data_dir: Path, *needs: Server) -> Settings:
+def _found(settings: Settings, data_dir: Path, *needs: Server) -> Settings:
     """Settings for a command that reaches `needs`, checked to be this system's servers (one line if not)."""
     from scheduler.operator import OperatorError, operator_settings, preflight
 
     try:
-        settings = operator_settings(data_dir, needs)
-        asyncio.run(preflight(settings, needs))
+        found = operator_settings(settings, data_dir, needs)
+        asyncio.run(preflight(found, needs))
     except OperatorError as exc:
         raise click.ClickException(str(exc)) from None
-    return settings
+    return found
 
 
 _account = click.option("--account", type=click.UUID, default=None, help="Only this account.")
@@ -217,13 +249,19 @@ _since = click.option(
 @_since
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @_data_dir
+@_with_settings
 def dlq_list(
-    account: uuid.UUID | None, job: uuid.UUID | None, since: datetime | None, limit: int, data_dir: Path
+    settings: Settings,
+    account: uuid.UUID | None,
+    job: uuid.UUID | None,
+    since: datetime | None,
+    limit: int,
+    data_dir: Path,
 ) -> None:
     """List dead letters, newest first."""
     from scheduler import dlq as tools
 
-    settings = _found(data_dir, "database")
+    settings = _found(settings, data_dir, "database")
     items, total = asyncio.run(tools.listed(settings, *tools.selected(account, job, since), limit))
     tools.print_listing(items, total)
 
@@ -234,7 +272,9 @@ def dlq_list(
 @_job
 @_since
 @_data_dir
+@_with_settings
 def dlq_redrive(
+    settings: Settings,
     executions: tuple[uuid.UUID, ...],
     account: uuid.UUID | None,
     job: uuid.UUID | None,
@@ -246,7 +286,7 @@ def dlq_redrive(
 
     if not executions and job is None and since is None:
         raise click.UsageError("name --execution, --job or --since (all dead letters is --since 1970-01-01T00:00:00)")
-    settings = _found(data_dir, "nats", "database")
+    settings = _found(settings, data_dir, "nats", "database")
     report = asyncio.run(tools.redriven(settings, *tools.selected(account, job, since, executions)))
     tools.print_report(report)
 
@@ -266,7 +306,9 @@ def events() -> None:
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print each event as its JSON, one per line.")
 @_data_dir
+@_with_settings
 def events_tail(
+    settings: Settings,
     account: uuid.UUID | None,
     job: uuid.UUID | None,
     types: tuple[str, ...],
@@ -282,7 +324,7 @@ def events_tail(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     streams = tools.STREAMS if stream == "all" else (stream,)
-    settings = _found(data_dir, "nats")
+    settings = _found(settings, data_dir, "nats")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             tools.tail(
@@ -302,11 +344,12 @@ def events_tail(
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
 @_data_dir
-def status(as_json: bool, data_dir: Path) -> None:
+@_with_settings
+def status(settings: Settings, as_json: bool, data_dir: Path) -> None:
     """Streams, consumers and their lag, who holds which lease, projection lag, the ticker's heartbeat."""
     from scheduler import status as tools
 
-    report = asyncio.run(tools.gather_status(_found(data_dir, "nats", "database")))
+    report = asyncio.run(tools.gather_status(_found(settings, data_dir, "nats", "database")))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -317,11 +360,12 @@ def status(as_json: bool, data_dir: Path) -> None:
 @main.command()
 @click.option("--keep-previous", is_flag=True, help="Keep the replaced tables in the schema replay_previous.")
 @_data_dir
-def replay(keep_previous: bool, data_dir: Path) -> None:
+@_with_settings
+def replay(settings: Settings, keep_previous: bool, data_dir: Path) -> None:
     """Rebuild the read models from the streams into fresh tables, then swap them in at once."""
     from services.projector.replay import replay as run_replay
 
-    settings = _found(data_dir, "nats", "database")
+    settings = _found(settings, data_dir, "nats", "database")
     with click.progressbar(length=0, label="replaying events", show_pos=True) as bar:
 
         def grow(n: int) -> None:

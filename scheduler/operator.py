@@ -8,11 +8,8 @@ creating streams or tables in someone else's server.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import nats
@@ -21,10 +18,10 @@ import nats.js.errors
 
 from scheduler.endpoints import DevNotRunningError, find
 from shared.contracts.subjects import Names
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, SettingsError, redacted_url
 
 Server = Literal["nats", "database"]
-_ENV = {"nats": "NATS_URL", "database": "DATABASE_URL"}
+_FIELD: dict[Server, str] = {"nats": "nats_url", "database": "database_url"}
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
@@ -32,32 +29,21 @@ class OperatorError(Exception):
     """The command cannot run against what it found; the message says why in one line."""
 
 
-def operator_settings(data_dir: Path, needs: tuple[Server, ...], environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings whose URLs come from the environment, or else from the `scheduler dev` running on `data_dir`."""
-    env = os.environ if environ is None else environ
-    overrides: dict[str, object] = {}
-    if any(not env.get(_ENV[server]) for server in needs):
-        try:
-            dev = find(data_dir)
-        except DevNotRunningError as exc:
-            raise OperatorError(str(exc)) from None
-        overrides = {"nats_url": dev.nats_url, "database_url": dev.database_url}
-        overrides = {k: v for k, v in overrides.items() if not env.get(_ENV[k.removesuffix("_url")])}
-        if not env.get("SCHEDULER_NAMESPACE"):
-            overrides["namespace"] = dev.namespace
+def operator_settings(settings: Settings, data_dir: Path, needs: tuple[Server, ...]) -> Settings:
+    """`settings` with the URLs (and namespace) it was not given taken from the `scheduler dev` running on
+    `data_dir`, when a needed one is missing; as given otherwise."""
+    given = settings.model_fields_set  # set in the environment (or a secrets file), not defaults
+    if all(_FIELD[server] in given for server in needs):
+        return settings
     try:
-        return load_settings(env, **overrides)
+        dev = find(data_dir)
+    except DevNotRunningError as exc:
+        raise OperatorError(str(exc)) from None
+    found = {"nats_url": dev.nats_url, "database_url": dev.database_url, "namespace": dev.namespace}
+    try:
+        return settings.replaced(**{name: value for name, value in found.items() if name not in given})
     except SettingsError as exc:
         raise OperatorError(str(exc)) from None
-
-
-def shown(url: str) -> str:
-    """A URL fit for a message: without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def preflight(settings: Settings, needs: tuple[Server, ...]) -> None:
@@ -74,7 +60,7 @@ async def _check_nats(settings: Settings) -> None:
     async def collect(exc: Exception) -> None:
         errors.append(exc)
 
-    url, stream = shown(settings.nats_url), Names(settings.namespace).jobs_stream
+    url, stream = redacted_url(settings.nats_url), Names(settings.namespace).jobs_stream
     try:
         # Two quick attempts: nats-py's first connect otherwise retries each server 60 times, 2 s apart, before failing.
         nc = await nats.connect(
@@ -103,7 +89,7 @@ async def _check_nats(settings: Settings) -> None:
 
 
 async def _check_database(settings: Settings) -> None:
-    url = shown(settings.database_url)
+    url = redacted_url(settings.database_url)
     try:
         conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_SECONDS)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import hypothesis
 import pytest
 
 from services.api.core.auth import mint_token
@@ -15,6 +16,12 @@ from tests.receiver import Receiver
 from tests.servers import nats_server, postgres_server, with_database
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+# Examples per property test that sets no number itself: 40 in the whole suite (CI), 10 in `just test-unit`
+# (--hypothesis-profile=unit), which must stay fast. Pinned @example cases run in both.
+hypothesis.settings.register_profile("suite", max_examples=40, deadline=None)
+hypothesis.settings.register_profile("unit", max_examples=10, deadline=None)
+hypothesis.settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")

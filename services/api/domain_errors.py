@@ -1,6 +1,16 @@
-"""Errors the api raises. They carry a stable code and know nothing of HTTP; error_responses.py maps them."""
+"""Errors the api raises. They carry a stable code and know nothing of HTTP; error_responses.py maps them.
+
+The job domain raises its own errors (shared.domain.errors); `api_error` gives the api's error for each, and
+`translated()` turns them into it where the api calls the domain.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from services.api.error_fields import nexus_field
+from shared.domain import errors as domain
 
 
 class SchedulerApiError(Exception):
@@ -14,16 +24,29 @@ class SchedulerApiError(Exception):
 
 
 class ValidationFailedError(SchedulerApiError):
-    """Input that cannot be used. `field` names the field at fault, when there is one, and `location` where it is
-    (body, query, path, header)."""
+    """Input that cannot be used. `field` names the field at fault, when there is one, as the surfaces that show
+    it (NEXUS, the dashboard) call it, and `location` where it is (body, query, path, header). From the domain,
+    `domain_field` is the neutral name and `schedule_kind` the kind of schedule at fault, for a surface to name
+    the field its own way (see error_fields.py)."""
 
     code = "VALIDATION_ERROR"
 
-    def __init__(self, detail: str, field: str | None = None, location: str = "body", missing: bool = False) -> None:
+    def __init__(
+        self,
+        detail: str,
+        field: str | None = None,
+        location: str = "body",
+        missing: bool = False,
+        *,
+        domain_field: domain.Field | None = None,
+        schedule_kind: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.field = field
         self.location = location
         self.missing = missing
+        self.domain_field = domain_field
+        self.schedule_kind = schedule_kind
 
 
 class InvalidCronError(ValidationFailedError):
@@ -56,3 +79,34 @@ class ConflictError(SchedulerApiError):
 
 class DependencyUnavailableError(SchedulerApiError):
     code = "SERVICE_UNAVAILABLE"
+
+
+_BY_DOMAIN: dict[type[domain.DomainError], type[SchedulerApiError]] = {
+    domain.JobNotFound: JobNotFoundError,
+    domain.WebhookNotFound: WebhookNotFoundError,
+    domain.Conflict: ConflictError,
+}
+
+
+def api_error(exc: domain.DomainError) -> SchedulerApiError:
+    """The api's error for a domain error: same code and detail. A validation error's `field` is the name the
+    surfaces that show fields use (NEXUS and the dashboard name them alike; the primary API shows none)."""
+    if isinstance(exc, domain.ValidationFailed):
+        cls = InvalidCronError if isinstance(exc, domain.InvalidCron) else ValidationFailedError
+        return cls(
+            exc.detail,
+            nexus_field(exc.field, exc.schedule_kind),
+            missing=exc.missing,
+            domain_field=exc.field,
+            schedule_kind=exc.schedule_kind,
+        )
+    return _BY_DOMAIN.get(type(exc), SchedulerApiError)(exc.detail)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Raise the api's error for any domain error raised inside."""
+    try:
+        yield
+    except domain.DomainError as exc:
+        raise api_error(exc) from exc

@@ -86,7 +86,8 @@ async def deliver(
     (GuardedResolver), on the addresses actually connected to. A refused target is final: retrying cannot help.
     """
     webhook = request.webhook
-    assert webhook is not None
+    if webhook is None:
+        raise ValueError(f"execution {request.execution_id} has no webhook to deliver")
     started = time.monotonic()
 
     def elapsed() -> int:

@@ -11,7 +11,7 @@ The result is the same as applying the events one by one in stream order, which 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,30 +33,47 @@ class Step:
     writes: tuple[Write, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One round trip: `sql` with one argument tuple (`execute`) or several (`executemany`)."""
+
+    sql: str
+    rows: list[tuple[Any, ...]]
+
+
 async def apply_steps(conn: DbConnection, steps: Iterable[Step], *, grouped: bool = True) -> None:
     """Apply `steps` with the effect of applying them one by one in order; `grouped=False` does exactly that."""
+    for statement in statements(steps, grouped=grouped):
+        if len(statement.rows) == 1:
+            await conn.execute(statement.sql, *statement.rows[0])
+        else:
+            await conn.executemany(statement.sql, statement.rows)
+
+
+def statements(steps: Iterable[Step], *, grouped: bool = True) -> Iterator[Statement]:
+    """The round trips that apply `steps`, in order: each run of steps grouped by statement, in phase order.
+
+    Lazy: a run's statements come as soon as the step that ends it is read.
+    """
     run: list[Step] = []
     reached: dict[Hashable, int] = {}
     for step in steps:
         if not grouped or step.key is None or reached.get(step.key, -1) >= step.phase:
-            await _send(conn, run)
+            yield from _grouped(run)
             run.clear()
             reached.clear()
             if not grouped or step.key is None:
-                await _send(conn, [step])
+                yield from _grouped([step])
                 continue
         reached[step.key] = step.phase
         run.append(step)
-    await _send(conn, run)
+    yield from _grouped(run)
 
 
-async def _send(conn: DbConnection, run: list[Step]) -> None:
+def _grouped(run: list[Step]) -> Iterator[Statement]:
     groups: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
     for step in sorted(run, key=lambda s: s.phase):  # stable: stream order within a phase
         for write in step.writes:
             groups.setdefault((step.phase, write.sql), []).append(write.args)
-    for (_, sql), args in groups.items():
-        if len(args) == 1:
-            await conn.execute(sql, *args[0])
-        else:
-            await conn.executemany(sql, args)
+    for (_, sql), rows in groups.items():
+        yield Statement(sql, rows)

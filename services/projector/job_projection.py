@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from services.projector.batched_writes import Step, Write, apply_steps
-from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent
+from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobState, WebhookSpec
 from shared.contracts.schedules import kind_of
 from shared.db.pool import DbConnection
 
@@ -53,64 +55,71 @@ _DELETE_JOB = (
 
 
 def job_step(event: JobEvent, sequence: int) -> Step:
-    """The writes that make the rows of one job match the state its event carries.
+    """The writes that make the rows of one job match the state its event carries."""
+    job = event.job
+    if isinstance(event, JobDeleted):
+        return Step(job.id, 0, tuple(Write(sql, (job.id,)) for sql in _DELETE_JOB))
+    writes = [
+        Write(_UPSERT_JOB, tuple(job_row(event, sequence).values())),
+        Write(_DELETE_OTHER_WEBHOOKS, (job.id, [w.id for w in job.webhooks])),
+    ]
+    writes.extend(Write(_UPSERT_WEBHOOK, tuple(webhook_row(job, w).values())) for w in job.webhooks)
+    return Step(job.id, 0, tuple(writes))
+
+
+def job_row(event: JobEvent, sequence: int) -> dict[str, Any]:
+    """The jobs row of the state an event carries, by column in _UPSERT_JOB's order.
 
     A job's number is the stream sequence of its JobCreated: set on insert, never changed.
     """
     job = event.job
-    if isinstance(event, JobDeleted):
-        return Step(job.id, 0, tuple(Write(sql, (job.id,)) for sql in _DELETE_JOB))
-    upsert = (
-        job.id,
-        job.account_id,
-        job.name,
-        job.type,
-        msgspec.to_builtins(job.schedule),
-        job.timezone,
-        job.enabled,
-        event.version,
-        event.next_run_at,
-        job.created_at,
-        job.updated_at,
-        sequence if isinstance(event, JobCreated) else None,
-        kind_of(job.schedule),
-        msgspec.to_builtins(job.task) if job.task is not None else None,
-        msgspec.to_builtins(job.retry),
-        job.priority,
-        job.description,
-        list(job.tags),
-        job.metadata,
-        job.created_by,
-        job.timeout_seconds,
-        msgspec.to_builtins(job.misfire),
-        job.start_at,
-        job.end_at,
-        job.jitter_seconds,
-        job.overlap,
-    )
-    writes = [Write(_UPSERT_JOB, upsert), Write(_DELETE_OTHER_WEBHOOKS, (job.id, [w.id for w in job.webhooks]))]
-    writes.extend(
-        Write(
-            _UPSERT_WEBHOOK,
-            (
-                w.id,
-                job.id,
-                job.account_id,
-                w.url,
-                w.method,
-                w.headers,
-                w.query_params,
-                w.body_template,
-                w.content_type,
-                w.created_at,
-                w.updated_at,
-                w.enabled,
-                w.disabled_reason,
-            ),
-        )
-        for w in job.webhooks
-    )
-    return Step(job.id, 0, tuple(writes))
+    return {
+        "id": job.id,
+        "account_id": job.account_id,
+        "name": job.name,
+        "type": job.type,
+        "schedule": msgspec.to_builtins(job.schedule),
+        "timezone": job.timezone,
+        "enabled": job.enabled,
+        "version": event.version,
+        "next_run_at": event.next_run_at,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "number": sequence if isinstance(event, JobCreated) else None,
+        "kind": kind_of(job.schedule),
+        "task": msgspec.to_builtins(job.task) if job.task is not None else None,
+        "retry": msgspec.to_builtins(job.retry),
+        "priority": job.priority,
+        "description": job.description,
+        "tags": list(job.tags),
+        "metadata": job.metadata,
+        "created_by": job.created_by,
+        "timeout_seconds": job.timeout_seconds,
+        "misfire": msgspec.to_builtins(job.misfire),
+        "start_at": job.start_at,
+        "end_at": job.end_at,
+        "jitter_seconds": job.jitter_seconds,
+        "overlap": job.overlap,
+    }
+
+
+def webhook_row(job: JobState, webhook: WebhookSpec) -> dict[str, Any]:
+    """The webhooks row of one of a job's webhooks, by column in _UPSERT_WEBHOOK's order."""
+    return {
+        "id": webhook.id,
+        "job_id": job.id,
+        "account_id": job.account_id,
+        "url": webhook.url,
+        "method": webhook.method,
+        "headers": webhook.headers,
+        "query_params": webhook.query_params,
+        "body_template": webhook.body_template,
+        "content_type": webhook.content_type,
+        "created_at": webhook.created_at,
+        "updated_at": webhook.updated_at,
+        "enabled": webhook.enabled,
+        "disabled_reason": webhook.disabled_reason,
+    }
 
 
 async def apply_job_event(conn: DbConnection, event: JobEvent, sequence: int) -> None:

@@ -43,5 +43,6 @@ async def publish_result(
 
 async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionRequested) -> None:
     """Queue a task execution for workers; it waits in the TASKS stream until one acknowledges it."""
-    assert request.task is not None
+    if request.task is None:
+        raise ValueError(f"execution {request.execution_id} names no task to hand over")
     await publish_requested(js, names, request, names.task_subject(request.task.name))

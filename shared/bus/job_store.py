@@ -90,7 +90,8 @@ class NatsJobEventStore:
             msg = await self._js.get_last_msg(self._names.jobs_stream, self._names.job_lookup_subject(job_id))
         except NotFoundError:
             return None
-        assert msg.data is not None and msg.seq is not None
+        if msg.data is None or msg.seq is None:
+            raise RuntimeError(f"the last message of job {job_id} came back without its data or sequence")
         return Loaded(decode_job_event(msg.data), msg.seq)
 
     async def append(self, event: JobEvent, expected_sequence: int) -> int:

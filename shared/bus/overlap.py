@@ -12,18 +12,15 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from shared.bus.executions import publish_result
 from shared.bus.streams import kv_bucket
-from shared.contracts.executions import ExecutionRequested, ExecutionSkipped, envelope_of
+from shared.contracts.executions import ExecutionRequested
 from shared.contracts.subjects import Names
-from shared.observability.metrics import SKIPPED_BY_OVERLAP
 from shared.settings import Settings
 
 
@@ -96,13 +93,6 @@ class RunningRuns:
             if entry.value == occurrence.encode() and entry.revision is not None:
                 with contextlib.suppress(KeyWrongLastSequenceError):
                     await self._kv.delete(key, last=entry.revision)
-
-
-async def publish_skipped(js: JetStreamContext, names: Names, request: ExecutionRequested, reason: str) -> None:
-    """Record that the overlap policy kept `request` from running."""
-    skipped = ExecutionSkipped(**envelope_of(request), occurred_at=datetime.now(UTC), reason=reason)
-    await publish_result(js, names, "skipped", skipped, f"{request.execution_id}:skipped")
-    SKIPPED_BY_OVERLAP.inc()
 
 
 # How soon a run waiting behind another (queue_one) looks again.

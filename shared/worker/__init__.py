@@ -1,6 +1,8 @@
 """A small library for task workers: register functions by task name, then run them as jobs fire.
 
-    from shared.worker import Worker
+Users import it as `scheduler.worker` (the public package); this is where it lives beside the services.
+
+    from scheduler.worker import Worker
 
     worker = Worker("reports")
 

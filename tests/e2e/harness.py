@@ -68,7 +68,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         NATS_URL=settings.nats_url,
         DATABASE_URL=settings.database_url,
         SCHEDULER_NAMESPACE=settings.namespace,
-        SUPABASE_JWT_SECRET=settings.jwt_secret or "",
+        SUPABASE_JWT_SECRET=settings.jwt_secret.get_secret_value() if settings.jwt_secret else "",
         SCHEDULER_API_PORT=str(settings.api_port),
         SCHEDULER_DELIVERY_TIMEOUT_SECONDS=str(settings.delivery_timeout_seconds),
         SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS=str(settings.max_delivery_timeout_seconds),

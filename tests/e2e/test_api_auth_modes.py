@@ -7,7 +7,6 @@ import os
 import subprocess
 import uuid
 
-import msgspec
 import pytest
 
 from services.api.core.auth import OPEN_MODE_ACCOUNT
@@ -49,7 +48,7 @@ def test_api_refuses_to_start_with_a_clear_message(env: dict[str, str], message:
 async def test_open_mode_needs_no_token_and_acts_as_the_default_account(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = msgspec.structs.replace(settings, auth_mode="open", jwt_secret=None)
+    settings = settings.replaced(auth_mode="open", jwt_secret=None)
     with caplog.at_level(logging.WARNING):
         async with running(settings, ["api", "projector"]), api_client(settings.api_port, {}) as api:
             job = await create(api, OPEN_MODE_ACCOUNT)

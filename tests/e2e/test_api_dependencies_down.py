@@ -69,7 +69,7 @@ async def test_nats_gone_is_503_for_commands_while_queries_still_answer(
     settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, tmp_path: Path
 ) -> None:
     nats = EmbeddedNats(tmp_path / "nats").start()
-    settings = msgspec.structs.replace(settings, nats_url=nats.url)
+    settings = settings.replaced(nats_url=nats.url)
     try:
         async with running(settings, ["api", "projector"]), api_client(settings.api_port, auth_headers) as api:
             job = await create(api, account_id)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
 import pytest
 from aiohttp import web
 
@@ -79,7 +78,7 @@ def refused_targets(port: int) -> dict[str, str]:
 async def test_special_targets_are_a_clear_400_at_creation(
     settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, receiver: Receiver
 ) -> None:
-    guarded = msgspec.structs.replace(settings, egress_allow="")
+    guarded = settings.replaced(egress_allow="")
     async with services((guarded, ["api", "projector"])), api_client(guarded.api_port, auth_headers) as api:
         job = await create(api, account_id)
         for url, why in refused_targets(receiver.port).items():
@@ -102,8 +101,8 @@ async def test_special_targets_are_refused_again_at_delivery_and_redirects_are_n
 ) -> None:
     """The api allows loopback (as `scheduler dev` does) but the dispatcher does not: what the dispatcher connects
     to is what counts. Only 127.0.0.2, where a redirector listens, is allowed to it."""
-    lenient = msgspec.structs.replace(settings, egress_allow="127.0.0.0/8,::1")
-    strict = msgspec.structs.replace(settings, egress_allow="127.0.0.2/32")
+    lenient = settings.replaced(egress_allow="127.0.0.0/8,::1")
+    strict = settings.replaced(egress_allow="127.0.0.2/32")
     victim = receiver.url_for("/hook")
     async with (
         redirector("127.0.0.2", victim) as redirecting,

@@ -203,8 +203,8 @@ async def test_two_tickers_owning_the_same_partitions_record_nothing_twice(
         return partitions.Step(gained=gained)
 
     monkeypatch.setattr(partitions.PartitionLeases, "step", everything)
-    first = msgspec.structs.replace(settings, instance_id="ticker-1")
-    second = msgspec.structs.replace(settings, instance_id="ticker-2")
+    first = settings.replaced(instance_id="ticker-1")
+    second = settings.replaced(instance_id="ticker-2")
     async with (
         running(settings, ["api", "projector", "dispatcher"]),
         ticker_with(first, SteppedClock()) as one,
@@ -319,7 +319,7 @@ async def test_nats_killed_and_restarted_during_a_burst(
 ) -> None:
     """Every acknowledged event survives a SIGKILL of nats-server, and the services carry on by themselves."""
     nats = EmbeddedNats(tmp_path / "nats").start()
-    settings = msgspec.structs.replace(settings, nats_url=nats.url)
+    settings = settings.replaced(nats_url=nats.url)
     try:
         async with (
             running(settings, ["api", "projector", "ticker", "dispatcher"]),
@@ -379,7 +379,7 @@ async def test_projector_killed_mid_batch_then_the_read_models_equal_a_full_repl
     """Baseline and projector crash: a job fires while a backlog of 30,000 events is projected; the projector is
     SIGKILLed mid-batch and started again. Nothing is lost or doubled, the positions equal the streams' ends, and
     the read models equal a replay from the start, table by table."""
-    settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
+    settings = settings.replaced(lease_ttl_seconds=2.0)
     env = service_env(settings) | {"SCHEDULER_LEASE_TTL_SECONDS": "2"}
     projector = start_process(["projector"], env, tmp_path / "projector-1.log")
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
 
 from shared.bus.withdrawals import WITHDRAWN_REASON
@@ -26,7 +25,7 @@ LEAD = 3.0
 async def test_published_ahead_delivered_at_the_instant_and_withdrawn_on_pause(
     settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, receiver: Receiver
 ) -> None:
-    settings = msgspec.structs.replace(settings, fire_lead_seconds=LEAD)
+    settings = settings.replaced(fire_lead_seconds=LEAD)
     async with in_process(settings), api_client(settings.api_port, auth_headers) as api:
         created = await create_firing_job(api, account_id, receiver.url)
         job_id = created["job"]["id"]

@@ -11,7 +11,6 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-import msgspec
 import nats
 import pytest
 
@@ -98,7 +97,7 @@ async def caught_up(settings: Settings) -> None:
 
 async def test_replay_of_over_100k_events_rebuilds_the_live_read_models_exactly(settings: Settings) -> None:
     """The CLI rebuilds a store of over 100,000 events beside the live projector and swaps the result in."""
-    settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
+    settings = settings.replaced(lease_ttl_seconds=2.0)
     events = await fill(settings, JOBS, OCCURRENCES)
     assert events >= 100_000
     async with running(settings, ["projector"]):
@@ -116,7 +115,7 @@ async def test_replay_of_over_100k_events_rebuilds_the_live_read_models_exactly(
 async def test_events_arriving_during_a_replay_end_up_in_the_new_read_models(settings: Settings) -> None:
     """Events published while a replay runs are applied to the new tables: by the replay's catch-up before the swap,
     or by the live projector after it. A quiet replay afterwards finds nothing different."""
-    settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
+    settings = settings.replaced(lease_ttl_seconds=2.0)
     await fill(settings, 20, 3_000)
     async with running(settings, ["projector"]):
         await caught_up(settings)
@@ -136,7 +135,7 @@ async def test_replay_reports_the_rate_of_its_rebuild_not_of_its_wait_for_the_li
 ) -> None:
     """A small store replays in a moment, but the hand-over waits a lease TTL: the rate must not count that wait
     (it printed "171 events in 10.1 s (17 events/s)")."""
-    settings = msgspec.structs.replace(settings, lease_ttl_seconds=2.0)
+    settings = settings.replaced(lease_ttl_seconds=2.0)
     events = await fill(settings, 5, 50)
     async with running(settings, ["projector"]):
         await caught_up(settings)

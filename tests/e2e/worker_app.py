@@ -6,7 +6,7 @@ import asyncio
 import os
 from typing import Any
 
-from shared.worker import Worker
+from scheduler.worker import Worker
 
 worker = Worker("test-worker", concurrency=4)
 

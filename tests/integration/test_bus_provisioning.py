@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
 import nats
 import pytest
 from nats.js.api import RetentionPolicy, StreamConfig
@@ -56,7 +55,7 @@ async def test_drifted_consumer_is_updated(settings: Settings) -> None:
         await ensure_streams(js, settings)
         assert (await ensure_dispatcher_consumer(js, settings) or "").startswith("created")
         assert await ensure_dispatcher_consumer(js, settings) is None
-        changed = msgspec.structs.replace(settings, max_ack_pending=500)
+        changed = settings.replaced(max_ack_pending=500)
         line = await ensure_dispatcher_consumer(js, changed)
         assert line is not None and "max_ack_pending" in line
         names = Names(settings.namespace)

@@ -13,14 +13,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
-from services.dispatcher.service import build_dispatcher
+from services.dispatcher.service import open_dispatcher
 from shared.bus.executions import hand_over_task, publish_requested
 from shared.bus.streams import ensure_streams
 from shared.contracts.executions import ExecutionRequested, occurrence_requests
@@ -84,12 +83,12 @@ async def test_a_dispatcher_delivers_its_backlog_highest_priority_first(
     settings: Settings, receiver: Receiver, lookahead: int, expected: list[int]
 ) -> None:
     """With no lookahead window the dispatcher takes the stream's order, which shows what the window changes."""
-    settings = msgspec.structs.replace(settings, dispatcher_concurrency=1, dispatch_lookahead=lookahead)
+    settings = settings.replaced(dispatcher_concurrency=1, dispatch_lookahead=lookahead)
     names = Names(settings.namespace)
     receiver.gates["/first"] = release = asyncio.Event()
     async with bus(settings) as js:
         await ensure_dispatcher_consumer(js, settings)
-        async with running(build_dispatcher(settings).run):
+        async with open_dispatcher(settings) as dispatcher, running(dispatcher.run):
             await publish_requested(js, names, request(1, url=receiver.url_for("/first")))
             await eventually(lambda: receiver.calls, timeout=10, what="the first delivery to take the only slot")
             for priority in PRIORITIES:

@@ -232,24 +232,36 @@ def test_an_rrule_until_in_utc_ends_at_that_instant_in_the_jobs_zone() -> None:
     assert next_after(schedule, "Asia/Tokyo", tokyo) is None
 
 
+SEVEN_YEARS = datetime(2033, 1, 1)
+# Two year steps and a leap day. Walking a rule that fires every day for seven years takes seconds, so the unit tier
+# walks those this far and the whole suite (marker `slow`) the seven years.
+PAST_A_LEAP_DAY = datetime(2028, 3, 2)
+EVERY_DAY = ("FREQ=DAILY;BYHOUR=9;BYMINUTE=30", "FREQ=DAILY")
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "end"),
     [
-        "FREQ=DAILY;BYHOUR=9;BYMINUTE=30",
-        "FREQ=DAILY",
-        "FREQ=DAILY;BYDAY=MO,FR;BYHOUR=9,17;COUNT=7",
-        "FREQ=DAILY;BYDAY=1MO;BYMONTH=3,4",
-        "FREQ=DAILY;BYMONTHDAY=-1,15;UNTIL=20270501T000000",
-        "FREQ=DAILY;BYWEEKNO=1,20;WKST=SU",
-        "FREQ=DAILY;BYYEARDAY=1,-1;BYHOUR=6",
-        "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29\nEXDATE:20280229T101500",
+        *(pytest.param(text, PAST_A_LEAP_DAY, id=f"{text}-to-2028") for text in EVERY_DAY),
+        *(pytest.param(text, SEVEN_YEARS, id=text, marks=pytest.mark.slow) for text in EVERY_DAY),
+        *(
+            pytest.param(text, SEVEN_YEARS, id=text)
+            for text in (
+                "FREQ=DAILY;BYDAY=MO,FR;BYHOUR=9,17;COUNT=7",
+                "FREQ=DAILY;BYDAY=1MO;BYMONTH=3,4",
+                "FREQ=DAILY;BYMONTHDAY=-1,15;UNTIL=20270501T000000",
+                "FREQ=DAILY;BYWEEKNO=1,20;WKST=SU",
+                "FREQ=DAILY;BYYEARDAY=1,-1;BYHOUR=6",
+                "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29\nEXDATE:20280229T101500",
+            )
+        ),
     ],
 )
-def test_daily_rrules_walked_a_year_per_step_give_the_same_runs(text: str) -> None:
+def test_daily_rrules_walked_a_year_per_step_give_the_same_runs(text: str, end: datetime) -> None:
     start = datetime(2026, 1, 1, 10, 15)
     schedule = CalendarSchedule(rrule=text, anchor=start.replace(tzinfo=UTC))
-    expected = list(rrulestr(text, dtstart=start, forceset=True).between(start, datetime(2033, 1, 1), inc=True))
-    found = runs(schedule, "UTC", start.replace(tzinfo=UTC) - timedelta(seconds=1), datetime(2033, 1, 1, tzinfo=UTC))
+    expected = list(rrulestr(text, dtstart=start, forceset=True).between(start, end, inc=True))
+    found = runs(schedule, "UTC", start.replace(tzinfo=UTC) - timedelta(seconds=1), end.replace(tzinfo=UTC))
     assert found == [t.replace(tzinfo=UTC) for t in expected]
 
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90  # subprocess.run kills the child when it runs over
 
@@ -35,6 +33,8 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+# A whole pytest run in a child process (seconds): no unit test, it runs in the whole suite.
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["tests/unit/test_job_form.py"])
 def test_a_test_file_run_serially_exits_cleanly(path: str, tmp_path: Path) -> None:
     assert Path(path).name != Path(__file__).name  # never this file: the run would start itself again
@@ -43,6 +43,7 @@ def test_a_test_file_run_serially_exits_cleanly(path: str, tmp_path: Path) -> No
     assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout[-2000:]
 
 
+@pytest.mark.unit
 def test_a_pattern_in_a_union_with_a_container_is_freed_cleanly() -> None:
     program = """
 import gc

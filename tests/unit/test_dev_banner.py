@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 def _webhooks_line(egress_allow: str) -> str:
     settings = load_settings({}, jwt_secret="s" * 32, egress_allow=egress_allow)
-    text = _banner(settings, Path("/data"), uuid.uuid4(), [])
+    text = _banner(settings, Path("/data"), uuid.uuid4(), [], token="t")
     return next(line for line in text.splitlines() if line.strip().startswith("webhooks"))
 
 

@@ -258,6 +258,12 @@ def test_the_oracle_agrees_with_hand_worked_cases(
     assert brute_force(cron_matcher(expression), zone, start, end) == expected
 
 
+def _tier(transition: Transition) -> list[pytest.MarkDecorator]:
+    """The second year's cases repeat the first year's a year on: the whole suite runs them (marker `slow`), the unit
+    tier the first year's, every zone in both directions."""
+    return [pytest.mark.slow] if transition.instant.year > YEARS[0] else []
+
+
 # --- Cron ------------------------------------------------------------------------------------------------------------
 
 # Around 01:00-03:00, where New York and London change; the boundaries of the gap and of the repeated hour.
@@ -292,7 +298,7 @@ def _expressions(zone: str) -> tuple[str, ...]:
 
 
 CRON_CASES = [
-    pytest.param(t, expression, id=f"{t.label}-{expression}")
+    pytest.param(t, expression, id=f"{t.label}-{expression}", marks=_tier(t))
     for t in TRANSITIONS
     for expression in _expressions(t.zone)
 ]
@@ -314,7 +320,7 @@ SWEEP_EXPRESSIONS = {
     "Australia/Lord_Howe": ("*/10 1-2 * * *", "45 1 * * *", "15 2 * * *"),
 }
 SWEEP_CASES = [
-    pytest.param(t, expression, id=f"{t.label}-{expression}")
+    pytest.param(t, expression, id=f"{t.label}-{expression}", marks=_tier(t))
     for t in TRANSITIONS
     for expression in SWEEP_EXPRESSIONS[t.zone]
 ]
@@ -346,7 +352,7 @@ SECOND = timedelta(seconds=1)
 SECONDS_EXPRESSIONS = ("30 30 2 * * *", "30 30 1 * * *", "59 59 1 * * *", "15 */20 * * * *", "10 */5 1-2 * * *")
 LORD_HOWE_SECONDS_EXPRESSIONS = ("45 45 1 * * *", "15 15 2 * * *", "59 29 2 * * *", "0 30 2 * * *")
 SECONDS_CASES = [
-    pytest.param(t, expression, id=f"{t.label}-{expression}")
+    pytest.param(t, expression, id=f"{t.label}-{expression}", marks=_tier(t))
     for t in TRANSITIONS
     for expression in SECONDS_EXPRESSIONS + (LORD_HOWE_SECONDS_EXPRESSIONS if t.zone == "Australia/Lord_Howe" else ())
 ]
@@ -389,7 +395,9 @@ def _calendar_rules(transition: Transition) -> list[tuple[str, CalendarRule]]:
 
 
 CALENDAR_CASES = [
-    pytest.param(t, rule, id=f"{t.label}-calendar-{name}") for t in TRANSITIONS for name, rule in _calendar_rules(t)
+    pytest.param(t, rule, id=f"{t.label}-calendar-{name}", marks=_tier(t))
+    for t in TRANSITIONS
+    for name, rule in _calendar_rules(t)
 ]
 
 
@@ -404,7 +412,7 @@ def test_calendar_rule_occurrences_match_brute_force(transition: Transition, rul
 
 
 CALENDAR_SECONDS_CASES = [
-    pytest.param(t, times, id=f"{t.label}-calendar-{'-'.join(times)}")
+    pytest.param(t, times, id=f"{t.label}-calendar-{'-'.join(times)}", marks=_tier(t))
     for t in TRANSITIONS
     for times in (("01:30:30", "02:30:30"), ("01:45:45", "02:15:15", "02:29:59", "02:59:59"))
 ]
@@ -422,7 +430,7 @@ def test_calendar_times_with_seconds_match_a_second_by_second_scan(
     assert got == expected
 
 
-RRULE_CASES = [pytest.param(t, id=f"{t.label}-rrule-daily-1-2-at-00-30") for t in TRANSITIONS]
+RRULE_CASES = [pytest.param(t, id=f"{t.label}-rrule-daily-1-2-at-00-30", marks=_tier(t)) for t in TRANSITIONS]
 
 
 @pytest.mark.parametrize("transition", RRULE_CASES)
@@ -438,7 +446,9 @@ def test_calendar_rrule_occurrences_match_brute_force(transition: Transition) ->
 
 INTERVAL_SECONDS = (900, 2700, 3600, 5400, 86400)
 INTERVAL_CASES = [
-    pytest.param(t, seconds, id=f"{t.label}-every-{seconds}s") for t in TRANSITIONS for seconds in INTERVAL_SECONDS
+    pytest.param(t, seconds, id=f"{t.label}-every-{seconds}s", marks=_tier(t))
+    for t in TRANSITIONS
+    for seconds in INTERVAL_SECONDS
 ]
 
 

@@ -57,7 +57,7 @@ class Authenticator:
 
     def __init__(self, settings: Settings) -> None:
         self._open = settings.auth_mode == "open"
-        self._secret = settings.jwt_secret
+        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret is not None else None
         self._audience = settings.jwt_audience
         if not self._open and not self._secret:
             raise ValueError(

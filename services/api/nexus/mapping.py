@@ -12,8 +12,8 @@ from msgspec import UNSET, UnsetType
 
 from services.api.core.fields import MisfirePolicyBody, misfire_policy_body, misfire_policy_of
 from services.api.domain_errors import ValidationFailedError
-from services.api.job_commands import JobChanges, JobDraft, RetryPatch, TaskPatch
-from services.api.job_validation import SCHEDULE_FIELDS, checked_timezone
+from services.api.error_fields import SCHEDULE_FIELDS
+from services.api.job_validation import checked_timezone
 from services.api.nexus.schemas import CalendarInput, NexusJob, NexusJobCreate, NexusJobUpdate
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import (
@@ -25,17 +25,20 @@ from shared.contracts.schedules import (
     Schedule,
     kind_of,
 )
+from shared.domain.job_checks import YEARS, in_year_range
+from shared.domain.job_commands import JobDraft
+from shared.domain.job_patches import JobChanges, RetryPatch, TaskPatch
 from shared.schedule.wallclock import to_instant, zone
 
 
 def _instant(moment: datetime, timezone: str, field: str) -> datetime:
     """A time without an offset is wall-clock time in the job's time zone."""
-    out_of_range = ValidationFailedError(f"{field} is out of range: years 1970 to 9000", field=field)
+    out_of_range = ValidationFailedError(f"{field} is out of range: {YEARS}", field=field)
     try:
         instant = to_instant(moment, zone(timezone)) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:  # a wall time near year 1 or 9999 has no instant in every zone
         raise out_of_range from None
-    if not 1970 <= instant.year <= 9000:  # as every other time a job holds: showable in any zone
+    if not in_year_range(instant):  # as every other time a job holds: showable in any zone
         raise out_of_range
     return instant
 

@@ -52,7 +52,8 @@ def csrf_config(settings: Settings) -> CSRFConfig:
     """Double-submit tokens (a cookie and a form field or header) signed with a key derived from the JWT secret,
     so every api replica accepts the others' tokens; open mode, which has no secret, uses one per process."""
     if settings.jwt_secret:
-        key = hmac.new(settings.jwt_secret.encode(), b"scheduler-ui-csrf", hashlib.sha256).hexdigest()
+        secret = settings.jwt_secret.get_secret_value().encode()
+        key = hmac.new(secret, b"scheduler-ui-csrf", hashlib.sha256).hexdigest()
     else:
         key = secrets.token_hex(32)
     return CSRFConfig(

@@ -14,6 +14,7 @@ from services.api.core.auth import Principal
 from services.api.domain_errors import ValidationFailedError
 from services.api.http.dependencies import services_of as resources
 from services.api.ui.session import UI_PATH, open_mode
+from shared.domain.job_checks import YEARS, in_year_range
 
 # Messages an action leaves for the page it lands on, by code (the text never comes from the URL).
 NOTICES = {
@@ -83,11 +84,11 @@ def time_param(raw: str | None, name: str) -> datetime | None:
     """A time from a filter box: ISO 8601, or a datetime-local value; without an offset it is UTC."""
     if not raw:
         return None
-    detail = f"{name} must be a time such as 2026-11-24T09:00 (years 1970 to 9000), not {raw!r}"
+    detail = f"{name} must be a time such as 2026-11-24T09:00 ({YEARS}), not {raw!r}"
     try:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise ValidationFailedError(detail, field=name) from None
-    if not 1970 <= moment.year <= 9000:
+    if not in_year_range(moment):
         raise ValidationFailedError(detail, field=name)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,99 @@
+"""The event contracts, for services that subscribe to the scheduler's streams: what a subscriber imports.
+
+    from scheduler.contracts import ExecutionFailed, Names, decode_execution_event
+
+    names = Names("scheduler")  # the installation's SCHEDULER_NAMESPACE
+    # subscribe to names.executions_filter, then for each message:
+    event = decode_execution_event(msg.data)
+    if isinstance(event, ExecutionFailed): ...
+
+- Job events (JOBS stream, one subject per job): `JobCreated`, `JobUpdated`, `JobPaused`, `JobResumed`,
+  `JobDeleted`, `WebhookAdded`, `WebhookUpdated`, `WebhookRemoved`, `WebhookDisabled`; `JobEvent` is their union and
+  each carries the job's whole state after it (`JobState`, with `WebhookSpec`, `TaskSpec`, `RetryPolicy`,
+  `MisfirePolicy` and a `Schedule`).
+- Execution events (EXECUTIONS stream): `ExecutionRequested`, `ExecutionStarted`, `ExecutionSucceeded`,
+  `ExecutionFailed`, `ExecutionRetryScheduled`, `ExecutionDeadLettered`, `WebhookDisabledByReceiver`,
+  `ExecutionMissed`, `ExecutionSkipped`; `ExecutionEvent` is their union.
+- `decode_job_event`, `decode_execution_event`: a message's bytes to its event (msgspec.ValidationError if foreign).
+- `Names`: stream and subject names under a namespace; `partition_of`: a job's partition in its JOBS subject.
+
+(`scheduler.events` is the `scheduler events tail` command, not these definitions; they live in shared/contracts/.)
+"""
+
+from shared.contracts.codec import decode_execution_event, decode_job_event
+from shared.contracts.executions import (
+    ExecutionDeadLettered,
+    ExecutionEvent,
+    ExecutionFailed,
+    ExecutionMissed,
+    ExecutionRequested,
+    ExecutionRetryScheduled,
+    ExecutionSkipped,
+    ExecutionStarted,
+    ExecutionSucceeded,
+    WebhookDisabledByReceiver,
+)
+from shared.contracts.jobs import (
+    JobCreated,
+    JobDeleted,
+    JobEvent,
+    JobPaused,
+    JobResumed,
+    JobState,
+    JobUpdated,
+    MisfirePolicy,
+    RetryPolicy,
+    TaskSpec,
+    WebhookAdded,
+    WebhookDisabled,
+    WebhookRemoved,
+    WebhookSpec,
+    WebhookUpdated,
+)
+from shared.contracts.schedules import (
+    CalendarRule,
+    CalendarSchedule,
+    CronSchedule,
+    DateSchedule,
+    IntervalSchedule,
+    Schedule,
+)
+from shared.contracts.subjects import Names, partition_of
+
+__all__ = [
+    "CalendarRule",
+    "CalendarSchedule",
+    "CronSchedule",
+    "DateSchedule",
+    "ExecutionDeadLettered",
+    "ExecutionEvent",
+    "ExecutionFailed",
+    "ExecutionMissed",
+    "ExecutionRequested",
+    "ExecutionRetryScheduled",
+    "ExecutionSkipped",
+    "ExecutionStarted",
+    "ExecutionSucceeded",
+    "IntervalSchedule",
+    "JobCreated",
+    "JobDeleted",
+    "JobEvent",
+    "JobPaused",
+    "JobResumed",
+    "JobState",
+    "JobUpdated",
+    "MisfirePolicy",
+    "Names",
+    "RetryPolicy",
+    "Schedule",
+    "TaskSpec",
+    "WebhookAdded",
+    "WebhookDisabled",
+    "WebhookDisabledByReceiver",
+    "WebhookRemoved",
+    "WebhookSpec",
+    "WebhookUpdated",
+    "decode_execution_event",
+    "decode_job_event",
+    "partition_of",
+]

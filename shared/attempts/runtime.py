@@ -1,0 +1,121 @@
+"""Running one attempt of a request with an executor, and recording it: started, the result or the failure, and
+what follows a failure (the next attempt, a dead letter, a webhook switched off), decided by the pure rules of
+`shared.domain.attempt_outcomes`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.attempts.executor import Executor
+from shared.attempts.recorder import AttemptRecorder
+from shared.contracts.executions import (
+    ExecutionDeadLettered,
+    ExecutionFailed,
+    ExecutionRequested,
+    ExecutionRetryScheduled,
+    ExecutionSkipped,
+    ExecutionStarted,
+    ExecutionSucceeded,
+    envelope_of,
+)
+from shared.contracts.timers import RetryTimer
+from shared.domain.attempt_outcomes import AttemptFailed, AttemptSucceeded, Retry, after_failure, fate_of
+from shared.observability.logs import execution_fields
+from shared.observability.metrics import DEAD_LETTERS, RETRIES_SCHEDULED, SKIPPED_BY_OVERLAP
+
+log = logging.getLogger(__name__)
+
+GONE_REASON = "the receiver answered 410 Gone; the webhook is disabled"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AttemptRuntime:
+    """Runs attempts for one process (`worker_id` names it in the events) and records them with `recorder`."""
+
+    def __init__(self, recorder: AttemptRecorder, worker_id: str, clock: Callable[[], datetime] = utc_now) -> None:
+        self._recorder = recorder
+        self._worker_id = worker_id
+        self._now = clock
+
+    async def run(self, request: ExecutionRequested, executor: Executor) -> None:
+        """Run one attempt and record it; returns once everything it leads to is recorded (then ack)."""
+        started_at = self._now()
+        started = ExecutionStarted(
+            **envelope_of(request), occurred_at=started_at, worker_id=self._worker_id, started_at=started_at
+        )
+        if executor.records_started_first:
+            await self._recorder.started(started)
+            outcome = await executor.execute(request, started_at)
+        else:
+            # Recorded while the attempt goes out, not before it: it leaves at its instant. The result is recorded
+            # only once `started` is stored, so the two stay in order in the stream.
+            recording = asyncio.ensure_future(self._recorder.started(started))
+            try:
+                outcome = await executor.execute(request, started_at)
+            finally:
+                await recording
+        finished_at = self._now()
+        ended: dict[str, Any] = {
+            "occurred_at": finished_at,
+            "worker_id": self._worker_id,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "duration_ms": outcome.duration_ms,
+            "response_code": outcome.response_code,
+            "response_body": outcome.response_body,
+        }
+        if isinstance(outcome, AttemptSucceeded):
+            await self._recorder.succeeded(ExecutionSucceeded(**envelope_of(request), **ended, result=outcome.result))
+            return
+        failed = ExecutionFailed(
+            **envelope_of(request),
+            **ended,
+            error=outcome.error,
+            timed_out=outcome.timed_out,
+            traceback=outcome.traceback,
+        )
+        await self._failed(request, outcome, failed, finished_at)
+
+    async def _failed(
+        self, request: ExecutionRequested, outcome: AttemptFailed, failed: ExecutionFailed, now: datetime
+    ) -> None:
+        log.info("attempt failed: %s", outcome.error, extra=execution_fields(request))
+        fate = fate_of(request, outcome, now)
+        if fate.disable_webhook and request.webhook is not None:
+            await self._recorder.webhook_gone(request, request.webhook.id, GONE_REASON, now)
+        await self._recorder.failed(failed)
+        next_step = after_failure(request, fate, now)
+        if isinstance(next_step, Retry):
+            scheduled = ExecutionRetryScheduled(
+                **envelope_of(request),
+                occurred_at=now,
+                retry_at=next_step.due_at,
+                delay_seconds=next_step.delay_seconds,
+                next_execution_id=next_step.request.execution_id,
+                reason=failed.error,
+            )
+            await self._recorder.retry_scheduled(
+                RetryTimer(due_at=next_step.due_at, request=next_step.request), scheduled
+            )
+            RETRIES_SCHEDULED.inc()
+        elif next_step is not None:
+            await self._recorder.dead_lettered(
+                ExecutionDeadLettered(**envelope_of(request), occurred_at=now, reason=failed.error)
+            )
+            DEAD_LETTERS.inc()
+
+    async def skip(self, request: ExecutionRequested, reason: str) -> None:
+        """Record that `request` does not run, saying why (withdrawn, nothing to deliver to)."""
+        await self._recorder.skipped(ExecutionSkipped(**envelope_of(request), occurred_at=self._now(), reason=reason))
+
+    async def skip_by_overlap(self, request: ExecutionRequested, reason: str) -> None:
+        """Record that the job's overlap policy kept `request` from running."""
+        await self.skip(request, reason)
+        SKIPPED_BY_OVERLAP.inc()

@@ -1,0 +1,184 @@
+"""Checks on what a job may hold that a schema cannot express: schedules, time zones, task names, webhook targets,
+headers and bodies, times, and rules over the whole job (its window, that it fires, its size, that it runs
+something). Each raises ValidationFailed; the `checked_*` ones return the value as it is kept."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from shared.contracts.codec import encode
+from shared.contracts.jobs import JobCreated, JobEvent, JobState, JobUpdated
+from shared.contracts.schedules import CronSchedule, Schedule, kind_of
+from shared.delivery.templates import TemplateError, check_template
+from shared.domain.errors import InvalidCron, ValidationFailed
+from shared.schedule.errors import InvalidCronExpressionError, InvalidScheduleError, InvalidTimezoneError
+from shared.schedule.firing import passed_date
+from shared.schedule.occurrences import validate_cron, validate_schedule
+from shared.schedule.wallclock import zone
+from shared.worker.task_names import check_task_name
+
+# Every job event carries the whole job, webhooks included: keep it well under NATS's 1 MiB message limit.
+MAX_EVENT_BYTES = 512 * 1024
+MAX_WEBHOOKS_PER_JOB = 20
+# The years a time a job holds may fall in: every such time can be shown in any zone.
+FIRST_YEAR, LAST_YEAR = 1970, 9000
+YEARS = f"years {FIRST_YEAR} to {LAST_YEAR}"
+# RFC 9110 token characters: what a header name may be made of.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Set by the dispatcher on every request; a webhook may not override them.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+
+
+def in_year_range(moment: datetime) -> bool:
+    """Whether a time falls in the years a job's times may take (FIRST_YEAR to LAST_YEAR)."""
+    return FIRST_YEAR <= moment.year <= LAST_YEAR
+
+
+def checked_utc(moment: datetime | None) -> datetime | None:
+    """A time given with its UTC offset, within the years a job's times may take, in UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValidationFailed("a time needs its UTC offset (for example 2027-01-01T09:00:00Z)")
+    if not in_year_range(moment):
+        raise ValidationFailed(f"{moment.isoformat()} is out of range: {YEARS}")
+    return moment.astimezone(UTC)
+
+
+def checked_timezone(name: str) -> str:
+    """An IANA time zone name."""
+    try:
+        zone(name)
+    except InvalidTimezoneError as exc:
+        raise ValidationFailed(str(exc), "timezone") from exc
+    return name
+
+
+def checked_cron(expression: str) -> CronSchedule:
+    """A cron schedule that parses, its expression's whitespace normalised."""
+    expression = " ".join(expression.split())
+    try:
+        validate_cron(expression)
+    except InvalidCronExpressionError as exc:
+        raise InvalidCron(str(exc)) from exc
+    return CronSchedule(expression=expression)
+
+
+def checked_schedule(schedule: Schedule, timezone: str) -> Schedule:
+    """A schedule that parses in its time zone; cron expressions normalised."""
+    if isinstance(schedule, CronSchedule):
+        return checked_cron(schedule.expression)
+    try:
+        validate_schedule(schedule, timezone)
+    except InvalidScheduleError as exc:
+        raise ValidationFailed(str(exc), "schedule", schedule_kind=kind_of(schedule)) from exc
+    return schedule
+
+
+def checked_task_name(name: str) -> str:
+    """Task names become subject tokens (see shared.worker.task_names)."""
+    try:
+        return check_task_name(name)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), "task") from exc
+
+
+def check_timeout(timeout: float | None, limit: float | None) -> None:
+    """A per-attempt timeout within the operator's limit (None: no limit)."""
+    if timeout is not None and limit is not None and timeout > limit:
+        raise ValidationFailed(
+            f"timeout_seconds may be at most {limit:g} (SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS)", "timeout_seconds"
+        )
+
+
+def checked_url(url: str) -> str:
+    """An absolute http(s) URL with a host, without whitespace or control characters."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValidationFailed("url must not contain whitespace or control characters", "url")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationFailed(f"url is not a valid URL: {exc}", "url") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationFailed(f"url must use http or https, not {parts.scheme or 'no scheme'!r}", "url")
+    if not parts.hostname:
+        raise ValidationFailed("url must name a host", "url")
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError as exc:
+        raise ValidationFailed(f"url host {parts.hostname!r} is not a valid host name", "url") from exc
+    if port == 0:
+        raise ValidationFailed("url port must be between 1 and 65535", "url")
+    return url
+
+
+def checked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Valid header names, values without control characters (tab allowed), nothing the dispatcher sets itself."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValidationFailed(f"header name {name!r} is not a valid HTTP header name", "headers")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValidationFailed(f"header {name!r} is set by the scheduler, not by a webhook", "headers")
+        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+            raise ValidationFailed(f"header {name!r} has a control character in its value", "headers")
+    return headers
+
+
+def check_body(template: str | None, content_type: str) -> None:
+    """A body template that renders for the content type it is sent as."""
+    if template is not None:
+        try:
+            check_template(template, content_type)
+        except TemplateError as exc:
+            raise ValidationFailed(str(exc), "body_template") from None
+
+
+def check_window(state: JobState) -> None:
+    """A firing window that is not empty."""
+    if state.start_at is not None and state.end_at is not None and state.end_at <= state.start_at:
+        raise ValidationFailed("end_at must be after start_at", "end_at")
+
+
+def check_fires(event: JobEvent) -> None:
+    """An enabled job must fire at least once more; a schedule entirely in the past is a mistake."""
+    if event.job.enabled and event.next_run_at is None:
+        if event.job.end_at is not None and event.job.end_at <= event.occurred_at:
+            raise ValidationFailed("end_at is in the past: the job would never fire", "end_at")
+        sets_schedule = isinstance(event, JobCreated) or (isinstance(event, JobUpdated) and "schedule" in event.changed)
+        if sets_schedule and passed_date(event.job, event.occurred_at) is not None:
+            return  # a date already past: the ticker puts its occurrence through the job's misfire policy
+        kind = kind_of(event.job.schedule)
+        detail = "scheduled_time is in the past" if kind == "date" else "the schedule never fires again"
+        raise ValidationFailed(detail, "schedule", schedule_kind=kind)
+
+
+def check_size(event: JobEvent) -> None:
+    """An event (the whole job) that fits in a NATS message with room to spare."""
+    size = len(encode(event))
+    if size > MAX_EVENT_BYTES:
+        raise ValidationFailed(
+            f"the job would take {size} bytes, over the {MAX_EVENT_BYTES} limit: use fewer or smaller webhooks"
+        )
+
+
+def check_runnable(state: JobState) -> None:
+    """For surfaces without webhooks of their own (NEXUS): an active job must have a task or a webhook to run."""
+    if state.enabled and state.task is None and not state.webhooks:
+        raise ValidationFailed(
+            "an active job needs a task_name (or a webhook, added on /webhooks): with neither, every run fails",
+            "task",
+            missing=True,
+        )

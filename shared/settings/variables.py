@@ -1,0 +1,176 @@
+"""Every setting: its environment variable (the field's alias), type, bounds, default and meaning.
+
+The README's Configuration table lists the same variables (a unit test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Variables(BaseSettings):
+    """The declared settings, without behaviour (see shared/settings/model.py)."""
+
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222",
+        validation_alias="NATS_URL",
+        description="NATS with JetStream (comma-separated URLs for a cluster); a password or token in it never prints.",
+    )
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias="DATABASE_URL",
+        description="Postgres for the read models; a password in it never prints.",
+    )
+    namespace: str = Field(
+        "scheduler",
+        validation_alias="SCHEDULER_NAMESPACE",
+        pattern=r"^[a-z][a-z0-9_]{0,30}$",
+        description="Prefix of every stream, subject, consumer, bucket and notification channel: lets several"
+        " installations (or test runs) share one NATS and one Postgres without seeing each other.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        validation_alias="SUPABASE_JWT_SECRET",
+        description="HS256 secret that signs bearer tokens; required in jwt mode. Never printed.",
+    )
+    jwt_audience: str = Field(
+        "authenticated", validation_alias="SCHEDULER_JWT_AUDIENCE", description="The `aud` claim a token must carry."
+    )
+    auth_mode: Literal["jwt", "open"] = Field(
+        "jwt",
+        validation_alias="SCHEDULER_AUTH_MODE",
+        description="`jwt`, or `open` for local use: no tokens, one default account, loopback only.",
+    )
+    api_host: str = Field(
+        "127.0.0.1", validation_alias="SCHEDULER_API_HOST", description="Where `scheduler api` listens."
+    )
+    api_port: Port = Field(
+        8000, validation_alias="SCHEDULER_API_PORT", description="The port `scheduler api` listens on."
+    )
+    stream_replicas: int = Field(
+        1, ge=1, le=5, validation_alias="SCHEDULER_STREAM_REPLICAS", description="JetStream replicas (3 in a cluster)."
+    )
+    duplicate_window_seconds: float = Field(
+        600.0,
+        gt=0,
+        validation_alias="SCHEDULER_DUPLICATE_WINDOW_SECONDS",
+        description="JetStream's duplicate window for repeated publishes; must exceed the longest gap between a"
+        " ticker's watermark saves plus its restart time.",
+    )
+    delivery_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="SCHEDULER_DELIVERY_TIMEOUT_SECONDS",
+        description="The per-attempt timeout of a job that sets none (status timed_out).",
+    )
+    max_delivery_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        validation_alias="SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS",
+        description="The largest timeout_seconds a job may set.",
+    )
+    ack_wait_seconds: float = Field(
+        150.0,
+        gt=0,
+        validation_alias="SCHEDULER_ACK_WAIT_SECONDS",
+        description="The dispatcher consumer's ack wait; above the largest delivery timeout, so a message is never"
+        " redelivered while in flight.",
+    )
+    max_ack_pending: int = Field(
+        4096,
+        gt=0,
+        validation_alias="SCHEDULER_MAX_ACK_PENDING",
+        description="Requested executions unacknowledged across all dispatchers: in flight, waiting by priority, and"
+        " held until their fire time (a lead's worth of occurrences).",
+    )
+    dispatcher_concurrency: int = Field(
+        64,
+        gt=0,
+        validation_alias="SCHEDULER_DISPATCHER_CONCURRENCY",
+        description="Deliveries in flight per dispatcher.",
+    )
+    dispatch_lookahead: int = Field(
+        256,
+        ge=0,
+        validation_alias="SCHEDULER_DISPATCH_LOOKAHEAD",
+        description="Requested executions a dispatcher holds beyond those in flight, run highest priority first. A"
+        " wider window lets priority reorder a deeper backlog; a narrower one spreads a backlog more evenly over"
+        " replicas.",
+    )
+    response_body_limit: int = Field(
+        65536, gt=0, validation_alias="SCHEDULER_RESPONSE_BODY_LIMIT", description="Bytes of a response body kept."
+    )
+    misfire_grace_seconds: float = Field(
+        60.0,
+        ge=0,
+        validation_alias="SCHEDULER_MISFIRE_GRACE_SECONDS",
+        description="The grace of fire_all misfire policies that set none: how old a missed occurrence may be and"
+        " still fire.",
+    )
+    read_your_writes_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias="SCHEDULER_READ_YOUR_WRITES_TIMEOUT_SECONDS",
+        description="How long a command waits for the read model to show its write.",
+    )
+    instance_id: str = Field(
+        "",
+        validation_alias="SCHEDULER_INSTANCE_ID",
+        description="The name this process reports as worker_id and holds leases under; empty: host-pid.",
+    )
+    egress_allow: str = Field(
+        "",
+        validation_alias="SCHEDULER_EGRESS_ALLOW",
+        description="Webhook targets outside the public internet (loopback, private, link-local, ...) allowed anyway:"
+        " comma-separated CIDRs, addresses and host names. Empty: public addresses only (`scheduler dev` allows"
+        " loopback unless this is set, even to empty).",
+    )
+    lease_ttl_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        validation_alias="SCHEDULER_LEASE_TTL_SECONDS",
+        description="How long a dead ticker's partitions (or a dead projector's stream) stay with it before another"
+        " takes them.",
+    )
+    fire_lead_seconds: float = Field(
+        0.5,
+        ge=0,
+        le=10,
+        validation_alias="SCHEDULER_FIRE_LEAD_SECONDS",
+        description="The ticker publishes each occurrence this long before it is due and the dispatcher waits for"
+        " the instant, so occurrences due together leave on time; one paused, deleted or rescheduled inside the"
+        " lead is withdrawn (shared/bus/withdrawals.py). 0: publish at the instant.",
+    )
+    ops_port: Port | None = Field(
+        None,
+        validation_alias="SCHEDULER_OPS_PORT",
+        description="Where each process serves /livez, /readyz and Prometheus /metrics; unset: not served.",
+    )
+    ops_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - probes and scrapes come from outside the pod
+        validation_alias="SCHEDULER_OPS_HOST",
+        description="The address the ops port listens on.",
+    )
+    log_level: str = Field(
+        "info",
+        validation_alias="SCHEDULER_LOG_LEVEL",
+        description="debug, info, warning, error or critical (the CLI's --log-level wins).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias="SCHEDULER_LOG_FORMAT",
+        description="`text` lines, or `json`: one JSON object per line for log pipelines.",
+    )
+    secrets_dir: Path | None = Field(
+        None,
+        validation_alias="SCHEDULER_SECRETS_DIR",
+        description="A directory of files named like these variables (SUPABASE_JWT_SECRET, DATABASE_URL, ...), each"
+        " holding its value, as Kubernetes mounts a Secret; a variable set in the environment wins over its file.",
+    )

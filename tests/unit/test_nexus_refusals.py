@@ -1,0 +1,98 @@
+"""The NEXUS mapping refuses a create body whose schedule fields do not fit its type, and times and zones a job
+may not hold; the error names the field at fault."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from services.api.domain_errors import ValidationFailedError
+from services.api.nexus.mapping import draft_from
+from shared.contracts.schedules import DateSchedule
+from tests.unit.test_nexus_mapping import NOW, create
+
+pytestmark = pytest.mark.unit
+
+
+def refused(field: str) -> pytest.RaisesExc[ValidationFailedError]:
+    return pytest.raises(ValidationFailedError, check=lambda e: e.field == field)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"job_type": "cron"}, "cron_expression"),
+        ({"job_type": "interval"}, "interval_seconds"),
+        ({"job_type": "date"}, "scheduled_time"),
+        ({"job_type": "calendar"}, "calendar_rule"),
+    ],
+)
+def test_the_field_of_the_jobs_type_is_required(fields: dict[str, Any], field: str) -> None:
+    with refused(field) as caught:
+        draft_from(create(**fields), NOW)
+    assert caught.value.missing
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"cron_expression": "* * * * *", "interval_seconds": 5}, "interval_seconds"),
+        ({"cron_expression": "* * * * *", "scheduled_time": "2027-01-01T00:00:00Z"}, "scheduled_time"),
+        ({"cron_expression": "* * * * *", "calendar_rule": "FREQ=DAILY"}, "calendar_rule"),
+        ({"job_type": "interval", "interval_seconds": 5, "cron_expression": "* * * * *"}, "cron_expression"),
+        ({"cron_expression": "* * * * *", "start_time": "2027-01-01T00:00:00Z"}, "start_time"),
+        (
+            {"job_type": "date", "scheduled_time": "2027-01-01T00:00:00Z", "start_time": "2027-01-01T00:00:00Z"},
+            "start_time",
+        ),
+    ],
+)
+def test_a_field_of_another_schedule_kind_is_refused(fields: dict[str, Any], field: str) -> None:
+    with refused(field) as caught:
+        draft_from(create(**fields), NOW)
+    assert not caught.value.missing
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"task_args": [1]},
+        {"task_kwargs": {"a": 1}},
+    ],
+)
+def test_task_arguments_need_a_task_name(fields: dict[str, Any]) -> None:
+    with refused("task_name"):
+        draft_from(create(cron_expression="* * * * *", **fields), NOW)
+
+
+def test_an_unknown_time_zone_is_refused() -> None:
+    with refused("timezone"):
+        draft_from(create(cron_expression="* * * * *", timezone="Mars/Olympus"), NOW)
+
+
+def test_a_calendar_rule_with_an_unknown_field_is_refused() -> None:
+    with refused("calendar_rule"):
+        draft_from(create(job_type="calendar", calendar_rule={"weekday": [1]}), NOW)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"job_type": "date", "scheduled_time": "1969-12-31T23:59:59Z"}, "scheduled_time"),
+        ({"job_type": "date", "scheduled_time": "9001-01-01T00:00:00Z"}, "scheduled_time"),
+        ({"job_type": "date", "scheduled_time": "0001-01-01T00:00:00", "timezone": "Asia/Tokyo"}, "scheduled_time"),
+        ({"job_type": "interval", "interval_seconds": 5, "start_time": "1900-01-01T00:00:00Z"}, "start_time"),
+    ],
+)
+def test_a_time_outside_the_years_a_job_may_hold_is_refused(fields: dict[str, Any], field: str) -> None:
+    with refused(field):
+        draft_from(create(**fields), NOW)
+
+
+def test_the_edges_of_the_years_a_job_may_hold_are_accepted() -> None:
+    for at in ("1970-01-01T00:00:00Z", "9000-12-31T23:59:59Z"):
+        assert draft_from(create(job_type="date", scheduled_time=at), NOW).schedule == DateSchedule(
+            at=datetime.fromisoformat(at)
+        )
