@@ -26,7 +26,7 @@ from bench.replay import run_replay
 from bench.scale import run_scale
 from bench.system import System
 from bench.throughput import run_throughput
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 
 OUT = click.option(
     "--out", type=click.Path(path_type=Path), default=Path("bench/results"), show_default=True, help="Results go here."

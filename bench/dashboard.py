@@ -26,7 +26,7 @@ from bench.replay import wait_projected
 from bench.seed import create_jobs, execution_history, job
 from bench.stats import percentile
 from bench.system import System
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from services.api.ui.session import TOKEN_COOKIE
 
 TARGET_MS = 300.0

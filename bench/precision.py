@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bench.receiver import TimestampingReceiver
 from bench.stats import Precision, precision
 from bench.system import System
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.contracts.executions import occurrence_id
 
 WARMUP_SECONDS = 5

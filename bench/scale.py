@@ -29,7 +29,7 @@ from bench.replay import wait_projected
 from bench.seed import create_jobs, job
 from bench.stats import percentile
 from bench.system import System
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.bus.streams import ticker_bucket
 from shared.contracts.executions import occurrence_id
 from shared.contracts.ticker import HEARTBEAT_KEY, Heartbeat

@@ -186,7 +186,7 @@ def dev(settings: Settings, data_dir: Path, host: str, port: int) -> None:
 @_with_settings
 def token(settings: Settings, accounts: tuple[uuid.UUID, ...], service_role: bool, ttl: int, data_dir: Path) -> None:
     """Mint a bearer token signed with SUPABASE_JWT_SECRET (or the one `scheduler dev` keeps)."""
-    from services.api.auth import mint_token
+    from services.api.core.auth import mint_token
 
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret is not None else None
     kept = data_dir / "jwt_secret"

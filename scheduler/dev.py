@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, missing_embedded, port_free, stop_leftover
 from scheduler.endpoints import DevEndpoints, alive, forget, record, recorded
 from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.settings import Settings, redacted_url
 
 log = logging.getLogger(__name__)

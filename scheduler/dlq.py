@@ -10,8 +10,8 @@ from uuid import UUID
 
 import click
 
-from services.api.dead_letters import Redriver, RedriveReport, Selection, list_dead_letters
-from services.api.schemas import ExecutionOut
+from services.api.core.dead_letters import Redriver, RedriveReport, Selection, list_dead_letters
+from services.api.core.execution_queries import ExecutionRecord
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import publish_requested
 from shared.bus.job_store import NatsJobEventStore
@@ -32,7 +32,9 @@ def selected(
     return scope, Selection(execution_ids=executions, job_id=job, since=since)
 
 
-async def listed(settings: Settings, scope: Scope, selection: Selection, limit: int) -> tuple[list[ExecutionOut], int]:
+async def listed(
+    settings: Settings, scope: Scope, selection: Selection, limit: int
+) -> tuple[list[ExecutionRecord], int]:
     pool = await create_pool(settings.database_url)
     try:
         return await list_dead_letters(pool, scope, selection, skip=0, limit=limit)
@@ -54,7 +56,7 @@ async def redriven(settings: Settings, scope: Scope, selection: Selection) -> Re
         await pool.close()
 
 
-def print_listing(items: list[ExecutionOut], total: int) -> None:
+def print_listing(items: list[ExecutionRecord], total: int) -> None:
     click.echo(f"{total} dead letter(s){'' if total <= len(items) else f', showing {len(items)}'}")
     for e in items:
         when = e.dead_lettered_at.isoformat() if e.dead_lettered_at else "-"

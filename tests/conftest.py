@@ -10,7 +10,7 @@ import asyncpg
 import hypothesis
 import pytest
 
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.settings import Settings, load_settings
 from tests.receiver import Receiver
 from tests.servers import nats_server, postgres_server, with_database

@@ -5,37 +5,37 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 import nats.errors
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from services.api.auth import Authenticator
-from services.api.dead_letters import Redriver
-from services.api.dependencies import Resources, authenticate_first, provide_principal, provide_resources
-from services.api.docs_pages import docs_assets, docs_pages
-from services.api.error_responses import exception_handlers, nexus_exception_handlers
+from services.api.core.auth import Authenticator
+from services.api.core.dead_letters import Redriver
+from services.api.core.live_feed import LiveFeed
+from services.api.core.projection_wait import ProjectionWait, ProjectionWatcher
+from services.api.core.run_now import RunNow
+from services.api.http.dependencies import ApiRuntime, ApiServices, authenticate_first, dependencies, runtime_of
+from services.api.http.docs_pages import docs_assets, docs_pages
+from services.api.http.error_responses import PrimaryErrors, exception_handlers
+from services.api.http.openapi_docs import BEARER_SCHEME
+from services.api.http.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
 from services.api.job_commands import JobCommands
+from services.api.nexus.errors import NexusErrors
 from services.api.nexus.routes_cron import NexusCronController
 from services.api.nexus.routes_jobs import NexusJobController
-from services.api.openapi_docs import BEARER_SCHEME
-from services.api.projection_wait import ProjectionWatcher
-from services.api.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
-from services.api.routes_asyncapi import asyncapi_json
-from services.api.routes_dead_letters import DeadLetterController
-from services.api.routes_health import health, health_detailed
-from services.api.routes_jobs import JobController
-from services.api.routes_metrics import metrics_endpoint
-from services.api.routes_signing import SigningSecretController
-from services.api.routes_webhooks import WebhookController
-from services.api.run_now import RunNow
+from services.api.ops.routes_asyncapi import asyncapi_json
+from services.api.ops.routes_health import health, health_detailed
+from services.api.ops.routes_metrics import metrics_endpoint
+from services.api.rest.routes_dead_letters import DeadLetterController
+from services.api.rest.routes_jobs import JobController
+from services.api.rest.routes_signing import SigningSecretController
+from services.api.rest.routes_webhooks import WebhookController
 from services.api.ui.errors import dashboard_or
-from services.api.ui.live_feed import LiveFeed
 from services.api.ui.router import root_to_dashboard, ui_router
 from services.api.ui.templating import template_config
 from shared.bus.connection import connect, disconnect
@@ -75,50 +75,68 @@ def check_open_mode_binding(settings: Settings) -> None:
 
 async def stop_live_updates(app: Litestar) -> None:
     """End the dashboard's open event streams, so the server's graceful stop does not wait on them."""
-    live = app.state.resources.live
-    if live is not None:
-        await live.close()
+    services = runtime_of(app.state).started
+    if services is not None:
+        await services.live.close()
 
 
-def create_app(settings: Settings) -> Litestar:
-    check_open_mode_binding(settings)
+@asynccontextmanager
+async def connected(settings: Settings, authenticator: Authenticator) -> AsyncIterator[ApiServices]:
+    """The api's services, connected; closed again (what was opened, in reverse) when the context ends."""
     names = Names(settings.namespace)
-    resources = Resources(settings=settings, names=names, authenticator=Authenticator(settings))
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        resources.nc = await connect(settings.nats_url, "api")
-        js = resources.nc.jetstream()
+    async with AsyncExitStack() as stack:
+        nc = await connect(settings.nats_url, "api")
+        stack.push_async_callback(disconnect, nc)
+        js = nc.jetstream()
         await ensure_streams(js, settings)
-        resources.ticker_kv = await ticker_bucket(js, settings)
+        ticker_kv = await ticker_bucket(js, settings)
         # A query that gets no answer (a stalled database) ends in a 503, not a request that hangs.
-        resources.pool = await create_pool(settings.database_url, command_timeout=QUERY_TIMEOUT_SECONDS)
-        resources.watcher = ProjectionWatcher(settings.database_url, names.projection_channel)
-        await resources.watcher.start()
-        nc = resources.nc
+        pool = await create_pool(settings.database_url, command_timeout=QUERY_TIMEOUT_SECONDS)
+        stack.push_async_callback(pool.close)
+        watcher = ProjectionWatcher(settings.database_url, names.projection_channel)
+        stack.push_async_callback(watcher.close)
+        await watcher.start()
         store = NatsJobEventStore(js, names, connected=lambda: nc.is_connected)
-        resources.commands = JobCommands(
-            store, max_timeout_seconds=settings.max_delivery_timeout_seconds, egress=settings.egress_policy
-        )
 
         async def publish(event: ExecutionRequested) -> int:
             if not nc.is_connected:
                 raise nats.errors.ConnectionReconnectingError
             return await publish_requested(js, names, event)
 
-        resources.run_now = RunNow(store, publish)
-        resources.redriver = Redriver(resources.pool, js, names, store, publish)
-        resources.signing = SigningSecretStore(await signing_bucket(js, settings))
-        resources.live = LiveFeed(js, names, resources.watcher)
-        try:
-            yield
-        finally:
-            await resources.live.close()
-            await resources.watcher.close()
-            await resources.pool.close()
-            await disconnect(resources.nc)
+        live = LiveFeed(js, names, watcher)
+        stack.push_async_callback(live.close)
+        yield ApiServices(
+            settings=settings,
+            authenticator=authenticator,
+            nc=nc,
+            pool=pool,
+            projection=ProjectionWait(watcher, names, settings.read_your_writes_timeout_seconds),
+            commands=JobCommands(
+                store, max_timeout_seconds=settings.max_delivery_timeout_seconds, egress=settings.egress_policy
+            ),
+            ticker_kv=ticker_kv,
+            run_now=RunNow(store, publish),
+            redriver=Redriver(pool, js, names, store, publish),
+            signing=SigningSecretStore(await signing_bucket(js, settings)),
+            live=live,
+        )
 
-    handlers = exception_handlers()
+
+def create_app(settings: Settings) -> Litestar:
+    """The api, unconnected: its lifespan connects it when the server starts."""
+    check_open_mode_binding(settings)
+    runtime = ApiRuntime(settings)
+    authenticator = Authenticator(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with connected(settings, authenticator) as services:
+            runtime.serve(services)
+            yield
+
+    state = State()
+    runtime.into(state)
+    handlers = exception_handlers(PrimaryErrors())
     handlers[NotFoundException] = dashboard_or(handlers[HTTPException])
     return Litestar(
         route_handlers=[
@@ -133,7 +151,7 @@ def create_app(settings: Settings) -> Litestar:
             Router(
                 path="/api/v1",
                 route_handlers=[NexusJobController, NexusCronController],
-                exception_handlers=nexus_exception_handlers(),
+                exception_handlers=exception_handlers(NexusErrors()),
                 request_class=JsonBodyRequest,
             ),
             ui_router(settings),
@@ -148,10 +166,10 @@ def create_app(settings: Settings) -> Litestar:
         # The process's logging is set up once (shared/observability/logs.py, text or JSON); Litestar's default
         # config would replace the root handler with its own text format.
         logging_config=None,
-        dependencies={"principal": Provide(provide_principal), "res": Provide(provide_resources)},
+        dependencies=dependencies(),
         exception_handlers=handlers,
         lifespan=[lifespan],
-        state=State({"resources": resources}),
+        state=state,
         openapi_config=OpenAPIConfig(
             title="Scheduler",
             version="0.1.0",

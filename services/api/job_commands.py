@@ -13,7 +13,7 @@ from uuid import UUID
 
 from yarl import URL
 
-from services.api.auth import Principal
+from services.api.core.auth import Principal
 from services.api.domain_errors import (
     ConflictError,
     JobNotFoundError,

@@ -20,7 +20,7 @@ import nats
 import pytest
 
 from scheduler.embedded import free_port
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.bus.heartbeat import latest_heartbeat
 from shared.contracts.subjects import Names
 from tests.conftest import JWT_SECRET

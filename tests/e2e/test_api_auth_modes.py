@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from services.api.auth import OPEN_MODE_ACCOUNT
+from services.api.core.auth import OPEN_MODE_ACCOUNT
 from shared.settings import Settings
 from tests.e2e.harness import SCHEDULER, api_client, running
 from tests.e2e.test_api_jobs import assert_error, create

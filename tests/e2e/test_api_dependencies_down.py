@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
+import nats.errors
 import pytest
 
 from scheduler.embedded import EmbeddedNats
@@ -175,3 +176,57 @@ async def test_a_write_that_keeps_losing_the_race_is_409_and_loses_nothing(
             return got if got["name"] == competitors[-1] else None
 
         await eventually(last_competitor, timeout=20, what="the last competing write in the read model")
+
+
+async def _nexus_number(api: Api, job_uuid: str) -> int:
+    status, jobs = await call(api, "GET", "/api/v1/jobs/?limit=1000")
+    assert status == 200, jobs
+    assert isinstance(jobs, list)
+    return next(int(j["id"]) for j in jobs if j["uuid"] == job_uuid)
+
+
+async def test_an_event_store_that_does_not_answer_in_time_is_503_on_each_surface_in_its_shape(
+    settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NATS timeout: the change may still be applied, and both API surfaces say so (NEXUS once answered it in the
+    other surface's shape)."""
+    async with running(settings, ["api", "projector"]), api_client(settings.api_port, auth_headers) as api:
+        job = await create(api, account_id)
+        number = await _nexus_number(api, job["id"])
+
+        async def times_out(self: NatsJobEventStore, event: JobEvent, expected_sequence: int) -> int:
+            raise nats.errors.TimeoutError
+
+        monkeypatch.setattr(NatsJobEventStore, "append", times_out)
+        status, error = await call(api, "PUT", f"/api/jobs/{job['id']}", json={"name": "renamed"})
+        assert_error(status, error, 503, "SERVICE_UNAVAILABLE")
+        assert isinstance(error, dict)
+        assert error["detail"].startswith("the event store did not answer in time; if this was a change it may")
+        status, error = await call(api, "PUT", f"/api/v1/jobs/{number}", json={"name": "renamed"})
+        assert status == 503, error
+        assert isinstance(error, dict)
+        assert set(error) == {"detail"}, error
+        assert error["detail"].startswith("The event store did not answer in time; if this was a change it may")
+
+
+async def test_a_connection_error_on_the_way_to_the_event_store_is_not_called_a_database_error(
+    settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare OSError (a reset connection) met while appending to the event log names the event store, on both
+    surfaces, while the database still answers."""
+    async with running(settings, ["api", "projector"]), api_client(settings.api_port, auth_headers) as api:
+        job = await create(api, account_id)
+        number = await _nexus_number(api, job["id"])
+
+        async def reset(self: NatsJobEventStore, event: JobEvent, expected_sequence: int) -> int:
+            raise ConnectionResetError("connection reset by peer")
+
+        monkeypatch.setattr(NatsJobEventStore, "append", reset)
+        status, error = await call(api, "PATCH", f"/api/jobs/{job['id']}/disable")
+        assert_error(status, error, 503, "SERVICE_UNAVAILABLE")
+        assert isinstance(error, dict)
+        assert error["detail"] == "the event store is unavailable, try again shortly"
+        status, error = await call(api, "POST", f"/api/v1/jobs/{number}/pause")
+        assert (status, error) == (503, {"detail": "The event store is unavailable, try again shortly"})
+        status, got = await call(api, "GET", f"/api/jobs/{job['id']}")
+        assert (status, got) == (200, job)

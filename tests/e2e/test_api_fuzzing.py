@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from scheduler.runner import run_services
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.settings import Settings
 from tests.conftest import JWT_SECRET
 

@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from scheduler.embedded import EmbeddedNats
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from services.projector.replay import replay
 from services.ticker import partitions
 from services.ticker.service import Ticker

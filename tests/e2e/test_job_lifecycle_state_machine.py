@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from services.api.auth import mint_token
+from services.api.core.auth import mint_token
 from shared.bus.job_store import NatsJobEventStore
 from shared.contracts.jobs import JobDeleted
 from shared.contracts.subjects import Names

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import jwt
 import pytest
 
-from services.api.auth import Authenticator
+from services.api.core.auth import Authenticator
 from shared.settings import load_settings
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ from typing import get_args
 
 import pytest
 
-from services.api.schemas import ExecutionStatus
+from services.api.core.fields import ExecutionStatus
 from services.api.ui.queries import OUTCOMES
 
 pytestmark = pytest.mark.unit

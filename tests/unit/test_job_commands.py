@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.api.auth import Principal
+from services.api.core.auth import Principal
 from services.api.domain_errors import (
     ConflictError,
     ForbiddenError,

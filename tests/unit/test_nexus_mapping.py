@@ -14,9 +14,9 @@ import asyncpg
 import msgspec
 import pytest
 
+from services.api.core.fields import MisfirePolicyBody
 from services.api.nexus.mapping import draft_from, nexus_job, schedule_of, whole
 from services.api.nexus.schemas import NexusJob, NexusJobCreate
-from services.api.schemas import MisfirePolicyBody
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import CalendarRule, CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule
 

@@ -1,4 +1,4 @@
-"""The depth of a JSON text, counted on the raw bytes before any decoder runs (services/api/request_bodies.py)."""
+"""The depth of a JSON text, counted on the raw bytes before any decoder runs (services/api/http/request_bodies.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.api.request_bodies import MAX_JSON_DEPTH, BodyTooDeepError, check_depth, json_depth
+from services.api.http.request_bodies import MAX_JSON_DEPTH, BodyTooDeepError, check_depth, json_depth
 
 pytestmark = pytest.mark.unit
 

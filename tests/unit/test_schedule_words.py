@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.api.schedule_words import describe_schedule, next_fire_times
+from services.api.core.schedule_words import describe_schedule, next_fire_times
 from shared.contracts.schedules import CalendarRule, CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule
 
 pytestmark = pytest.mark.unit

@@ -10,12 +10,11 @@ import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from services.api.core.fields import MisfirePolicyBody, misfire_policy_body, misfire_policy_of
 from services.api.domain_errors import ValidationFailedError
 from services.api.error_fields import SCHEDULE_FIELDS
 from services.api.job_validation import checked_timezone
 from services.api.nexus.schemas import CalendarInput, NexusJob, NexusJobCreate, NexusJobUpdate
-from services.api.read_models import misfire_policy_body, misfire_policy_of
-from services.api.schemas import MisfirePolicyBody
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import (
     CalendarRule,

@@ -1,40 +1,21 @@
-"""Queries of the NEXUS surface, answered from the same read models as the other surface."""
+"""The NEXUS surface's reads: the core's job and execution records as this surface shows them, and its stats."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
-from services.api.nexus.mapping import nexus_job
+from services.api.core.execution_queries import ExecutionRecord
+from services.api.core.fields import misfire_policy_body
+from services.api.core.job_queries import JobRecord
+from services.api.core.stats import account_scope, counter_totals
+from services.api.nexus.mapping import whole
 from services.api.nexus.schemas import ExecutionState, NexusExecution, NexusJob, StatsOverview
-from services.api.read_models import NEXT_RUN_AT, account_scope, counter_totals
-
-# A job's status follows its executions: running while one runs; once its schedule has no more runs, running until
-# its last scheduled execution ends, then completed or failed by that execution; paused while disabled; pending
-# otherwise.
-_STATUS = f"""
-CASE
-    WHEN NOT j.enabled THEN 'paused'
-    WHEN EXISTS (SELECT 1 FROM executions e WHERE e.job_id = j.id AND e.status = 'running') THEN 'running'
-    WHEN ({NEXT_RUN_AT}) IS NULL AND r.last_run_at IS NOT NULL THEN
-        CASE (
-            SELECT e.status FROM executions e WHERE e.job_id = j.id AND NOT e.manual
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1
-        )
-            WHEN 'failure' THEN 'failed' WHEN 'timed_out' THEN 'failed' WHEN 'dead_letter' THEN 'failed'
-            WHEN 'queued' THEN 'running' ELSE 'completed' END
-    ELSE 'pending'
-END"""
-NEXUS_JOB_SELECT = f"""
-SELECT j.id, j.account_id, j.number, j.name, j.description, j.schedule, j.timezone, j.enabled, j.task, j.retry,
-    j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at,
-    j.priority, j.tags, j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at,
-    {NEXT_RUN_AT} AS next_run_at, {_STATUS} AS status
-FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"""
+from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule, kind_of
 
 _EXECUTION_STATES: dict[str, ExecutionState] = {
     "queued": "pending",
@@ -54,104 +35,68 @@ def whole_seconds(ms: int | None) -> int | None:
     return None if ms is None else (ms + 500) // 1000
 
 
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """The jobs list's search: a name fragment, tags (all of them), a schedule type, enabled or paused."""
-
-    text: str = ""
-    tags: tuple[str, ...] = ()
-    kind: str | None = None
-    enabled: bool | None = None
-
-    def where(self, accounts: frozenset[UUID] | None, args: list[Any]) -> str:
-        conditions = [account_scope(accounts, args, "j.account_id")]
-        if self.text:
-            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{escaped}%")
-            conditions.append(f"j.name ILIKE ${len(args)}")
-        if self.tags:
-            args.append(list(self.tags))
-            conditions.append(f"j.tags @> ${len(args)}::text[]")
-        if self.kind is not None:
-            args.append(self.kind)
-            conditions.append(f"j.kind = ${len(args)}")
-        if self.enabled is not None:
-            args.append(self.enabled)
-            conditions.append(f"j.enabled = ${len(args)}")
-        return " AND ".join(conditions)
-
-
-async def job_by_number(pool: asyncpg.Pool, number: int) -> tuple[NexusJob, UUID] | None:
-    """The job and its account."""
-    row = await pool.fetchrow(f"{NEXUS_JOB_SELECT} WHERE j.number = $1", number)
-    return None if row is None else (nexus_job(row), row["account_id"])
-
-
-async def job_ref(pool: asyncpg.Pool, number: int) -> tuple[UUID, UUID] | None:
-    """The job's id and account, for routes that act on a job without showing it."""
-    row = await pool.fetchrow("SELECT id, account_id FROM jobs WHERE number = $1", number)
-    return None if row is None else (row["id"], row["account_id"])
-
-
-async def job_by_id(pool: asyncpg.Pool, job_id: UUID) -> tuple[NexusJob, UUID] | None:
-    """The job and its account."""
-    row = await pool.fetchrow(f"{NEXUS_JOB_SELECT} WHERE j.id = $1", job_id)
-    return None if row is None else (nexus_job(row), row["account_id"])
-
-
-async def list_jobs(
-    pool: asyncpg.Pool,
-    accounts: frozenset[UUID] | None,
-    *,
-    skip: int,
-    limit: int,
-    is_active: bool | None,
-    job_type: str | None,
-    tags: list[str],
-) -> list[NexusJob]:
-    """Newest first; a job must carry every tag asked for."""
-    args: list[Any] = []
-    where = JobFilter(tags=tuple(tags), kind=job_type, enabled=is_active).where(accounts, args)
-    args += [skip, limit]
-    rows = await pool.fetch(
-        f"{NEXUS_JOB_SELECT} WHERE {where} ORDER BY j.created_at DESC, j.id OFFSET ${len(args) - 1} LIMIT ${len(args)}",
-        *args,
+def nexus_job(job: JobRecord) -> NexusJob:
+    """A job of the read model (read with its status) as this surface shows it."""
+    schedule, task, retry = job.schedule, job.task, job.retry
+    calendar: dict[str, Any] | str | None = None
+    if isinstance(schedule, CalendarSchedule):
+        calendar = schedule.rrule if schedule.rrule is not None else msgspec.to_builtins(schedule.rule)
+    return NexusJob(
+        id=job.number,
+        uuid=str(job.id),
+        name=job.name,
+        description=job.description,
+        job_type=kind_of(schedule),  # type: ignore[arg-type]
+        cron_expression=schedule.expression if isinstance(schedule, CronSchedule) else None,
+        interval_seconds=whole(schedule.every_seconds) if isinstance(schedule, IntervalSchedule) else None,
+        interval_anchor=schedule.anchor if isinstance(schedule, IntervalSchedule) else None,
+        scheduled_time=schedule.at if isinstance(schedule, DateSchedule) else None,
+        calendar_rule=calendar,
+        task_name=task.name if task else None,
+        task_args=list(task.args) if task else [],
+        task_kwargs=task.kwargs if task else {},
+        timezone=job.timezone,
+        is_active=job.enabled,
+        status=job.status or "pending",
+        max_retries=retry.max_attempts - 1,
+        retry_delay=whole(retry.base_delay_seconds),
+        retry_backoff=retry.backoff != "fixed",
+        priority=job.priority,
+        misfire_policy=misfire_policy_body(job.misfire),
+        overlap_policy=job.overlap,
+        jitter_seconds=whole(job.jitter_seconds),
+        start_at=job.start_at,
+        end_at=job.end_at,
+        tags=list(job.tags),
+        metadata=job.metadata,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        last_run_at=job.last_run_at,
+        next_run_at=job.next_run_at,
+        created_by=job.created_by,
     )
-    return [nexus_job(r) for r in rows]
 
 
-async def list_executions(
-    pool: asyncpg.Pool, job_id: UUID, job_number: int, *, skip: int, limit: int
-) -> list[NexusExecution]:
-    rows = await pool.fetch(
-        "SELECT number, id, status, nominal_time, started_at, finished_at, duration_ms, result, error, traceback,"
-        " attempt, worker_id, created_at FROM executions WHERE job_id = $1 AND number IS NOT NULL"
-        " ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3",
-        job_id,
-        skip,
-        limit,
+def nexus_execution(execution: ExecutionRecord, number: int, job_number: int) -> NexusExecution:
+    """An execution with its stream `number`, of the job numbered `job_number`."""
+    return NexusExecution(
+        id=number,
+        job_id=job_number,
+        task_id=str(execution.id),
+        status=_EXECUTION_STATES.get(execution.status, "failed"),
+        raw_status=execution.status,
+        scheduled_at=execution.nominal_time,
+        started_at=execution.started_at,
+        completed_at=execution.finished_at,
+        duration_seconds=whole_seconds(execution.duration_ms),
+        result=execution.result,
+        error_message=execution.error,
+        traceback=execution.traceback,
+        attempt_number=execution.attempt,
+        is_retry=execution.attempt > 1,
+        worker_name=execution.worker_id,
+        created_at=execution.created_at,
     )
-    return [
-        NexusExecution(
-            id=r["number"],
-            job_id=job_number,
-            task_id=str(r["id"]),
-            status=_EXECUTION_STATES.get(r["status"], "failed"),
-            raw_status=r["status"],
-            scheduled_at=r["nominal_time"],
-            started_at=r["started_at"],
-            completed_at=r["finished_at"],
-            duration_seconds=whole_seconds(r["duration_ms"]),
-            result=r["result"],
-            error_message=r["error"],
-            traceback=r["traceback"],
-            attempt_number=r["attempt"],
-            is_retry=r["attempt"] > 1,
-            worker_name=r["worker_id"],
-            created_at=r["created_at"],
-        )
-        for r in rows
-    ]
 
 
 async def stats_overview(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: datetime) -> StatsOverview:

@@ -9,9 +9,9 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import Body
 
+from services.api.core.schedule_words import describe
+from services.api.http.openapi_docs import BODY, nexus_error_responses
 from services.api.nexus.schemas import CronPreset, CronValidateRequest, CronValidation
-from services.api.openapi_docs import BODY, nexus_error_responses
-from services.api.schedule_words import describe
 from shared.contracts.schedules import CronSchedule
 from shared.schedule.errors import InvalidScheduleError
 from shared.schedule.occurrences import next_after, validate_cron

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, Request, delete, get, post, put
-from litestar.datastructures import State
+import asyncpg
+from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection, bearer_principal, provide_principal
-from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
-from services.api.nexus.mapping import changes_from, draft_from
-from services.api.nexus.read_models import (
-    job_by_id,
-    job_by_number,
-    job_ref,
-    list_executions,
-    list_jobs,
-    stats_overview,
+from services.api.core.auth import Principal
+from services.api.core.execution_queries import list_executions
+from services.api.core.job_queries import JobFilter, list_jobs
+from services.api.core.projection_wait import ProjectionWait
+from services.api.core.run_now import RunNow
+from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
+from services.api.job_commands import JobCommands
+from services.api.nexus.access import (
+    account_of,
+    fresh_job,
+    job_id_of,
+    job_number,
+    nexus_job_of,
+    provide_nexus_principal,
 )
+from services.api.nexus.mapping import changes_from, draft_from
+from services.api.nexus.read_models import nexus_execution, nexus_job, stats_overview
 from services.api.nexus.schemas import (
     ExecuteAccepted,
     ExecuteRequest,
@@ -35,7 +39,6 @@ from services.api.nexus.schemas import (
     NexusJobUpdate,
     StatsOverview,
 )
-from services.api.openapi_docs import BEARER, BODY, nexus_error_responses
 
 MAX_LIMIT = 1000
 MAX_EXECUTIONS_LIMIT = 500
@@ -51,73 +54,18 @@ AccountHeader = Annotated[
 ]
 
 
-def _number(raw: str) -> int:
-    try:
-        number = int(raw)
-    except ValueError:
-        raise ValidationFailedError("value is not a valid integer", field="job_id", location="path") from None
-    if not 1 <= number < 2**63:
-        raise JobNotFoundError(f"job {number} not found")
-    return number
-
-
-@bearer_principal
-async def provide_nexus_principal(request: Request[object, object, State]) -> Principal:
-    """The caller, narrowed to the account X-Account-Id names (403 when the token does not hold it), on every route:
-    lists and counts show that account only, and a job of another account is refused."""
-    principal = await provide_principal(request)
-    header = request.headers.get("x-account-id")
-    if header is None:
-        return principal
-    try:
-        account = UUID(header)
-    except ValueError:
-        raise ValidationFailedError("not a valid UUID", field="X-Account-Id", location="header") from None
-    principal.check_account(account)
-    return dataclasses.replace(principal, accounts=frozenset({account}))
-
-
-def _account(principal: Principal, header: str | None) -> UUID:
-    """The account of a new job: the token's only account, or the one X-Account-Id names (the principal is
-    already narrowed to it)."""
-    if header is not None:
-        return UUID(header)
-    if principal.accounts is not None and len(principal.accounts) == 1:
-        return next(iter(principal.accounts))
-    if principal.accounts == frozenset():
-        raise ForbiddenError("the token gives access to no account")
-    raise ValidationFailedError(
-        "the token may act on several accounts: name one in X-Account-Id", field="X-Account-Id", location="header"
-    )
-
-
-async def _job_id(res: Resources, principal: Principal, raw_id: str) -> UUID:
-    """The id of the job numbered `raw_id`, if the caller may act on it (without reading the whole job)."""
-    assert res.pool is not None
-    found = await job_ref(res.pool, _number(raw_id))
-    if found is None:
-        raise JobNotFoundError(f"job {raw_id} not found")
-    job_id, account_id = found
-    principal.check_account(account_id)
-    return job_id
-
-
-async def _job(res: Resources, principal: Principal, raw_id: str) -> NexusJob:
-    assert res.pool is not None
-    found = await job_by_number(res.pool, _number(raw_id))
-    if found is None:
-        raise JobNotFoundError(f"job {raw_id} not found")
-    job, account_id = found
-    principal.check_account(account_id)
-    return job
-
-
-async def _fresh(res: Resources, job_id: UUID) -> NexusJob:
-    assert res.pool is not None
-    found = await job_by_id(res.pool, job_id)
-    if found is None:
-        raise JobNotFoundError(f"job {job_id} not found")
-    return found[0]
+async def _set_active(
+    commands: JobCommands,
+    pool: asyncpg.Pool,
+    projection: ProjectionWait,
+    principal: Principal,
+    job_id: str,
+    *,
+    active: bool,
+) -> None:
+    target = await job_id_of(pool, principal, job_id)
+    appended = await commands.set_enabled(principal, target, active, require_target=True)
+    await projection.job_event(appended.sequence)
 
 
 JOB_ERRORS = nexus_error_responses(401, 403, 404, 409, 503)
@@ -135,48 +83,47 @@ class NexusJobController(Controller):
         self,
         data: Annotated[NexusJobCreate, Body()],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
         account: AccountHeader = None,
     ) -> NexusJob:
-        assert res.commands is not None
         draft = draft_from(data, datetime.now(UTC))
-        appended = await res.commands.create_job(
-            principal, account_id=_account(principal, account), draft=draft, require_target=True
+        appended = await commands.create_job(
+            principal, account_id=account_of(principal, account), draft=draft, require_target=True
         )
-        await await_projection(res, appended.sequence)
-        return await _fresh(res, appended.event.job_id)
+        await projection.job_event(appended.sequence)
+        return await fresh_job(pool, appended.event.job_id)
 
     @get("/", summary="List jobs, newest first", responses=nexus_error_responses(401, 503))
     async def index(
         self,
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
         skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
         is_active: Annotated[bool | None, QueryParameter()] = None,
         job_type: Annotated[JobKind | None, QueryParameter()] = None,
         tags: Annotated[str | None, QueryParameter(description="Comma-separated; a job must have all")] = None,
     ) -> list[NexusJob]:
-        assert res.pool is not None
-        wanted = [t.strip() for t in (tags or "").split(",") if t.strip()]
-        return await list_jobs(
-            res.pool, principal.accounts, skip=skip, limit=limit, is_active=is_active, job_type=job_type, tags=wanted
-        )
+        wanted = tuple(t.strip() for t in (tags or "").split(",") if t.strip())
+        found = JobFilter(tags=wanted, kind=job_type, enabled=is_active)
+        jobs = await list_jobs(pool, principal.accounts, found, skip=skip, limit=limit, status=True)
+        return [nexus_job(j) for j in jobs]
 
     @get(
         "/stats/overview",
         summary="Counts over the caller's jobs and executions",
         responses=nexus_error_responses(401, 503),
     )
-    async def stats(self, principal: NamedDependency[Principal], res: NamedDependency[Resources]) -> StatsOverview:
-        assert res.pool is not None
-        return await stats_overview(res.pool, principal.accounts, datetime.now(UTC))
+    async def stats(self, principal: NamedDependency[Principal], pool: NamedDependency[asyncpg.Pool]) -> StatsOverview:
+        return await stats_overview(pool, principal.accounts, datetime.now(UTC))
 
     @get("/{job_id:str}", summary="Get a job", responses=JOB_ERRORS)
     async def read(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self, job_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[asyncpg.Pool]
     ) -> NexusJob:
-        return await _job(res, principal, job_id)
+        return await nexus_job_of(pool, principal, job_id)
 
     @put("/{job_id:str}", summary="Update a job", responses=JOB_BODY_ERRORS)
     async def update(
@@ -184,22 +131,27 @@ class NexusJobController(Controller):
         job_id: FromPath[str],
         data: Annotated[NexusJobUpdate, Body()],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> NexusJob:
-        assert res.commands is not None
-        current = await _job(res, principal, job_id)
+        current = await nexus_job_of(pool, principal, job_id)
         changes = changes_from(data, current, datetime.now(UTC))
-        appended = await res.commands.update_job(principal, UUID(current.uuid), changes, require_target=True)
-        await await_projection(res, appended.sequence)
-        return await _fresh(res, UUID(current.uuid))
+        appended = await commands.update_job(principal, UUID(current.uuid), changes, require_target=True)
+        await projection.job_event(appended.sequence)
+        return await fresh_job(pool, UUID(current.uuid))
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a job", responses=JOB_ERRORS)
     async def remove(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> None:
-        assert res.commands is not None
-        appended = await res.commands.delete_job(principal, await _job_id(res, principal, job_id))
-        await await_projection(res, appended.sequence)
+        appended = await commands.delete_job(principal, await job_id_of(pool, principal, job_id))
+        await projection.job_event(appended.sequence)
 
     @post(
         "/{job_id:str}/execute",
@@ -211,23 +163,29 @@ class NexusJobController(Controller):
         self,
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
+        run_now: NamedDependency[RunNow],
+        projection: NamedDependency[ProjectionWait],
         data: Annotated[ExecuteRequest | None, Body()] = None,
     ) -> ExecuteAccepted:
-        assert res.run_now is not None and res.watcher is not None
-        target = await _job_id(res, principal, job_id)
+        target = await job_id_of(pool, principal, job_id)
         overrides = data or ExecuteRequest()
-        requests, sequence = await res.run_now.run(
+        requests, sequence = await run_now.run(
             principal, target, args=overrides.task_args, kwargs=overrides.task_kwargs
         )
-        await await_projection(res, sequence, res.names.executions_stream)
+        await projection.execution_event(sequence)
         return ExecuteAccepted(message="Job execution started", task_id=str(requests[0].execution_id))
 
     @post("/{job_id:str}/pause", status_code=200, summary="Pause a job", responses=JOB_ERRORS)
     async def pause(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> Message:
-        await self._set_active(res, principal, job_id, active=False)
+        await _set_active(commands, pool, projection, principal, job_id, active=False)
         return Message(message="Job paused")
 
     @post(
@@ -237,27 +195,26 @@ class NexusJobController(Controller):
         responses=JOB_ERRORS,
     )
     async def resume(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> Message:
-        await self._set_active(res, principal, job_id, active=True)
+        await _set_active(commands, pool, projection, principal, job_id, active=True)
         return Message(message="Job resumed")
-
-    @staticmethod
-    async def _set_active(res: Resources, principal: Principal, job_id: str, *, active: bool) -> None:
-        assert res.commands is not None
-        target = await _job_id(res, principal, job_id)
-        appended = await res.commands.set_enabled(principal, target, active, require_target=True)
-        await await_projection(res, appended.sequence)
 
     @get("/{job_id:str}/executions", summary="Executions of a job, newest first", responses=JOB_ERRORS)
     async def executions(
         self,
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
         skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_EXECUTIONS_LIMIT)] = 50,
     ) -> list[NexusExecution]:
-        assert res.pool is not None
-        number = _number(job_id)
-        return await list_executions(res.pool, await _job_id(res, principal, job_id), number, skip=skip, limit=limit)
+        number = job_number(job_id)
+        target = await job_id_of(pool, principal, job_id)
+        executions = await list_executions(pool, target, skip=skip, limit=limit, numbered=True)
+        return [nexus_execution(e, e.number, number) for e in executions if e.number is not None]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from services.api.schemas import NO_NUL, JitterSeconds, MisfirePolicyBody, Name, Overlap, TimeZone
+from services.api.core.fields import NO_NUL, JitterSeconds, MisfirePolicyBody, Name, Overlap, TimeZone
 
 JobKind = Literal["cron", "interval", "date", "calendar"]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled", "paused"]

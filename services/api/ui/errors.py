@@ -8,14 +8,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-import asyncpg
-import nats.errors
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
 from litestar.response import Redirect, Template
 
-from services.api.domain_errors import SchedulerApiError
-from services.api.error_responses import status_of
+from services.api.core.errors import ErrorAnswer, sentence
+from services.api.http.error_responses import Handlers, exception_handlers
 from services.api.ui.session import UI_PATH, SignInRequiredError
 
 log = logging.getLogger(__name__)
@@ -41,15 +39,26 @@ def _sign_in(request: Request[Any, Any, Any], exc: SignInRequiredError) -> Respo
     return Redirect(target, status_code=303)
 
 
-def _domain(request: Request[Any, Any, Any], exc: SchedulerApiError) -> Response[Any]:
-    status = status_of(exc)
-    return _page(request, status, exc.code.replace("_", " ").capitalize(), exc.detail)
+class DashboardErrors:
+    """The table's answers, and Litestar's refusals, as the dashboard's error page."""
 
+    def answer(self, request: Request[Any, Any, Any], exc: Exception, answer: ErrorAnswer) -> Response[Any]:
+        if answer.kind == "internal":
+            return _page(request, 500, "Internal error", "Something went wrong; the error is in the api's log.")
+        if answer.kind == "unavailable":
+            return _page(request, answer.status, "Unavailable", f"{sentence(answer.detail)}.")
+        return _page(request, answer.status, answer.code.replace("_", " ").capitalize(), answer.detail)
 
-def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    parts = [f"{p.get('key')}: {p.get('message')}" for p in problems if isinstance(p, dict)]
-    return _page(request, 400, "Invalid request", "; ".join(parts) or exc.detail)
+    def validation(self, request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+        problems = exc.extra if isinstance(exc.extra, list) else []
+        parts = [f"{p.get('key')}: {p.get('message')}" for p in problems if isinstance(p, dict)]
+        return _page(request, 400, "Invalid request", "; ".join(parts) or exc.detail)
+
+    def http(self, request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+        if exc.status_code >= 500:
+            log.exception("dashboard: unhandled error", exc_info=exc)
+            return _page(request, 500, "Internal error", "Something went wrong; the error is in the api's log.")
+        return _page(request, exc.status_code, "Request refused", exc.detail)
 
 
 def _forbidden(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
@@ -61,22 +70,6 @@ def _forbidden(request: Request[Any, Any, Any], exc: PermissionDeniedException) 
 
 def _not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
     return _page(request, 404, "Not found", "There is no such page.")
-
-
-def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if exc.status_code >= 500:
-        return _unexpected(request, exc)
-    return _page(request, exc.status_code, "Request refused", exc.detail)
-
-
-def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.error("dashboard: a dependency is unavailable: %s", exc)
-    return _page(request, 503, "Unavailable", "The database or the event store is unavailable, try again shortly.")
-
-
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("dashboard: unhandled error", exc_info=exc)
-    return _page(request, 500, "Internal error", "Something went wrong; the error is in the api's log.")
 
 
 def dashboard_or(api_handler: Callable[..., Response[Any]]) -> Callable[..., Response[Any]]:
@@ -91,17 +84,9 @@ def dashboard_or(api_handler: Callable[..., Response[Any]]) -> Callable[..., Res
     return handle
 
 
-def ui_exception_handlers() -> dict[type[Exception] | int, Callable[..., Response[Any]]]:
-    return {
+def ui_exception_handlers() -> Handlers:
+    return exception_handlers(DashboardErrors()) | {
         SignInRequiredError: _sign_in,
-        SchedulerApiError: _domain,
-        ValidationException: _validation,
         PermissionDeniedException: _forbidden,
         NotFoundException: _not_found,
-        HTTPException: _http,
-        asyncpg.PostgresError: _unavailable,
-        asyncpg.InterfaceError: _unavailable,
-        nats.errors.Error: _unavailable,
-        OSError: _unavailable,
-        Exception: _unexpected,
     }

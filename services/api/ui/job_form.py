@@ -13,11 +13,11 @@ from uuid import UUID
 
 import msgspec
 
+from services.api.core.fields import HttpMethod
+from services.api.core.webhook_queries import WebhookRecord
 from services.api.domain_errors import ValidationFailedError
+from services.api.http.request_bodies import BodyTooDeepError, check_depth
 from services.api.nexus.schemas import JobKind, NexusJob, NexusJobCreate, NexusJobUpdate
-from services.api.request_bodies import BodyTooDeepError, check_depth
-from services.api.schemas import HttpMethod
-from services.api.ui.queries import WebhookRow
 from shared.schedule.wallclock import to_wall, zone
 
 KINDS: tuple[str, ...] = get_args(JobKind)
@@ -237,7 +237,7 @@ def _local_input(moment: datetime | None, timezone: str) -> str:
     return to_wall(moment, zone(timezone)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def form_of(job: NexusJob, webhook: WebhookRow | None, account_id: UUID) -> JobForm:
+def form_of(job: NexusJob, webhook: WebhookRecord | None, account_id: UUID) -> JobForm:
     """The form filled in from a job, for editing."""
     calendar = job.calendar_rule
     values = {

@@ -9,11 +9,10 @@ from uuid import UUID
 
 import asyncpg
 
-from services.api.nexus.mapping import nexus_job
-from services.api.nexus.read_models import NEXUS_JOB_SELECT, JobFilter
-from services.api.nexus.schemas import NexusJob
-from services.api.read_models import account_scope, counter_totals
-from services.api.schemas import ExecutionStatus
+from services.api.core.fields import ExecutionStatus
+from services.api.core.job_queries import JobFilter, count_jobs, list_jobs
+from services.api.core.stats import account_scope, counter_totals
+from services.api.ui.job_view import JobView, job_view
 
 # Every execution status, in the order the dashboard shows them (tests/unit/test_dashboard_outcomes.py keeps the
 # list complete).
@@ -110,43 +109,10 @@ async def overview(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: da
 
 async def search_jobs(
     pool: asyncpg.Pool, accounts: frozenset[UUID] | None, found: JobFilter, *, skip: int, limit: int
-) -> tuple[list[tuple[NexusJob, UUID]], int]:
-    """Newest first (jobs_by_account*, jobs_by_tags); each job with its account, and how many match."""
-    args: list[Any] = []
-    where = found.where(accounts, args)
-    n = len(args)
-    # The page's ids first: the status columns (subqueries per job) are computed for its rows only, not for every
-    # row skipped to reach it.
-    rows = await pool.fetch(
-        f"{NEXUS_JOB_SELECT} WHERE j.id IN (SELECT j.id FROM jobs j WHERE {where}"
-        f" ORDER BY j.created_at DESC, j.id OFFSET ${n + 1} LIMIT ${n + 2}) ORDER BY j.created_at DESC, j.id",
-        *args,
-        skip,
-        limit,
-    )
-    total = await pool.fetchval(f"SELECT count(*) FROM jobs j WHERE {where}", *args)
-    return [(nexus_job(r), r["account_id"]) for r in rows], int(total)
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookRow:
-    id: UUID
-    url: str
-    method: str
-    headers: dict[str, str]
-    body_template: str | None
-    content_type: str
-    enabled: bool
-    disabled_reason: str | None
-
-
-async def job_webhooks(pool: asyncpg.Pool, job_id: UUID) -> list[WebhookRow]:
-    rows = await pool.fetch(
-        "SELECT id, url, method, headers, body_template, content_type, enabled, disabled_reason"
-        " FROM webhooks WHERE job_id = $1 ORDER BY created_at, id",
-        job_id,
-    )
-    return [WebhookRow(**dict(r)) for r in rows]
+) -> tuple[list[tuple[JobView, UUID]], int]:
+    """Newest first; each job with its account, and how many match."""
+    jobs = await list_jobs(pool, accounts, found, skip=skip, limit=limit, status=True)
+    return [(job_view(j), j.account_id) for j in jobs], await count_jobs(pool, accounts, found)
 
 
 EXECUTION_FIELDS = (

@@ -7,16 +7,17 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
+import asyncpg
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
-from services.api.auth import Principal
-from services.api.dead_letters import MAX_REDRIVE, Selection
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.dead_letters import MAX_REDRIVE, Redriver, Selection
+from services.api.core.ids import parse_id
+from services.api.core.projection_wait import ProjectionWait
 from services.api.domain_errors import ExecutionNotFoundError, ValidationFailedError
-from services.api.routes_jobs import parse_id
 from services.api.ui.queries import OUTCOMES, ExecutionFilter, attempts, execution, search_executions
 from services.api.ui.views import fragment, page, time_param, uuid_param, wants_fragment
 
@@ -51,11 +52,10 @@ def execution_filter(request: Request[Any, Any, Any], *, dead_letters: bool = Fa
 
 
 async def _listing(
-    request: Request[Any, Any, Any], principal: Principal, res: Resources, *, dead_letters: bool
+    request: Request[Any, Any, Any], principal: Principal, pool: asyncpg.Pool, *, dead_letters: bool
 ) -> dict[str, Any]:
-    assert res.pool is not None
     found = execution_filter(request, dead_letters=dead_letters)
-    rows = await search_executions(res.pool, principal.accounts, found, limit=PAGE_SIZE)
+    rows = await search_executions(pool, principal.accounts, found, limit=PAGE_SIZE)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "before" and v]
@@ -80,9 +80,12 @@ class ExecutionsController(Controller):
 
     @get("/executions")
     async def index(
-        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        context = await _listing(request, principal, res, dead_letters=False)
+        context = await _listing(request, principal, pool, dead_letters=False)
         if wants_fragment(request):
             return fragment(request, "_executions_list.html", **context)
         return page(request, "executions.html", principal, "executions", **context)
@@ -93,11 +96,10 @@ class ExecutionsController(Controller):
         request: Request[Any, Any, Any],
         execution_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        assert res.pool is not None
         key = parse_id(execution_id, ExecutionNotFoundError, "execution")
-        row = await execution(res.pool, key)
+        row = await execution(pool, key)
         if row is None:
             raise ExecutionNotFoundError(f"execution {key} not found")
         principal.check_account(row["account_id"])
@@ -107,24 +109,31 @@ class ExecutionsController(Controller):
             principal,
             "executions",
             e=row,
-            attempts=await attempts(res.pool, row["occurrence_id"]),
+            attempts=await attempts(pool, row["occurrence_id"]),
         )
 
     @get("/dead-letters")
     async def dead_letters(
-        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        context = await _listing(request, principal, res, dead_letters=True)
+        context = await _listing(request, principal, pool, dead_letters=True)
         if wants_fragment(request):
             return fragment(request, "_dead_letter_rows.html", **context)
         return page(request, "dead_letters.html", principal, "dead-letters", report=None, **context)
 
     @post("/dead-letters/redrive", status_code=200)
     async def redrive(
-        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[asyncpg.Pool],
+        redriver: NamedDependency[Redriver],
+        projection: NamedDependency[ProjectionWait],
     ) -> Template:
         """Re-drive the ticked dead letters, or every one the filter shows (up to the API's limit per call)."""
-        assert res.redriver is not None
         form = await request.form()
         if form.get("all") == "yes":
             found = execution_filter(request, dead_letters=True)
@@ -144,8 +153,8 @@ class ExecutionsController(Controller):
             if len(chosen) > MAX_REDRIVE:
                 raise ValidationFailedError(f"at most {MAX_REDRIVE} at once", field="execution_id")
             selection = Selection(execution_ids=chosen)
-        report = await res.redriver.redrive(principal.accounts, selection)
+        report = await redriver.redrive(principal.accounts, selection)
         if report.last_sequence:
-            await await_projection(res, report.last_sequence, res.names.executions_stream)
-        context = await _listing(request, principal, res, dead_letters=True)
+            await projection.execution_event(report.last_sequence)
+        context = await _listing(request, principal, pool, dead_letters=True)
         return page(request, "dead_letters.html", principal, "dead-letters", report=report, **context)

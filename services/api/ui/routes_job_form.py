@@ -8,20 +8,23 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import UnsetType
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.projection_wait import ProjectionWait
+from services.api.core.schedule_words import describe_schedule, next_fire_times
+from services.api.core.webhook_queries import WebhookRecord, job_webhooks
 from services.api.domain_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
-from services.api.job_commands import Appended, WebhookChanges, WebhookDraft
+from services.api.job_commands import Appended, JobCommands, WebhookChanges, WebhookDraft
 from services.api.job_validation import checked_schedule
 from services.api.nexus.mapping import changes_from, draft_from
+from services.api.nexus.read_models import nexus_job
 from services.api.nexus.schemas import NexusJob
-from services.api.schedule_words import describe_schedule, next_fire_times
 from services.api.ui.job_form import (
     METHODS,
     FormError,
@@ -35,7 +38,6 @@ from services.api.ui.job_form import (
     update_body,
     webhook_input,
 )
-from services.api.ui.queries import WebhookRow, job_webhooks
 from services.api.ui.routes_jobs import owned_job
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other
@@ -53,7 +55,7 @@ async def _form_page(
     form: JobForm,
     *,
     job: NexusJob | None = None,
-    webhooks: list[WebhookRow] | None = None,
+    webhooks: list[WebhookRecord] | None = None,
     status: int = 200,
 ) -> Template:
     response = page(
@@ -99,13 +101,12 @@ def _form_error(exc: Exception) -> FormError:
     return FormError(exc.detail)
 
 
-async def _with_webhook(res: Resources, form: JobForm) -> WebhookInput | None:
+async def _with_webhook(commands: JobCommands, form: JobForm) -> WebhookInput | None:
     """The form's webhook, checked as adding it through the API would check it, before anything is written."""
     hook = webhook_input(form)
     if hook is not None:
-        assert res.commands is not None
         try:
-            await res.commands.checked_webhook(hook.url, hook.headers, hook.body_template, hook.content_type)
+            await commands.checked_webhook(hook.url, hook.headers, hook.body_template, hook.content_type)
         except ValidationFailedError as exc:
             raise FormError(exc.detail, exc.field or "url") from None
     return hook
@@ -121,6 +122,22 @@ def _webhook_draft(hook: WebhookInput) -> WebhookDraft:
     )
 
 
+async def _save_webhook(
+    commands: JobCommands, principal: Principal, job_id: UUID, webhooks: list[WebhookRecord], hook: WebhookInput
+) -> Appended | None:
+    """The form edits the job's first webhook, or adds one to a job that has none."""
+    if not webhooks:
+        return await commands.add_webhook(principal, job_id=job_id, hook=_webhook_draft(hook))
+    changes = WebhookChanges(
+        url=hook.url,
+        method=hook.method,
+        headers=hook.headers,
+        body_template=hook.body_template,
+        content_type=hook.content_type,
+    )
+    return await commands.update_webhook(principal, job_id, webhooks[0].id, changes)
+
+
 class JobFormController(Controller):
     path = "/"
 
@@ -130,23 +147,26 @@ class JobFormController(Controller):
 
     @post("/jobs/new", status_code=303)
     async def create(
-        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        projection: NamedDependency[ProjectionWait],
     ) -> Template | Redirect:
-        assert res.commands is not None
         form = await _form(request)
         try:
             account_id = account_of(form, principal.accounts)
-            hook = await _with_webhook(res, form)
+            hook = await _with_webhook(commands, form)
             draft = draft_from(create_body(form), datetime.now(UTC))
             if hook is not None:
                 # The webhook is written in the job's first event: the job never fires without it.
                 draft = dataclasses.replace(draft, webhooks=(_webhook_draft(hook),))
-            appended = await res.commands.create_job(principal, account_id=account_id, draft=draft)
+            appended = await commands.create_job(principal, account_id=account_id, draft=draft)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
             return await _form_page(request, principal, form, status=422)
         job_id = appended.event.job_id
-        await await_projection(res, appended.sequence)
+        await projection.job_event(appended.sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "created")
 
     @get("/jobs/{job_id:str}/edit")
@@ -155,11 +175,11 @@ class JobFormController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        assert res.pool is not None
-        job, account_id = await owned_job(res, principal, job_id)
-        webhooks = await job_webhooks(res.pool, UUID(job.uuid))
+        record = await owned_job(pool, principal, job_id)
+        job, account_id = nexus_job(record), record.account_id
+        webhooks = await job_webhooks(pool, record.id)
         form = form_of(job, webhooks[0] if webhooks else None, account_id)
         return await _form_page(request, principal, form, job=job, webhooks=webhooks)
 
@@ -169,14 +189,15 @@ class JobFormController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> Template | Redirect:
-        assert res.commands is not None and res.pool is not None
-        job, _ = await owned_job(res, principal, job_id)
-        webhooks = await job_webhooks(res.pool, UUID(job.uuid))
+        job = nexus_job(await owned_job(pool, principal, job_id))
+        webhooks = await job_webhooks(pool, UUID(job.uuid))
         form = await _form(request)
         try:
-            hook = await _with_webhook(res, form)
+            hook = await _with_webhook(commands, form)
             changes = changes_from(update_body(form, job), job, datetime.now(UTC))
             if not isinstance(changes.schedule, UnsetType):
                 await asyncio.to_thread(
@@ -186,29 +207,13 @@ class JobFormController(Controller):
                 )
             # The webhook first: a task job turned into a webhook job is never left with neither.
             if hook is not None:
-                await self._save_webhook(res, principal, UUID(job.uuid), webhooks, hook)
-            appended = await res.commands.update_job(principal, UUID(job.uuid), changes)
+                await _save_webhook(commands, principal, UUID(job.uuid), webhooks, hook)
+            appended = await commands.update_job(principal, UUID(job.uuid), changes)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
             return await _form_page(request, principal, form, job=job, webhooks=webhooks, status=422)
-        await await_projection(res, appended.sequence)
+        await projection.job_event(appended.sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "saved")
-
-    async def _save_webhook(
-        self, res: Resources, principal: Principal, job_id: UUID, webhooks: list[WebhookRow], hook: WebhookInput
-    ) -> Appended | None:
-        """The form edits the job's first webhook, or adds one to a job that has none."""
-        assert res.commands is not None
-        if not webhooks:
-            return await res.commands.add_webhook(principal, job_id=job_id, hook=_webhook_draft(hook))
-        changes = WebhookChanges(
-            url=hook.url,
-            method=hook.method,
-            headers=hook.headers,
-            body_template=hook.body_template,
-            content_type=hook.content_type,
-        )
-        return await res.commands.update_webhook(principal, job_id, webhooks[0].id, changes)
 
     @post("/schedule/preview")
     async def preview(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:

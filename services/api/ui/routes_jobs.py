@@ -16,16 +16,18 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.ids import parse_id
+from services.api.core.job_queries import JobFilter, JobRecord, job_by_id
+from services.api.core.projection_wait import ProjectionWait
+from services.api.core.run_now import RunNow
+from services.api.core.schedule_words import describe_schedule, next_fire_times
+from services.api.core.webhook_queries import job_webhooks
 from services.api.domain_errors import JobNotFoundError, ValidationFailedError
-from services.api.nexus.mapping import schedule_of
-from services.api.nexus.read_models import JobFilter, job_by_id
-from services.api.nexus.schemas import NexusJob
-from services.api.routes_jobs import parse_id
-from services.api.schedule_words import describe_schedule, next_fire_times
+from services.api.job_commands import JobCommands
 from services.api.ui.job_form import KINDS
-from services.api.ui.queries import ExecutionFilter, job_webhooks, search_executions, search_jobs
+from services.api.ui.job_view import job_view
+from services.api.ui.queries import ExecutionFilter, search_executions, search_jobs
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other, wants_fragment
 from shared.schedule.wallclock import zone
@@ -56,22 +58,28 @@ def job_filter(request: Request[Any, Any, Any]) -> tuple[JobFilter, int]:
     return JobFilter(text=text, tags=tags, kind=kind, enabled=enabled), number
 
 
-async def owned_job(res: Resources, principal: Principal, raw_id: str) -> tuple[NexusJob, UUID]:
-    """The job and its account, if the caller may see it (the API's rule: 404 if absent, 403 if not theirs)."""
+async def owned_job(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> JobRecord:
+    """The job, with its status, if the caller may see it (the API's rule: 404 if absent, 403 if not theirs)."""
     job_id = parse_id(raw_id, JobNotFoundError, "job")
-    assert res.pool is not None
-    found = await job_by_id(res.pool, job_id)
+    found = await job_by_id(pool, job_id, status=True)
     if found is None:
         raise JobNotFoundError(f"job {job_id} not found")
-    principal.check_account(found[1])
+    principal.check_account(found.account_id)
     return found
 
 
-async def _recent_executions(res: Resources, job: NexusJob) -> list[asyncpg.Record]:
+async def _recent_executions(pool: asyncpg.Pool, job_id: UUID) -> list[asyncpg.Record]:
     """The job's newest executions (its access already checked)."""
-    assert res.pool is not None
-    found = ExecutionFilter(job_id=UUID(job.uuid))
-    return (await search_executions(res.pool, None, found, limit=RECENT_EXECUTIONS))[:RECENT_EXECUTIONS]
+    found = ExecutionFilter(job_id=job_id)
+    return (await search_executions(pool, None, found, limit=RECENT_EXECUTIONS))[:RECENT_EXECUTIONS]
+
+
+async def _set_enabled(
+    commands: JobCommands, projection: ProjectionWait, principal: Principal, job_id: str, *, enabled: bool
+) -> Redirect:
+    appended = await commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), enabled)
+    await projection.job_event(appended.sequence)
+    return see_other(f"{UI_PATH}/jobs/{job_id}", "resumed" if enabled else "paused")
 
 
 class JobsController(Controller):
@@ -79,18 +87,18 @@ class JobsController(Controller):
 
     @get("/")
     async def index(
-        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        assert res.pool is not None
         found, number = job_filter(request)
-        rows, total = await search_jobs(
-            res.pool, principal.accounts, found, skip=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
-        )
+        rows, total = await search_jobs(pool, principal.accounts, found, skip=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
         query = {k: v for k, v in request.query_params.items() if k != "page" and v}
         context = {
             "rows": rows,
-            "words": {job.uuid: describe_schedule(schedule_of(job), job.timezone) for job, _ in rows},
+            "words": {job.uuid: describe_schedule(job.schedule, job.timezone) for job, _ in rows},
             "total": total,
             "number": number,
             "pages": pages,
@@ -108,11 +116,10 @@ class JobsController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        assert res.pool is not None
-        job, account_id = await owned_job(res, principal, job_id)
-        schedule = schedule_of(job)
+        record = await owned_job(pool, principal, job_id)
+        job, account_id, schedule = job_view(record), record.account_id, record.schedule
         now = datetime.now(UTC)
         context = {
             "job": job,
@@ -126,8 +133,8 @@ class JobsController(Controller):
             if job.is_active
             else [],
             "zone_now": now.astimezone(zone(job.timezone)),
-            "webhooks": await job_webhooks(res.pool, UUID(job.uuid)),
-            "executions": await _recent_executions(res, job),
+            "webhooks": await job_webhooks(pool, record.id),
+            "executions": await _recent_executions(pool, record.id),
             "metadata": msgspec.json.encode(job.metadata).decode() if job.metadata else None,
         }
         return page(request, "job.html", principal, "jobs", **context)
@@ -138,40 +145,43 @@ class JobsController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
         """The job page's recent executions, refreshed live."""
-        assert res.pool is not None
-        job, _ = await owned_job(res, principal, job_id)
-        return fragment(request, "_executions_rows.html", rows=await _recent_executions(res, job), show_job=False)
+        job = await owned_job(pool, principal, job_id)
+        return fragment(request, "_executions_rows.html", rows=await _recent_executions(pool, job.id), show_job=False)
 
     @post("/{job_id:str}/run", status_code=303)
     async def run(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        run_now: NamedDependency[RunNow],
+        projection: NamedDependency[ProjectionWait],
     ) -> Redirect:
-        assert res.run_now is not None
-        _, sequence = await res.run_now.run(principal, parse_id(job_id, JobNotFoundError, "job"))
-        await await_projection(res, sequence, res.names.executions_stream)
+        _, sequence = await run_now.run(principal, parse_id(job_id, JobNotFoundError, "job"))
+        await projection.execution_event(sequence)
         return see_other(f"{UI_PATH}/jobs/{job_id}", "ran")
 
     @post("/{job_id:str}/pause", status_code=303)
     async def pause(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        projection: NamedDependency[ProjectionWait],
     ) -> Redirect:
-        return await self._set_enabled(job_id, principal, res, enabled=False)
+        return await _set_enabled(commands, projection, principal, job_id, enabled=False)
 
     @post("/{job_id:str}/resume", status_code=303)
     async def resume(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        projection: NamedDependency[ProjectionWait],
     ) -> Redirect:
-        return await self._set_enabled(job_id, principal, res, enabled=True)
-
-    @staticmethod
-    async def _set_enabled(job_id: str, principal: Principal, res: Resources, *, enabled: bool) -> Redirect:
-        assert res.commands is not None
-        appended = await res.commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), enabled)
-        await await_projection(res, appended.sequence)
-        return see_other(f"{UI_PATH}/jobs/{job_id}", "resumed" if enabled else "paused")
+        return await _set_enabled(commands, projection, principal, job_id, enabled=True)
 
     @get("/{job_id:str}/delete")
     async def confirm_delete(
@@ -179,16 +189,19 @@ class JobsController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        job, _ = await owned_job(res, principal, job_id)
+        job = job_view(await owned_job(pool, principal, job_id))
         return page(request, "confirm_delete.html", principal, "jobs", job=job)
 
     @post("/{job_id:str}/delete", status_code=303)
     async def delete(
-        self, job_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        job_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        projection: NamedDependency[ProjectionWait],
     ) -> Redirect:
-        assert res.commands is not None
-        appended = await res.commands.delete_job(principal, parse_id(job_id, JobNotFoundError, "job"))
-        await await_projection(res, appended.sequence)
+        appended = await commands.delete_job(principal, parse_id(job_id, JobNotFoundError, "job"))
+        await projection.job_event(appended.sequence)
         return see_other(f"{UI_PATH}/jobs", "deleted")

@@ -11,8 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from services.api.auth import LEEWAY_SECONDS, Principal
-from services.api.dependencies import Resources
+from services.api.core.auth import LEEWAY_SECONDS, Principal
+from services.api.core.live_feed import LiveFeed
 
 RECONNECT_MILLISECONDS = 2000
 
@@ -20,13 +20,12 @@ RECONNECT_MILLISECONDS = 2000
 @get("/live")
 async def live(
     principal: NamedDependency[Principal],
-    res: NamedDependency[Resources],
+    live: NamedDependency[LiveFeed],
     job: FromQuery[int] = 0,
     execution: FromQuery[int] = 0,
 ) -> ServerSentEvent:
     """`job` and `execution` are the stream positions the page was rendered at (see LiveFeed.notices)."""
-    assert res.live is not None
-    feed = res.live
+    feed = live
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         yield ServerSentEventMessage(data=None, comment="connected", retry=RECONNECT_MILLISECONDS)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Template
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources
+from services.api.core.auth import Principal
 from services.api.ui.queries import OUTCOMES, overview
 from services.api.ui.views import fragment, page
 
@@ -20,16 +20,20 @@ class OverviewController(Controller):
 
     @get("/")
     async def index(
-        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        assert res.pool is not None
-        stats = await overview(res.pool, principal.accounts, datetime.now(UTC))
+        stats = await overview(pool, principal.accounts, datetime.now(UTC))
         return page(request, "overview.html", principal, "overview", stats=stats, outcomes=OUTCOMES)
 
     @get("/overview/stats")
     async def stats(
-        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        assert res.pool is not None
-        stats = await overview(res.pool, principal.accounts, datetime.now(UTC))
+        stats = await overview(pool, principal.accounts, datetime.now(UTC))
         return fragment(request, "_overview_stats.html", stats=stats, outcomes=OUTCOMES)

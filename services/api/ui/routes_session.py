@@ -12,8 +12,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 
-from services.api.dependencies import resources
 from services.api.domain_errors import UnauthorizedError
+from services.api.http.dependencies import services_of
 from services.api.ui.session import SIGN_IN_REASONS, TOKEN_COOKIE, UI_PATH, cookie_lifetime, open_mode
 from services.api.ui.views import page, see_other
 
@@ -72,7 +72,7 @@ class SessionController(Controller):
             token = token[len("bearer") :]
         target = _safe_next(data.next or UI_PATH)
         try:
-            principal = resources(request.app.state).authenticator.authenticate(f"Bearer {token}")
+            principal = services_of(request.app.state).authenticator.authenticate(f"Bearer {token}")
         except UnauthorizedError as exc:
             response = page(request, "sign_in.html", None, "sign-in", next=target, reason=None, error=exc.detail)
             response.status_code = 401

@@ -13,9 +13,9 @@ from litestar import Request
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 
-from services.api.auth import Principal
-from services.api.dependencies import resources
+from services.api.core.auth import Principal
 from services.api.domain_errors import UnauthorizedError
+from services.api.http.dependencies import services_of
 from shared.settings import Settings
 
 TOKEN_COOKIE = "scheduler_ui_token"  # noqa: S105 - a cookie name, not a secret
@@ -67,12 +67,12 @@ def csrf_config(settings: Settings) -> CSRFConfig:
 
 
 def open_mode(request: Request[Any, Any, State]) -> bool:
-    return resources(request.app.state).settings.auth_mode == "open"
+    return services_of(request.app.state).settings.auth_mode == "open"
 
 
 async def provide_ui_principal(request: Request[Any, Any, State]) -> Principal:
     """The signed-in principal; SignInRequiredError when there is no valid token (open mode needs none)."""
-    authenticator = resources(request.app.state).authenticator
+    authenticator = services_of(request.app.state).authenticator
     if open_mode(request):
         return authenticator.authenticate(None)
     token = request.cookies.get(TOKEN_COOKIE)

@@ -9,26 +9,27 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from services.api.core.fields import (
+    NO_NUL,
+    HttpMethod,
+    JitterSeconds,
+    MisfirePolicyBody,
+    Name,
+    Overlap,
+    TimeZone,
+)
 from shared.contracts.timers import MAX_TIMER_DELAY_SECONDS
 
-# Postgres text and jsonb cannot hold NUL, so no string may carry one into the read models.
-NO_NUL = r"^[^\x00]*$"
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
 CronText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL, examples=["0 2 * * *"])]
-TimeZone = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL, examples=["UTC", "America/New_York"])
-]
 # Stored as a Postgres integer.
 JobType = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=NO_NUL)]
-HttpMethod = Literal["GET", "POST", "PUT", "DELETE", "PATCH"]
 ContentType = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\r\n\x00]+$")]
 # Bounds keep a job's event (which carries all its webhooks) well under NATS's message size limit.
 _Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
 _Value = Annotated[str, msgspec.Meta(max_length=8192, pattern=NO_NUL)]
 StringMap = Annotated[dict[_Key, _Value], msgspec.Meta(max_length=64)]
 BodyTemplate = Annotated[str, msgspec.Meta(max_length=65536, pattern=NO_NUL)]
-ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter", "missed", "skipped"]
 
 T = TypeVar("T")
 
@@ -46,19 +47,6 @@ class RetryPolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backoff_type: Literal["exponential", "linear", "fixed"] = "exponential"
     jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     max_backoff_seconds: BackoffSeconds = 3600.0
-
-
-class MisfirePolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What happens to occurrences that fell due while no ticker was running (an outage, a stall, a clock jump):
-    `fire_all` fires those at most `grace_seconds` old (null: the operator's SCHEDULER_MISFIRE_GRACE_SECONDS),
-    `fire_latest` fires only the most recent, `skip` fires none. The others are recorded as `missed` executions."""
-
-    policy: Literal["fire_all", "fire_latest", "skip"] = "fire_all"
-    grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
-
-
-Overlap = Literal["allow", "skip", "queue_one"]
-JitterSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
 
 
 class NewWebhook(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -209,59 +197,3 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
     total: int
     skip: int
     limit: int
-
-
-class Health(msgspec.Struct, kw_only=True):
-    status: str
-    service: str
-
-
-ConnectionState = Literal["connected", "disconnected"]
-TickerState = Literal["running", "stopped", "unknown"]
-
-
-class HealthDetailed(msgspec.Struct, kw_only=True):
-    """One key per real dependency. `scheduler_service` is the ticker, judged by its heartbeat."""
-
-    status: Literal["healthy", "unhealthy"]
-    service: str
-    database: ConnectionState
-    nats: ConnectionState
-    scheduler_service: TickerState
-    scheduler_heartbeat_at: datetime | None
-
-
-class JobCounts(msgspec.Struct, kw_only=True):
-    total: int
-    enabled: int
-    disabled: int
-
-
-class ExecutionCounts(msgspec.Struct, kw_only=True):
-    """Executions by status. success_rate is success over all executions, in percent, as the document computes it."""
-
-    total: int
-    queued: int
-    running: int
-    success: int
-    failure: int
-    timed_out: int
-    dead_letter: int
-    success_rate: float
-    avg_duration_ms: float
-
-
-class Metrics(msgspec.Struct, kw_only=True):
-    """GET /metrics: counts over the caller's accounts."""
-
-    timestamp: datetime
-    jobs: JobCounts
-    executions: ExecutionCounts
-
-
-class ErrorBody(msgspec.Struct, kw_only=True):
-    """Every error response."""
-
-    detail: str
-    error_code: str
-    status_code: int

@@ -11,9 +11,9 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources
-from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.core.auth import Principal
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from shared.bus.signing_secrets import SigningSecretStore
 from shared.contracts.signing import SigningSecrets
 
 MAX_GRACE_SECONDS = 7 * 86400
@@ -53,12 +53,14 @@ class SigningSecretController(Controller):
 
     @get("/", summary="The account's webhook signing secret", responses=error_responses(400, *PROTECTED))
     async def read(
-        self, account_id: FromQuery[UUID], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        account_id: FromQuery[UUID],
+        principal: NamedDependency[Principal],
+        signing: NamedDependency[SigningSecretStore],
     ) -> SigningSecretOut:
         principal.check_account(account_id)
-        assert res.signing is not None
         now = datetime.now(UTC)
-        return _out(account_id, await res.signing.get(account_id, now), now)
+        return _out(account_id, await signing.get(account_id, now), now)
 
     @post(
         "/rotate",
@@ -67,10 +69,12 @@ class SigningSecretController(Controller):
         responses=error_responses(*BODY, *PROTECTED),
     )
     async def rotate(
-        self, data: JSONBody[RotateRequest], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        data: JSONBody[RotateRequest],
+        principal: NamedDependency[Principal],
+        signing: NamedDependency[SigningSecretStore],
     ) -> SigningSecretOut:
         principal.check_account(data.account_id)
-        assert res.signing is not None
         now = datetime.now(UTC)
-        rotated = await res.signing.rotate(data.account_id, timedelta(seconds=data.grace_seconds), now)
+        rotated = await signing.rotate(data.account_id, timedelta(seconds=data.grace_seconds), now)
         return _out(data.account_id, rotated, now)

@@ -19,9 +19,9 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from services.api.auth import Principal
-from services.api.read_models import EXECUTION_COLUMNS, account_scope, execution_out
-from services.api.schemas import ExecutionOut
+from services.api.core.auth import Principal
+from services.api.core.execution_queries import EXECUTION_COLUMNS, ExecutionRecord, execution_record
+from services.api.core.stats import account_scope
 from shared.bus.executions import PublishRequested
 from shared.bus.job_store import JobEventStore, load_live
 from shared.contracts.codec import decode_execution_event
@@ -103,7 +103,7 @@ def _why_not(status: str, redriven: bool) -> str:
 
 async def list_dead_letters(
     pool: asyncpg.Pool, accounts: frozenset[UUID] | None, selection: Selection, *, skip: int, limit: int
-) -> tuple[list[ExecutionOut], int]:
+) -> tuple[list[ExecutionRecord], int]:
     """Newest first; served by the partial dead-letter indexes."""
     args: list[Any] = []
     where = selection.where(accounts, args)
@@ -116,7 +116,7 @@ async def list_dead_letters(
         limit,
     )
     total = await pool.fetchval(f"SELECT count(*) FROM executions WHERE {where}", *args)
-    return [execution_out(r) for r in rows], int(total)
+    return [execution_record(r) for r in rows], int(total)
 
 
 class Redriver:
@@ -184,7 +184,8 @@ class Redriver:
             msg = await self._js.get_msg(self._names.executions_stream, number)
         except NotFoundError:
             return "the original request is no longer in the stream"
-        assert msg.data is not None
+        if msg.data is None:
+            return "the original request cannot be read"
         try:
             request = decode_execution_event(msg.data)
         except msgspec.ValidationError:

@@ -74,7 +74,8 @@ class Authenticator:
             raise UnauthorizedError("the Authorization header must be 'Bearer <token>'")
         if len(token) > MAX_TOKEN_BYTES:
             raise UnauthorizedError(f"token too large (more than {MAX_TOKEN_BYTES} bytes)")
-        assert self._secret is not None
+        if self._secret is None:  # refused in __init__ unless open mode, answered above
+            raise UnauthorizedError("the api has no secret to check tokens with")
         try:
             claims = jwt.decode(
                 token.strip(),

@@ -7,8 +7,8 @@ from typing import Any
 from litestar import get
 from litestar.datastructures import State
 
-from services.api.asyncapi import asyncapi_document
-from services.api.dependencies import Resources
+from services.api.http.dependencies import runtime_of
+from services.api.ops.asyncapi import asyncapi_document
 
 
 @get(
@@ -21,5 +21,4 @@ from services.api.dependencies import Resources
     security=[],
 )
 async def asyncapi_json(state: State) -> dict[str, Any]:
-    res: Resources = state.resources
-    return asyncapi_document(res.settings)
+    return asyncapi_document(runtime_of(state).settings)

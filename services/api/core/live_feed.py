@@ -21,8 +21,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from services.api.auth import Principal
-from services.api.projection_wait import ProjectionWatcher
+from services.api.core.auth import Principal
+from services.api.core.projection_wait import ProjectionWatcher
 from shared.contracts.subjects import Names
 
 log = logging.getLogger(__name__)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncpg
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.ids import parse_id
+from services.api.core.projection_wait import ProjectionWait
+from services.api.core.webhook_queries import webhook_by_id
 from services.api.domain_errors import WebhookNotFoundError
-from services.api.job_commands import Appended, WebhookChanges
-from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.read_models import get_webhook
-from services.api.routes_jobs import parse_id, webhook_draft, webhook_out
-from services.api.schemas import WebhookCreate, WebhookOut, WebhookUpdate
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.job_commands import Appended, JobCommands, WebhookChanges
+from services.api.rest.mapping import webhook_draft, webhook_out
+from services.api.rest.schemas import WebhookCreate, WebhookOut, WebhookUpdate
 from shared.contracts.jobs import WebhookAdded, WebhookUpdated
 
 
@@ -24,16 +26,14 @@ def webhook_from_event(appended: Appended) -> WebhookOut:
     return webhook_out(event.job_id, spec)
 
 
-async def find_webhook(res: Resources, principal: Principal, raw_id: str) -> WebhookOut:
+async def find_webhook(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> WebhookOut:
     """The webhook, if it exists and the caller may access its job's account."""
     webhook_id = parse_id(raw_id, WebhookNotFoundError, "webhook")
-    assert res.pool is not None
-    found = await get_webhook(res.pool, webhook_id)
+    found = await webhook_by_id(pool, webhook_id)
     if found is None:
         raise WebhookNotFoundError(f"webhook {webhook_id} not found")
-    webhook, account_id = found
-    principal.check_account(account_id)
-    return webhook
+    principal.check_account(found.account_id)
+    return webhook_out(found.job_id, found)
 
 
 WEBHOOK_ERRORS = error_responses(400, 404, *PROTECTED, not_found="WEBHOOK_NOT_FOUND")
@@ -52,18 +52,21 @@ class WebhookController(Controller):
         responses=error_responses(*BODY, 404, 409, *PROTECTED),
     )
     async def create(
-        self, data: JSONBody[WebhookCreate], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        data: JSONBody[WebhookCreate],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        projection: NamedDependency[ProjectionWait],
     ) -> WebhookOut:
-        assert res.commands is not None
-        appended = await res.commands.add_webhook(principal, job_id=data.job_id, hook=webhook_draft(data))
-        await await_projection(res, appended.sequence)
+        appended = await commands.add_webhook(principal, job_id=data.job_id, hook=webhook_draft(data))
+        await projection.job_event(appended.sequence)
         return webhook_from_event(appended)
 
     @get("/{webhook_id:str}", summary="Get a webhook", responses=WEBHOOK_ERRORS)
     async def read(
-        self, webhook_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self, webhook_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[asyncpg.Pool]
     ) -> WebhookOut:
-        return await find_webhook(res, principal, webhook_id)
+        return await find_webhook(pool, principal, webhook_id)
 
     @put(
         "/{webhook_id:str}",
@@ -75,10 +78,11 @@ class WebhookController(Controller):
         webhook_id: FromPath[str],
         data: JSONBody[WebhookUpdate],
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> WebhookOut:
-        assert res.commands is not None
-        current = await find_webhook(res, principal, webhook_id)
+        current = await find_webhook(pool, principal, webhook_id)
         changes = WebhookChanges(
             url=data.url,
             method=data.method,
@@ -88,8 +92,8 @@ class WebhookController(Controller):
             content_type=data.content_type,
             enabled=data.enabled,
         )
-        appended = await res.commands.update_webhook(principal, current.job_id, current.id, changes)
-        await await_projection(res, appended.sequence)
+        appended = await commands.update_webhook(principal, current.job_id, current.id, changes)
+        await projection.job_event(appended.sequence)
         if isinstance(appended.event, WebhookUpdated) and appended.event.webhook_id == current.id:
             return webhook_from_event(appended)
         return current  # nothing changed
@@ -101,9 +105,13 @@ class WebhookController(Controller):
         responses=error_responses(400, 404, 409, *PROTECTED),
     )
     async def remove(
-        self, webhook_id: FromPath[str], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        webhook_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
+        projection: NamedDependency[ProjectionWait],
     ) -> None:
-        assert res.commands is not None
-        current = await find_webhook(res, principal, webhook_id)
-        appended = await res.commands.remove_webhook(principal, current.job_id, current.id)
-        await await_projection(res, appended.sequence)
+        current = await find_webhook(pool, principal, webhook_id)
+        appended = await commands.remove_webhook(principal, current.job_id, current.id)
+        await projection.job_event(appended.sequence)

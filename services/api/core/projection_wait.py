@@ -8,6 +8,8 @@ from collections import defaultdict
 
 import asyncpg
 
+from shared.contracts.subjects import Names
+
 log = logging.getLogger(__name__)
 
 RECONNECT_TIMEOUT_SECONDS = 2.0
@@ -45,9 +47,10 @@ class ProjectionWatcher:
         await self._listen(timeout=10)
         await self._refresh()
 
-    async def _listen(self, timeout: float) -> None:
-        self._conn = await asyncpg.connect(self._dsn, timeout=timeout)
-        await self._conn.add_listener(self._channel, self._on_notify)
+    async def _listen(self, timeout: float) -> asyncpg.Connection:
+        self._conn = conn = await asyncpg.connect(self._dsn, timeout=timeout)
+        await conn.add_listener(self._channel, self._on_notify)
+        return conn
 
     async def _refresh(self) -> None:
         """Read positions from the table; re-open the listening connection if it was lost (Postgres restarted).
@@ -63,10 +66,10 @@ class ProjectionWatcher:
 
     async def _refresh_now(self) -> None:
         try:
-            if self._conn is None or self._conn.is_closed():
-                await self._listen(timeout=RECONNECT_TIMEOUT_SECONDS)
-            assert self._conn is not None
-            rows = await self._conn.fetch("SELECT stream, position FROM projector_positions")
+            conn = self._conn
+            if conn is None or conn.is_closed():
+                conn = await self._listen(timeout=RECONNECT_TIMEOUT_SECONDS)
+            rows = await conn.fetch("SELECT stream, position FROM projector_positions")
         except asyncpg.UndefinedTableError:
             return
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
@@ -104,3 +107,21 @@ class ProjectionWatcher:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
                 self._conn.terminate()
             self._conn = None
+
+
+class ProjectionWait:
+    """Read-your-writes for a handler: return once the read model includes a write it made, bounded by
+    settings (a write not yet projected by then is answered anyway: it is in the log)."""
+
+    def __init__(self, watcher: ProjectionWatcher, names: Names, timeout_seconds: float) -> None:
+        self._watcher = watcher
+        self._names = names
+        self._timeout = timeout_seconds
+
+    async def job_event(self, sequence: int) -> None:
+        """Once the jobs stream is projected up to `sequence`."""
+        await self._watcher.wait_for(self._names.jobs_stream, sequence, self._timeout)
+
+    async def execution_event(self, sequence: int) -> None:
+        """Once the executions stream is projected up to `sequence`."""
+        await self._watcher.wait_for(self._names.executions_stream, sequence, self._timeout)

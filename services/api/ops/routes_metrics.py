@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
+import asyncpg
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -17,11 +19,10 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, gener
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.api.auth import Principal
-from services.api.dependencies import Resources
-from services.api.openapi_docs import BEARER, PROTECTED, error_responses
-from services.api.read_models import AccountStats, account_stats, metrics
-from services.api.schemas import Metrics
+from services.api.core.auth import Principal
+from services.api.core.stats import AccountStats, account_stats, counter_totals
+from services.api.http.openapi_docs import BEARER, PROTECTED, error_responses
+from services.api.ops.schemas import ExecutionCounts, JobCounts, Metrics
 
 _PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
 # The classic text format, which generate_latest writes by default (prometheus_client's own negotiation answers it
@@ -66,6 +67,30 @@ def _wants_prometheus(request: Request[object, object, State], fmt: str | None) 
     return best in _PROMETHEUS_TYPES
 
 
+async def metrics(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, now: datetime) -> Metrics:
+    """Counts over `accounts` (None: every account), from the counters the projector's triggers keep."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        totals = await counter_totals(conn, accounts)
+    total, success = totals.executions, totals.count("success")
+    return Metrics(
+        timestamp=now,
+        jobs=JobCounts(
+            total=totals.jobs_total, enabled=totals.jobs_enabled, disabled=totals.jobs_total - totals.jobs_enabled
+        ),
+        executions=ExecutionCounts(
+            total=total,
+            queued=totals.count("queued"),
+            running=totals.count("running"),
+            success=success,
+            failure=totals.count("failure"),
+            timed_out=totals.count("timed_out"),
+            dead_letter=totals.count("dead_letter"),
+            success_rate=round(100.0 * success / total, 2) if total else 0.0,
+            avg_duration_ms=round(totals.average_duration_ms, 2),
+        ),
+    )
+
+
 @dataclass
 class _JsonOrPrometheus(Operation):
     """The 200 answer is JSON or, on request, Prometheus text: the OpenAPI document lists both."""
@@ -94,14 +119,13 @@ class _JsonOrPrometheus(Operation):
 async def metrics_endpoint(
     request: Request[object, object, State],
     principal: NamedDependency[Principal],
-    res: NamedDependency[Resources],
+    pool: NamedDependency[asyncpg.Pool],
     format: Annotated[
         Literal["json", "prometheus"] | None, QueryParameter(description="Force a format instead of using Accept")
     ] = None,
 ) -> Response[Any]:
-    assert res.pool is not None
     if _wants_prometheus(request, format):
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_AccountCollector(await account_stats(res.pool, principal.accounts)))
+        registry.register(_AccountCollector(await account_stats(pool, principal.accounts)))
         return Response(generate_latest(registry), media_type=_PROMETHEUS_MEDIA_TYPE)
-    return Response(await metrics(res.pool, principal.accounts, datetime.now(UTC)))
+    return Response(await metrics(pool, principal.accounts, datetime.now(UTC)))

@@ -6,7 +6,14 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, SecurityRequirement
 
-from services.api.schemas import ErrorBody
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error response."""
+
+    detail: str
+    error_code: str
+    status_code: int
+
 
 BEARER_SCHEME = "BearerToken"
 BEARER: list[SecurityRequirement] = [{BEARER_SCHEME: []}]

@@ -6,18 +6,20 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
+import asyncpg
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from services.api.auth import Principal
-from services.api.dead_letters import MAX_REDRIVE, Selection, check_access, list_dead_letters
-from services.api.dependencies import Resources, await_projection
+from services.api.core.auth import Principal
+from services.api.core.dead_letters import MAX_REDRIVE, Redriver, Selection, check_access, list_dead_letters
+from services.api.core.projection_wait import ProjectionWait
 from services.api.domain_errors import ValidationFailedError
-from services.api.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.routes_jobs import MAX_LIMIT, MAX_SKIP
-from services.api.schemas import ExecutionOut, Page
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.rest.mapping import execution_out
+from services.api.rest.routes_jobs import MAX_LIMIT, MAX_SKIP
+from services.api.rest.schemas import ExecutionOut, Page
 
 
 class RedriveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -64,19 +66,16 @@ class DeadLetterController(Controller):
     async def index(
         self,
         principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        pool: NamedDependency[asyncpg.Pool],
         account_id: FromQuery[UUID | None] = None,
         job_id: FromQuery[UUID | None] = None,
         since: FromQuery[datetime | None] = None,
         skip: Annotated[int, QueryParameter(ge=0, le=MAX_SKIP)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
     ) -> Page[ExecutionOut]:
-        assert res.pool is not None
         selection = Selection(job_id=job_id, since=since)
-        items, total = await list_dead_letters(
-            res.pool, _scope(principal, account_id), selection, skip=skip, limit=limit
-        )
-        return Page(items=items, total=total, skip=skip, limit=limit)
+        found, total = await list_dead_letters(pool, _scope(principal, account_id), selection, skip=skip, limit=limit)
+        return Page(items=[execution_out(e) for e in found], total=total, skip=skip, limit=limit)
 
     @post(
         "/redrive",
@@ -85,16 +84,20 @@ class DeadLetterController(Controller):
         responses=error_responses(*BODY, *PROTECTED),
     )
     async def redrive(
-        self, data: JSONBody[RedriveRequest], principal: NamedDependency[Principal], res: NamedDependency[Resources]
+        self,
+        data: JSONBody[RedriveRequest],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[asyncpg.Pool],
+        redriver: NamedDependency[Redriver],
+        projection: NamedDependency[ProjectionWait],
     ) -> RedriveResult:
         if not data.execution_ids and data.job_id is None and data.since is None:
             raise ValidationFailedError("name execution_ids, a job_id or a since time", field="execution_ids")
-        assert res.redriver is not None and res.pool is not None
         selection = Selection(execution_ids=tuple(data.execution_ids or ()), job_id=data.job_id, since=data.since)
-        await check_access(res.pool, principal, selection)
-        report = await res.redriver.redrive(_scope(principal, data.account_id), selection)
+        await check_access(pool, principal, selection)
+        report = await redriver.redrive(_scope(principal, data.account_id), selection)
         if report.last_sequence:
-            await await_projection(res, report.last_sequence, res.names.executions_stream)
+            await projection.execution_event(report.last_sequence)
         return RedriveResult(
             redriven=[Redriven(execution_id=old, new_execution_id=new) for old, new in report.redriven],
             skipped=[Skipped(execution_id=e, reason=r) for e, r in report.skipped],

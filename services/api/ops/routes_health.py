@@ -10,8 +10,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
-from services.api.dependencies import Resources
-from services.api.schemas import ConnectionState, Health, HealthDetailed, TickerState
+from services.api.http.dependencies import ApiServices, runtime_of
+from services.api.ops.schemas import ConnectionState, Health, HealthDetailed, TickerState
 from shared.bus.heartbeat import latest_heartbeat
 from shared.contracts.ticker import HEARTBEAT_STALE_SECONDS, Heartbeat
 
@@ -24,33 +24,33 @@ async def health() -> Health:
     return Health(status="healthy", service="scheduler")
 
 
-async def _database(res: Resources) -> ConnectionState:
-    if res.pool is None:
+async def _database(services: ApiServices | None) -> ConnectionState:
+    if services is None:
         return "disconnected"
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            await res.pool.fetchval("SELECT 1")
+            await services.pool.fetchval("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure means the database cannot serve queries
         return "disconnected"
     return "connected"
 
 
-async def _nats(res: Resources) -> ConnectionState:
-    if res.nc is None or not res.nc.is_connected:
+async def _nats(services: ApiServices | None) -> ConnectionState:
+    if services is None or not services.nc.is_connected:
         return "disconnected"
     try:
-        await res.nc.flush(timeout=int(CHECK_TIMEOUT_SECONDS))
+        await services.nc.flush(timeout=int(CHECK_TIMEOUT_SECONDS))
     except Exception:  # noqa: BLE001 - no round trip means no event store
         return "disconnected"
     return "connected"
 
 
-async def _ticker(res: Resources) -> Heartbeat | None:
-    if res.ticker_kv is None:
+async def _ticker(services: ApiServices | None) -> Heartbeat | None:
+    if services is None:
         return None
     with contextlib.suppress(Exception):  # unreadable for any reason: not ready
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return await latest_heartbeat(res.ticker_kv)
+            return await latest_heartbeat(services.ticker_kv)
     return None
 
 
@@ -62,8 +62,8 @@ async def _ticker(res: Resources) -> Heartbeat | None:
     responses={503: ResponseSpec(data_container=HealthDetailed, description="Something is down; the keys say what")},
 )
 async def health_detailed(state: State) -> Response[HealthDetailed]:
-    res: Resources = state.resources
-    database, nats, beat = await asyncio.gather(_database(res), _nats(res), _ticker(res))
+    services = runtime_of(state).started  # before the api has connected: everything is down
+    database, nats, beat = await asyncio.gather(_database(services), _nats(services), _ticker(services))
     ticker: TickerState
     if beat is not None:
         age = (datetime.now(UTC) - beat.at).total_seconds()

@@ -1,0 +1,38 @@
+"""Field types every surface accepts or shows the same way: their bounds, and the misfire policy's body, which the
+primary API and NEXUS share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from shared.contracts.jobs import MisfirePolicy
+
+# Postgres text and jsonb cannot hold NUL, so no string may carry one into the read models.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
+TimeZone = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL, examples=["UTC", "America/New_York"])
+]
+HttpMethod = Literal["GET", "POST", "PUT", "DELETE", "PATCH"]
+ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter", "missed", "skipped"]
+Overlap = Literal["allow", "skip", "queue_one"]
+JitterSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
+
+
+class MisfirePolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What happens to occurrences that fell due while no ticker was running (an outage, a stall, a clock jump):
+    `fire_all` fires those at most `grace_seconds` old (null: the operator's SCHEDULER_MISFIRE_GRACE_SECONDS),
+    `fire_latest` fires only the most recent, `skip` fires none. The others are recorded as `missed` executions."""
+
+    policy: Literal["fire_all", "fire_latest", "skip"] = "fire_all"
+    grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
+
+
+def misfire_policy_body(policy: MisfirePolicy) -> MisfirePolicyBody:
+    return MisfirePolicyBody(policy=policy.policy, grace_seconds=policy.grace_seconds)
+
+
+def misfire_policy_of(body: MisfirePolicyBody) -> MisfirePolicy:
+    return MisfirePolicy(policy=body.policy, grace_seconds=body.grace_seconds)
