@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -234,3 +234,13 @@ class Dispatcher:
 def build_dispatcher(settings: Settings) -> Dispatcher:
     """Wire the dispatcher from settings; nothing connects until start()."""
     return Dispatcher(settings)
+
+
+@contextlib.asynccontextmanager
+async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
+    dispatcher = build_dispatcher(settings)
+    await dispatcher.start()
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.close()
