@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from scheduler import runner
+from shared.observability.ops_server import Readiness
 from shared.settings import Settings, load_settings
 
 pytestmark = pytest.mark.unit
@@ -130,3 +131,18 @@ async def test_a_failing_on_ready_stops_the_services_and_is_raised(fakes: Fakes)
     with pytest.raises(RuntimeError, match="not healthy"):
         await asyncio.wait_for(runner.run_services(SETTINGS, ["api", "ticker"], stop, on_ready), 5)
     assert {"stopped api", "stopped ticker", "exit api", "exit ticker"} <= set(fakes.journal)
+
+
+async def test_readiness_is_ready_once_all_run_and_not_ready_once_stopping(fakes: Fakes) -> None:
+    readiness = Readiness(services=["api"])
+    stop = asyncio.Event()
+    seen: list[bool] = []
+
+    async def on_ready() -> None:
+        seen.append(readiness.ready)
+        stop.set()
+
+    service = FakeService("api", fakes.journal, "wait", asyncio.Event())
+    await asyncio.wait_for(runner.supervise({"api": service}, stop, readiness, on_ready), 5)
+    assert seen == [True], "ready when on_ready is called"
+    assert readiness.stopping and not readiness.ready
