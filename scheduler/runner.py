@@ -7,25 +7,31 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Protocol
 
 import uvicorn
+from litestar import Litestar
 
 from services.api.app import create_app, stop_live_updates
-from services.dispatcher.service import build_dispatcher
-from services.projector.service import build_projector
-from services.ticker.service import build_ticker
+from services.dispatcher.service import open_dispatcher
+from services.projector.service import open_projector
+from services.ticker.service import open_ticker
 from shared.observability.ops_server import OpsServer, Readiness
+from shared.runtime.tasks import task_group
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Service(Protocol):
-    async def start(self) -> None: ...
+    """A service as its factory returns it, connected: it runs until `stop` is set."""
 
     async def run(self, stop: asyncio.Event) -> None: ...
+
+
+# Builds a service and connects it on enter; closes what it opened on exit.
+ServiceFactory = Callable[[Settings], contextlib.AbstractAsyncContextManager[Service]]
 
 
 class _ApiServer(uvicorn.Server):
@@ -36,43 +42,43 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-class ApiService:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._app = create_app(settings)
-        config = uvicorn.Config(
-            self._app,
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self._server = _ApiServer(config)
-        self._socket: socket.socket | None = None
+class ApiServer:
+    """The api's app served on its bound socket; the app connects to NATS and Postgres as it starts serving."""
 
-    async def start(self) -> None:
-        """Bind the listening socket now, so a port in use is a clear error before anything else runs."""
-        self._socket = bind_api_socket(self._settings.api_host, self._settings.api_port)
+    def __init__(self, settings: Settings, app: Litestar, sock: socket.socket) -> None:
+        self._app = app
+        self._socket = sock
+        config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning", lifespan="on")
+        self._server = _ApiServer(config)
 
     async def run(self, stop: asyncio.Event) -> None:
-        if self._socket is None:
-            await self.start()
-        task = asyncio.create_task(self._server.serve(sockets=[self._socket] if self._socket else None))
+        """Serve until `stop` is set; a server that stops by itself before is an error."""
+        serving = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        await stop_live_updates(self._app)
-        self._server.should_exit = True
-        waiter.cancel()
         try:
-            await task
-        except SystemExit as exc:  # uvicorn exits when its start-up fails
-            raise RuntimeError("the api server could not start") from exc
+            await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            await stop_live_updates(self._app)
+            self._server.should_exit = True
+            try:
+                await serving
+            except SystemExit as exc:  # uvicorn exits when its start-up fails
+                raise RuntimeError("the api server could not start") from exc
         if not stop.is_set():
             raise RuntimeError("api server stopped unexpectedly")
 
-    @property
-    def started(self) -> bool:
-        return bool(self._server.started)
+
+@contextlib.asynccontextmanager
+async def open_api(settings: Settings) -> AsyncIterator[ApiServer]:
+    """The api with its listening socket bound, so a port in use is a clear error before anything else connects;
+    the socket is closed on exit."""
+    app = create_app(settings)
+    sock = bind_api_socket(settings.api_host, settings.api_port)
+    try:
+        yield ApiServer(settings, app, sock)
+    finally:
+        sock.close()
 
 
 def bind_api_socket(host: str, port: int) -> socket.socket:
@@ -91,13 +97,13 @@ def bind_api_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-# Start order: the api only binds its socket in start() (a port in use fails before anything connects), the
-# projector applies migrations in start(), and every run() begins after all starts.
-SERVICES: dict[str, Callable[[Settings], Service]] = {
-    "api": ApiService,
-    "projector": build_projector,
-    "ticker": build_ticker,
-    "dispatcher": build_dispatcher,
+# Enter order: the api binds its socket first (a port in use fails before anything connects), the projector
+# applies migrations as it is entered, and every run() begins once all are entered.
+SERVICES: dict[str, ServiceFactory] = {
+    "api": open_api,
+    "projector": open_projector,
+    "ticker": open_ticker,
+    "dispatcher": open_dispatcher,
 }
 
 
@@ -117,46 +123,58 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def run_services(
     settings: Settings, names: list[str], stop: asyncio.Event, on_ready: Callable[[], Awaitable[None]] | None = None
 ) -> None:
-    """Start the named services in SERVICES order, then run them all until `stop` or a failure."""
+    """Enter the named services in SERVICES order (each connects as it is entered), run them all until `stop` or a
+    failure, then close them in reverse order."""
     ordered = sorted(names, key=list(SERVICES).index)
-    services = [SERVICES[name](settings) for name in ordered]
     readiness = Readiness(services=ordered)
     ops = OpsServer(settings.ops_host, settings.ops_port, readiness) if settings.ops_port is not None else None
     if ops is not None:
         await ops.start()  # alive (not ready) while starting: a slow start is not a dead process
     try:
-        await _run_started(ordered, services, stop, readiness, on_ready)
+        async with contextlib.AsyncExitStack() as entered:
+            services: dict[str, Service] = {}
+            for name in ordered:
+                services[name] = await entered.enter_async_context(SERVICES[name](settings))
+                log.info("%s started", name)
+            await supervise(services, stop, readiness, on_ready)
     finally:
         if ops is not None:
             await ops.close()
 
 
-async def _run_started(
-    ordered: list[str],
-    services: list[Service],
+async def supervise(
+    services: Mapping[str, Service],
     stop: asyncio.Event,
     readiness: Readiness,
-    on_ready: Callable[[], Awaitable[None]] | None,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    for name, service in zip(ordered, services, strict=True):
-        await service.start()
-        log.info("%s started", name)
-    tasks = {asyncio.create_task(s.run(stop), name=n) for n, s in zip(ordered, services, strict=True)}
-    readiness.started = True
-    stopping = asyncio.create_task(stop.wait())
-    stopping.add_done_callback(lambda _: setattr(readiness, "stopping", True))
-    if on_ready is not None:
-        await on_ready()
-    failure: BaseException | None = None
-    pending = tasks
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task.exception() is not None and failure is None:
-                failure = task.exception()
-                log.error("%s failed: %s", task.get_name(), failure)
+    """Run every service until `stop`, in one task group. A service that fails (logged as "<name> failed: ...") or
+    returns before `stop` sets it, so the others finish what they are doing and return; then the first failure (a
+    failing `on_ready` included) is raised."""
+    failures: list[Exception] = []
+
+    async def run(name: str, service: Service) -> None:
+        try:
+            await service.run(stop)
+        except Exception as exc:  # noqa: BLE001 - raised once every service has stopped
+            log.error("%s failed: %s", name, exc)
+            failures.append(exc)
+        stop.set()  # a no-op when stopping already
+
+    async def mark_stopping() -> None:
+        await stop.wait()
+        readiness.stopping = True
+
+    async with task_group() as tg:
+        for name, service in services.items():
+            tg.create_task(run(name, service), name=name)
+        tg.create_task(mark_stopping())
+        readiness.started = True
+        if on_ready is not None:
+            try:
+                await on_ready()
+            except Exception as exc:  # noqa: BLE001 - raised once every service has stopped
+                failures.append(exc)
                 stop.set()
-            elif not stop.is_set():
-                stop.set()
-    if failure is not None:
-        raise failure
+    if failures:
+        raise failures[0]

@@ -122,33 +122,3 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
         stack.push_async_callback(session.close)
         runtime = AttemptRuntime(recorder, settings.worker_id)
         yield Dispatcher(settings, js, runtime, WebhookExecutor(session, secrets, settings), runs, withdrawals)
-
-
-class _DispatcherService:
-    """The dispatcher in the start-then-run shape scheduler/runner.py's SERVICES still expects.
-
-    Goes once the runner opens each service with `async with open_<service>(settings)`.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._stack = AsyncExitStack()
-        self._dispatcher: Dispatcher | None = None
-
-    async def start(self) -> None:
-        """Connect now, so a broken bus fails before any service runs."""
-        await self._open()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        async with self._stack:
-            await (await self._open()).run(stop)
-
-    async def _open(self) -> Dispatcher:
-        if self._dispatcher is None:
-            self._dispatcher = await self._stack.enter_async_context(open_dispatcher(self._settings))
-        return self._dispatcher
-
-
-def build_dispatcher(settings: Settings) -> _DispatcherService:
-    """The dispatcher for scheduler/runner.py's start-then-run services (new code: `open_dispatcher`)."""
-    return _DispatcherService(settings)

@@ -25,11 +25,13 @@ import asyncpg
 import nats.errors
 
 from services.projector.migrate import migrate
-from services.projector.service import build_projector
+from services.projector.service import projections as projections_of
 from services.projector.stream_reader import apply_range
 from shared.bus.connection import connect, disconnect
 from shared.bus.leases import Leases, leases_bucket
+from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
+from shared.runtime.periodic import periodically
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ async def replay(
 ) -> ReplayReport:
     """Rebuild and swap; `total` hears how many events there are to apply, `progress` how many were applied."""
     started = time.monotonic()
-    projections = build_projector(settings).projections()
+    projections = projections_of(Names(settings.namespace))
     channel = f"{settings.namespace}_replay"  # not the live channel: the api must not take replay positions as live
     nc = await connect(settings.nats_url, "replay")
     admin = await asyncpg.connect(settings.database_url)
@@ -97,7 +99,8 @@ async def replay(
         keys = [f"projector.{p.stream}" for p in projections]
         for key in keys:  # taken over, not waited for: a live projector holds its lease for as long as it runs
             await leases.take_over(key)
-        keeper = asyncio.create_task(_renew(leases, keys, settings.lease_ttl_seconds / 3))
+        done = asyncio.Event()
+        keeper = asyncio.create_task(_renew(leases, keys, settings.lease_ttl_seconds / 3, done))
         try:
             mark = time.monotonic()
             await asyncio.sleep(settings.lease_ttl_seconds)  # the live projector notices within a renewal
@@ -120,7 +123,7 @@ async def replay(
             if not keep_previous:
                 await admin.execute(f"DROP SCHEMA {PREVIOUS_SCHEMA} CASCADE")
         finally:
-            keeper.cancel()
+            done.set()
             await asyncio.gather(keeper, return_exceptions=True)
             await leases.release_all()
         return ReplayReport(
@@ -156,9 +159,12 @@ async def _bulk_load(admin: asyncpg.Connection, schema: str) -> AsyncIterator[No
             await admin.execute(row["indexdef"])
 
 
-async def _renew(leases: Leases, keys: list[str], every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
+async def _renew(leases: Leases, keys: list[str], every: float, done: asyncio.Event) -> None:
+    """Keep the projector leases until `done`: a renewal that fails is tried again next time, key by key."""
+
+    async def renew_all() -> None:
         for key in keys:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await leases.renew(key)
+
+    await periodically(renew_all, every, done, what="renew the projector leases")

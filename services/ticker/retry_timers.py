@@ -47,15 +47,13 @@ class RetryTimers:
         self._heap: list[tuple[datetime, str]] = []
         self._live: dict[str, RetryTimer] = {}
         self._changed = asyncio.Event()
-        self._watcher: KeyValue.KeyWatcher | None = None
 
-    async def watch(self) -> None:
-        """Start following the bucket (its live keys first); run() fires what it holds."""
-        self._watcher = await self._kv.watchall()
+    async def watch(self) -> KeyValue.KeyWatcher:
+        """Start following the bucket (its live keys first); `run` with the watcher fires what it holds."""
+        return await self._kv.watchall()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        watcher = self._watcher
-        assert watcher is not None, "watch() first"
+    async def run(self, watcher: KeyValue.KeyWatcher, stop: asyncio.Event) -> None:
+        """Fire timers as they fall due until `stop`; the watcher is stopped on the way out."""
         follower = asyncio.create_task(self._follow(watcher))
         try:
             while not stop.is_set():

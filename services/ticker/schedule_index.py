@@ -116,11 +116,17 @@ class ScheduleIndex:
 
     def next_due(self) -> datetime | None:
         """The earliest moment something is to be published (stale entries dropped first)."""
+        top = self._top()
+        return None if top is None else top[2]
+
+    def _top(self) -> tuple[IndexedJob, datetime, datetime] | None:
+        """The job the heap's first live entry stands for, its next occurrence's nominal time and when that is
+        published; stale entries before it are dropped."""
         while self._heap:
             fire_at, _, job_id, version = self._heap[0]
             job = self.jobs.get(job_id)
-            if job is not None and job.version == version and job.fire_at == fire_at:
-                return fire_at
+            if job is not None and job.version == version and job.next_due is not None and job.fire_at == fire_at:
+                return job, job.next_due, fire_at
             heapq.heappop(self._heap)
         return None
 
@@ -138,12 +144,10 @@ class ScheduleIndex:
         out: list[DueOccurrence] = []
         missed_end = now - MISFIRE_TOLERANCE
         until = now if horizon is None else max(now, horizon)
-        while (fire_at := self.next_due()) is not None and fire_at <= until:
-            _, _, job_id, _ = heapq.heappop(self._heap)
-            job = self.jobs[job_id]
+        while (top := self._top()) is not None and top[2] <= until:
+            heapq.heappop(self._heap)
+            job, due, _ = top
             state = job.state
-            assert job.next_due is not None
-            due = job.next_due
             looked = job.catch_up_from or looked_until
             job.catch_up_from = None
             if looked is not None and looked < due < missed_end:

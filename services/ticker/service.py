@@ -7,13 +7,13 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import msgspec
 import nats.errors
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -21,47 +21,56 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.ticker.partitions import PartitionLeases
+from services.ticker.publishing import publish_due, record_missed
 from services.ticker.retry_timers import RetryTimers
-from services.ticker.schedule_index import DueOccurrence, MissedOccurrence, ScheduleIndex
+from services.ticker.schedule_index import ScheduleIndex
 from shared.bus.connection import connect, disconnect
-from shared.bus.executions import publish_requested, publish_result
+from shared.bus.executions import publish_requested
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.ordered_reader import GapError, OrderedReader
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.bus.withdrawals import withdraw, withdrawn_bucket
 from shared.contracts.codec import decode_job_event
-from shared.contracts.executions import (
-    ExecutionMissed,
-    ExecutionRequested,
-    missed_execution_id,
-    occurrence_id,
-    occurrence_requests,
-)
 from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobPaused, JobResumed, JobUpdated
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
-from shared.observability.metrics import FIRE_LATENESS, OCCURRENCES_MISSED, OCCURRENCES_PUBLISHED, PARTITIONS_HELD
-from shared.schedule.firing import jitter_of
+from shared.observability.metrics import PARTITIONS_HELD
+from shared.runtime.periodic import periodically
+from shared.runtime.tasks import task_group, until_stopped
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_SECONDS = 1.0
 MAX_IDLE_SECONDS = 1.0
-PUBLISH_CONCURRENCY = 256
 FOLLOW_BATCH = 1000
 TAKE_SLICE = 2000
+# Errors of a bus that is briefly unreachable: a periodic step that meets one tries again next time.
+BUS_ERRORS = (nats.errors.Error, TimeoutError)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class TickerBuckets:
+    """The KV buckets the ticker works with."""
+
+    state: KeyValue  # watermarks and the heartbeat
+    withdrawn: KeyValue  # executions published ahead and withdrawn since
+    leases: KeyValue
+    timers: KeyValue  # attempts due later
+
+
 class Ticker:
     """Fires the jobs of the partitions it holds leases on (all of them when it runs alone)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self, settings: Settings, js: JetStreamContext, buckets: TickerBuckets, clock: Callable[[], datetime] = _now
+    ) -> None:
         self._settings = settings
+        self._js = js
         # What the ticker takes the time to be; tests step it to stage outages and clock jumps.
         self._clock = clock
         self._names = Names(settings.namespace)
@@ -69,10 +78,15 @@ class Ticker:
         # The latest event of every live job, whichever partition: taking over a partition needs no replay.
         self._catalog: dict[UUID, JobEvent] = {}
         self._wakeup = asyncio.Event()
-        self._nc: Client | None = None
-        self._kv: KeyValue | None = None
-        self._partitions: PartitionLeases | None = None
-        self._timers: RetryTimers | None = None
+        self._kv = buckets.state
+        self._withdrawn_kv = buckets.withdrawn
+        self._partitions = PartitionLeases(Leases(buckets.leases, settings.worker_id))
+        owned = self._partitions.owned  # the live set, which the partition leases change in place
+        self._timers = RetryTimers(
+            buckets.timers,
+            lambda r: publish_requested(js, self._names, r),
+            owns=lambda key: int(key.split(".", 1)[0]) in owned,
+        )
         # Up to when every occurrence of the partitions held has been published (the main loop's last look).
         self._watermark: datetime | None = None
         self._saved: dict[int, datetime] = {}
@@ -82,7 +96,6 @@ class Ticker:
         self._taken_at_look: dict[int, int] = {}
         # Executions published ahead of their fire time, by job: withdrawn if the job changes before then.
         self._ahead: dict[UUID, tuple[datetime, list[UUID]]] = {}
-        self._withdrawn_kv: KeyValue | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -91,19 +104,9 @@ class Ticker:
 
     @property
     def owned(self) -> frozenset[int]:
-        return frozenset(self._partitions.owned) if self._partitions is not None else frozenset()
-
-    async def start(self) -> None:
-        self._nc = await connect(self._settings.nats_url, "ticker")
-        js = self._nc.jetstream()
-        await ensure_streams(js, self._settings)
-        self._kv = await ticker_bucket(js, self._settings)
-        self._withdrawn_kv = await withdrawn_bucket(js, self._settings)
-        leases = Leases(await leases_bucket(js, self._settings), self._settings.worker_id)
-        self._partitions = PartitionLeases(leases)
+        return frozenset(self._partitions.owned)
 
     async def _watermark_of(self, partition: int) -> datetime | None:
-        assert self._kv is not None
         for key in (watermark_key(partition), WATERMARK_KEY):  # the single key of a store from before partitions
             try:
                 entry = await self._kv.get(key)
@@ -115,9 +118,10 @@ class Ticker:
 
     def _owns(self, job_id: UUID) -> bool:
         # Called for every job event: the live set, not the frozenset copy `owned` makes.
-        return self._partitions is not None and partition_of(job_id) in self._partitions.owned
+        return partition_of(job_id) in self._partitions.owned
 
-    async def _follow_jobs(self, js: JetStreamContext, bootstrapped: asyncio.Event, done: asyncio.Event) -> None:
+    async def _follow_jobs(self, bootstrapped: asyncio.Event, done: asyncio.Event) -> None:
+        js = self._js
         info = await js.stream_info(self._names.jobs_stream)
         if not info.state.messages:
             bootstrapped.set()
@@ -163,7 +167,7 @@ class Ticker:
     def _withdraw_ahead(self, job_id: UUID) -> None:
         """The job changed before occurrences published ahead for it are due: withdraw them."""
         fire_at, execution_ids = self._ahead.pop(job_id)
-        if fire_at <= self._clock() or self._withdrawn_kv is None:
+        if fire_at <= self._clock():
             return
         task = asyncio.create_task(withdraw(self._withdrawn_kv, execution_ids))
         self._background.add(task)
@@ -191,7 +195,6 @@ class Ticker:
                     # A million jobs take a minute to index: let the loop run, and keep the leases meanwhile.
                     await asyncio.sleep(0)
                     if time.monotonic() - renewed > self._settings.lease_ttl_seconds / 3:
-                        assert self._partitions is not None
                         await self._partitions.renew_held()
                         renewed = time.monotonic()
                 if self._catalog.get(event.job_id) is not event:
@@ -205,13 +208,11 @@ class Ticker:
                 self._index.apply(event, start_after, catch_up_from=looked)
             # Saved only once a look that begins after this has finished.
             self._taken_at_look[partition] = self._looks_begun
-        if self._timers is not None:
-            self._timers.owners_changed()
+        self._timers.owners_changed()
         self._wakeup.set()
 
     async def _rebalance(self) -> None:
         """One lease step: renew, take what is due to this ticker, hand back its surplus after saving it."""
-        assert self._partitions is not None
         step = await self._partitions.step()
         if step.lost:
             dropped = self._index.drop_partitions(step.lost)
@@ -230,80 +231,10 @@ class Ticker:
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         every = self._settings.lease_ttl_seconds / 3
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
-            if stop.is_set():
-                return
-            try:
-                await self._rebalance()
-            except (nats.errors.Error, TimeoutError) as exc:
-                log.warning("could not renew partition leases, retrying in %.1f s: %s", every, exc)
-
-    async def _publish(self, js: JetStreamContext, occurrences: list[DueOccurrence]) -> None:
-        limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-        now = self._clock()
-
-        async def one(event: ExecutionRequested) -> None:
-            async with limiter:
-                await publish_requested(js, self._names, event)
-
-        # Among occurrences due at the same moment, higher priority is published (and so dispatched) first.
-        ordered = sorted(occurrences, key=lambda occ: (occ.nominal_time, -occ.job.priority))
-        tasks: list[Coroutine[object, object, None]] = []
-        fire_times = []
-        for occ in ordered:
-            fire_at = occ.nominal_time + jitter_of(occ.job, occ.nominal_time)
-            fire_times.append(fire_at)
-            events = occurrence_requests(
-                occ.job,
-                job_version=occ.job_version,
-                nominal_time=occ.nominal_time,
-                occurred_at=now,
-                next_run_at=occ.next_due,
-                fire_at=fire_at,
-            )
-            if fire_at > now:  # recorded before publishing, so a change arriving meanwhile withdraws them
-                latest, ids = self._ahead.get(occ.job.id, (fire_at, []))
-                self._ahead[occ.job.id] = (max(latest, fire_at), [*ids, *(e.execution_id for e in events)])
-            tasks.extend(one(event) for event in events)
-        await asyncio.gather(*tasks)
-        published = self._clock()
-        for fire_at in fire_times:
-            FIRE_LATENESS.observe(max(0.0, (published - fire_at).total_seconds()))
-        OCCURRENCES_PUBLISHED.inc(len(tasks))
-
-    async def _record_missed(self, js: JetStreamContext, missed: list[MissedOccurrence]) -> None:
-        """One ExecutionMissed per occurrence the misfire policy did not fire: skipped, never silently dropped."""
-        limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-        now = self._clock()
-
-        async def one(m: MissedOccurrence) -> None:
-            occurrence = occurrence_id(m.job.id, m.nominal_time)
-            event = ExecutionMissed(
-                execution_id=missed_execution_id(occurrence),
-                occurrence_id=occurrence,
-                job_id=m.job.id,
-                account_id=m.job.account_id,
-                occurred_at=now,
-                nominal_time=m.nominal_time,
-                job_name=m.job.name,
-                policy=m.policy,
-                reason=m.reason,
-                more_missed=m.more_missed,
-            )
-            async with limiter:
-                await publish_result(js, self._names, "missed", event, str(event.execution_id))
-
-        await asyncio.gather(*(one(m) for m in missed))
-        for m in missed:
-            OCCURRENCES_MISSED.labels(m.policy).inc()
-        if any(m.more_missed for m in missed):
-            log.warning("more occurrences were missed than are recorded one by one; see ExecutionMissed.more_missed")
+        await periodically(self._rebalance, every, stop, what="renew partition leases", retry_on=BUS_ERRORS, log=log)
 
     async def _save_watermarks(self, partitions: frozenset[int]) -> None:
         """Save the watermark of each partition whose catch-up after being taken over is done."""
-        assert self._kv is not None
         wm = self._watermark
         if wm is None:
             return
@@ -313,96 +244,87 @@ class Ticker:
             await self._kv.put(watermark_key(partition), msgspec.json.encode(wm))
             self._saved[partition] = wm
 
-    async def _save_state(self, stop: asyncio.Event) -> None:
-        assert self._kv is not None
-        while not stop.is_set():
-            wm = self._watermark
-            if wm is not None:
-                try:
-                    await self._save_watermarks(self.owned)
-                    beat = Heartbeat(
-                        instance=self._settings.worker_id, at=self._clock(), watermark=wm, jobs=len(self._index.jobs)
-                    )
-                    await self._kv.put(HEARTBEAT_KEY, msgspec.json.encode(beat))
-                except (nats.errors.Error, TimeoutError) as exc:
-                    # A lagging watermark only widens the overlap deduplication absorbs after a restart: retry.
-                    log.warning("could not save ticker state, retrying in %.0f s: %s", SAVE_INTERVAL_SECONDS, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SAVE_INTERVAL_SECONDS)
+    async def _save_state(self) -> None:
+        """Save the watermarks and the heartbeat, once there is a watermark (after the first look)."""
+        wm = self._watermark
+        if wm is None:
+            return
+        await self._save_watermarks(self.owned)
+        beat = Heartbeat(instance=self._settings.worker_id, at=self._clock(), watermark=wm, jobs=len(self._index.jobs))
+        await self._kv.put(HEARTBEAT_KEY, msgspec.json.encode(beat))
+
+    async def _keep_state(self, stop: asyncio.Event) -> None:
+        # A lagging watermark only widens the overlap deduplication absorbs after a restart: retry.
+        await periodically(
+            self._save_state,
+            SAVE_INTERVAL_SECONDS,
+            stop,
+            what="save ticker state",
+            retry_on=BUS_ERRORS,
+            immediately=True,
+            log=log,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fire due occurrences until `stop` is set; watermarks are saved and leases handed back on the way out."""
-        if self._nc is None:
-            await self.start()
-        assert self._nc is not None and self._kv is not None and self._partitions is not None
-        js = self._nc.jetstream()
-        owned = self._partitions.owned
-        self._timers = RetryTimers(
-            await timers_bucket(js, self._settings),
-            lambda r: publish_requested(js, self._names, r),
-            owns=lambda key: int(key.split(".", 1)[0]) in owned,
-        )
-        await self._timers.watch()  # here, not in its task: a cancel landing inside the watch's set-up blocks draining
+        """Fire due occurrences until `stop` is set; watermarks are saved and leases handed back on the way out.
+
+        Its loops (the job follower, the retry timers, the lease keeper, the state saver) run in one task group:
+        one that fails or quits stops the ticker with its error."""
+        # Here, not in its task: a cancel landing inside the watch's set-up blocks draining.
+        watcher = await self._timers.watch()
         bootstrapped = asyncio.Event()
         # Set on the way out, for loops that a cancel alone may not end (see _follow_jobs).
         stopping = asyncio.Event()
-        follower = asyncio.create_task(self._follow_jobs(js, bootstrapped, stopping))
-        timer_loop = asyncio.create_task(self._timers.run(stopping))
-        saver: asyncio.Task[None] | None = None
-        lease_keeper: asyncio.Task[None] | None = None
-        grace = timedelta(seconds=self._settings.misfire_grace_seconds)
-        lead = timedelta(seconds=self._settings.fire_lead_seconds)
         looked_until = self._clock()
         try:
-            await _first_of(bootstrapped.wait(), stop.wait(), follower)
-            if not stop.is_set():
-                await self._rebalance()  # alone, this takes every partition before the first look
-            saver = asyncio.create_task(self._save_state(stop))
-            lease_keeper = asyncio.create_task(self._keep_leases(stop))
-            while not stop.is_set():
-                for loop in (follower, timer_loop, lease_keeper):
-                    if loop.done():
-                        loop.result()  # a dead loop must stop the ticker, not leave it half working
-                        raise RuntimeError("a ticker loop stopped")
-                self._wakeup.clear()
-                self._looks_begun += 1
-                now = self._clock()
-                horizon = now + lead
-                if self._ahead:
-                    self._ahead = {job: a for job, a in self._ahead.items() if a[0] > now}
-                due = self._index.pop_due(now, grace, looked_until, horizon)
-                missed = self._index.take_missed()
-                if missed:
-                    await self._record_missed(js, missed)
-                if due:
-                    await self._publish(js, due)
-                self._watermark = horizon  # published up to there
-                self._looks_done = self._looks_begun
-                # Not `now`: what fell due while publishing was late, not missed.
-                looked_until = self._clock()
-                nxt = self._index.next_due()
-                delay = MAX_IDLE_SECONDS if nxt is None else (nxt - lead - self._clock()).total_seconds()
-                if delay > 0:
-                    await _first_of(self._wakeup.wait(), stop.wait(), timeout=min(delay, MAX_IDLE_SECONDS))
+            async with task_group() as tg:
+                cancelled_on_exit = [  # the state saver is not: it finishes the save under way
+                    tg.create_task(until_stopped(self._follow_jobs(bootstrapped, stopping), stopping, "job follower")),
+                    tg.create_task(until_stopped(self._timers.run(watcher, stopping), stopping, "retry timers")),
+                ]
+                try:
+                    await _first_of(bootstrapped.wait(), stop.wait())
+                    if not stop.is_set():
+                        await self._rebalance()  # alone, this takes every partition before the first look
+                    tg.create_task(until_stopped(self._keep_state(stop), stop, "state saver"))
+                    keeper = tg.create_task(until_stopped(self._keep_leases(stop), stop, "lease keeper"))
+                    cancelled_on_exit.append(keeper)
+                    await self._fire(stop, looked_until)
+                finally:
+                    stopping.set()
+                    for task in cancelled_on_exit:
+                        task.cancel()
         finally:
-            stopping.set()
-            follower.cancel()
-            timer_loop.cancel()
-            if lease_keeper is not None:
-                lease_keeper.cancel()
-            if saver is not None:
-                await saver
-            await asyncio.gather(
-                follower, timer_loop, *([lease_keeper] if lease_keeper else []), return_exceptions=True
-            )
             if self._background:  # withdrawals under way
                 await asyncio.gather(*self._background, return_exceptions=True)
-            try:
-                await self._save_watermarks(self.owned)
-                await self._partitions.release_all()  # the others take these partitions at once, not at expiry
-            finally:
-                await disconnect(self._nc)
-                self._nc = None
+            await self._save_watermarks(self.owned)
+            await self._partitions.release_all()  # the others take these partitions at once, not at expiry
+
+    async def _fire(self, stop: asyncio.Event, looked_until: datetime) -> None:
+        """The main loop: publish what falls due (and record what was missed) until `stop` is set."""
+        grace = timedelta(seconds=self._settings.misfire_grace_seconds)
+        lead = timedelta(seconds=self._settings.fire_lead_seconds)
+        while not stop.is_set():
+            self._wakeup.clear()
+            self._looks_begun += 1
+            now = self._clock()
+            horizon = now + lead
+            if self._ahead:
+                self._ahead = {job: a for job, a in self._ahead.items() if a[0] > now}
+            due = self._index.pop_due(now, grace, looked_until, horizon)
+            missed = self._index.take_missed()
+            if missed:
+                await record_missed(self._js, self._names, missed, self._clock())
+            if due:
+                await publish_due(self._js, self._names, due, self._clock, self._ahead)
+            self._watermark = horizon  # published up to there
+            self._looks_done = self._looks_begun
+            # Not `now`: what fell due while publishing was late, not missed.
+            looked_until = self._clock()
+            nxt = self._index.next_due()
+            delay = MAX_IDLE_SECONDS if nxt is None else (nxt - lead - self._clock()).total_seconds()
+            if delay > 0:
+                await _first_of(self._wakeup.wait(), stop.wait(), timeout=min(delay, MAX_IDLE_SECONDS))
 
 
 _TIMING_FIELDS = frozenset({"schedule", "timezone", "enabled", "start_at", "end_at", "jitter_seconds"})
@@ -436,6 +358,19 @@ async def _first_of(*aws: Awaitable[object], timeout: float | None = None) -> No
             raise exc
 
 
-def build_ticker(settings: Settings, clock: Callable[[], datetime] = _now) -> Ticker:
-    """Wire the ticker from settings; nothing connects until start()."""
-    return Ticker(settings, clock)
+@contextlib.asynccontextmanager
+async def open_ticker(settings: Settings, clock: Callable[[], datetime] = _now) -> AsyncIterator[Ticker]:
+    """The ticker, connected to NATS with the streams checked and its buckets open; disconnected on exit."""
+    nc = await connect(settings.nats_url, "ticker")
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, settings)
+        buckets = TickerBuckets(
+            state=await ticker_bucket(js, settings),
+            withdrawn=await withdrawn_bucket(js, settings),
+            leases=await leases_bucket(js, settings),
+            timers=await timers_bucket(js, settings),
+        )
+        yield Ticker(settings, js, buckets, clock)
+    finally:
+        await disconnect(nc)

@@ -19,17 +19,19 @@ async def ensure_consumer(
 ) -> str | None:
     """Create the durable consumer, or update it when a `compared` field drifted. Returns what was done, if
     anything (nats-py's pull_subscribe creates a missing consumer but never updates one)."""
-    assert wanted.durable_name is not None
+    name = wanted.durable_name
+    if name is None:
+        raise ValueError("ensure_consumer keeps durable consumers only: the configuration names none")
     try:
-        info = await js.consumer_info(stream, wanted.durable_name)
+        info = await js.consumer_info(stream, name)
     except NotFoundError:
         await js.add_consumer(stream, wanted)
-        return f"created consumer {wanted.durable_name}"
+        return f"created consumer {name}"
     diffs = config_drift(wanted, info.config, compared)
     if not diffs:
         return None
     # The server updates a durable in place when it is created again with the same name.
     await js.add_consumer(stream, wanted)
-    line = f"updated consumer {wanted.durable_name}: {', '.join(diffs)}"
+    line = f"updated consumer {name}: {', '.join(diffs)}"
     log.warning(line)
     return line

@@ -49,7 +49,9 @@ class SigningSecretStore:
                 current = created
             except KeyWrongLastSequenceError:
                 found = await self._read(account_id)
-                assert found is not None
+                if found is None:  # created by another, then deleted before this read: nothing to agree on
+                    gone = f"the signing secrets of account {account_id} vanished as they were created"
+                    raise RuntimeError(gone) from None
                 current = found[0]
         else:
             current = found[0]

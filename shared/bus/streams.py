@@ -62,17 +62,19 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
     """Create missing streams and update drifted ones. Returns a line per change made."""
     changes: list[str] = []
     for wanted in stream_configs(settings):
-        assert wanted.name is not None
+        name = wanted.name
+        if name is None:
+            raise ValueError("a stream configuration without a name")
         try:
-            info = await js.stream_info(wanted.name)
+            info = await js.stream_info(name)
         except NotFoundError:
             await js.add_stream(wanted)
-            changes.append(f"created stream {wanted.name}")
+            changes.append(f"created stream {name}")
             continue
         diffs = config_drift(wanted, info.config, _COMPARED)
         if diffs:
             await js.update_stream(wanted)
-            changes.append(f"updated stream {wanted.name}: {', '.join(diffs)}")
+            changes.append(f"updated stream {name}: {', '.join(diffs)}")
     for line in changes:
         log.info(line)
     return changes

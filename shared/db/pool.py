@@ -57,5 +57,4 @@ async def create_pool(
         server_settings=settings,
         command_timeout=command_timeout,
     )
-    assert pool is not None
     return pool

@@ -158,13 +158,12 @@ def _parsed_rrule(text: str, anchor_wall: datetime, tz_name: str) -> rrule | rru
 
 def check_calendar(schedule: CalendarSchedule, timezone: str = "UTC") -> None:
     """Raise InvalidScheduleError unless the schedule has exactly one well-formed rule that can fire."""
-    if (schedule.rule is None) == (schedule.rrule is None):
-        raise InvalidScheduleError("a calendar schedule has either a rule object or an RRULE string")
-    if schedule.rule is not None:
+    if schedule.rule is not None and schedule.rrule is None:
         _check_rule(schedule.rule)
-    else:
-        assert schedule.rrule is not None
+    elif schedule.rrule is not None and schedule.rule is None:
         _parsed_rrule(schedule.rrule, to_wall(schedule.anchor, zone(timezone)), timezone)
+    else:
+        raise InvalidScheduleError("a calendar schedule has either a rule object or an RRULE string")
 
 
 def walls_after(
@@ -173,8 +172,7 @@ def walls_after(
     """Matching wall-clock times strictly after `start_wall` (naive), in order, without excluded dates."""
     if schedule.rule is not None:
         yield from _rule_walls(schedule.rule, start_wall)
-    else:
-        assert schedule.rrule is not None
+    elif schedule.rrule is not None:
         try:
             rules = _parsed_rrule(schedule.rrule, anchor_wall, timezone)
         except InvalidScheduleError:

@@ -28,7 +28,7 @@ from scheduler.embedded import EmbeddedNats
 from services.api.core.auth import mint_token
 from services.projector.replay import replay
 from services.ticker import partitions
-from services.ticker.service import Ticker
+from services.ticker.service import Ticker, open_ticker
 from shared.bus.job_store import NatsJobEventStore
 from shared.contracts.jobs import JobUpdated
 from shared.contracts.subjects import Names
@@ -68,13 +68,13 @@ def report_figures() -> Iterator[None]:
 @asynccontextmanager
 async def ticker_with(settings: Settings, clock: SteppedClock) -> AsyncIterator[Ticker]:
     stop = asyncio.Event()
-    ticker = Ticker(settings, clock)
-    task = asyncio.create_task(ticker.run(stop))
-    try:
-        yield ticker
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    async with open_ticker(settings, clock) as ticker:
+        task = asyncio.create_task(ticker.run(stop))
+        try:
+            yield ticker
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
 
 
 async def settled_history(api: Api, job_id: str, receiver: Receiver, path: str) -> list[dict[str, Any]]:

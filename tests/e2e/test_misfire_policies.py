@@ -23,7 +23,7 @@ import pytest
 
 from scheduler.runner import run_services
 from services.ticker.schedule_index import MISFIRE_TOLERANCE
-from services.ticker.service import Ticker
+from services.ticker.service import open_ticker
 from shared.bus.streams import ticker_bucket
 from shared.contracts.subjects import partition_of
 from shared.contracts.ticker import watermark_key
@@ -46,7 +46,12 @@ POLICIES = ("fire_all", "fire_latest", "skip")
 @asynccontextmanager
 async def ticker(settings: Settings, clock: SteppedClock) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    task = asyncio.create_task(Ticker(settings, clock).run(stop))
+
+    async def run() -> None:
+        async with open_ticker(settings, clock) as ticker:
+            await ticker.run(stop)
+
+    task = asyncio.create_task(run())
     try:
         yield
     finally:

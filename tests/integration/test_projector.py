@@ -11,7 +11,7 @@ import msgspec
 import nats
 import pytest
 
-from services.projector.service import build_projector
+from services.projector.service import open_projector
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
 from shared.contracts.codec import encode
@@ -26,10 +26,22 @@ pytestmark = pytest.mark.integration
 
 
 async def run_projector(settings: Settings) -> tuple[asyncio.Event, asyncio.Task[None]]:
-    projector = build_projector(settings)
-    await projector.start()
+    """A projector, migrations applied, running until the event is set (the task ends with its connections closed)."""
     stop = asyncio.Event()
-    return stop, asyncio.create_task(projector.run(stop))
+    opened = asyncio.Event()
+
+    async def run() -> None:
+        async with open_projector(settings) as projector:
+            opened.set()
+            await projector.run(stop)
+
+    task = asyncio.create_task(run())
+    waiter = asyncio.create_task(opened.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()  # it failed to open: say why
+    return stop, task
 
 
 async def test_job_and_execution_events_become_rows(settings: Settings) -> None:

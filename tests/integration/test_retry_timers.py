@@ -9,7 +9,7 @@ import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
 
-from services.ticker.service import build_ticker
+from services.ticker.service import open_ticker
 from shared.bus.streams import ensure_streams, timers_bucket
 from shared.contracts.codec import decode_execution_event, encode
 from shared.contracts.executions import ExecutionRequested, occurrence_requests
@@ -20,6 +20,11 @@ from tests.factories import job_state
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
+
+
+async def run_ticker(settings: Settings, stop: asyncio.Event) -> None:
+    async with open_ticker(settings) as ticker:
+        await ticker.run(stop)
 
 
 async def test_a_timer_due_while_the_ticker_was_down_fires_once_after_restart(settings: Settings) -> None:
@@ -39,7 +44,7 @@ async def test_a_timer_due_while_the_ticker_was_down_fires_once_after_restart(se
 
         # A ticker runs briefly and stops before the timer is due.
         stop = asyncio.Event()
-        ticker = asyncio.create_task(build_ticker(settings).run(stop))
+        ticker = asyncio.create_task(run_ticker(settings, stop))
         stop.set()
         await asyncio.wait_for(ticker, timeout=20)
         assert await timers.get(key), "the timer is still waiting"
@@ -48,7 +53,7 @@ async def test_a_timer_due_while_the_ticker_was_down_fires_once_after_restart(se
         await eventually(lambda: datetime.now(UTC) > due + timedelta(seconds=0.5), timeout=5, what="the due time")
 
         stop = asyncio.Event()
-        ticker = asyncio.create_task(build_ticker(settings).run(stop))
+        ticker = asyncio.create_task(run_ticker(settings, stop))
         try:
             msg = await sub.next_msg(timeout=10)
             fired = decode_execution_event(msg.data)
