@@ -279,15 +279,19 @@ class Ticker:
         try:
             async with task_group() as tg:
                 cancelled_on_exit = [  # the state saver is not: it finishes the save under way
-                    tg.create_task(until_stopped(self._follow_jobs(bootstrapped, stopping), stopping, "job follower")),
-                    tg.create_task(until_stopped(self._timers.run(watcher, stopping), stopping, "retry timers")),
+                    tg.create_task(
+                        until_stopped(lambda: self._follow_jobs(bootstrapped, stopping), stopping, "job follower")
+                    ),
+                    tg.create_task(
+                        until_stopped(lambda: self._timers.run(watcher, stopping), stopping, "retry timers")
+                    ),
                 ]
                 try:
                     await _first_of(bootstrapped.wait(), stop.wait())
                     if not stop.is_set():
                         await self._rebalance()  # alone, this takes every partition before the first look
-                    tg.create_task(until_stopped(self._keep_state(stop), stop, "state saver"))
-                    keeper = tg.create_task(until_stopped(self._keep_leases(stop), stop, "lease keeper"))
+                    tg.create_task(until_stopped(lambda: self._keep_state(stop), stop, "state saver"))
+                    keeper = tg.create_task(until_stopped(lambda: self._keep_leases(stop), stop, "lease keeper"))
                     cancelled_on_exit.append(keeper)
                     await self._fire(stop, looked_until)
                 finally:

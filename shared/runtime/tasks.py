@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ async def task_group() -> AsyncIterator[asyncio.TaskGroup]:
         raise first from None
 
 
-async def until_stopped(loop: Awaitable[None], stop: asyncio.Event, what: str) -> None:
-    """Await `loop`, a loop meant to run until `stop`: one that returns before is an error (a loop quietly gone
-    would leave its service half working)."""
-    await loop
+async def until_stopped(loop: Callable[[], Awaitable[None]], stop: asyncio.Event, what: str) -> None:
+    """Run `loop()`, a loop meant to run until `stop`: one that returns before is an error (a loop quietly gone
+    would leave its service half working). Takes the loop's function, not its coroutine: a task cancelled before it
+    starts then leaves no coroutine behind that was never awaited."""
+    await loop()
     if not stop.is_set():
         raise RuntimeError(f"{what} stopped")

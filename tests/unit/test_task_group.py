@@ -40,10 +40,10 @@ async def test_a_loop_that_quits_before_stop_is_an_error() -> None:
         return
 
     with pytest.raises(RuntimeError, match="the follower stopped"):
-        await until_stopped(quits(), asyncio.Event(), "the follower")
+        await until_stopped(quits, asyncio.Event(), "the follower")
     stop = asyncio.Event()
     stop.set()
-    await until_stopped(quits(), stop, "the follower")  # asked to: fine
+    await until_stopped(quits, stop, "the follower")  # asked to: fine
 
 
 def test_leaf_errors_flattens_nested_groups_and_drops_repeats() -> None:
