@@ -8,14 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
-import nats.errors
 from nats.js import JetStreamContext
 
 from services.projector.execution_projection import execution_step
 from services.projector.job_projection import job_step
 from services.projector.migrate import migrate
 from services.projector.stream_reader import Projection, run_projection
-from shared.bus.connection import connect, disconnect
+from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ensure_streams
 from shared.contracts.codec import decode_execution_event, decode_job_event
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
 # Errors of a bus that is briefly unreachable: a lease renewal that meets one tries again next time.
-BUS_ERRORS = (nats.errors.Error, TimeoutError)
 
 
 def projections(names: Names) -> list[Projection]:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import msgspec
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -24,7 +23,7 @@ from services.ticker.partitions import PartitionLeases
 from services.ticker.publishing import publish_due, record_missed
 from services.ticker.retry_timers import RetryTimers
 from services.ticker.schedule_index import ScheduleIndex
-from shared.bus.connection import connect, disconnect
+from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.executions import publish_requested
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.ordered_reader import GapError, OrderedReader
@@ -46,7 +45,6 @@ MAX_IDLE_SECONDS = 1.0
 FOLLOW_BATCH = 1000
 TAKE_SLICE = 2000
 # Errors of a bus that is briefly unreachable: a periodic step that meets one tries again next time.
-BUS_ERRORS = (nats.errors.Error, TimeoutError)
 
 
 def _now() -> datetime:

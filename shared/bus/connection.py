@@ -10,6 +10,9 @@ from nats.aio.client import Client
 
 log = logging.getLogger(__name__)
 
+# What a call to NATS raises when the bus is away or slow (a loop retries these; anything else is a bug).
+BUS_ERRORS: tuple[type[Exception], ...] = (nats.errors.Error, TimeoutError)
+
 
 async def connect(url: str, name: str) -> Client:
     """Connect with unbounded reconnects; the first connection must succeed within a few seconds."""
