@@ -11,6 +11,13 @@ import nats.errors
 import pytest
 from litestar import Request
 
+from services.api.core.api_errors import (
+    ConflictError,
+    DependencyUnavailableError,
+    ForbiddenError,
+    JobNotFoundError,
+    ValidationFailedError,
+)
 from services.api.core.errors import (
     DATABASE_DOWN,
     EVENT_STORE_DOWN,
@@ -20,13 +27,6 @@ from services.api.core.errors import (
     ErrorAnswer,
     answer_for,
     origin_of,
-)
-from services.api.domain_errors import (
-    ConflictError,
-    DependencyUnavailableError,
-    ForbiddenError,
-    JobNotFoundError,
-    ValidationFailedError,
 )
 from services.api.http.error_responses import PrimaryErrors, exception_handlers
 from services.api.nexus.errors import NexusErrors

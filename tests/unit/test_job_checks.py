@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.api.domain_errors import InvalidCronError, JobNotFoundError, ValidationFailedError, api_error
-from services.api.error_fields import nexus_field, rest_field
+from services.api.core.api_errors import InvalidCronError, JobNotFoundError, ValidationFailedError, api_error
+from services.api.core.error_fields import nexus_field, rest_field
 from shared.contracts.schedules import CalendarSchedule, CronSchedule, IntervalSchedule
 from shared.domain import errors
 from shared.domain.job_checks import (

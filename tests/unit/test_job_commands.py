@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.api.core.auth import Principal
-from services.api.domain_errors import (
+from services.api.core.api_errors import (
     ConflictError,
     ForbiddenError,
     InvalidCronError,
@@ -16,7 +15,8 @@ from services.api.domain_errors import (
     ValidationFailedError,
     WebhookNotFoundError,
 )
-from services.api.job_commands import (
+from services.api.core.auth import Principal
+from services.api.core.job_commands import (
     MAX_WEBHOOKS_PER_JOB,
     JobChanges,
     JobCommands,

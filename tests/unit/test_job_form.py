@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from services.api.domain_errors import ValidationFailedError
+from services.api.core.api_errors import ValidationFailedError
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.schemas import NexusJob
 from services.api.ui.job_form import (

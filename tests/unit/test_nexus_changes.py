@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from msgspec import UNSET
 
-from services.api.domain_errors import ValidationFailedError
+from services.api.core.api_errors import ValidationFailedError
 from services.api.nexus.mapping import changes_from, draft_from, nexus_job
 from services.api.nexus.schemas import NexusJob, NexusJobCreate, NexusJobUpdate
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec

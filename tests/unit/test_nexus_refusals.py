@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.api.domain_errors import ValidationFailedError
+from services.api.core.api_errors import ValidationFailedError
 from services.api.nexus.mapping import draft_from
 from shared.contracts.schedules import DateSchedule
 from tests.unit.test_nexus_mapping import NOW, create

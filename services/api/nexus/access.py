@@ -10,9 +10,9 @@ import asyncpg
 from litestar import Request
 from litestar.datastructures import State
 
+from services.api.core.api_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
 from services.api.core.job_queries import job_by_id, job_by_number, job_ref
-from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
 from services.api.http.dependencies import bearer_principal, provide_principal
 from services.api.nexus.read_models import nexus_job
 from services.api.nexus.schemas import NexusJob

@@ -9,8 +9,8 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.errors import ErrorAnswer, sentence
-from services.api.domain_errors import JobNotFoundError, ValidationFailedError
 
 _DETAILS: dict[type[Exception], str] = {JobNotFoundError: "Job not found"}
 _INTERNAL = "Internal server error"

@@ -10,10 +10,10 @@ import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from services.api.core.api_errors import ValidationFailedError
+from services.api.core.error_fields import SCHEDULE_FIELDS
 from services.api.core.fields import MisfirePolicyBody, misfire_policy_body, misfire_policy_of
-from services.api.domain_errors import ValidationFailedError
-from services.api.error_fields import SCHEDULE_FIELDS
-from services.api.job_validation import checked_timezone
+from services.api.core.job_validation import checked_timezone
 from services.api.nexus.schemas import CalendarInput, NexusJob, NexusJobCreate, NexusJobUpdate
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import (

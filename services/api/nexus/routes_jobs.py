@@ -13,11 +13,11 @@ from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
 from services.api.core.auth import Principal
 from services.api.core.execution_queries import list_executions
+from services.api.core.job_commands import JobCommands
 from services.api.core.job_queries import JobFilter, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
-from services.api.job_commands import JobCommands
 from services.api.nexus.access import (
     account_of,
     fresh_job,

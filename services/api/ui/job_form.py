@@ -13,9 +13,9 @@ from uuid import UUID
 
 import msgspec
 
+from services.api.core.api_errors import ValidationFailedError
 from services.api.core.fields import HttpMethod
 from services.api.core.webhook_queries import WebhookRecord
-from services.api.domain_errors import ValidationFailedError
 from services.api.http.request_bodies import BodyTooDeepError, check_depth
 from services.api.nexus.schemas import JobKind, NexusJob, NexusJobCreate, NexusJobUpdate
 from shared.schedule.wallclock import to_wall, zone

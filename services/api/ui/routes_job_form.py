@@ -15,13 +15,13 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import UnsetType
 
+from services.api.core.api_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
 from services.api.core.auth import Principal
+from services.api.core.job_commands import Appended, JobCommands, WebhookChanges, WebhookDraft
+from services.api.core.job_validation import checked_schedule
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.core.webhook_queries import WebhookRecord, job_webhooks
-from services.api.domain_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
-from services.api.job_commands import Appended, JobCommands, WebhookChanges, WebhookDraft
-from services.api.job_validation import checked_schedule
 from services.api.nexus.mapping import changes_from, draft_from
 from services.api.nexus.read_models import nexus_job
 from services.api.nexus.schemas import NexusJob

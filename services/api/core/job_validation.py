@@ -3,7 +3,7 @@ from a body), raising the api's errors. The checks themselves are in shared.doma
 
 from __future__ import annotations
 
-from services.api.domain_errors import translated
+from services.api.core.api_errors import translated
 from shared.contracts.schedules import Schedule
 from shared.domain import job_checks
 

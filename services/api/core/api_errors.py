@@ -1,4 +1,5 @@
-"""Errors the api raises. They carry a stable code and know nothing of HTTP; error_responses.py maps them.
+"""Errors the api raises. They carry a stable code and know nothing of HTTP: the error table (errors.py) says what
+each means, and each surface renders that answer.
 
 The job domain raises its own errors (shared.domain.errors); `api_error` gives the api's error for each, and
 `translated()` turns them into it where the api calls the domain.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from services.api.error_fields import nexus_field
+from services.api.core.error_fields import nexus_field
 from shared.domain import errors as domain
 
 
