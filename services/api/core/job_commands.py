@@ -96,7 +96,7 @@ class JobCommands:
             try:
                 await self._egress.check_target(URL(url).raw_host or "")
             except EgressRefusedError as exc:
-                raise ValidationFailedError(f"url: {exc}", field="url", domain_field="url") from None
+                raise ValidationFailedError(f"url: {exc}", field="url") from None
         return url
 
     async def checked_webhook(

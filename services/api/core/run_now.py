@@ -40,7 +40,7 @@ class RunNow:
         task = job.task
         if args is not None or kwargs is not None:
             if task is None:
-                raise ValidationFailedError("the job has no task to pass arguments to", field="task_args")
+                raise ValidationFailedError("the job has no task to pass arguments to", field="arguments")
             task = TaskSpec(
                 name=task.name,
                 args=tuple(args) if args is not None else task.args,
