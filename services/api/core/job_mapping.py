@@ -1,41 +1,24 @@
 """A new job, or the changes to a job, from a JobInput (job_input.py), for every surface that edits jobs by those
-fields. A time without an offset is wall-clock time in the job's zone; the retry and task fields become patches
-applied to the job as it is when the change is decided. Errors carry the neutral field (a shared.domain.errors.Field,
-or "anchor": when an interval's runs are counted from) and the schedule's kind: each surface names it its own way."""
+fields: the schedule from the fields of its kind (schedule_input.py), the retry and task fields as patches applied
+to the job as it is when the change is decided. Errors carry the neutral field and the schedule's kind: each surface
+names it its own way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-import msgspec
 from msgspec import UNSET, UnsetType
 
 from services.api.core.api_errors import ValidationFailedError, translated
 from services.api.core.fields import MisfirePolicyBody, misfire_policy_of
 from services.api.core.job_input import SCHEDULE_FIELDS, JobInput
+from services.api.core.schedule_input import check_schedule_fields, refused, schedule_from
 from shared.contracts.jobs import RetryPolicy, TaskSpec
-from shared.contracts.schedules import (
-    CalendarRule,
-    CalendarSchedule,
-    CronSchedule,
-    DateSchedule,
-    IntervalSchedule,
-    Schedule,
-    kind_of,
-)
+from shared.contracts.schedules import Schedule, kind_of
 from shared.domain import job_checks
 from shared.domain.job_commands import JobDraft
 from shared.domain.job_patches import JobChanges, RetryPatch, TaskPatch
-from shared.schedule.wallclock import to_instant, zone
-
-# The neutral field (and schedule kind) each input field a refusal here is about stands for.
-_NEUTRAL: dict[str, tuple[str, str | None]] = {
-    **{name: ("schedule", kind) for kind, name in SCHEDULE_FIELDS.items()},
-    "start_time": ("anchor", None),
-    "task_name": ("task", None),
-}
 
 
 class ScheduledJob(Protocol):
@@ -60,11 +43,6 @@ def checked_schedule(schedule: Schedule, timezone: str) -> Schedule:
         return job_checks.checked_schedule(schedule, timezone)
 
 
-def _refused(detail: str, name: str, *, missing: bool = False) -> ValidationFailedError:
-    field, kind = _NEUTRAL[name]
-    return ValidationFailedError(detail, field, missing=missing, schedule_kind=kind)
-
-
 def _defaults() -> dict[str, Any]:
     """What a new job has where its input gives nothing."""
     return {
@@ -85,62 +63,6 @@ def _defaults() -> dict[str, Any]:
     }
 
 
-def _instant(moment: datetime, timezone: str, name: str) -> datetime:
-    """A time without an offset is wall-clock time in the job's time zone."""
-    out_of_range = _refused(f"{name} is out of range: {job_checks.YEARS}", name)
-    try:
-        instant = to_instant(moment, zone(timezone)) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:  # a wall time near year 1 or 9999 has no instant in every zone
-        raise out_of_range from None
-    if not job_checks.in_year_range(instant):  # as every other time a job holds: showable in any zone
-        raise out_of_range
-    return instant
-
-
-def _calendar(value: str | dict[str, Any], anchor: datetime) -> CalendarSchedule:
-    if isinstance(value, str):
-        return CalendarSchedule(rrule=value, anchor=anchor)
-    try:
-        rule = msgspec.convert(value, CalendarRule)
-    except msgspec.ValidationError as exc:
-        raise _refused(f"calendar_rule: {exc}", "calendar_rule") from exc
-    return CalendarSchedule(rule=rule, anchor=anchor)
-
-
-def _schedule(kind: str, given: Mapping[str, Any], timezone: str, now: datetime, current: Schedule | None) -> Schedule:
-    """The schedule of `kind` from the given fields, falling back on the current schedule of the same kind: an
-    interval keeps its start when only its period changes and its period when only its start does; a calendar keeps
-    its anchor; a schedule of a new kind counts from now."""
-    same = current if current is not None and kind_of(current) == kind else None
-    if kind == "cron":
-        return CronSchedule(expression=given["cron_expression"])
-    if kind == "interval":
-        every = given.get("interval_seconds") or (same.every_seconds if isinstance(same, IntervalSchedule) else None)
-        if every is None:
-            raise _refused("interval_seconds is required for interval jobs", "interval_seconds", missing=True)
-        start = given.get("start_time")
-        if start is not None:
-            anchor = _instant(start, timezone, "start_time")
-        else:
-            anchor = same.anchor if isinstance(same, IntervalSchedule) else now
-        return IntervalSchedule(every_seconds=every, anchor=anchor)
-    if kind == "date":
-        return DateSchedule(at=_instant(given["scheduled_time"], timezone, "scheduled_time"))
-    return _calendar(given["calendar_rule"], same.anchor if isinstance(same, CalendarSchedule) else now)
-
-
-def _check_fields(kind: str, given: Mapping[str, Any], required: bool) -> None:
-    """The fields of the other kinds of schedule are empty; the field of `kind` is given when `required`."""
-    for other, name in SCHEDULE_FIELDS.items():
-        if other != kind and given.get(name) is not None:
-            raise _refused(f"{name} does not apply to {kind} jobs", name)
-    if given.get("start_time") is not None and kind != "interval":
-        raise _refused(f"start_time does not apply to {kind} jobs", "start_time")
-    if required and given.get(SCHEDULE_FIELDS[kind]) is None:
-        name = SCHEDULE_FIELDS[kind]
-        raise _refused(f"{name} is required for {kind} jobs", name, missing=True)
-
-
 def _retry(max_retries: int, retry_delay: float, retry_backoff: bool) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=max_retries + 1,
@@ -156,13 +78,13 @@ def draft_from(given: JobInput, now: datetime) -> JobDraft:
     if "name" not in data:
         raise ValidationFailedError("name is required", "name", missing=True)
     timezone = checked_timezone(data["timezone"])
-    _check_fields(data["kind"], data, required=True)
+    check_schedule_fields(data["kind"], data, required=True)
     task_name, args, kwargs = data.get("task_name"), data["task_args"], data["task_kwargs"]
     if not task_name and (args or kwargs):
-        raise _refused("task_args and task_kwargs need a task_name", "task_name")
+        raise refused("task_args and task_kwargs need a task_name", "task_name")
     return JobDraft(
         name=data["name"],
-        schedule=_schedule(data["kind"], data, timezone, now, None),
+        schedule=schedule_from(data["kind"], data, timezone, now, None),
         timezone=timezone,
         enabled=data["enabled"],
         task=TaskSpec(name=task_name, args=tuple(args), kwargs=kwargs) if task_name else None,
@@ -186,11 +108,11 @@ def changes_from(given: JobInput, current: ScheduledJob, now: datetime) -> JobCh
     data = given.given()
     current_kind = kind_of(current.schedule)
     kind = data.get("kind", current_kind)
-    _check_fields(kind, data, required=kind != current_kind)
+    check_schedule_fields(kind, data, required=kind != current_kind)
     timezone = checked_timezone(data.get("timezone", current.timezone))
     schedule: Schedule | UnsetType = UNSET
     if kind != current_kind or any(data.get(name) is not None for name in (SCHEDULE_FIELDS[kind], "start_time")):
-        schedule = _schedule(kind, data, timezone, now, current.schedule)
+        schedule = schedule_from(kind, data, timezone, now, current.schedule)
 
     # Patches, applied to the job's event-sourced state when the change is decided: only the fields given change.
     task: TaskPatch | UnsetType = UNSET

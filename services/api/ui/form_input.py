@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
+from services.api.core.job_commands import WebhookDraft
 from services.api.core.job_input import JobInput
 from services.api.http.request_bodies import BodyTooDeepError, check_depth
 from services.api.ui.job_form import METHODS, FormError, JobForm, local_input
@@ -18,15 +18,6 @@ from services.api.ui.job_view import JobView
 from shared.contracts.schedules import DateSchedule, IntervalSchedule
 
 _LOCAL_MINUTES = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookInput:
-    url: str
-    method: str
-    headers: dict[str, str]
-    body_template: str | None
-    content_type: str
 
 
 def _optional(form: JobForm, name: str) -> str | None:
@@ -145,7 +136,7 @@ def _headers(text: str) -> dict[str, str]:
     return headers
 
 
-def webhook_input(form: JobForm) -> WebhookInput | None:
+def webhook_input(form: JobForm) -> WebhookDraft | None:
     """The webhook the form describes, when the job calls one (its URL is required then)."""
     if form.action != "webhook":
         return None
@@ -155,7 +146,7 @@ def webhook_input(form: JobForm) -> WebhookInput | None:
     method = form.get("method") or "POST"
     if method not in METHODS:
         raise FormError(f"method must be one of {', '.join(METHODS)}", "method")
-    return WebhookInput(
+    return WebhookDraft(
         url=url,
         method=method,
         headers=_headers(form.get("headers")),

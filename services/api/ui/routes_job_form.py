@@ -22,7 +22,7 @@ from services.api.core.job_mapping import changes_from, checked_schedule, draft_
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.core.webhook_queries import WebhookRecord, job_webhooks
-from services.api.ui.form_input import WebhookInput, create_input, update_input, webhook_input
+from services.api.ui.form_input import create_input, update_input, webhook_input
 from services.api.ui.job_form import METHODS, FormError, JobForm, account_of, box_of, form_from, form_of, new_form
 from services.api.ui.job_view import JobView, job_view
 from services.api.ui.routes_jobs import owned_job
@@ -88,7 +88,7 @@ def _form_error(exc: Exception) -> FormError:
     return FormError(exc.detail)
 
 
-async def _with_webhook(commands: JobCommands, form: JobForm) -> WebhookInput | None:
+async def _with_webhook(commands: JobCommands, form: JobForm) -> WebhookDraft | None:
     """The form's webhook, checked as adding it through the API would check it, before anything is written."""
     hook = webhook_input(form)
     if hook is not None:
@@ -99,22 +99,12 @@ async def _with_webhook(commands: JobCommands, form: JobForm) -> WebhookInput | 
     return hook
 
 
-def _webhook_draft(hook: WebhookInput) -> WebhookDraft:
-    return WebhookDraft(
-        url=hook.url,
-        method=hook.method,
-        headers=hook.headers,
-        body_template=hook.body_template,
-        content_type=hook.content_type,
-    )
-
-
 async def _save_webhook(
-    commands: JobCommands, principal: Principal, job_id: UUID, webhooks: list[WebhookRecord], hook: WebhookInput
+    commands: JobCommands, principal: Principal, job_id: UUID, webhooks: list[WebhookRecord], hook: WebhookDraft
 ) -> Appended | None:
     """The form edits the job's first webhook, or adds one to a job that has none."""
     if not webhooks:
-        return await commands.add_webhook(principal, job_id=job_id, hook=_webhook_draft(hook))
+        return await commands.add_webhook(principal, job_id=job_id, hook=hook)
     changes = WebhookChanges(
         url=hook.url,
         method=hook.method,
@@ -147,7 +137,7 @@ class JobFormController(Controller):
             draft = draft_from(create_input(form), datetime.now(UTC))
             if hook is not None:
                 # The webhook is written in the job's first event: the job never fires without it.
-                draft = dataclasses.replace(draft, webhooks=(_webhook_draft(hook),))
+                draft = dataclasses.replace(draft, webhooks=(hook,))
             appended = await commands.create_job(principal, account_id=account_id, draft=draft)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
