@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.core.auth import Authenticator
 from services.api.core.dead_letters import Redriver
+from services.api.core.job_commands import JobCommands
 from services.api.core.live_feed import LiveFeed
 from services.api.core.projection_wait import ProjectionWait, ProjectionWatcher
 from services.api.core.run_now import RunNow
@@ -24,7 +25,6 @@ from services.api.http.docs_pages import docs_assets, docs_pages
 from services.api.http.error_responses import PrimaryErrors, exception_handlers
 from services.api.http.openapi_docs import BEARER_SCHEME
 from services.api.http.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
-from services.api.job_commands import JobCommands
 from services.api.nexus.errors import NexusErrors
 from services.api.nexus.routes_cron import NexusCronController
 from services.api.nexus.routes_jobs import NexusJobController

@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 from shared.contracts.codec import encode
 from shared.contracts.jobs import JobCreated, JobEvent, JobState, JobUpdated
 from shared.contracts.schedules import CronSchedule, Schedule, kind_of
+from shared.contracts.task_names import check_task_name
 from shared.delivery.templates import TemplateError, check_template
 from shared.domain.errors import InvalidCron, ValidationFailed
 from shared.schedule.errors import InvalidCronExpressionError, InvalidScheduleError, InvalidTimezoneError
 from shared.schedule.firing import passed_date
 from shared.schedule.occurrences import validate_cron, validate_schedule
 from shared.schedule.wallclock import zone
-from shared.worker.task_names import check_task_name
 
 # Every job event carries the whole job, webhooks included: keep it well under NATS's 1 MiB message limit.
 MAX_EVENT_BYTES = 512 * 1024
@@ -88,7 +88,7 @@ def checked_schedule(schedule: Schedule, timezone: str) -> Schedule:
 
 
 def checked_task_name(name: str) -> str:
-    """Task names become subject tokens (see shared.worker.task_names)."""
+    """Task names become subject tokens (see shared.contracts.task_names)."""
     try:
         return check_task_name(name)
     except ValueError as exc:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from shared.contracts.task_names import check_task_name
 from shared.settings import Settings
-from shared.worker.task_names import check_task_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,7 +14,7 @@ import pytest
 
 from scheduler.embedded import EmbeddedNats
 from scheduler.runner import run_services
-from services.api.job_commands import APPEND_ATTEMPTS
+from services.api.core.job_commands import APPEND_ATTEMPTS
 from shared.bus.job_store import NatsJobEventStore
 from shared.contracts.jobs import JobEvent, JobUpdated
 from shared.settings import Settings

@@ -10,8 +10,8 @@ from litestar.datastructures import State
 from litestar.testing import TestClient
 
 from services.api.app import create_app
+from services.api.core.api_errors import DependencyUnavailableError
 from services.api.core.auth import mint_token
-from services.api.domain_errors import DependencyUnavailableError
 from services.api.http.dependencies import ApiRuntime, runtime_of
 from shared.settings import Settings, load_settings
 

@@ -11,6 +11,13 @@ import nats.errors
 import pytest
 from litestar import Request
 
+from services.api.core.api_errors import (
+    ConflictError,
+    DependencyUnavailableError,
+    ForbiddenError,
+    JobNotFoundError,
+    ValidationFailedError,
+)
 from services.api.core.errors import (
     DATABASE_DOWN,
     EVENT_STORE_DOWN,
@@ -20,13 +27,6 @@ from services.api.core.errors import (
     ErrorAnswer,
     answer_for,
     origin_of,
-)
-from services.api.domain_errors import (
-    ConflictError,
-    DependencyUnavailableError,
-    ForbiddenError,
-    JobNotFoundError,
-    ValidationFailedError,
 )
 from services.api.http.error_responses import PrimaryErrors, exception_handlers
 from services.api.nexus.errors import NexusErrors
@@ -107,12 +107,17 @@ def test_each_api_surface_renders_a_nats_timeout_as_503_in_its_shape() -> None:
 
 
 def test_nexus_keeps_its_own_conventions() -> None:
-    missing = ValidationFailedError("cron_expression is required", field="cron_expression", missing=True)
+    # The core names the field neutrally (a schedule, of its kind); NEXUS names it as its document does.
+    missing = ValidationFailedError("cron_expression is required", "schedule", missing=True, schedule_kind="cron")
     rendered = NexusErrors().answer(NO_REQUEST, missing, answer_for(missing))
     assert (rendered.status_code, body(rendered)) == (
         422,
         {"detail": [{"loc": ["body", "cron_expression"], "msg": "field required", "type": "value_error.missing"}]},
     )
+    own = ValidationFailedError("not a valid UUID", field="X-Account-Id", location="header")
+    assert body(NexusErrors().answer(NO_REQUEST, own, answer_for(own))) == {
+        "detail": [{"loc": ["header", "X-Account-Id"], "msg": "not a valid UUID", "type": "value_error"}]
+    }
     absent = JobNotFoundError("job 7 not found")
     rendered = NexusErrors().answer(NO_REQUEST, absent, answer_for(absent))
     assert (rendered.status_code, body(rendered)) == (404, {"detail": "Job not found"})

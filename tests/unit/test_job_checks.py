@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.api.domain_errors import InvalidCronError, JobNotFoundError, ValidationFailedError, api_error
-from services.api.error_fields import nexus_field, rest_field
+from services.api.core.api_errors import InvalidCronError, JobNotFoundError, ValidationFailedError, api_error
+from services.api.nexus.errors import nexus_field
+from services.api.ui.job_form import box_of
 from shared.contracts.schedules import CalendarSchedule, CronSchedule, IntervalSchedule
 from shared.domain import errors
 from shared.domain.job_checks import (
@@ -106,36 +107,41 @@ def test_headers_and_bodies() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "kind", "nexus", "rest"),
+    ("field", "kind", "nexus", "form"),
     [
-        ("schedule", "cron", "cron_expression", "schedule"),
-        ("schedule", "interval", "interval_seconds", "schedule"),
-        ("schedule", "date", "scheduled_time", "schedule"),
-        ("schedule", "calendar", "calendar_rule", "schedule"),
-        ("task", None, "task_name", "task"),
+        ("schedule", "cron", "cron_expression", "cron_expression"),
+        ("schedule", "interval", "interval_seconds", "interval_seconds"),
+        ("schedule", "date", "scheduled_time", "scheduled_time"),
+        ("schedule", "calendar", "calendar_rule", "calendar_rule"),
+        ("anchor", None, "start_time", "start_time"),
+        ("task", None, "task_name", "task_name"),
+        ("arguments", None, "task_args", "task_args"),
         ("timezone", None, "timezone", "timezone"),
         ("end_at", None, "end_at", "end_at"),
         ("url", None, "url", "url"),
+        # The job input's fields the form names otherwise (the dashboard reads its form into that input).
+        ("misfire", None, "misfire", "misfire_policy"),
+        ("overlap", None, "overlap", "overlap_policy"),
         (None, None, None, None),
     ],
 )
-def test_each_surface_names_the_field(field: errors.Field | None, kind: str | None, nexus: str, rest: str) -> None:
-    assert (nexus_field(field, kind), rest_field(field)) == (nexus, rest)
+def test_each_surface_names_the_field(field: str | None, kind: str | None, nexus: str, form: str) -> None:
+    # The primary API shows no field: its error body is {detail, error_code, status_code}.
+    assert (nexus_field(field, kind), box_of(field, kind)) == (nexus, form)
 
 
-def test_domain_errors_become_the_apis_with_the_same_code_and_detail() -> None:
+def test_domain_errors_become_the_apis_with_the_same_code_detail_and_neutral_field() -> None:
     cron = api_error(errors.InvalidCron("bad minute"))
     assert isinstance(cron, InvalidCronError)
-    assert (cron.code, cron.detail, cron.field, cron.domain_field, cron.schedule_kind) == (
+    assert (cron.code, cron.detail, cron.field, cron.schedule_kind) == (
         "INVALID_CRON_EXPRESSION",
         "bad minute",
-        "cron_expression",
         "schedule",
         "cron",
     )
     missing = api_error(errors.ValidationFailed("nothing to run", "task", missing=True))
     assert isinstance(missing, ValidationFailedError)
-    assert (missing.field, missing.missing, missing.location) == ("task_name", True, "body")
+    assert (missing.field, missing.missing, missing.location) == ("task", True, "body")
     gone = api_error(errors.JobNotFound("job x not found"))
     assert isinstance(gone, JobNotFoundError) and gone.detail == "job x not found"
     assert api_error(errors.WebhookNotFound("w")).code == "WEBHOOK_NOT_FOUND"

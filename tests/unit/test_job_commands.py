@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.api.core.auth import Principal
-from services.api.domain_errors import (
+from services.api.core.api_errors import (
     ConflictError,
     ForbiddenError,
     InvalidCronError,
@@ -16,7 +15,8 @@ from services.api.domain_errors import (
     ValidationFailedError,
     WebhookNotFoundError,
 )
-from services.api.job_commands import (
+from services.api.core.auth import Principal
+from services.api.core.job_commands import (
     MAX_WEBHOOKS_PER_JOB,
     JobChanges,
     JobCommands,
@@ -135,14 +135,14 @@ async def test_patches_apply_to_the_job_as_loaded(commands: JobCommands) -> None
     await commands.update_job(OWNER, created.job_id, JobChanges(task=task))
     with pytest.raises(ValidationFailedError) as refused:
         await commands.update_job(OWNER, created.job_id, JobChanges(task=TaskPatch(name=None)))
-    assert (refused.value.field, refused.value.domain_field) == ("task_name", "task")
+    assert (refused.value.field, refused.value.schedule_kind) == ("task", None)  # neutral: each surface names it
 
 
 async def test_nothing_to_run_is_refused_where_asked_and_webhooks_come_with_the_job(commands: JobCommands) -> None:
     draft = JobDraft(name="n", schedule=CronSchedule(expression="0 2 * * *"))
     with pytest.raises(ValidationFailedError) as refused:
         await commands.create_job(OWNER, account_id=ACCOUNT, draft=draft, require_target=True)
-    assert refused.value.field == "task_name"
+    assert refused.value.field == "task"
     paused = (
         await commands.create_job(
             OWNER,
@@ -351,7 +351,7 @@ async def test_other_schedule_kinds_and_jobs_that_would_never_fire(commands: Job
             account_id=ACCOUNT,
             draft=JobDraft(name="d", schedule=DateSchedule(at=START - timedelta(days=1)), start_at=START),
         )
-    assert error.value.field == "scheduled_time"
+    assert (error.value.field, error.value.schedule_kind) == ("schedule", "date")
     # Resuming a date job whose time passed while it was paused does not run it: its time is gone.
     paused_in_past = JobDraft(name="d", schedule=DateSchedule(at=START - timedelta(days=1)), enabled=False)
     created = await commands.create_job(OWNER, account_id=ACCOUNT, draft=paused_in_past)

@@ -1,27 +1,26 @@
-"""The dashboard's job form: read into the NEXUS API's bodies, with each error on the field at fault."""
+"""The dashboard's job form: read into the core's job input, with each error on the box at fault, and filled in from
+a job for editing so that saving it unchanged changes nothing it showed."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
-import msgspec
 import pytest
+from msgspec import UNSET
 
-from services.api.domain_errors import ValidationFailedError
-from services.api.nexus.mapping import changes_from, draft_from
-from services.api.nexus.schemas import NexusJob
-from services.api.ui.job_form import (
-    FormError,
-    JobForm,
-    account_of,
-    create_body,
-    form_of,
-    new_form,
-    update_body,
-    webhook_input,
-)
-from shared.contracts.schedules import IntervalSchedule
+from services.api.core.api_errors import ValidationFailedError
+from services.api.core.fields import MisfirePolicyBody
+from services.api.core.job_mapping import changes_from, draft_from
+from services.api.core.job_queries import JobRecord
+from services.api.ui.form_input import create_input, update_input, webhook_input
+from services.api.ui.job_form import FormError, JobForm, account_of, form_of, new_form
+from services.api.ui.job_view import job_view
+from shared.contracts.jobs import TaskSpec
+from shared.contracts.schedules import CalendarRule, CalendarSchedule, DateSchedule, IntervalSchedule
+from shared.domain.job_patches import TaskPatch
+from tests.unit.test_job_mapping import record_of
 
 pytestmark = pytest.mark.unit
 
@@ -30,21 +29,22 @@ def form(**values: str) -> JobForm:
     return JobForm(values={**new_form().values, "name": "n", **values})
 
 
-def test_a_cron_webhook_form_becomes_the_api_body() -> None:
-    body = create_body(form(cron_expression="0 9 * * 1-5", timezone="Europe/Paris", tags="a, b,,a ", max_retries="0"))
-    assert (body.job_type, body.cron_expression, body.timezone) == ("cron", "0 9 * * 1-5", "Europe/Paris")
-    assert (body.tags, body.max_retries, body.is_active, body.task_name) == (["a", "b", "a"], 0, True, None)
+def test_a_cron_webhook_form_becomes_the_job_input() -> None:
+    given = create_input(form(cron_expression="0 9 * * 1-5", timezone="Europe/Paris", tags="a, b,,a ", max_retries="0"))
+    assert (given.kind, given.cron_expression, given.timezone) == ("cron", "0 9 * * 1-5", "Europe/Paris")
+    assert (given.tags, given.max_retries, given.enabled, given.task_name) == (["a", "b", "a"], 0, True, UNSET)
+    assert (given.misfire, given.overlap, given.retry_backoff) == (MisfirePolicyBody(), "allow", True)
 
 
 def test_a_date_from_a_datetime_local_box_is_wall_time_in_the_jobs_zone() -> None:
-    body = create_body(form(job_type="date", scheduled_time="2030-03-31T09:15", timezone="Europe/Paris"))
-    draft = draft_from(body, datetime.now(UTC))
-    assert draft.schedule.at == datetime(2030, 3, 31, 7, 15, tzinfo=UTC)  # type: ignore[union-attr]
+    given = create_input(form(job_type="date", scheduled_time="2030-03-31T09:15", timezone="Europe/Paris"))
+    draft = draft_from(given, datetime.now(UTC))
+    assert draft.schedule == DateSchedule(at=datetime(2030, 3, 31, 7, 15, tzinfo=UTC))
 
 
 def test_a_calendar_rule_is_json_or_an_rrule() -> None:
-    assert create_body(form(job_type="calendar", calendar_rule='{"weekdays": [1]}')).calendar_rule == {"weekdays": [1]}
-    assert create_body(form(job_type="calendar", calendar_rule="FREQ=DAILY")).calendar_rule == "FREQ=DAILY"
+    assert create_input(form(job_type="calendar", calendar_rule='{"weekdays": [1]}')).calendar_rule == {"weekdays": [1]}
+    assert create_input(form(job_type="calendar", calendar_rule="FREQ=DAILY")).calendar_rule == "FREQ=DAILY"
 
 
 @pytest.mark.parametrize(
@@ -57,11 +57,14 @@ def test_a_calendar_rule_is_json_or_an_rrule() -> None:
         ({"action": "task", "task_name": "t", "task_args": "{}"}, "task_args", "Expected `array`"),
         ({"action": "task"}, "task_name", "needs a task name"),
         ({"name": ""}, "name", "length >= 1"),
+        # The job input names these two otherwise; the error is placed on the form's own box.
+        ({"misfire_grace_seconds": "soon"}, "misfire_policy", "Expected `float | null`"),
+        ({"overlap_policy": "sometimes"}, "overlap_policy", "Invalid enum value 'sometimes'"),
     ],
 )
 def test_bad_values_are_errors_on_their_field(values: dict[str, str], field: str, message: str) -> None:
     with pytest.raises(FormError) as raised:
-        create_body(form(**values))
+        create_input(form(**values))
     assert raised.value.field == field
     assert message in raised.value.message
 
@@ -89,13 +92,13 @@ def test_the_account_is_the_callers_only_one_or_the_chosen_one() -> None:
 
 def test_unknown_choices_and_deep_json_are_form_errors() -> None:
     with pytest.raises(FormError) as raised:
-        create_body(form(job_type="weekly"))
+        create_input(form(job_type="weekly"))
     assert raised.value.field == "job_type"
     with pytest.raises(FormError) as raised:
-        create_body(form(action="both"))
+        create_input(form(action="both"))
     assert raised.value.field == "action"
     with pytest.raises(FormError, match="nested too deeply"):
-        create_body(form(action="task", task_name="t", task_args="[" * 100_000 + "]" * 100_000))
+        create_input(form(action="task", task_name="t", task_args="[" * 100_000 + "]" * 100_000))
 
 
 @pytest.mark.parametrize(
@@ -112,27 +115,68 @@ def test_unknown_choices_and_deep_json_are_form_errors() -> None:
 )  # fmt: skip
 def test_a_time_no_zone_can_show_is_the_apis_validation_error(values: dict[str, str], field: str) -> None:
     with pytest.raises(ValidationFailedError) as raised:
-        draft_from(create_body(form(**values)), datetime.now(UTC))
-    assert raised.value.field == field
+        draft_from(create_input(form(**values)), datetime.now(UTC))
+    assert FormError.of(raised.value).field == field
+
+
+def edited(job: JobRecord, **values: str) -> JobForm:
+    """The form filled in from `job`, with `values` typed over it."""
+    shown = form_of(job_view(job), None, job.account_id)
+    shown.values.update(values)
+    return shown
+
+
+def record(**values: str) -> JobRecord:
+    """A job created through the form, as the read model has it."""
+    return record_of(draft_from(create_input(form(**values)), datetime.now(UTC)))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"cron_expression": "0 9 * * 1-5", "timezone": "Europe/Paris", "tags": "a, b"},
+        {"job_type": "interval", "interval_seconds": "90", "start_time": "2026-06-01T08:00:00"},
+        {"job_type": "interval", "interval_seconds": "1.5"},
+        {"job_type": "date", "scheduled_time": "2030-03-31T09:15:00", "timezone": "Asia/Tokyo"},
+        {"job_type": "calendar", "calendar_rule": '{"weekdays": [1, 5], "times": ["09:00"]}'},
+        {"job_type": "calendar", "calendar_rule": "FREQ=WEEKLY;BYDAY=MO"},
+        {"cron_expression": "* * * * *", "action": "task", "task_name": "t.run", "task_args": "[1]",
+         "task_kwargs": '{"k": 2}', "max_retries": "0", "retry_delay": "2.5", "retry_backoff": ""},
+    ],
+)  # fmt: skip
+def test_a_job_saved_as_shown_changes_nothing_but_its_boxes_as_given(values: dict[str, str]) -> None:
+    job = record(**values)
+    made = changes_from(update_input(edited(job), job_view(job)), job, datetime.now(UTC))
+    # Every kind of schedule reads back into its boxes as it was (the field of its kind is sent, so it is given).
+    assert made.schedule in (UNSET, job.schedule)
+    assert made.task is UNSET or made.task.applied_to(job.task) == job.task
+    assert made.retry is UNSET or made.retry.applied_to(job.retry) == job.retry
+
+
+def test_a_task_job_made_a_webhook_job_loses_its_task_and_a_calendar_keeps_its_anchor() -> None:
+    job = record(cron_expression="* * * * *", action="task", task_name="t.run", task_args="[1]")
+    made = changes_from(update_input(edited(job, action="webhook"), job_view(job)), job, datetime.now(UTC))
+    assert made.task == TaskPatch(name=None, args=(), kwargs={}) and made.task.applied_to(job.task) is None
+    assert made.task.applied_to(TaskSpec(name="other")) is None
+    calendar = record(job_type="calendar", calendar_rule="FREQ=DAILY")
+    made = changes_from(update_input(edited(calendar, calendar_rule='{"times": ["10:00"]}'), job_view(calendar)),
+                        calendar, datetime.now(UTC))  # fmt: skip
+    assert isinstance(calendar.schedule, CalendarSchedule)
+    assert made.schedule == CalendarSchedule(rule=CalendarRule(times=("10:00",)), anchor=calendar.schedule.anchor)
 
 
 def test_saving_an_edit_keeps_an_interval_anchor_to_the_microsecond() -> None:
     anchor = datetime(2026, 10, 25, 1, 30, 0, 123456, tzinfo=UTC)  # 02:30 CET: the second 02:30 in Paris that day
-    created = create_body(form(job_type="interval", interval_seconds="60", timezone="Europe/Paris"))
-    values = msgspec.structs.asdict(created) | {
-        "id": 1, "uuid": str(uuid.uuid4()), "interval_anchor": anchor, "status": "pending", "created_at": anchor,
-        "updated_at": anchor, "last_run_at": None, "next_run_at": None,
-    }  # fmt: skip
-    job = NexusJob(**{name: values.get(name) for name in NexusJob.__struct_fields__})
-    shown = form_of(job, None, uuid.uuid4())
-    shown.values["name"] = "renamed"
-    changes = changes_from(update_body(shown, job), job, datetime.now(UTC))
-    assert isinstance(changes.schedule, IntervalSchedule) and changes.schedule.anchor == anchor
+    created = record(job_type="interval", interval_seconds="60", timezone="Europe/Paris")
+    job = dataclasses.replace(created, schedule=IntervalSchedule(every_seconds=60.0, anchor=anchor))
+    shown = edited(job, name="renamed")
+    changes = changes_from(update_input(shown, job_view(job)), job, datetime.now(UTC))
+    assert changes.schedule == job.schedule and changes.name == "renamed"
     # A browser sends a datetime-local value without its seconds when they are zero.
     shown.values["start_time"] = shown.values["start_time"].removesuffix(":00")
-    changes = changes_from(update_body(shown, job), job, datetime.now(UTC))
-    assert isinstance(changes.schedule, IntervalSchedule) and changes.schedule.anchor == anchor
+    changes = changes_from(update_input(shown, job_view(job)), job, datetime.now(UTC))
+    assert changes.schedule == job.schedule
     shown.values["start_time"] = "2027-01-01T00:00:00"
-    changes = changes_from(update_body(shown, job), job, datetime.now(UTC))
+    changes = changes_from(update_input(shown, job_view(job)), job, datetime.now(UTC))
     assert isinstance(changes.schedule, IntervalSchedule)
-    assert changes.schedule.anchor == datetime(2026, 12, 31, 23, tzinfo=UTC)
+    assert changes.schedule == IntervalSchedule(every_seconds=60, anchor=datetime(2026, 12, 31, 23, tzinfo=UTC))

@@ -3,6 +3,7 @@ applied to the job's own policy and task, so a PUT of one retry field never rebu
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,13 +11,17 @@ import msgspec
 import pytest
 from msgspec import UNSET
 
-from services.api.domain_errors import ValidationFailedError
-from services.api.nexus.mapping import changes_from, draft_from, nexus_job
-from services.api.nexus.schemas import NexusJob, NexusJobCreate, NexusJobUpdate
+from services.api.core.api_errors import ValidationFailedError
+from services.api.core.job_mapping import changes_from
+from services.api.core.job_queries import JobRecord
+from services.api.nexus.errors import nexus_field
+from services.api.nexus.mapping import job_input
+from services.api.nexus.schemas import NexusJobCreate, NexusJobUpdate
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import CalendarRule, CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule
 from shared.domain.errors import ValidationFailed
-from tests.unit.test_nexus_mapping import NOW, row_of
+from tests.unit.test_job_mapping import record_of
+from tests.unit.test_nexus_mapping import NOW, new
 
 pytestmark = pytest.mark.unit
 
@@ -43,17 +48,17 @@ FIELDS = (
 )
 
 
-def current(**fields: Any) -> NexusJob:
-    """A job as the NEXUS surface reads it (an hourly cron job unless `fields` say otherwise)."""
+def current(**fields: Any) -> JobRecord:
+    """A job as the read model has it (an hourly cron job unless `fields` say otherwise)."""
     default = {} if "job_type" in fields else {"cron_expression": "0 * * * *"}
     body = msgspec.convert({"name": "job"} | default | fields, NexusJobCreate)
-    return nexus_job(row_of(draft_from(body, NOW)))
+    return record_of(new(body))
 
 
-def changes(job: NexusJob | None = None, **fields: Any) -> dict[str, Any]:
+def changes(job: JobRecord | None = None, **fields: Any) -> dict[str, Any]:
     """The changes a PUT of `fields` makes to `job`, only the given ones."""
     update = msgspec.convert(fields, NexusJobUpdate)
-    made = changes_from(update, job or current(), LATER)
+    made = changes_from(job_input(update), job or current(), LATER)
     return {name: getattr(made, name) for name in FIELDS if getattr(made, name, UNSET) is not UNSET}
 
 
@@ -128,8 +133,8 @@ def test_task_fields_patch_the_task_the_job_has(fields: dict[str, Any], task: Ta
 
 
 def test_removing_the_task_but_keeping_its_arguments_is_refused_when_applied() -> None:
-    # Applied inside the domain's decision, so the refusal is the domain's, naming the neutral field; the api
-    # renders it as task_name (tests/unit/test_job_commands.py).
+    # Applied inside the domain's decision, so the refusal is the domain's, naming the neutral field; NEXUS
+    # renders it as task_name (tests/unit/test_job_checks.py).
     with pytest.raises(ValidationFailed, check=lambda e: e.field == "task"):
         changes(task_name=None)["task"].applied_to(TASK)
 
@@ -148,8 +153,9 @@ def test_an_interval_keeps_its_anchor_when_only_the_period_changes_and_its_perio
 
 def test_a_calendar_keeps_its_anchor_when_its_rule_changes() -> None:
     job = current(job_type="calendar", calendar_rule="FREQ=DAILY")
-    assert changes(job, calendar_rule={"times": ["10:00"]}) == {
-        "schedule": CalendarSchedule(rule=CalendarRule(times=("10:00",)), anchor=job.created_at)
+    kept = msgspec.structs.replace(job.schedule, anchor=NOW - timedelta(days=3))  # the anchor the job holds
+    assert changes(dataclasses.replace(job, schedule=kept), calendar_rule={"times": ["10:00"]}) == {
+        "schedule": CalendarSchedule(rule=CalendarRule(times=("10:00",)), anchor=NOW - timedelta(days=3))
     }
 
 
@@ -179,6 +185,7 @@ def test_a_time_zone_alone_leaves_the_schedule_as_it_is() -> None:
     ],
 )
 def test_a_put_that_does_not_fit_the_jobs_type_is_refused(fields: dict[str, Any], field: str, missing: bool) -> None:
-    with pytest.raises(ValidationFailedError, check=lambda e: e.field == field) as caught:
+    with pytest.raises(ValidationFailedError) as caught:
         changes(**fields)
+    assert nexus_field(caught.value.field, caught.value.schedule_kind) == field
     assert caught.value.missing is missing

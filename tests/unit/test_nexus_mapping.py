@@ -1,4 +1,5 @@
-"""The NEXUS mapping: a create body to a new job, a job's row back to the NEXUS shape, every schedule kind both ways.
+"""The NEXUS mapping: a create body through the core's job input to a new job, and the job's read-model record back
+to the NEXUS shape, every schedule kind both ways.
 
 Through the mapping's public functions and the attributes of what they return, so the tests hold wherever the draft
 types live.
@@ -6,24 +7,24 @@ types live.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 
 from services.api.core.fields import MisfirePolicyBody
-from services.api.nexus.mapping import draft_from, nexus_job, schedule_of, whole
-from services.api.nexus.schemas import NexusJob, NexusJobCreate
+from services.api.core.job_input import JobInput
+from services.api.core.job_mapping import draft_from
+from services.api.nexus.mapping import job_input
+from services.api.nexus.read_models import nexus_job, whole
+from services.api.nexus.schemas import NexusJob, NexusJobCreate, NexusJobUpdate
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import CalendarRule, CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule
+from shared.domain.job_commands import JobDraft
+from tests.unit.test_job_mapping import JOB_ID, NOW, record_of
 
 pytestmark = pytest.mark.unit
-
-NOW = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
-JOB_ID = uuid.UUID("22222222-2222-2222-2222-222222222222")
 
 
 def create(**fields: Any) -> NexusJobCreate:
@@ -31,39 +32,24 @@ def create(**fields: Any) -> NexusJobCreate:
     return msgspec.convert({"name": "job"} | fields, NexusJobCreate)
 
 
-def row_of(draft: Any, **columns: Any) -> asyncpg.Record:
-    """The read-model row a job created from `draft` has, as the projector writes it and Postgres returns it."""
-    values = {
-        "id": JOB_ID,
-        "number": 7,
-        "name": draft.name,
-        "description": draft.description,
-        "schedule": msgspec.to_builtins(draft.schedule),
-        "timezone": draft.timezone,
-        "enabled": draft.enabled,
-        "task": msgspec.to_builtins(draft.task) if draft.task is not None else None,
-        "retry": msgspec.to_builtins(draft.retry),
-        "misfire": msgspec.to_builtins(draft.misfire),
-        "overlap": draft.overlap,
-        "jitter_seconds": draft.jitter_seconds,
-        "start_at": draft.start_at,
-        "end_at": draft.end_at,
-        "priority": draft.priority,
-        "tags": list(draft.tags),
-        "metadata": draft.metadata,
-        "created_by": draft.created_by,
-        "created_at": NOW,
-        "updated_at": NOW,
-        "last_run_at": None,
-        "next_run_at": None,
-        "status": "pending" if draft.enabled else "paused",
-    }
-    return cast(asyncpg.Record, values | columns)
+def new(body: NexusJobCreate) -> JobDraft:
+    """The job a create body makes, through the core's job input."""
+    return draft_from(job_input(body), NOW)
 
 
 def shown(**fields: Any) -> NexusJob:
     """The job a create body makes, as this surface shows it."""
-    return nexus_job(row_of(draft_from(create(**fields), NOW)))
+    return nexus_job(record_of(new(create(**fields))))
+
+
+def test_every_field_of_the_documents_bodies_is_a_field_of_the_job_input() -> None:
+    renamed = {"job_type": "kind", "is_active": "enabled", "misfire_policy": "misfire", "overlap_policy": "overlap"}
+    for body in (NexusJobCreate, NexusJobUpdate):
+        assert {renamed.get(f, f) for f in body.__struct_fields__} <= set(JobInput.__struct_fields__)
+    assert job_input(msgspec.convert({"name": "a", "is_active": False}, NexusJobUpdate)) == JobInput(
+        name="a", enabled=False
+    )
+    assert job_input(create(misfire_policy=None)).misfire is msgspec.UNSET  # null: the default policy
 
 
 # --- Schedules, each kind both ways ----------------------------------------------------------------------------------
@@ -114,12 +100,11 @@ SCHEDULES = [
 def test_each_schedule_kind_becomes_its_schedule_and_reads_back_the_same(
     fields: dict[str, Any], schedule: object, kind_fields: dict[str, Any]
 ) -> None:
-    draft = draft_from(create(**fields), NOW)
+    draft = new(create(**fields))
     assert draft.schedule == schedule
-    job = nexus_job(row_of(draft))
+    job = nexus_job(record_of(draft))
     assert job.job_type == fields["job_type"]
     assert {name: getattr(job, name) for name in KIND_FIELDS} == dict.fromkeys(KIND_FIELDS) | kind_fields
-    assert schedule_of(job) == schedule  # what an update that keeps part of the schedule starts from
 
 
 def test_an_interval_shows_its_anchor() -> None:
@@ -137,15 +122,10 @@ def test_an_interval_shows_its_anchor() -> None:
     ],
 )
 def test_a_time_without_an_offset_is_wall_clock_time_in_the_jobs_zone(zone: str, wall: str, instant: datetime) -> None:
-    draft = draft_from(create(job_type="date", scheduled_time=wall, timezone=zone), NOW)
+    draft = new(create(job_type="date", scheduled_time=wall, timezone=zone))
     assert draft.schedule == DateSchedule(at=instant) and draft.timezone == zone
-    interval = draft_from(create(job_type="interval", interval_seconds=60, start_time=wall, timezone=zone), NOW)
+    interval = new(create(job_type="interval", interval_seconds=60, start_time=wall, timezone=zone))
     assert interval.schedule == IntervalSchedule(every_seconds=60, anchor=instant)
-
-
-def test_a_stored_interval_without_an_anchor_counts_from_the_jobs_creation() -> None:
-    job = msgspec.structs.replace(shown(job_type="interval", interval_seconds=60), interval_anchor=None)
-    assert schedule_of(job) == IntervalSchedule(every_seconds=60, anchor=job.created_at)
 
 
 # --- Every other field, both ways ------------------------------------------------------------------------------------
@@ -174,7 +154,7 @@ def test_every_field_of_a_create_body_reaches_the_job_and_reads_back() -> None:
         "metadata": {"team": "x"},
         "created_by": "alice",
     }
-    draft = draft_from(create(**body), NOW)
+    draft = new(create(**body))
     assert (draft.name, draft.description, draft.timezone, draft.enabled) == (
         "nightly",
         "builds the report",
@@ -188,7 +168,7 @@ def test_every_field_of_a_create_body_reaches_the_job_and_reads_back() -> None:
     assert (draft.start_at, draft.end_at) == (datetime(2026, 6, 1, tzinfo=UTC), datetime(2027, 6, 1, tzinfo=UTC))
     assert (draft.tags, draft.metadata, draft.created_by) == (("a", "b"), {"team": "x"}, "alice")
 
-    job = nexus_job(row_of(draft, last_run_at=NOW, next_run_at=NOW + timedelta(days=1)))
+    job = nexus_job(record_of(draft, last_run_at=NOW, next_run_at=NOW + timedelta(days=1)))
     back = msgspec.to_builtins(job)
     given = msgspec.to_builtins(create(**body))
     assert {name: back[name] for name in body} == {name: given[name] for name in body}  # every field as given
@@ -202,11 +182,11 @@ def test_every_field_of_a_create_body_reaches_the_job_and_reads_back() -> None:
 
 
 def test_the_defaults_of_a_create_body() -> None:
-    draft = draft_from(create(cron_expression="* * * * *"), NOW)
+    draft = new(create(cron_expression="* * * * *"))
     assert (draft.task, draft.timezone, draft.enabled, draft.priority, draft.overlap) == (None, "UTC", True, 5, "allow")
     assert draft.retry == RetryPolicy(max_attempts=4, base_delay_seconds=60, backoff="exponential")
     assert draft.misfire == MisfirePolicy()
-    job = nexus_job(row_of(draft))
+    job = nexus_job(record_of(draft))
     assert (job.task_name, job.task_args, job.task_kwargs) == (None, [], {})
     assert (job.max_retries, job.retry_delay, job.retry_backoff) == (3, 60, True)
     assert job.misfire_policy == MisfirePolicyBody()
@@ -221,25 +201,23 @@ def test_the_defaults_of_a_create_body() -> None:
     ],
 )
 def test_the_retry_fields_make_the_whole_policy(backoff: bool, delay: float, policy: RetryPolicy) -> None:
-    draft = draft_from(
-        create(cron_expression="* * * * *", max_retries=0, retry_delay=delay, retry_backoff=backoff), NOW
-    )
+    draft = new(create(cron_expression="* * * * *", max_retries=0, retry_delay=delay, retry_backoff=backoff))
     assert draft.retry == policy
-    job = nexus_job(row_of(draft))
+    job = nexus_job(record_of(draft))
     assert (job.max_retries, job.retry_delay, job.retry_backoff) == (0, delay, backoff)
 
 
 def test_repeated_tags_are_kept_once_in_their_order() -> None:
-    assert draft_from(create(cron_expression="* * * * *", tags=["b", "a", "b"]), NOW).tags == ("b", "a")
+    assert new(create(cron_expression="* * * * *", tags=["b", "a", "b"])).tags == ("b", "a")
 
 
 def test_a_stored_job_without_a_retry_policy_shows_the_default_one() -> None:
-    job = nexus_job(row_of(draft_from(create(cron_expression="* * * * *"), NOW), retry=None))
+    job = nexus_job(record_of(new(create(cron_expression="* * * * *")), retry=None))
     assert (job.max_retries, job.retry_delay, job.retry_backoff) == (2, 60, True)
 
 
 def test_whole_seconds_are_shown_as_integers() -> None:
     assert (whole(60.0), type(whole(60.0)), whole(1.5), whole(0.0)) == (60, int, 1.5, 0)
-    job = nexus_job(row_of(draft_from(create(job_type="interval", interval_seconds=30.0), NOW), jitter_seconds=2.0))
+    job = nexus_job(record_of(new(create(job_type="interval", interval_seconds=30.0)), jitter_seconds=2.0))
     assert msgspec.json.encode(job).count(b'"interval_seconds":30,') == 1
     assert (type(job.interval_seconds), type(job.jitter_seconds), type(job.retry_delay)) == (int, int, int)

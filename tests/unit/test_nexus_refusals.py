@@ -1,5 +1,5 @@
 """The NEXUS mapping refuses a create body whose schedule fields do not fit its type, and times and zones a job
-may not hold; the error names the field at fault."""
+may not hold; the error names the field at fault (neutrally; NEXUS names it as its document does)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from typing import Any
 
 import pytest
 
-from services.api.domain_errors import ValidationFailedError
-from services.api.nexus.mapping import draft_from
+from services.api.core.api_errors import ValidationFailedError
+from services.api.nexus.errors import nexus_field
 from shared.contracts.schedules import DateSchedule
-from tests.unit.test_nexus_mapping import NOW, create
+from tests.unit.test_nexus_mapping import create, new
 
 pytestmark = pytest.mark.unit
 
 
 def refused(field: str) -> pytest.RaisesExc[ValidationFailedError]:
-    return pytest.raises(ValidationFailedError, check=lambda e: e.field == field)
+    """A refusal NEXUS shows on `field`."""
+    return pytest.raises(ValidationFailedError, check=lambda e: nexus_field(e.field, e.schedule_kind) == field)
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def refused(field: str) -> pytest.RaisesExc[ValidationFailedError]:
 )
 def test_the_field_of_the_jobs_type_is_required(fields: dict[str, Any], field: str) -> None:
     with refused(field) as caught:
-        draft_from(create(**fields), NOW)
+        new(create(**fields))
     assert caught.value.missing
 
 
@@ -51,7 +52,7 @@ def test_the_field_of_the_jobs_type_is_required(fields: dict[str, Any], field: s
 )
 def test_a_field_of_another_schedule_kind_is_refused(fields: dict[str, Any], field: str) -> None:
     with refused(field) as caught:
-        draft_from(create(**fields), NOW)
+        new(create(**fields))
     assert not caught.value.missing
 
 
@@ -64,17 +65,17 @@ def test_a_field_of_another_schedule_kind_is_refused(fields: dict[str, Any], fie
 )
 def test_task_arguments_need_a_task_name(fields: dict[str, Any]) -> None:
     with refused("task_name"):
-        draft_from(create(cron_expression="* * * * *", **fields), NOW)
+        new(create(cron_expression="* * * * *", **fields))
 
 
 def test_an_unknown_time_zone_is_refused() -> None:
     with refused("timezone"):
-        draft_from(create(cron_expression="* * * * *", timezone="Mars/Olympus"), NOW)
+        new(create(cron_expression="* * * * *", timezone="Mars/Olympus"))
 
 
 def test_a_calendar_rule_with_an_unknown_field_is_refused() -> None:
     with refused("calendar_rule"):
-        draft_from(create(job_type="calendar", calendar_rule={"weekday": [1]}), NOW)
+        new(create(job_type="calendar", calendar_rule={"weekday": [1]}))
 
 
 @pytest.mark.parametrize(
@@ -88,11 +89,9 @@ def test_a_calendar_rule_with_an_unknown_field_is_refused() -> None:
 )
 def test_a_time_outside_the_years_a_job_may_hold_is_refused(fields: dict[str, Any], field: str) -> None:
     with refused(field):
-        draft_from(create(**fields), NOW)
+        new(create(**fields))
 
 
 def test_the_edges_of_the_years_a_job_may_hold_are_accepted() -> None:
     for at in ("1970-01-01T00:00:00Z", "9000-12-31T23:59:59Z"):
-        assert draft_from(create(job_type="date", scheduled_time=at), NOW).schedule == DateSchedule(
-            at=datetime.fromisoformat(at)
-        )
+        assert new(create(job_type="date", scheduled_time=at)).schedule == DateSchedule(at=datetime.fromisoformat(at))

@@ -12,7 +12,6 @@ import pytest
 
 from services.api.core.execution_queries import ExecutionRecord
 from services.api.core.job_queries import job_record
-from services.api.nexus import mapping
 from services.api.nexus.read_models import nexus_execution, nexus_job
 from services.api.rest.mapping import execution_out, job_out
 from services.api.ui.job_view import job_view
@@ -62,11 +61,38 @@ SCHEDULES = [
 ]
 
 
-@pytest.mark.parametrize("schedule", SCHEDULES, ids=[s["kind"] for s in SCHEDULES])
-def test_nexus_shows_a_record_as_it_showed_the_row(schedule: dict[str, Any]) -> None:
+# Each kind's NEXUS fields: the one of its kind set, the others null.
+KIND_FIELDS = [
+    {"cron_expression": "0 2 * * *"},
+    {"interval_seconds": 90, "interval_anchor": datetime(2026, 1, 1, tzinfo=UTC)},
+    {"scheduled_time": datetime(2030, 3, 31, 7, 15, tzinfo=UTC)},
+    {"calendar_rule": "FREQ=DAILY"},
+]
+NULLS = dict.fromkeys(("cron_expression", "interval_seconds", "interval_anchor", "scheduled_time", "calendar_rule"))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fields"), list(zip(SCHEDULES, KIND_FIELDS, strict=True)), ids=[s["kind"] for s in SCHEDULES]
+)
+def test_nexus_shows_a_record_in_its_words(schedule: dict[str, Any], fields: dict[str, Any]) -> None:
     raw = row(schedule)
-    from_row = mapping.nexus_job(cast(asyncpg.Record, raw))  # the mapping the read side had before
-    assert nexus_job(job_record(cast(asyncpg.Record, raw))) == from_row
+    job = nexus_job(job_record(cast(asyncpg.Record, raw)))
+    assert {name: getattr(job, name) for name in NULLS} == NULLS | fields
+    assert (job.id, job.uuid, job.job_type, job.is_active, job.status) == (
+        42,
+        str(raw["id"]),
+        schedule["kind"],
+        True,
+        "pending",
+    )
+    assert (job.task_name, job.task_args, job.task_kwargs) == ("reports.build", [1], {"k": "v"})
+    assert (job.max_retries, job.retry_delay, job.retry_backoff, job.jitter_seconds) == (3, 30, False, 2)
+    assert (type(job.retry_delay), job.misfire_policy.policy, job.overlap_policy, job.tags) == (
+        int,
+        "skip",
+        "skip",
+        ["a", "b"],
+    )
 
 
 def test_the_primary_api_shows_the_record_in_its_words() -> None:

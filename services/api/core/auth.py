@@ -11,7 +11,7 @@ from uuid import UUID
 
 import jwt
 
-from services.api.domain_errors import ForbiddenError, UnauthorizedError
+from services.api.core.api_errors import ForbiddenError, UnauthorizedError
 from shared.settings import Settings
 
 OPEN_MODE_ACCOUNT = UUID("00000000-0000-0000-0000-000000000001")

@@ -13,7 +13,7 @@ from typing import Literal
 import asyncpg
 import nats.errors
 
-from services.api.domain_errors import (
+from services.api.core.api_errors import (
     ConflictError,
     DependencyUnavailableError,
     ExecutionNotFoundError,

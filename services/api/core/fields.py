@@ -1,9 +1,9 @@
-"""Field types every surface accepts or shows the same way: their bounds, and the misfire policy's body, which the
-primary API and NEXUS share."""
+"""Field types every surface accepts or shows the same way: their bounds (the job input's among them, which NEXUS and
+the dashboard share), and the misfire policy's body, which the primary API and NEXUS share."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,6 +19,18 @@ HttpMethod = Literal["GET", "POST", "PUT", "DELETE", "PATCH"]
 ExecutionStatus = Literal["queued", "running", "success", "failure", "timed_out", "dead_letter", "missed", "skipped"]
 Overlap = Literal["allow", "skip", "queue_one"]
 JitterSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
+
+JobKind = Literal["cron", "interval", "date", "calendar"]
+Text = Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
+# Tags are filtered as a comma-separated list, so a tag has no comma.
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^,\x00]+$")]
+Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=10 * 365 * 86400)]
+Retries = Annotated[int, msgspec.Meta(ge=0, le=10)]
+Delay = Annotated[float, msgspec.Meta(ge=0, le=86400)]
+Priority = Annotated[int, msgspec.Meta(ge=1, le=10)]
+CalendarInput = dict[str, Any] | Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=NO_NUL)]
 
 
 class MisfirePolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

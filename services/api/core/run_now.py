@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
-from services.api.domain_errors import JobNotFoundError, ValidationFailedError
 from shared.bus.executions import PublishRequested
 from shared.bus.job_store import JobEventStore, load_live
 from shared.contracts.executions import ExecutionRequested, occurrence_requests
@@ -40,7 +40,7 @@ class RunNow:
         task = job.task
         if args is not None or kwargs is not None:
             if task is None:
-                raise ValidationFailedError("the job has no task to pass arguments to", field="task_args")
+                raise ValidationFailedError("the job has no task to pass arguments to", field="arguments")
             task = TaskSpec(
                 name=task.name,
                 args=tuple(args) if args is not None else task.args,

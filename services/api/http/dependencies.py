@@ -19,13 +19,13 @@ from litestar.handlers.base import BaseRouteHandler
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
+from services.api.core.api_errors import DependencyUnavailableError
 from services.api.core.auth import Authenticator, Principal
 from services.api.core.dead_letters import Redriver
+from services.api.core.job_commands import JobCommands
 from services.api.core.live_feed import LiveFeed
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
-from services.api.domain_errors import DependencyUnavailableError
-from services.api.job_commands import JobCommands
 from shared.bus.signing_secrets import SigningSecretStore
 from shared.settings import Settings
 

@@ -17,7 +17,7 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException, ValidationException
 
-# A job with all its webhooks is at most 512 KiB (job_commands.py), so no valid body needs more than this.
+# A job with all its webhooks is at most 512 KiB (core/job_commands.py), so no valid body needs more than this.
 MAX_BODY_BYTES = 1024 * 1024
 # Deep enough for any real metadata or task arguments (System.Text.Json's default limit), far from the stack's.
 MAX_JSON_DEPTH = 64

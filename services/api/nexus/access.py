@@ -10,9 +10,9 @@ import asyncpg
 from litestar import Request
 from litestar.datastructures import State
 
+from services.api.core.api_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
-from services.api.core.job_queries import job_by_id, job_by_number, job_ref
-from services.api.domain_errors import ForbiddenError, JobNotFoundError, ValidationFailedError
+from services.api.core.job_queries import JobRecord, job_by_id, job_by_number, job_ref
 from services.api.http.dependencies import bearer_principal, provide_principal
 from services.api.nexus.read_models import nexus_job
 from services.api.nexus.schemas import NexusJob
@@ -68,13 +68,18 @@ async def job_id_of(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> UU
     return job_id
 
 
-async def nexus_job_of(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> NexusJob:
-    """The job numbered `raw_id`, as this surface shows it, if the caller may see it."""
+async def job_of(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> JobRecord:
+    """The job numbered `raw_id`, with its status, if the caller may see it."""
     found = await job_by_number(pool, job_number(raw_id), status=True)
     if found is None:
         raise JobNotFoundError(f"job {raw_id} not found")
     principal.check_account(found.account_id)
-    return nexus_job(found)
+    return found
+
+
+async def nexus_job_of(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> NexusJob:
+    """The job numbered `raw_id`, as this surface shows it, if the caller may see it."""
+    return nexus_job(await job_of(pool, principal, raw_id))
 
 
 async def fresh_job(pool: asyncpg.Pool, job_id: UUID) -> NexusJob:

@@ -9,10 +9,19 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.errors import ErrorAnswer, sentence
-from services.api.domain_errors import JobNotFoundError, ValidationFailedError
 
 _DETAILS: dict[type[Exception], str] = {JobNotFoundError: "Job not found"}
+# The document's name for each neutral field the core names (services/api/core/api_errors.py): a schedule by the
+# field of its kind; the fields not listed keep their names, as do the fields this surface names itself.
+_SCHEDULE_FIELDS = {
+    "cron": "cron_expression",
+    "interval": "interval_seconds",
+    "date": "scheduled_time",
+    "calendar": "calendar_rule",
+}
+_NAMES = {"task": "task_name", "anchor": "start_time", "arguments": "task_args"}
 _INTERNAL = "Internal server error"
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 
@@ -32,12 +41,20 @@ def problem(source: str, key: str | None, message: str) -> dict[str, Any]:
     return {"loc": loc, "msg": message, "type": "value_error"}
 
 
+def nexus_field(field: str | None, schedule_kind: str | None) -> str | None:
+    """What the document calls a field an error names."""
+    if field == "schedule" and schedule_kind in _SCHEDULE_FIELDS:
+        return _SCHEDULE_FIELDS[schedule_kind]
+    return None if field is None else _NAMES.get(field, field)
+
+
 class NexusErrors:
     """Renders the table's answers in the NEXUS shapes."""
 
     def answer(self, request: Request[Any, Any, Any], exc: Exception, answer: ErrorAnswer) -> Response[Any]:
         if isinstance(exc, ValidationFailedError):
-            loc = [exc.location, exc.field] if exc.field else [exc.location]
+            field = nexus_field(exc.field, exc.schedule_kind)
+            loc = [exc.location, field] if field else [exc.location]
             if exc.missing:
                 return _nexus(422, [{"loc": loc, "msg": "field required", "type": "value_error.missing"}])
             return _nexus(422, [{"loc": loc, "msg": exc.detail, "type": "value_error"}])

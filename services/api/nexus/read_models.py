@@ -13,7 +13,6 @@ from services.api.core.execution_queries import ExecutionRecord
 from services.api.core.fields import misfire_policy_body
 from services.api.core.job_queries import JobRecord
 from services.api.core.stats import account_scope, counter_totals
-from services.api.nexus.mapping import whole
 from services.api.nexus.schemas import ExecutionState, NexusExecution, NexusJob, StatsOverview
 from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule, kind_of
 
@@ -27,6 +26,11 @@ _EXECUTION_STATES: dict[str, ExecutionState] = {
     "missed": "cancelled",  # never ran: its misfire policy did not fire it
     "skipped": "cancelled",  # never ran: its overlap policy held it back
 }
+
+
+def whole(seconds: float) -> int | float:
+    """60.0 as 60: the document's clients see integers where a whole number of seconds was given."""
+    return int(seconds) if seconds.is_integer() else seconds
 
 
 def whole_seconds(ms: int | None) -> int | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
-from uuid import UUID
 
 import asyncpg
 from litestar import Controller, delete, get, post, put
@@ -13,25 +12,27 @@ from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
 from services.api.core.auth import Principal
 from services.api.core.execution_queries import list_executions
+from services.api.core.fields import JobKind
+from services.api.core.job_commands import JobCommands
+from services.api.core.job_mapping import changes_from, draft_from
 from services.api.core.job_queries import JobFilter, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
-from services.api.job_commands import JobCommands
 from services.api.nexus.access import (
     account_of,
     fresh_job,
     job_id_of,
     job_number,
+    job_of,
     nexus_job_of,
     provide_nexus_principal,
 )
-from services.api.nexus.mapping import changes_from, draft_from
+from services.api.nexus.mapping import job_input
 from services.api.nexus.read_models import nexus_execution, nexus_job, stats_overview
 from services.api.nexus.schemas import (
     ExecuteAccepted,
     ExecuteRequest,
-    JobKind,
     Message,
     NexusExecution,
     NexusJob,
@@ -88,7 +89,7 @@ class NexusJobController(Controller):
         projection: NamedDependency[ProjectionWait],
         account: AccountHeader = None,
     ) -> NexusJob:
-        draft = draft_from(data, datetime.now(UTC))
+        draft = draft_from(job_input(data), datetime.now(UTC))
         appended = await commands.create_job(
             principal, account_id=account_of(principal, account), draft=draft, require_target=True
         )
@@ -135,11 +136,11 @@ class NexusJobController(Controller):
         pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
     ) -> NexusJob:
-        current = await nexus_job_of(pool, principal, job_id)
-        changes = changes_from(data, current, datetime.now(UTC))
-        appended = await commands.update_job(principal, UUID(current.uuid), changes, require_target=True)
+        current = await job_of(pool, principal, job_id)
+        changes = changes_from(job_input(data), current, datetime.now(UTC))
+        appended = await commands.update_job(principal, current.id, changes, require_target=True)
         await projection.job_event(appended.sequence)
-        return await fresh_job(pool, UUID(current.uuid))
+        return await fresh_job(pool, current.id)
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a job", responses=JOB_ERRORS)
     async def remove(

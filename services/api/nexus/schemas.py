@@ -8,22 +8,25 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from services.api.core.fields import NO_NUL, JitterSeconds, MisfirePolicyBody, Name, Overlap, TimeZone
+from services.api.core.fields import (
+    CalendarInput,
+    Delay,
+    JitterSeconds,
+    JobKind,
+    MisfirePolicyBody,
+    Name,
+    Overlap,
+    Priority,
+    Retries,
+    Seconds,
+    ShortText,
+    Tags,
+    Text,
+    TimeZone,
+)
 
-JobKind = Literal["cron", "interval", "date", "calendar"]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled", "paused"]
 ExecutionState = Literal["pending", "running", "completed", "failed", "cancelled"]
-
-Text = Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)]
-ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
-# Tags are filtered as a comma-separated list, so a tag has no comma.
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^,\x00]+$")]
-Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
-Seconds = Annotated[float, msgspec.Meta(gt=0, le=10 * 365 * 86400)]
-Retries = Annotated[int, msgspec.Meta(ge=0, le=10)]
-Delay = Annotated[float, msgspec.Meta(ge=0, le=86400)]
-Priority = Annotated[int, msgspec.Meta(ge=1, le=10)]
-CalendarInput = dict[str, Any] | Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=NO_NUL)]
 
 
 class NexusJobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

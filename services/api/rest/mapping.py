@@ -9,9 +9,9 @@ import msgspec
 
 from services.api.core.execution_queries import ExecutionRecord
 from services.api.core.fields import misfire_policy_body
+from services.api.core.job_commands import WebhookDraft
 from services.api.core.job_queries import JobRecord
 from services.api.core.webhook_queries import WebhookRecord
-from services.api.job_commands import WebhookDraft
 from services.api.rest.schemas import ExecutionOut, JobOut, NewWebhook, RetryPolicyBody, WebhookCreate, WebhookOut
 from shared.contracts.jobs import JobEvent, RetryPolicy, WebhookSpec
 from shared.contracts.schedules import CronSchedule, Schedule

@@ -12,10 +12,10 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from services.api.core.api_errors import ValidationFailedError
 from services.api.core.auth import Principal
 from services.api.core.dead_letters import MAX_REDRIVE, Redriver, Selection, check_access, list_dead_letters
 from services.api.core.projection_wait import ProjectionWait
-from services.api.domain_errors import ValidationFailedError
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.rest.mapping import execution_out
 from services.api.rest.routes_jobs import MAX_LIMIT, MAX_SKIP

@@ -12,15 +12,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
+from services.api.core.api_errors import JobNotFoundError
 from services.api.core.auth import Principal
 from services.api.core.execution_queries import count_executions, list_executions
 from services.api.core.fields import ExecutionStatus, MisfirePolicyBody, misfire_policy_of
 from services.api.core.ids import parse_id
+from services.api.core.job_commands import Appended, JobChanges, JobCommands, JobDraft
 from services.api.core.job_queries import JobFilter, count_jobs, job_by_id, list_jobs
 from services.api.core.projection_wait import ProjectionWait
-from services.api.domain_errors import JobNotFoundError
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.job_commands import Appended, JobChanges, JobCommands, JobDraft
 from services.api.rest.mapping import (
     execution_out,
     job_from_event,

@@ -7,13 +7,13 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from services.api.core.api_errors import WebhookNotFoundError
 from services.api.core.auth import Principal
 from services.api.core.ids import parse_id
+from services.api.core.job_commands import Appended, JobCommands, WebhookChanges
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.webhook_queries import webhook_by_id
-from services.api.domain_errors import WebhookNotFoundError
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
-from services.api.job_commands import Appended, JobCommands, WebhookChanges
 from services.api.rest.mapping import webhook_draft, webhook_out
 from services.api.rest.schemas import WebhookCreate, WebhookOut, WebhookUpdate
 from shared.contracts.jobs import WebhookAdded, WebhookUpdated

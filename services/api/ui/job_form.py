@@ -1,5 +1,6 @@
-"""The job form: one form for every kind of job, read into the NEXUS API's create and update bodies so the
-dashboard validates exactly as that API does and shows the same messages, next to the field at fault."""
+"""The job form: one form for every kind of job, what it holds as typed (so it can be shown again with its errors),
+filled in from a job for editing, and each error placed on the box at fault. The form is read into the core's job
+input (form_input.py), so the dashboard checks a job as the APIs do and shows the same messages."""
 
 from __future__ import annotations
 
@@ -13,17 +14,40 @@ from uuid import UUID
 
 import msgspec
 
-from services.api.core.fields import HttpMethod
+from services.api.core.api_errors import ValidationFailedError
+from services.api.core.fields import HttpMethod, JobKind
 from services.api.core.webhook_queries import WebhookRecord
-from services.api.domain_errors import ValidationFailedError
-from services.api.http.request_bodies import BodyTooDeepError, check_depth
-from services.api.nexus.schemas import JobKind, NexusJob, NexusJobCreate, NexusJobUpdate
+from services.api.ui.job_view import JobView, whole
+from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule
 from shared.schedule.wallclock import to_wall, zone
 
 KINDS: tuple[str, ...] = get_args(JobKind)
 METHODS: tuple[str, ...] = ("POST", *(m for m in get_args(HttpMethod) if m != "POST"))
 _AT_FIELD = re.compile(r"at `\$\.([a-z_]+)")
-_LOCAL_MINUTES = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
+# The form's box for each field an error names, where the form names it otherwise: the core's neutral fields (a
+# schedule by the box of its kind) and the job input's fields (services/api/core/job_input.py).
+_SCHEDULE_BOXES = {
+    "cron": "cron_expression",
+    "interval": "interval_seconds",
+    "date": "scheduled_time",
+    "calendar": "calendar_rule",
+}
+_BOXES = {
+    "task": "task_name",
+    "anchor": "start_time",
+    "arguments": "task_args",
+    "kind": "job_type",
+    "enabled": "is_active",
+    "misfire": "misfire_policy",
+    "overlap": "overlap_policy",
+}
+
+
+def box_of(field: str | None, schedule_kind: str | None = None) -> str | None:
+    """The form's name for a field an error names."""
+    if field == "schedule" and schedule_kind in _SCHEDULE_BOXES:
+        return _SCHEDULE_BOXES[schedule_kind]
+    return None if field is None else _BOXES.get(field, field)
 
 
 class FormError(Exception):
@@ -36,20 +60,11 @@ class FormError(Exception):
 
     @classmethod
     def of(cls, exc: ValidationFailedError | msgspec.ValidationError) -> FormError:
-        """The API's own error, placed on its field."""
+        """The API's own error, placed on its box."""
         if isinstance(exc, ValidationFailedError):
-            return cls(exc.detail, exc.field)
+            return cls(exc.detail, box_of(exc.field, exc.schedule_kind))
         found = _AT_FIELD.search(str(exc))
-        return cls(str(exc), found[1] if found else None)
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookInput:
-    url: str
-    method: str
-    headers: dict[str, str]
-    body_template: str | None
-    content_type: str
+        return cls(str(exc), box_of(found[1]) if found else None)
 
 
 @dataclass(slots=True)
@@ -86,140 +101,6 @@ def form_from(raw: Mapping[str, Any]) -> JobForm:
     return JobForm(values={k: str(v) for k, v in raw.items() if k != "_csrf_token" and isinstance(v, str)})
 
 
-def _optional(form: JobForm, name: str) -> str | None:
-    value = form.get(name).strip()
-    return value or None
-
-
-def _json(form: JobForm, name: str, default: Any) -> Any:
-    text = form.get(name).strip()
-    if not text:
-        return default
-    try:
-        check_depth(text.encode())
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormError(f"{name} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", name) from None
-    except BodyTooDeepError as exc:
-        raise FormError(f"{name} is {exc}", name) from None
-
-
-def _local_time(form: JobForm, name: str) -> str | None:
-    """A datetime-local value (minutes only) as an ISO time; without an offset it is wall time in the job's zone."""
-    value = _optional(form, name)
-    if value is not None and _LOCAL_MINUTES.match(value):
-        return value + ":00"
-    return value
-
-
-def _schedule_fields(form: JobForm) -> dict[str, Any]:
-    kind = form.kind
-    if kind == "cron":
-        return {"cron_expression": _optional(form, "cron_expression")}
-    if kind == "interval":
-        return {"interval_seconds": _optional(form, "interval_seconds"), "start_time": _local_time(form, "start_time")}
-    if kind == "date":
-        return {"scheduled_time": _local_time(form, "scheduled_time")}
-    rule = form.get("calendar_rule").strip()
-    return {"calendar_rule": (_json(form, "calendar_rule", None) if rule.startswith("{") else rule) or None}
-
-
-def _body(form: JobForm) -> dict[str, Any]:
-    """The NEXUS body the form describes (strings where the API takes numbers: converted leniently)."""
-    form.check_choices()
-    body: dict[str, Any] = {
-        "name": form.get("name").strip(),
-        "description": _optional(form, "description"),
-        "job_type": form.kind,
-        **_schedule_fields(form),
-        "timezone": form.get("timezone").strip() or "UTC",
-        "is_active": form.get("is_active") == "on",
-        "max_retries": form.get("max_retries") or "3",
-        "retry_delay": form.get("retry_delay") or "60",
-        "retry_backoff": form.get("retry_backoff") == "on",
-        "priority": form.get("priority") or "5",
-        "misfire_policy": {
-            "policy": form.get("misfire_policy") or "fire_all",
-            "grace_seconds": _optional(form, "misfire_grace_seconds"),
-        },
-        "overlap_policy": form.get("overlap_policy") or "allow",
-        "jitter_seconds": form.get("jitter_seconds") or "0",
-        "tags": [t.strip() for t in form.get("tags").split(",") if t.strip()],
-    }
-    if form.action == "task":
-        body["task_name"] = _optional(form, "task_name")
-        body["task_args"] = _json(form, "task_args", [])
-        body["task_kwargs"] = _json(form, "task_kwargs", {})
-    return body
-
-
-def _converted(body: dict[str, Any], into: type[msgspec.Struct]) -> Any:
-    try:
-        return msgspec.convert(body, into, strict=False)
-    except msgspec.ValidationError as exc:
-        raise FormError.of(exc) from None
-
-
-def create_body(form: JobForm) -> NexusJobCreate:
-    body = _body(form)
-    if form.action == "task" and body.get("task_name") is None:
-        raise FormError("a task job needs a task name", "task_name")
-    created: NexusJobCreate = _converted(body, NexusJobCreate)
-    return created
-
-
-def update_body(form: JobForm, current: NexusJob) -> NexusJobUpdate:
-    """Every field of the form; a task job that becomes a webhook job loses its task. A time box left as it was
-    shown is not sent: the box holds wall time to the second, and sending it back could move an anchor (its
-    fraction of a second, or the second of two equal wall times when clocks go back)."""
-    body = _body(form)
-    if form.kind == current.job_type and form.get("timezone").strip() == current.timezone:
-        shown = {
-            "start_time": _local_input(current.interval_anchor, current.timezone),
-            "scheduled_time": _local_input(current.scheduled_time, current.timezone),
-        }
-        for name, value in shown.items():
-            if name in body and body[name] == value:  # both to the second (a browser drops ":00" seconds)
-                del body[name]
-    if form.action == "webhook" and current.task_name is not None:
-        body |= {"task_name": None, "task_args": [], "task_kwargs": {}}
-    if form.action == "task" and body.get("task_name") is None:
-        raise FormError("a task job needs a task name", "task_name")
-    updated: NexusJobUpdate = _converted(body, NexusJobUpdate)
-    return updated
-
-
-def _headers(text: str) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, colon, value = line.partition(":")
-        if not colon or not name.strip():
-            raise FormError(f"headers line {number}: write 'Name: value'", "headers")
-        headers[name.strip()] = value.strip()
-    return headers
-
-
-def webhook_input(form: JobForm) -> WebhookInput | None:
-    """The webhook the form describes, when the job calls one (its URL is required then)."""
-    if form.action != "webhook":
-        return None
-    url = form.get("url").strip()
-    if not url:
-        raise FormError("a webhook job needs a URL", "url")
-    method = form.get("method") or "POST"
-    if method not in METHODS:
-        raise FormError(f"method must be one of {', '.join(METHODS)}", "method")
-    return WebhookInput(
-        url=url,
-        method=method,
-        headers=_headers(form.get("headers")),
-        body_template=form.get("body_template") or None,
-        content_type=form.get("content_type").strip() or "application/json",
-    )
-
-
 def account_of(form: JobForm, accounts: frozenset[UUID] | None) -> UUID:
     """The account a new job goes to: the only one the caller has, or the one chosen."""
     raw = form.get("account_id").strip()
@@ -231,25 +112,30 @@ def account_of(form: JobForm, accounts: frozenset[UUID] | None) -> UUID:
         raise FormError("choose an account (a UUID)", "account_id") from None
 
 
-def _local_input(moment: datetime | None, timezone: str) -> str:
+def local_input(moment: datetime | None, timezone: str) -> str:
+    """A time as its datetime-local box shows it: wall time in the job's zone, to the second."""
     if moment is None:
         return ""
     return to_wall(moment, zone(timezone)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def form_of(job: NexusJob, webhook: WebhookRecord | None, account_id: UUID) -> JobForm:
+def _calendar_box(schedule: CalendarSchedule) -> str:
+    return schedule.rrule if schedule.rrule is not None else json.dumps(msgspec.to_builtins(schedule.rule))
+
+
+def form_of(job: JobView, webhook: WebhookRecord | None, account_id: UUID) -> JobForm:
     """The form filled in from a job, for editing."""
-    calendar = job.calendar_rule
+    schedule = job.schedule
     values = {
         "name": job.name,
         "description": job.description or "",
         "account_id": str(account_id),
         "job_type": job.job_type,
-        "cron_expression": job.cron_expression or "",
-        "interval_seconds": "" if job.interval_seconds is None else str(job.interval_seconds),
-        "start_time": _local_input(job.interval_anchor, job.timezone),
-        "scheduled_time": _local_input(job.scheduled_time, job.timezone),
-        "calendar_rule": json.dumps(calendar) if isinstance(calendar, dict) else (calendar or ""),
+        "cron_expression": schedule.expression if isinstance(schedule, CronSchedule) else "",
+        "interval_seconds": str(whole(schedule.every_seconds)) if isinstance(schedule, IntervalSchedule) else "",
+        "start_time": local_input(schedule.anchor if isinstance(schedule, IntervalSchedule) else None, job.timezone),
+        "scheduled_time": local_input(schedule.at if isinstance(schedule, DateSchedule) else None, job.timezone),
+        "calendar_rule": _calendar_box(schedule) if isinstance(schedule, CalendarSchedule) else "",
         "timezone": job.timezone,
         "is_active": "on" if job.is_active else "",
         "action": "task" if job.task_name else "webhook",

@@ -12,7 +12,7 @@ from services.api.core.job_queries import JobRecord
 from shared.contracts.schedules import CronSchedule, Schedule, kind_of
 
 
-def _whole(seconds: float) -> int | float:
+def whole(seconds: float) -> int | float:
     """60.0 shown as 60."""
     return int(seconds) if seconds.is_integer() else seconds
 
@@ -69,12 +69,12 @@ def job_view(job: JobRecord) -> JobView:
         is_active=job.enabled,
         status=job.status,
         max_retries=job.retry.max_attempts - 1,
-        retry_delay=_whole(job.retry.base_delay_seconds),
+        retry_delay=whole(job.retry.base_delay_seconds),
         retry_backoff=job.retry.backoff != "fixed",
         priority=job.priority,
         misfire_policy=misfire_policy_body(job.misfire),
         overlap_policy=job.overlap,
-        jitter_seconds=_whole(job.jitter_seconds),
+        jitter_seconds=whole(job.jitter_seconds),
         start_at=job.start_at,
         end_at=job.end_at,
         tags=job.tags,

@@ -13,11 +13,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
+from services.api.core.api_errors import ExecutionNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
 from services.api.core.dead_letters import MAX_REDRIVE, Redriver, Selection
 from services.api.core.ids import parse_id
 from services.api.core.projection_wait import ProjectionWait
-from services.api.domain_errors import ExecutionNotFoundError, ValidationFailedError
 from services.api.ui.queries import OUTCOMES, ExecutionFilter, attempts, execution, search_executions
 from services.api.ui.views import fragment, page, time_param, uuid_param, wants_fragment
 

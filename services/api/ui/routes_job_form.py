@@ -15,29 +15,16 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import UnsetType
 
+from services.api.core.api_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
 from services.api.core.auth import Principal
+from services.api.core.job_commands import Appended, JobCommands, WebhookChanges, WebhookDraft
+from services.api.core.job_mapping import changes_from, checked_schedule, draft_from
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.core.webhook_queries import WebhookRecord, job_webhooks
-from services.api.domain_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
-from services.api.job_commands import Appended, JobCommands, WebhookChanges, WebhookDraft
-from services.api.job_validation import checked_schedule
-from services.api.nexus.mapping import changes_from, draft_from
-from services.api.nexus.read_models import nexus_job
-from services.api.nexus.schemas import NexusJob
-from services.api.ui.job_form import (
-    METHODS,
-    FormError,
-    JobForm,
-    WebhookInput,
-    account_of,
-    create_body,
-    form_from,
-    form_of,
-    new_form,
-    update_body,
-    webhook_input,
-)
+from services.api.ui.form_input import create_input, update_input, webhook_input
+from services.api.ui.job_form import METHODS, FormError, JobForm, account_of, box_of, form_from, form_of, new_form
+from services.api.ui.job_view import JobView, job_view
 from services.api.ui.routes_jobs import owned_job
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other
@@ -54,7 +41,7 @@ async def _form_page(
     principal: Principal,
     form: JobForm,
     *,
-    job: NexusJob | None = None,
+    job: JobView | None = None,
     webhooks: list[WebhookRecord] | None = None,
     status: int = 200,
 ) -> Template:
@@ -80,7 +67,7 @@ def _preview(form: JobForm) -> dict[str, Any]:
     form stood in for, so only the schedule's errors show)."""
     stand_in = {"name": form.get("name") or "preview", "action": "task", "task_name": "preview"}
     try:
-        draft = draft_from(create_body(JobForm(values=form.values | stand_in)), datetime.now(UTC))
+        draft = draft_from(create_input(JobForm(values=form.values | stand_in)), datetime.now(UTC))
         schedule = checked_schedule(draft.schedule, draft.timezone)
     except (FormError, ValidationFailedError) as exc:
         error = _form_error(exc)
@@ -101,33 +88,23 @@ def _form_error(exc: Exception) -> FormError:
     return FormError(exc.detail)
 
 
-async def _with_webhook(commands: JobCommands, form: JobForm) -> WebhookInput | None:
+async def _with_webhook(commands: JobCommands, form: JobForm) -> WebhookDraft | None:
     """The form's webhook, checked as adding it through the API would check it, before anything is written."""
     hook = webhook_input(form)
     if hook is not None:
         try:
             await commands.checked_webhook(hook.url, hook.headers, hook.body_template, hook.content_type)
         except ValidationFailedError as exc:
-            raise FormError(exc.detail, exc.field or "url") from None
+            raise FormError(exc.detail, box_of(exc.field, exc.schedule_kind) or "url") from None
     return hook
 
 
-def _webhook_draft(hook: WebhookInput) -> WebhookDraft:
-    return WebhookDraft(
-        url=hook.url,
-        method=hook.method,
-        headers=hook.headers,
-        body_template=hook.body_template,
-        content_type=hook.content_type,
-    )
-
-
 async def _save_webhook(
-    commands: JobCommands, principal: Principal, job_id: UUID, webhooks: list[WebhookRecord], hook: WebhookInput
+    commands: JobCommands, principal: Principal, job_id: UUID, webhooks: list[WebhookRecord], hook: WebhookDraft
 ) -> Appended | None:
     """The form edits the job's first webhook, or adds one to a job that has none."""
     if not webhooks:
-        return await commands.add_webhook(principal, job_id=job_id, hook=_webhook_draft(hook))
+        return await commands.add_webhook(principal, job_id=job_id, hook=hook)
     changes = WebhookChanges(
         url=hook.url,
         method=hook.method,
@@ -157,10 +134,10 @@ class JobFormController(Controller):
         try:
             account_id = account_of(form, principal.accounts)
             hook = await _with_webhook(commands, form)
-            draft = draft_from(create_body(form), datetime.now(UTC))
+            draft = draft_from(create_input(form), datetime.now(UTC))
             if hook is not None:
                 # The webhook is written in the job's first event: the job never fires without it.
-                draft = dataclasses.replace(draft, webhooks=(_webhook_draft(hook),))
+                draft = dataclasses.replace(draft, webhooks=(hook,))
             appended = await commands.create_job(principal, account_id=account_id, draft=draft)
         except (FormError, ValidationFailedError, ForbiddenError, ConflictError) as exc:
             form.fail(_form_error(exc))
@@ -178,9 +155,9 @@ class JobFormController(Controller):
         pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
         record = await owned_job(pool, principal, job_id)
-        job, account_id = nexus_job(record), record.account_id
+        job = job_view(record)
         webhooks = await job_webhooks(pool, record.id)
-        form = form_of(job, webhooks[0] if webhooks else None, account_id)
+        form = form_of(job, webhooks[0] if webhooks else None, record.account_id)
         return await _form_page(request, principal, form, job=job, webhooks=webhooks)
 
     @post("/jobs/{job_id:str}/edit", status_code=303)
@@ -193,12 +170,12 @@ class JobFormController(Controller):
         pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
     ) -> Template | Redirect:
-        job = nexus_job(await owned_job(pool, principal, job_id))
+        job = job_view(await owned_job(pool, principal, job_id))
         webhooks = await job_webhooks(pool, UUID(job.uuid))
         form = await _form(request)
         try:
             hook = await _with_webhook(commands, form)
-            changes = changes_from(update_body(form, job), job, datetime.now(UTC))
+            changes = changes_from(update_input(form, job), job, datetime.now(UTC))
             if not isinstance(changes.schedule, UnsetType):
                 await asyncio.to_thread(
                     checked_schedule,

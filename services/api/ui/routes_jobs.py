@@ -16,15 +16,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
 from services.api.core.ids import parse_id
+from services.api.core.job_commands import JobCommands
 from services.api.core.job_queries import JobFilter, JobRecord, job_by_id
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.core.webhook_queries import job_webhooks
-from services.api.domain_errors import JobNotFoundError, ValidationFailedError
-from services.api.job_commands import JobCommands
 from services.api.ui.job_form import KINDS
 from services.api.ui.job_view import job_view
 from services.api.ui.queries import ExecutionFilter, search_executions, search_jobs

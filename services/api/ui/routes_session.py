@@ -12,7 +12,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 
-from services.api.domain_errors import UnauthorizedError
+from services.api.core.api_errors import UnauthorizedError
 from services.api.http.dependencies import services_of
 from services.api.ui.session import SIGN_IN_REASONS, TOKEN_COOKIE, UI_PATH, cookie_lifetime, open_mode
 from services.api.ui.views import page, see_other

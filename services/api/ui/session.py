@@ -13,8 +13,8 @@ from litestar import Request
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 
+from services.api.core.api_errors import UnauthorizedError
 from services.api.core.auth import Principal
-from services.api.domain_errors import UnauthorizedError
 from services.api.http.dependencies import services_of
 from shared.settings import Settings
 

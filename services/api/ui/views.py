@@ -10,8 +10,8 @@ from uuid import UUID
 from litestar import MediaType, Request
 from litestar.response import Redirect, Template
 
+from services.api.core.api_errors import ValidationFailedError
 from services.api.core.auth import Principal
-from services.api.domain_errors import ValidationFailedError
 from services.api.http.dependencies import services_of as resources
 from services.api.ui.session import UI_PATH, open_mode
 from shared.domain.job_checks import YEARS, in_year_range

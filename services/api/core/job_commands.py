@@ -13,8 +13,7 @@ from uuid import UUID
 
 from yarl import URL
 
-from services.api.core.auth import Principal
-from services.api.domain_errors import (
+from services.api.core.api_errors import (
     ConflictError,
     JobNotFoundError,
     SchedulerApiError,
@@ -22,6 +21,7 @@ from services.api.domain_errors import (
     WebhookNotFoundError,
     translated,
 )
+from services.api.core.auth import Principal
 from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, append_to_latest
 from shared.contracts.jobs import JobEvent
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
@@ -96,7 +96,7 @@ class JobCommands:
             try:
                 await self._egress.check_target(URL(url).raw_host or "")
             except EgressRefusedError as exc:
-                raise ValidationFailedError(f"url: {exc}", field="url", domain_field="url") from None
+                raise ValidationFailedError(f"url: {exc}", field="url") from None
         return url
 
     async def checked_webhook(

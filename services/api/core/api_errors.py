@@ -1,4 +1,5 @@
-"""Errors the api raises. They carry a stable code and know nothing of HTTP; error_responses.py maps them.
+"""Errors the api raises. They carry a stable code and know nothing of HTTP: the error table (errors.py) says what
+each means, and each surface renders that answer.
 
 The job domain raises its own errors (shared.domain.errors); `api_error` gives the api's error for each, and
 `translated()` turns them into it where the api calls the domain.
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from services.api.error_fields import nexus_field
 from shared.domain import errors as domain
 
 
@@ -24,10 +24,11 @@ class SchedulerApiError(Exception):
 
 
 class ValidationFailedError(SchedulerApiError):
-    """Input that cannot be used. `field` names the field at fault, when there is one, as the surfaces that show
-    it (NEXUS, the dashboard) call it, and `location` where it is (body, query, path, header). From the domain,
-    `domain_field` is the neutral name and `schedule_kind` the kind of schedule at fault, for a surface to name
-    the field its own way (see error_fields.py)."""
+    """Input that cannot be used. `field` names the field at fault, when there is one, and `location` where it is
+    (body, query, path, header). From the core (the domain, job_mapping.py) the name is neutral: a
+    shared.domain.errors.Field, or "anchor" (when an interval's runs are counted from), or "arguments" (a run's task
+    arguments), with `schedule_kind` the kind of schedule a "schedule" error is about; a surface's own errors use its
+    own names. Each surface that shows fields names them its own way when it renders the error."""
 
     code = "VALIDATION_ERROR"
 
@@ -38,14 +39,12 @@ class ValidationFailedError(SchedulerApiError):
         location: str = "body",
         missing: bool = False,
         *,
-        domain_field: domain.Field | None = None,
         schedule_kind: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.field = field
         self.location = location
         self.missing = missing
-        self.domain_field = domain_field
         self.schedule_kind = schedule_kind
 
 
@@ -89,17 +88,10 @@ _BY_DOMAIN: dict[type[domain.DomainError], type[SchedulerApiError]] = {
 
 
 def api_error(exc: domain.DomainError) -> SchedulerApiError:
-    """The api's error for a domain error: same code and detail. A validation error's `field` is the name the
-    surfaces that show fields use (NEXUS and the dashboard name them alike; the primary API shows none)."""
+    """The api's error for a domain error: same code, detail and (neutral) field."""
     if isinstance(exc, domain.ValidationFailed):
         cls = InvalidCronError if isinstance(exc, domain.InvalidCron) else ValidationFailedError
-        return cls(
-            exc.detail,
-            nexus_field(exc.field, exc.schedule_kind),
-            missing=exc.missing,
-            domain_field=exc.field,
-            schedule_kind=exc.schedule_kind,
-        )
+        return cls(exc.detail, exc.field, missing=exc.missing, schedule_kind=exc.schedule_kind)
     return _BY_DOMAIN.get(type(exc), SchedulerApiError)(exc.detail)
 
 
