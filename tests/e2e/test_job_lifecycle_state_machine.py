@@ -95,6 +95,12 @@ class Lifecycle(RuleBasedStateMachine):
             response = self.call("POST", f"/api/v1/jobs/{job.number}/{'resume' if enabled else 'pause'}")
         else:
             response = self.call("PATCH", f"/api/jobs/{uid}/{'enable' if enabled else 'disable'}")
+        if nexus and enabled and not job.enabled and not job.has_task:
+            # NEXUS refuses to make a job active with nothing to run (a primary-API job without task or webhook);
+            # the job stays paused.
+            assert response.status_code == 422, response.text
+            assert "task_name" in response.text
+            return
         assert response.status_code == 200, response.text
         job.enabled = enabled
 
