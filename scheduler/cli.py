@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from shared.observability.logs import configure_logging
+from shared.runtime import event_loop
 from shared.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def _run_one(settings: Settings, name: str) -> None:
         await run_services(settings, [name], stop)
 
     try:
-        asyncio.run(go())
+        event_loop.run(go())
     except ValueError as exc:  # configuration refused by a service (e.g. a missing secret)
         raise click.ClickException(str(exc)) from exc
 
@@ -158,7 +159,7 @@ def worker(settings: Settings, app_path: str, data_dir: Path) -> None:
         await found.run(settings, stop)
 
     try:
-        asyncio.run(go())
+        event_loop.run(go())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
