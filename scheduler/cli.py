@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from shared.observability.logs import configure_logging
-from shared.runtime import event_loop
 from shared.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ def _run_one(settings: Settings, name: str) -> None:
         await run_services(settings, [name], stop)
 
     try:
-        event_loop.run(go())
+        asyncio.run(go())
     except ValueError as exc:  # configuration refused by a service (e.g. a missing secret)
         raise click.ClickException(str(exc)) from exc
 
@@ -159,7 +158,7 @@ def worker(settings: Settings, app_path: str, data_dir: Path) -> None:
         await found.run(settings, stop)
 
     try:
-        event_loop.run(go())
+        asyncio.run(go())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 

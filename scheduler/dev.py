@@ -16,7 +16,6 @@ from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, missin
 from scheduler.endpoints import DevEndpoints, alive, forget, record, recorded
 from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
 from services.api.core.auth import mint_token
-from shared.runtime import event_loop
 from shared.settings import Settings, redacted_url
 
 log = logging.getLogger(__name__)
@@ -171,7 +170,7 @@ def run_dev(settings: Settings, data_dir: Path, host: str, port: int) -> None:
             nats_pid=nats.pid if nats is not None else None,
         )
         record(data_dir, endpoints)  # operators' commands and workers find the servers here
-        event_loop.run(_run(settings, data_dir, account, embedded, _dev_token(secret, settings, account)))
+        asyncio.run(_run(settings, data_dir, account, embedded, _dev_token(secret, settings, account)))
     finally:
         forget(data_dir)
         if nats is not None:
