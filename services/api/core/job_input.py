@@ -35,6 +35,16 @@ SCHEDULE_FIELDS: dict[str, str] = {
     "date": "scheduled_time",
     "calendar": "calendar_rule",
 }
+# This input's name for the neutral fields the core's errors name that it names otherwise (see input_field).
+_INPUT_NAMES = {"task": "task_name", "anchor": "start_time", "arguments": "task_args"}
+
+
+def input_field(field: str | None, schedule_kind: str | None = None) -> str | None:
+    """This input's name for a field an error names: a schedule by the field of its kind, the task by its name; the
+    surfaces that read their requests into this input (NEXUS, the dashboard's form) start from it."""
+    if field == "schedule" and schedule_kind in SCHEDULE_FIELDS:
+        return SCHEDULE_FIELDS[schedule_kind]
+    return None if field is None else _INPUT_NAMES.get(field, field)
 
 
 class JobInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

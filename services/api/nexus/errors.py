@@ -11,17 +11,9 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.errors import ErrorAnswer, sentence
+from services.api.core.job_input import input_field
 
 _DETAILS: dict[type[Exception], str] = {JobNotFoundError: "Job not found"}
-# The document's name for each neutral field the core names (services/api/core/api_errors.py): a schedule by the
-# field of its kind; the fields not listed keep their names, as do the fields this surface names itself.
-_SCHEDULE_FIELDS = {
-    "cron": "cron_expression",
-    "interval": "interval_seconds",
-    "date": "scheduled_time",
-    "calendar": "calendar_rule",
-}
-_NAMES = {"task": "task_name", "anchor": "start_time", "arguments": "task_args"}
 _INTERNAL = "Internal server error"
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 
@@ -42,10 +34,9 @@ def problem(source: str, key: str | None, message: str) -> dict[str, Any]:
 
 
 def nexus_field(field: str | None, schedule_kind: str | None) -> str | None:
-    """What the document calls a field an error names."""
-    if field == "schedule" and schedule_kind in _SCHEDULE_FIELDS:
-        return _SCHEDULE_FIELDS[schedule_kind]
-    return None if field is None else _NAMES.get(field, field)
+    """What the document calls a field an error names: the job input's name (the document's bodies are read into
+    it), and the fields this surface names itself as they are."""
+    return input_field(field, schedule_kind)
 
 
 class NexusErrors:

@@ -16,6 +16,7 @@ import msgspec
 
 from services.api.core.api_errors import ValidationFailedError
 from services.api.core.fields import HttpMethod, JobKind
+from services.api.core.job_input import input_field
 from services.api.core.webhook_queries import WebhookRecord
 from services.api.ui.job_view import JobView, whole
 from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule
@@ -24,18 +25,8 @@ from shared.schedule.wallclock import to_wall, zone
 KINDS: tuple[str, ...] = get_args(JobKind)
 METHODS: tuple[str, ...] = ("POST", *(m for m in get_args(HttpMethod) if m != "POST"))
 _AT_FIELD = re.compile(r"at `\$\.([a-z_]+)")
-# The form's box for each field an error names, where the form names it otherwise: the core's neutral fields (a
-# schedule by the box of its kind) and the job input's fields (services/api/core/job_input.py).
-_SCHEDULE_BOXES = {
-    "cron": "cron_expression",
-    "interval": "interval_seconds",
-    "date": "scheduled_time",
-    "calendar": "calendar_rule",
-}
+# The form's box for each field of the job input (services/api/core/job_input.py) that the form names otherwise.
 _BOXES = {
-    "task": "task_name",
-    "anchor": "start_time",
-    "arguments": "task_args",
     "kind": "job_type",
     "enabled": "is_active",
     "misfire": "misfire_policy",
@@ -44,10 +35,9 @@ _BOXES = {
 
 
 def box_of(field: str | None, schedule_kind: str | None = None) -> str | None:
-    """The form's name for a field an error names."""
-    if field == "schedule" and schedule_kind in _SCHEDULE_BOXES:
-        return _SCHEDULE_BOXES[schedule_kind]
-    return None if field is None else _BOXES.get(field, field)
+    """The form's name for a field an error names (the core's neutral names through the job input's)."""
+    name = input_field(field, schedule_kind)
+    return None if name is None else _BOXES.get(name, name)
 
 
 class FormError(Exception):
