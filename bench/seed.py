@@ -13,12 +13,14 @@ from collections.abc import Coroutine, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import nats
 
 from shared.bus.executions import publish_requested, publish_result
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
 from shared.contracts.executions import (
+    EXECUTION_SCHEMA_VERSION,
     ExecutionDeadLettered,
     ExecutionFailed,
     ExecutionStarted,
@@ -100,12 +102,15 @@ async def execution_history(
     spacing: timedelta = timedelta(seconds=1),
     fail_every: int = 0,
     next_runs: bool = False,
+    started_every: int = 1,
 ) -> int:
     """`occurrences` past executions of `states` in turn, each requested, started and succeeded, `spacing` apart
     from `start` (2026-01-01) plus `offset` seconds; with `fail_every`, every such occurrence fails instead (HTTP
     500) and is dead-lettered; with `next_runs`, each request carries the job's next run after it (as the ticker's
     do; it costs a schedule computation per occurrence). A first attempt starts 0 to 36 ms after its nominal time.
-    Returns the events written."""
+    `started_every`: only every such occurrence is written as history of event schema version 1 (its events say
+    version 1, and it has an ExecutionStarted); the others as version 2 writes a quick delivery (no
+    ExecutionStarted). Returns the events written."""
     names = Names(settings.namespace)
     nc = await nats.connect(settings.nats_url)
     t0 = start or datetime(2026, 1, 1, tzinfo=UTC)
@@ -123,21 +128,30 @@ async def execution_history(
                 common = envelope_of(request)
                 began = nominal + timedelta(milliseconds=n % 37)
                 done = began + timedelta(milliseconds=20)
-                started = ExecutionStarted(**common, occurred_at=began, worker_id="w", started_at=began)
+                version = 1 if n % started_every == 0 else EXECUTION_SCHEMA_VERSION
+                if version == 1:
+                    request = msgspec.structs.replace(request, schema_version=1)
                 yield publish_requested(js, names, request)
-                yield publish_result(js, names, "started", started, f"{request.execution_id}:started")
+                if version == 1:
+                    started = ExecutionStarted(
+                        **common, occurred_at=began, worker_id="w", started_at=began, schema_version=1
+                    )
+                    yield publish_result(js, names, "started", started, f"{request.execution_id}:started")
                 if fail_every and n % fail_every == 0:
                     failed = ExecutionFailed(
                         **common, occurred_at=done, worker_id="w", started_at=began, finished_at=done,
                         duration_ms=20, error="receiver answered HTTP 500", response_code=500, response_body="boom",
+                        schema_version=version,
                     )  # fmt: skip
-                    dead = ExecutionDeadLettered(**common, occurred_at=done, reason=failed.error)
+                    dead = ExecutionDeadLettered(
+                        **common, occurred_at=done, reason=failed.error, schema_version=version
+                    )
                     yield publish_result(js, names, "failed", failed, f"{request.execution_id}:result")
                     yield publish_result(js, names, "dead_lettered", dead, f"{request.execution_id}:dead")
                     continue
                 succeeded = ExecutionSucceeded(
                     **common, occurred_at=done, worker_id="w", started_at=began, finished_at=done, duration_ms=20,
-                    response_code=200, response_body="ok",
+                    response_code=200, response_body="ok", schema_version=version,
                 )  # fmt: skip
                 yield publish_result(js, names, "succeeded", succeeded, f"{request.execution_id}:result")
 

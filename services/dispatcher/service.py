@@ -120,5 +120,7 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
             trust_env=False,
         )
         stack.push_async_callback(session.close)
-        runtime = AttemptRuntime(recorder, settings.worker_id)
+        runtime = AttemptRuntime(
+            recorder, settings.worker_id, started_after_seconds=settings.started_event_after_seconds
+        )
         yield Dispatcher(settings, js, runtime, WebhookExecutor(session, secrets, settings), runs, withdrawals)

@@ -18,7 +18,8 @@ class WebhookExecutor:
     """Calls webhooks through `session` (whose resolver enforces the egress policy), signed with the account's
     active secrets."""
 
-    # A webhook leaves at its instant: `started` is recorded while the call is in flight.
+    # A webhook leaves at its instant: `started` is recorded while the call is in flight, and only for a call
+    # still running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS.
     records_started_first = False
 
     def __init__(self, session: aiohttp.ClientSession, secrets: SigningSecretStore, settings: Settings) -> None:

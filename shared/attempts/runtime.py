@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,14 @@ from shared.contracts.executions import (
     envelope_of,
 )
 from shared.contracts.timers import RetryTimer
-from shared.domain.attempt_outcomes import AttemptFailed, AttemptSucceeded, Retry, after_failure, fate_of
+from shared.domain.attempt_outcomes import (
+    AttemptFailed,
+    AttemptOutcome,
+    AttemptSucceeded,
+    Retry,
+    after_failure,
+    fate_of,
+)
 from shared.observability.logs import execution_fields
 from shared.observability.metrics import DEAD_LETTERS, RETRIES_SCHEDULED, SKIPPED_BY_OVERLAP
 
@@ -37,12 +44,25 @@ def utc_now() -> datetime:
 
 
 class AttemptRuntime:
-    """Runs attempts for one process (`worker_id` names it in the events) and records them with `recorder`."""
+    """Runs attempts for one process (`worker_id` names it in the events) and records them with `recorder`.
 
-    def __init__(self, recorder: AttemptRecorder, worker_id: str, clock: Callable[[], datetime] = utc_now) -> None:
+    `started_after_seconds`: an attempt of an executor that does not record `started` first (a webhook) publishes
+    ExecutionStarted only if it is still running after this long; a quicker one is recorded by its result alone,
+    which carries `started_at` (event schema version 2). 0 publishes it for every attempt, while the attempt runs.
+    """
+
+    def __init__(
+        self,
+        recorder: AttemptRecorder,
+        worker_id: str,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        started_after_seconds: float = 0.0,
+    ) -> None:
         self._recorder = recorder
         self._worker_id = worker_id
         self._now = clock
+        self._started_after = started_after_seconds
 
     async def run(self, request: ExecutionRequested, executor: Executor) -> None:
         """Run one attempt and record it; returns once everything it leads to is recorded (then ack)."""
@@ -54,13 +74,7 @@ class AttemptRuntime:
             await self._recorder.started(started)
             outcome = await executor.execute(request, started_at)
         else:
-            # Recorded while the attempt goes out, not before it: it leaves at its instant. The result is recorded
-            # only once `started` is stored, so the two stay in order in the stream.
-            recording = asyncio.ensure_future(self._recorder.started(started))
-            try:
-                outcome = await executor.execute(request, started_at)
-            finally:
-                await recording
+            outcome = await self._run_then_started(executor.execute(request, started_at), started)
         finished_at = self._now()
         ended: dict[str, Any] = {
             "occurred_at": finished_at,
@@ -82,6 +96,28 @@ class AttemptRuntime:
             traceback=outcome.traceback,
         )
         await self._failed(request, outcome, failed, finished_at)
+
+    async def _run_then_started(self, attempt: Awaitable[AttemptOutcome], started: ExecutionStarted) -> AttemptOutcome:
+        """Run `attempt` at once, recording `started` if it is still running after the threshold. The result is
+        recorded only once `started` is stored, so the two stay in order in the stream."""
+        if self._started_after <= 0:
+            # Every attempt has its `started`, recorded while the attempt goes out (not before: it leaves at once).
+            recording = asyncio.ensure_future(self._recorder.started(started))
+            try:
+                return await attempt
+            finally:
+                await recording
+        running = asyncio.ensure_future(attempt)
+        try:
+            await asyncio.wait((running,), timeout=self._started_after)
+            if not running.done():
+                await self._recorder.started(started)
+        except BaseException:
+            # `started` could not be stored: the attempt has left, so let it end before the error is handed up
+            # (the request goes back and the attempt repeats under the same ids).
+            await asyncio.wait((running,))
+            raise
+        return await running
 
     async def _failed(
         self, request: ExecutionRequested, outcome: AttemptFailed, failed: ExecutionFailed, now: datetime

@@ -30,10 +30,16 @@ def missed_execution_id(occurrence: str) -> UUID:
     return uuid.uuid5(_EXECUTION_NAMESPACE, f"{occurrence}|missed")
 
 
+# Version 2 of the execution events: a webhook attempt's ExecutionStarted is published only when the attempt is
+# still running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS (the result carries started_at and worker_id either
+# way). Version 1 events (every attempt started, then its result) are read the same way.
+EXECUTION_SCHEMA_VERSION = 2
+
+
 class _ExecutionEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event_type"):
     """Envelope shared by execution events."""
 
-    schema_version: int = 1
+    schema_version: int = EXECUTION_SCHEMA_VERSION
     execution_id: UUID
     occurrence_id: str
     job_id: UUID
@@ -83,7 +89,11 @@ class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
 
 
 class ExecutionStarted(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
-    """A dispatcher began delivering."""
+    """An attempt is running: a task a worker took, or a webhook delivery still running after a threshold.
+
+    Since schema version 2 a quick webhook attempt has no ExecutionStarted: its result, which carries `started_at`
+    and `worker_id`, is its only event after the request.
+    """
 
     worker_id: str
     started_at: datetime

@@ -148,6 +148,15 @@ class Variables(BaseSettings):
         " the instant, so occurrences due together leave on time; one paused, deleted or rescheduled inside the"
         " lead is withdrawn (shared/bus/withdrawals.py). 0: publish at the instant.",
     )
+    started_event_after_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        validation_alias="SCHEDULER_STARTED_EVENT_AFTER_SECONDS",
+        description="A webhook attempt's ExecutionStarted is published only when it is still running after this"
+        " long; quicker attempts are recorded by their result alone, which carries started_at. 0: always"
+        " published, as before event contract 2. Task attempts always publish it.",
+    )
     ops_port: Port | None = Field(
         None,
         validation_alias="SCHEDULER_OPS_PORT",

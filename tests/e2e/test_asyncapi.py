@@ -182,6 +182,9 @@ async def test_every_event_of_a_job_matches_the_schema_the_document_gives(
     ok = await add_webhook(api, job["id"], receiver.url_for("/ok"))
     fails = await add_webhook(api, job["id"], receiver.url_for("/fails"))
     await add_webhook(api, job["id"], receiver.url_for("/gone"))
+    # A delivery still running after the threshold (1 s) has an ExecutionStarted; quicker ones do not.
+    slow = receiver.gates.setdefault("/slow", asyncio.Event())
+    await add_webhook(api, job["id"], receiver.url_for("/slow"))
 
     advertised = [address_pattern(channel) for channel in document["channels"].values()]
     received: list[tuple[str, str, dict[str, Any]]] = []
@@ -215,6 +218,7 @@ async def test_every_event_of_a_job_matches_the_schema_the_document_gives(
         firing |= {"ExecutionRetryScheduled", "ExecutionDeadLettered", "WebhookDisabledByReceiver", "WebhookDisabled"}
         assert firing <= TRIGGERED <= ALL_EVENT_TYPES
         await eventually(lambda: firing <= seen() or unadvertised(), timeout=30, what=f"events {sorted(firing)}")
+        slow.set()
         assert not unadvertised(), f"events on subjects the document does not advertise: {unadvertised()}"
         for method, path, body in [
             ("PUT", f"/webhooks/{ok['id']}", {"headers": {"X-Changed": "yes"}}),
@@ -239,6 +243,19 @@ async def test_every_event_of_a_job_matches_the_schema_the_document_gives(
         assert subject.endswith(f".{account_id}.{job_id}") and subject.startswith(namespace + ".")
         assert payload["account_id"] == str(account_id) and payload["job_id"] == str(job_id)
         payload_validator(document, event_type).validate(payload)
+    # Schema version 2: only the delivery still running after the threshold has an ExecutionStarted.
+    target_of = {
+        payload["execution_id"]: (payload["webhook"] or {}).get("url")
+        for _, _, payload in received
+        if payload["event_type"] == "ExecutionRequested"
+    }
+    started_targets = {
+        target_of.get(payload["execution_id"])
+        for _, _, payload in received
+        if payload["event_type"] == "ExecutionStarted"
+    }
+    assert started_targets == {receiver.url_for("/slow")}, started_targets
+    assert {payload["schema_version"] for _, _, payload in received if "execution_id" in payload} == {2}
     # The schemas are not vacuous: a payload of one type does not pass as another.
     started = next(payload for _, _, payload in received if payload["event_type"] == "ExecutionStarted")
     with pytest.raises(jsonschema.ValidationError):

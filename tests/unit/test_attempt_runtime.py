@@ -3,6 +3,7 @@ retries a write through an outage with the same message id."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from shared.contracts.timers import RetryTimer
 from shared.delivery.backoff import backoff_seconds
 from shared.domain.attempt_outcomes import AttemptFailed, AttemptOutcome, AttemptSucceeded
 from tests.factories import NOW, job_state
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.unit
 
@@ -186,3 +188,80 @@ async def test_skips_are_recorded_with_their_reason() -> None:
     assert [(w.what, w.key) for w in sink.written] == [("skipped", f"{request.execution_id}:skipped")]
     skipped = sink.written[0].value
     assert isinstance(skipped, ExecutionSkipped) and skipped.reason == "still running"
+
+
+class GatedExecutor:
+    """A webhook attempt that runs until `gate` opens."""
+
+    records_started_first = False
+
+    def __init__(self, outcome: AttemptOutcome) -> None:
+        self.outcome = outcome
+        self.gate = asyncio.Event()
+        self.began = asyncio.Event()
+
+    async def execute(self, request: ExecutionRequested, started_at: datetime) -> AttemptOutcome:
+        self.began.set()
+        await self.gate.wait()
+        return self.outcome
+
+
+def thresholded(sink: InMemoryAttemptSink, seconds: float) -> AttemptRuntime:
+    recorder = AttemptRecorder(sink, retry_for_seconds=5.0, pause_seconds=0)
+    return AttemptRuntime(recorder, WORKER, clock=Clock(), started_after_seconds=seconds)
+
+
+async def test_a_quick_webhook_attempt_is_recorded_by_its_result_alone() -> None:
+    sink, request = InMemoryAttemptSink(), webhook_request()
+    await thresholded(sink, 30).run(request, FakeExecutor(AttemptSucceeded(duration_ms=7, response_code=204)))
+    assert [(w.what, w.key) for w in sink.written] == [("succeeded", f"{request.execution_id}:result")]
+    succeeded = sink.written[0].value
+    assert isinstance(succeeded, ExecutionSucceeded)
+    assert (succeeded.worker_id, succeeded.response_code) == (WORKER, 204)
+    assert succeeded.started_at < succeeded.finished_at
+
+
+async def test_a_quick_failure_still_leads_to_its_retry() -> None:
+    sink = InMemoryAttemptSink()
+    await thresholded(sink, 30).run(webhook_request(), FakeExecutor(failed(response_code=500)))
+    assert sink.kinds == ["failed", "timer", "retry_scheduled"]
+
+
+async def test_a_webhook_attempt_past_the_threshold_records_started_while_it_runs_then_its_result() -> None:
+    sink, request = InMemoryAttemptSink(), webhook_request()
+    executor = GatedExecutor(AttemptSucceeded(duration_ms=1500))
+    run = asyncio.create_task(thresholded(sink, 0.01).run(request, executor))
+    await executor.began.wait()
+    await eventually(lambda: sink.written, timeout=5, what="started, while the attempt runs")
+    assert sink.kinds == ["started"] and not run.done()
+    executor.gate.set()
+    await run
+    assert sink.kinds == ["started", "succeeded"]
+    started, succeeded = (w.value for w in sink.written)
+    assert isinstance(started, ExecutionStarted) and isinstance(succeeded, ExecutionSucceeded)
+    assert started.started_at == succeeded.started_at
+
+
+async def test_a_started_that_cannot_be_stored_lets_the_attempt_end_before_the_error_goes_up() -> None:
+    sink = InMemoryAttemptSink()
+    sink.fail_next(1)
+    executor = GatedExecutor(AttemptSucceeded(duration_ms=1500))
+    recorder = AttemptRecorder(sink, retry_for_seconds=0, pause_seconds=0)
+    runtime = AttemptRuntime(recorder, WORKER, clock=Clock(), started_after_seconds=0.01)
+    run = asyncio.create_task(runtime.run(webhook_request(), executor))
+    await executor.began.wait()
+    await eventually(lambda: sink.attempts, timeout=5, what="the write of started, tried past the threshold")
+    await asyncio.sleep(0)  # the recorder's error has had its turn to surface, and it does not
+    assert not run.done(), "the error waits for the attempt in flight"
+    executor.gate.set()
+    with pytest.raises(ConnectionError):
+        await run
+    assert sink.kinds == []
+
+
+async def test_a_task_records_started_first_whatever_the_threshold() -> None:
+    sink = InMemoryAttemptSink()
+    task = FakeExecutor(AttemptSucceeded(duration_ms=1), records_started_first=True, sink=sink)
+    await thresholded(sink, 30).run(task_request(), task)
+    assert task.writes_when_started == [1]
+    assert sink.kinds == ["started", "succeeded"]

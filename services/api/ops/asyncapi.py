@@ -14,13 +14,15 @@ from uuid import UUID
 
 import msgspec
 
-from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent
+from shared.contracts.executions import EXECUTION_SCHEMA_VERSION, SUBJECT_KINDS, ExecutionEvent
 from shared.contracts.jobs import JobEvent
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.settings import Settings
 
 ASYNCAPI_VERSION = "3.0.0"
-DOCUMENT_VERSION = "0.1.0"
+# 0.2.0: execution events' schema_version 2, where a webhook attempt has an ExecutionStarted only when it was still
+# running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS (its result carries started_at either way).
+DOCUMENT_VERSION = "0.2.0"
 SCHEMA_REF = "#/components/schemas/{name}"
 
 # The subject kinds come from SUBJECT_KINDS, the table publish_result enforces. An event type missing there still
@@ -157,7 +159,12 @@ def _document(namespace: str) -> dict[str, Any]:
             "version": DOCUMENT_VERSION,
             "description": "Every state change of jobs and executions, published on NATS JetStream as JSON."
             " Subjects end in `<account_id>.<job_id>`, so a subscriber filters by account and job with NATS"
-            " wildcards. Payloads are tagged by `event_type`; unknown fields may be added, so ignore them.",
+            " wildcards. Payloads are tagged by `event_type`; unknown fields may be added, so ignore them."
+            f" Execution events are at schema_version {EXECUTION_SCHEMA_VERSION}: an attempt's ExecutionStarted is"
+            " published for tasks and for webhook deliveries still running after a threshold"
+            " (SCHEDULER_STARTED_EVENT_AFTER_SECONDS, 1 s by default); a quicker delivery's only event after its"
+            " ExecutionRequested is its result, which carries started_at and worker_id. Version 1 published"
+            " ExecutionStarted for every attempt.",
         },
         "defaultContentType": "application/json",
         "servers": {
