@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
 from nats.js import JetStreamContext
 
 from services.ticker.schedule_index import DueOccurrence, MissedOccurrence
-from shared.bus.executions import publish_requested, publish_result
+from shared.bus.executions import requested_message, result_message
+from shared.bus.pipelined import Outgoing, publish_all
 from shared.contracts.executions import (
     ExecutionMissed,
-    ExecutionRequested,
     missed_execution_id,
     occurrence_id,
     occurrence_requests,
@@ -25,8 +24,6 @@ from shared.schedule.firing import jitter_of
 
 log = logging.getLogger(__name__)
 
-PUBLISH_CONCURRENCY = 256
-
 
 async def publish_due(
     js: JetStreamContext,
@@ -35,18 +32,13 @@ async def publish_due(
     clock: Callable[[], datetime],
     ahead: dict[UUID, tuple[datetime, list[UUID]]],
 ) -> None:
-    """One ExecutionRequested per occurrence (per webhook). Those whose fire time is still ahead are recorded in
-    `ahead` first, by job, so that a change of the job arriving meanwhile withdraws them."""
-    limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+    """One ExecutionRequested per occurrence (per webhook), published as one pipelined batch. Those whose fire time
+    is still ahead are recorded in `ahead` first, by job, so that a change of the job arriving meanwhile withdraws
+    them."""
     now = clock()
-
-    async def one(event: ExecutionRequested) -> None:
-        async with limiter:
-            await publish_requested(js, names, event)
-
     # Among occurrences due at the same moment, higher priority is published (and so dispatched) first.
     ordered = sorted(occurrences, key=lambda occ: (occ.nominal_time, -occ.job.priority))
-    tasks: list[Coroutine[object, object, None]] = []
+    outgoing: list[Outgoing] = []
     fire_times = []
     for occ in ordered:
         fire_at = occ.nominal_time + jitter_of(occ.job, occ.nominal_time)
@@ -62,19 +54,18 @@ async def publish_due(
         if fire_at > now:  # recorded before publishing, so a change arriving meanwhile withdraws them
             latest, ids = ahead.get(occ.job.id, (fire_at, []))
             ahead[occ.job.id] = (max(latest, fire_at), [*ids, *(e.execution_id for e in events)])
-        tasks.extend(one(event) for event in events)
-    await asyncio.gather(*tasks)
+        outgoing.extend(requested_message(names, event) for event in events)
+    await publish_all(js, outgoing)
     published = clock()
     for fire_at in fire_times:
         FIRE_LATENESS.observe(max(0.0, (published - fire_at).total_seconds()))
-    OCCURRENCES_PUBLISHED.inc(len(tasks))
+    OCCURRENCES_PUBLISHED.inc(len(outgoing))
 
 
 async def record_missed(js: JetStreamContext, names: Names, missed: list[MissedOccurrence], now: datetime) -> None:
     """One ExecutionMissed per occurrence the misfire policy did not fire: skipped, never silently dropped."""
-    limiter = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-
-    async def one(m: MissedOccurrence) -> None:
+    outgoing = []
+    for m in missed:
         occurrence = occurrence_id(m.job.id, m.nominal_time)
         event = ExecutionMissed(
             execution_id=missed_execution_id(occurrence),
@@ -88,10 +79,8 @@ async def record_missed(js: JetStreamContext, names: Names, missed: list[MissedO
             reason=m.reason,
             more_missed=m.more_missed,
         )
-        async with limiter:
-            await publish_result(js, names, "missed", event, str(event.execution_id))
-
-    await asyncio.gather(*(one(m) for m in missed))
+        outgoing.append(result_message(names, "missed", event, str(event.execution_id)))
+    await publish_all(js, outgoing)
     for m in missed:
         OCCURRENCES_MISSED.labels(m.policy).inc()
     if any(m.more_missed for m in missed):

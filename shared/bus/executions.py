@@ -6,12 +6,26 @@ from collections.abc import Awaitable, Callable
 
 from nats.js import JetStreamContext
 
+from shared.bus.pipelined import Outgoing
 from shared.contracts.codec import encode
 from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent, ExecutionRequested
 from shared.contracts.subjects import Names
 
 # Publishes one requested execution; returns its stream sequence.
 PublishRequested = Callable[[ExecutionRequested], Awaitable[int]]
+
+
+def requested_message(names: Names, event: ExecutionRequested) -> Outgoing:
+    """A requested execution as a message of a pipelined batch (the execution id is its message id)."""
+    subject = names.execution_subject("requested", event.account_id, event.job_id)
+    return Outgoing(subject, encode(event), str(event.execution_id))
+
+
+def result_message(names: Names, kind: str, event: ExecutionEvent, msg_id: str) -> Outgoing:
+    """An execution transition as a message of a pipelined batch (see publish_result)."""
+    if kind not in SUBJECT_KINDS[type(event)]:
+        raise ValueError(f"{type(event).__name__} is not published under {kind!r} (see SUBJECT_KINDS)")
+    return Outgoing(names.execution_subject(kind, event.account_id, event.job_id), encode(event), msg_id)
 
 
 async def publish_requested(
@@ -35,10 +49,8 @@ async def publish_result(
     msg_id: str,
 ) -> None:
     """Publish an execution transition under `kind`; `msg_id` makes a repeat after a crash a duplicate."""
-    if kind not in SUBJECT_KINDS[type(event)]:
-        raise ValueError(f"{type(event).__name__} is not published under {kind!r} (see SUBJECT_KINDS)")
-    subject = names.execution_subject(kind, event.account_id, event.job_id)
-    await js.publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
+    message = result_message(names, kind, event, msg_id)
+    await js.publish(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
 
 
 async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionRequested) -> None:

@@ -1,0 +1,91 @@
+"""Publishing a batch to JetStream without waiting for each ack in turn.
+
+`JetStreamContext.publish` is a request per message: a reply future, a timer and a round trip awaited before the
+next message of one caller goes out. A batch (the occurrences a ticker finds due at one second) is instead written
+in one go with `publish_async`, in order, and its acks are gathered with one timeout for the whole batch. Messages
+whose ack failed or did not come in time are published again with the same message ids, so JetStream drops the
+repeat of one that had in fact been stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+# How long a round waits for its acks (JetStream's own request timeout), and how many rounds a message gets.
+ACK_TIMEOUT_SECONDS = 5.0
+ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message of a batch: `msg_id` deduplicates it (Nats-Msg-Id)."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+
+
+class BatchNotStored(nats.errors.Error):
+    """Some messages of a batch were still not acknowledged after every round."""
+
+    def __init__(self, missing: int, cause: BaseException) -> None:
+        super().__init__(f"{missing} message(s) not stored after {ROUNDS} rounds: {cause!r}")
+        self.missing = missing
+        self.__cause__ = cause
+
+
+async def publish_all(
+    js: JetStreamContext,
+    messages: Sequence[Outgoing],
+    *,
+    timeout: float = ACK_TIMEOUT_SECONDS,
+    rounds: int = ROUNDS,
+) -> list[PubAck]:
+    """Publish `messages` in order and return their acks (in the same order), repeating the ones not acked.
+
+    Raises BatchNotStored once `rounds` rounds left some unacknowledged; a connection that cannot take a publish at
+    all (closed) raises its own error at once. Either way, what was stored stays stored, and a caller's retry of
+    the whole batch repeats nothing (same message ids)."""
+    acks: dict[int, PubAck] = {}
+    pending = list(range(len(messages)))
+    cause: BaseException = TimeoutError(f"no ack within {timeout} s")
+    for _ in range(rounds):
+        futures: dict[int, asyncio.Future[PubAck]] = {}
+        try:
+            for i in pending:
+                message = messages[i]
+                futures[i] = await js.publish_async(
+                    message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id}
+                )
+            if futures:
+                await asyncio.wait(futures.values(), timeout=timeout)
+        finally:
+            for future in futures.values():
+                future.cancel()  # a no-op for those answered; frees the slots of the others
+        pending = []
+        for i, future in futures.items():
+            error = _error_of(future)
+            if error is None:
+                acks[i] = future.result()
+            else:
+                pending.append(i)
+                cause = error
+        if not pending:
+            return [acks[i] for i in range(len(messages))]
+    raise BatchNotStored(len(pending), cause)
+
+
+def _error_of(future: asyncio.Future[PubAck]) -> BaseException | None:
+    """Why `future` has no ack (cancelled: it timed out), or None."""
+    if future.cancelled():
+        return TimeoutError("no ack in time")
+    with contextlib.suppress(asyncio.InvalidStateError):
+        return future.exception()
+    return TimeoutError("no ack in time")
