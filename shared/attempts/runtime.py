@@ -98,26 +98,27 @@ class AttemptRuntime:
         await self._failed(request, outcome, failed, finished_at)
 
     async def _run_then_started(self, attempt: Awaitable[AttemptOutcome], started: ExecutionStarted) -> AttemptOutcome:
-        """Run `attempt` at once, recording `started` if it is still running after the threshold. The result is
-        recorded only once `started` is stored, so the two stay in order in the stream."""
+        """Run `attempt`, recording `started` beside it once it has run for the threshold (at once with none). The
+        result is recorded only once `started` is stored, so the two stay in order in the stream; a `started` that
+        could not be stored raises once the attempt has ended (the request goes back, the attempt repeats under the
+        same ids)."""
+        recording: list[asyncio.Future[None]] = []
+
+        def record() -> None:
+            recording.append(asyncio.ensure_future(self._recorder.started(started)))
+
         if self._started_after <= 0:
-            # Every attempt has its `started`, recorded while the attempt goes out (not before: it leaves at once).
-            recording = asyncio.ensure_future(self._recorder.started(started))
-            try:
-                return await attempt
-            finally:
-                await recording
-        running = asyncio.ensure_future(attempt)
+            record()
+            timer = None
+        else:  # a timer, not a task per attempt: most attempts end well before it
+            timer = asyncio.get_running_loop().call_later(self._started_after, record)
         try:
-            await asyncio.wait((running,), timeout=self._started_after)
-            if not running.done():
-                await self._recorder.started(started)
-        except BaseException:
-            # `started` could not be stored: the attempt has left, so let it end before the error is handed up
-            # (the request goes back and the attempt repeats under the same ids).
-            await asyncio.wait((running,))
-            raise
-        return await running
+            return await attempt
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if recording:
+                await recording[0]
 
     async def _failed(
         self, request: ExecutionRequested, outcome: AttemptFailed, failed: ExecutionFailed, now: datetime

@@ -14,6 +14,7 @@ reach a resolver and are checked by `check_literal` before each request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -129,8 +130,7 @@ class EgressPolicy:
 
     def check_literal(self, host: str) -> None:
         """Raise EgressRefusedError if `host` is an IP literal the policy refuses (names are checked on resolving)."""
-        ip = _literal(host)
-        if ip is not None and (reason := self.refusal(host, ip)) is not None:
+        if (reason := _literal_refusal(self, host)) is not None:
             raise EgressRefusedError(f"refused by the egress policy: {reason}")
 
     async def check_target(self, host: str) -> None:
@@ -174,6 +174,14 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_refusal(policy: EgressPolicy, host: str) -> str | None:
+    """Why `policy` refuses the IP literal `host`, or None (also for a name). Cached: every delivery to a host asks
+    again, and the answer depends only on the (immutable) policy and the host."""
+    ip = _literal(host)
+    return None if ip is None else policy.refusal(host, ip)
 
 
 def _literal(host: str) -> IPAddress | None:
