@@ -13,7 +13,6 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,8 @@ import aiohttp
 import psutil
 
 from bench.apscheduler_run import READY, job_ids, occurrence
-from bench.cpu import Key, Reading, arrivals_between, per_execution_ms, rounded, snapshot, total, used_between
+from bench.cost import Cost, measure_cost
+from bench.cpu import snapshot
 from bench.receiver import TimestampingReceiver
 from bench.stats import Precision, precision
 from bench.system import Layout, System
@@ -33,41 +33,6 @@ from shared.contracts.executions import occurrence_id
 WARMUP_SECONDS = 5
 APSCHEDULER_START_SECONDS = 60
 APSCHEDULER_STOP_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class Cost:
-    """CPU seconds per process over a window, and the executions that reached the receiver in it."""
-
-    cpu_seconds: Mapping[str, float]
-    executions: int
-
-    @property
-    def total_seconds(self) -> float:
-        return total(self.cpu_seconds)
-
-    @property
-    def ms_per_execution(self) -> float | None:
-        return per_execution_ms(self.total_seconds, self.executions)
-
-    def by_process(self) -> list[dict[str, Any]]:
-        """One row per process, largest first."""
-        return [
-            {
-                "process": name,
-                "cpu_seconds": seconds,
-                "cpu_ms_per_execution": per_execution_ms(self.cpu_seconds[name], self.executions),
-            }
-            for name, seconds in rounded(self.cpu_seconds).items()
-        ]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "executions_in_window": self.executions,
-            "cpu_seconds": round(self.total_seconds, 2),
-            "cpu_ms_per_execution": self.ms_per_execution,
-            "cpu_seconds_by_process": rounded(self.cpu_seconds),
-        }
 
 
 @dataclass(frozen=True)
@@ -82,19 +47,6 @@ class Side:
 def _window(seconds: int) -> tuple[float, float]:
     start = float(int(time.time()) + WARMUP_SECONDS)
     return start, start + seconds
-
-
-async def measure_cost(
-    read: Callable[[], Mapping[Key, Reading]], receiver: TimestampingReceiver, start: float, end: float
-) -> Cost:
-    """CPU between `start` and `end` (Unix times), read off the event loop so the receiver keeps timestamping."""
-    await asyncio.sleep(max(0.0, start - time.time()))
-    before = await asyncio.to_thread(read)
-    began = time.time()
-    await asyncio.sleep(max(0.0, end - time.time()))
-    after = await asyncio.to_thread(read)
-    ended = time.time()
-    return Cost(used_between(before, after), arrivals_between(receiver.arrivals.calls, began, ended))
 
 
 async def run_scheduler(

@@ -21,7 +21,8 @@ from typing import Any
 
 import asyncpg
 
-from bench.cpu import arrivals_between, per_execution_ms, rounded, total, used_between
+from bench.cost import measure_cost
+from bench.cpu import rounded
 from bench.receiver import TimestampingReceiver
 from bench.seed import create_jobs, job
 from bench.stats import percentile
@@ -89,12 +90,7 @@ async def run_throughput(
                 job(account, f"throughput {i}", "* * * * * *", receiver.url(), now, start_at) for i in range(rate)
             ]
             await create_jobs(system.settings, states)
-            await asyncio.sleep(max(0.0, start - time.time()))
-            cpu_before = await asyncio.to_thread(system.cpu_snapshot)
-            began = time.time()
-            await asyncio.sleep(max(0.0, end - time.time()))
-            cpu = used_between(cpu_before, await asyncio.to_thread(system.cpu_snapshot))
-            executions = arrivals_between(receiver.arrivals.calls, began, time.time())
+            cost = await measure_cost(system.cpu_snapshot, receiver, start, end)
             expected = {
                 occurrence_id(s.id, datetime.fromtimestamp(start + k, UTC)): start + k
                 for s in states
@@ -138,8 +134,8 @@ async def run_throughput(
         recorded_lag_seconds=recorded_lag,
         sustained=lost == 0 and recorded_at is not None and recorded_lag is not None
         and recorded_lag <= RECORD_GRACE_SECONDS and p99 <= SUSTAINED_P99_SECONDS * 1000,
-        executions_in_window=executions,
-        cpu_ms_per_execution=per_execution_ms(total(cpu), executions),
-        cpu_seconds=rounded(cpu, 1),
+        executions_in_window=cost.executions,
+        cpu_ms_per_execution=cost.ms_per_execution,
+        cpu_seconds=rounded(cost.cpu_seconds, 1),
         per_second=[per_second.get(k, 0) for k in range(int(span) + 1)],
     )  # fmt: skip
