@@ -41,7 +41,10 @@ def used_between(before: Snapshot, after: Snapshot) -> dict[str, float]:
     used: dict[str, float] = defaultdict(float)
     for key, reading in after.items():
         previous = before.get(key)
-        used[reading.group] += reading.seconds - (previous.seconds if previous is not None else 0.0)
+        if previous is None:
+            used[reading.group] += reading.seconds
+        else:  # in the group it had: one that has ended but is not reaped yet no longer shows its command line
+            used[previous.group] += reading.seconds - previous.seconds
     for key, reading in before.items():
         if key in after:
             continue

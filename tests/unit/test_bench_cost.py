@@ -20,6 +20,13 @@ def test_a_process_alive_at_both_readings_counts_its_difference_in_its_group() -
     assert used_between(before, after) == pytest.approx({"dev": 0.5, "dispatcher": 2.25})
 
 
+def test_a_process_stays_in_the_group_it_had_at_the_first_reading() -> None:
+    # Ended and not yet reaped, a child no longer shows the command line its role was read from.
+    before = {DEV: Reading("dev", None, 1.0), DISPATCHER: Reading("dispatcher", DEV, 5.0)}
+    after = {DEV: Reading("dev", None, 1.0), DISPATCHER: Reading("dev child (python)", DEV, 6.0)}
+    assert used_between(before, after) == pytest.approx({"dev": 0.0, "dispatcher": 1.0})
+
+
 def test_a_child_started_in_the_window_counts_all_of_its_time() -> None:
     before = {DEV: Reading("dev", None, 1.0)}
     after = {DEV: Reading("dev", None, 1.0), LATE: Reading("ticker", DEV, 0.75)}
