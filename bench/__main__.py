@@ -1,14 +1,18 @@
 """`uv run python -m bench all` (or one workload): runs the benchmarks, writes JSON, Markdown tables and PNG plots.
 
 Every workload starts the whole system (or the services it measures) as separate processes on embedded
-nats-server and PostgreSQL, in a directory of its own under `--out`.
+nats-server and PostgreSQL, in a directory of its own under `--out`; precision and throughput can run it through
+`scheduler dev` instead (`--dev`). A workload's new results are shown beside those of the file they replace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import platform
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,11 +24,13 @@ import click
 
 from bench import plots
 from bench.api_load import run_api
+from bench.compare import RATIOS, comparison, ratios, sustained_x_calibration
 from bench.dashboard import run_dashboard
 from bench.precision import run_apscheduler, run_scheduler
 from bench.replay import run_replay
 from bench.scale import run_scale
-from bench.system import System
+from bench.system import Layout, System
+from bench.tables import table as _table
 from bench.throughput import run_throughput
 from services.api.core.auth import mint_token
 
@@ -32,24 +38,12 @@ OUT = click.option(
     "--out", type=click.Path(path_type=Path), default=Path("bench/results"), show_default=True, help="Results go here."
 )
 
-
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {v}" for k, v in value.items())
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
-        return f"{value:,}"
-    return str(value)
+DEV = click.option(
+    "--dev",
+    is_flag=True,
+    help="Run the system through `scheduler dev` (on the benchmark's nats-server and PostgreSQL) instead of one "
+    "process per service.",
+)
 
 
 def calibration_seconds() -> float:
@@ -62,12 +56,48 @@ def calibration_seconds() -> float:
     return round(time.perf_counter() - began, 3)
 
 
-def _write(out: Path, workload: str, result: dict[str, Any], table: str) -> None:
+def _commit() -> str | None:
+    """The checked-out commit, if git can tell."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        found = subprocess.run([git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    if found.returncode != 0:
+        return None
+    return found.stdout.strip() or None
+
+
+def _previous(path: Path) -> dict[str, Any] | None:
+    with contextlib.suppress(OSError, ValueError):
+        document = json.loads(path.read_text())
+        if isinstance(document, dict):
+            return document
+    return None
+
+
+def _write(
+    out: Path,
+    workload: str,
+    result: dict[str, Any],
+    table: str,
+    at_start: float | None = None,
+    at_end: float | None = None,
+) -> None:
+    """`<workload>.json` and `.md` under `out`, with the machine's speed at the start (`at_start`) and now (or
+    `at_end`); the key figures of the file replaced, if any, beside the new ones."""
     out.mkdir(parents=True, exist_ok=True)
-    speed = calibration_seconds()
+    speed = at_end if at_end is not None else calibration_seconds()
     document = {"workload": workload, "at": datetime.now(UTC).isoformat(), "machine": platform.platform(),
-                "calibration_seconds": speed} | result  # fmt: skip
-    table += f"\nMachine speed: a 10M-addition Python loop took {speed} s when this was written.\n"
+                "commit": _commit(), "calibration_seconds_at_start": at_start, "calibration_seconds": speed,
+                } | result  # fmt: skip
+    started = f"{at_start} s at the start and " if at_start is not None else ""
+    table += f"\nMachine speed: a 10M-addition Python loop took {started}{speed} s when this was written.\n"
+    previous = _previous(out / f"{workload}.json")
+    if previous is not None:
+        table += comparison(previous, document)
     (out / f"{workload}.json").write_text(json.dumps(document, indent=2))
     (out / f"{workload}.md").write_text(table)
     click.echo(table)
@@ -78,52 +108,54 @@ def main() -> None:
     """Benchmarks of the scheduler: precision, throughput, scale, api and replay."""
 
 
-def precision(out: Path, sizes: Sequence[int], seconds: int) -> None:
-    rows = []
+def precision(out: Path, sizes: Sequence[int], seconds: int, layout: Layout = "processes") -> None:
+    at_start = calibration_seconds()
+    rows, processes = [], []
     curves: dict[int, dict[str, tuple[float, ...]]] = {}
     for jobs in sizes:
-        ours = asyncio.run(run_scheduler(jobs, seconds, out / "system"))
+        ours = asyncio.run(run_scheduler(jobs, seconds, out / "system", layout=layout))
         theirs = asyncio.run(run_apscheduler(jobs, seconds))
-        curves[jobs] = {"scheduler": ours.lateness_ms, "APScheduler 3": theirs.lateness_ms}
-        for name, figures in (("scheduler", ours.as_dict()), ("apscheduler", theirs.as_dict())):
-            rows.append({"jobs/s": jobs, "system": name} | figures)
+        curves[jobs] = {"scheduler": ours.lateness.lateness_ms, "APScheduler 3": theirs.lateness.lateness_ms}
         a, b = ours.as_dict(), theirs.as_dict()
-        rows.append(
-            {"jobs/s": jobs, "system": "ratio (scheduler / apscheduler)"}
-            | {k: round(a[k] / b[k], 2) if b[k] else None for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
-        )
-    columns = [
-        "jobs/s",
-        "system",
-        "expected",
-        "delivered",
-        "lost",
-        "duplicated",
-        "p50_ms",
-        "p95_ms",
-        "p99_ms",
-        "max_ms",
-    ]
-    _write(out, "precision", {"seconds": seconds, "rows": rows}, _table(rows, columns))
+        for name, figures in (("scheduler", a), ("apscheduler", b)):
+            rows.append({"jobs/s": jobs, "system": name} | figures)
+        rows.append({"jobs/s": jobs, "system": "ratio (scheduler / apscheduler)"} | ratios(a, b, RATIOS))
+        for name, side in (("scheduler", ours), ("apscheduler", theirs)):
+            processes += [{"jobs/s": jobs, "system": name} | row for row in side.cost.by_process()]
+    columns = ["jobs/s", "system", "expected", "delivered", "lost", "duplicated", "p50_ms", "p95_ms", "p99_ms",
+               "max_ms", "cpu_ms_per_execution"]  # fmt: skip
+    table = f"Layout: {layout}.\n\n" + _table(rows, columns)
+    table += "\nCPU over the window by process (ms per execution: per request that reached the receiver in it):\n\n"
+    table += _table(processes, ["jobs/s", "system", "process", "cpu_seconds", "cpu_ms_per_execution"])
+    result = {"layout": layout, "seconds": seconds, "rows": rows}
+    _write(out, "precision", result, table, at_start)
     for jobs, series in curves.items():
         plots.lateness(out / f"precision-{jobs}.png", f"Lateness, {jobs} jobs each firing every second", series)
 
 
-def throughput(out: Path, rates: Sequence[int], seconds: int, dispatchers: int) -> None:
+def throughput(out: Path, rates: Sequence[int], seconds: int, dispatchers: int, layout: Layout = "processes") -> None:
+    at_start = calibration_seconds()
     runs = []
     for rate in rates:
-        result = asyncio.run(run_throughput(rate, seconds, out / "system", dispatchers))
+        result = asyncio.run(run_throughput(rate, seconds, out / "system", dispatchers, layout))
         runs.append(result.as_dict())
-        click.echo(f"{rate}/s: sustained={result.sustained} p99={result.p99_ms} ms cpu={result.cpu_seconds}")
-    sustained = [r["rate"] for r in runs if r["sustained"]]
-    table = _table(
+        click.echo(f"{rate}/s: sustained={result.sustained} p99={result.p99_ms} ms "
+                   f"cpu={result.cpu_ms_per_execution} ms/execution {result.cpu_seconds}")  # fmt: skip
+    at_end = calibration_seconds()
+    highest = max((r["rate"] for r in runs if r["sustained"]), default=None)
+    scaled = sustained_x_calibration(highest, at_start, at_end)
+    table = f"Layout: {layout}.\n\n" + _table(
         runs,
         ["rate", "dispatchers", "expected", "delivered", "lost", "duplicated", "recorded", "delivered_per_second",
-         "p50_ms", "p99_ms", "recorded_lag_seconds", "sustained", "cpu_seconds"],
+         "p50_ms", "p99_ms", "recorded_lag_seconds", "sustained", "cpu_ms_per_execution", "cpu_seconds"],
     )  # fmt: skip
-    table += f"\nHighest sustained rate: {max(sustained) if sustained else 'none of those tried'} executions/s\n"
-    _write(out, "throughput", {"seconds": seconds, "runs": runs, "highest_sustained": max(sustained, default=None)},
-           table)  # fmt: skip
+    table += f"\nHighest sustained rate: {highest if highest is not None else 'none of those tried'} executions/s\n"
+    if scaled is not None:
+        table += (f"Highest sustained rate x calibration seconds (their mean, {at_start} s and {at_end} s): "
+                  f"{scaled} (the issue asks at least 1,000)\n")  # fmt: skip
+    document = {"layout": layout, "seconds": seconds, "runs": runs, "highest_sustained": highest,
+                "highest_sustained_x_calibration": scaled}  # fmt: skip
+    _write(out, "throughput", document, table, at_start, at_end)
     plots.throughput(
         out / "throughput.png",
         "Deliveries per second (dashed: the rate asked for)",
@@ -171,20 +203,26 @@ def dashboard(out: Path, jobs: int, executions: int, repeat: int) -> None:
 @main.command("precision")
 @click.option("--jobs", "sizes", type=int, multiple=True, default=(100, 1000), show_default=True, help="Repeatable.")
 @click.option("--seconds", type=int, default=60, show_default=True)
+@DEV
 @OUT
-def precision_command(sizes: tuple[int, ...], seconds: int, out: Path) -> None:
-    """1. N jobs each firing every second: lateness percentiles, lost and duplicated, here and on APScheduler."""
-    precision(out, sizes, seconds)
+def precision_command(sizes: tuple[int, ...], seconds: int, dev: bool, out: Path) -> None:
+    """1. N jobs each firing every second: lateness percentiles, lost and duplicated, and CPU per execution, here
+    and on APScheduler."""
+    precision(out, sizes, seconds, "dev" if dev else "processes")
 
 
 @main.command("throughput")
 @click.option("--rate", "rates", type=int, multiple=True, default=(500, 1000, 1500, 2000), show_default=True)
 @click.option("--seconds", type=int, default=60, show_default=True)
 @click.option("--dispatchers", type=int, default=1, show_default=True)
+@DEV
 @OUT
-def throughput_command(rates: tuple[int, ...], seconds: int, dispatchers: int, out: Path) -> None:
-    """2. The highest sustained rate of executions per second (fired, delivered, recorded), CPU by process."""
-    throughput(out, rates, seconds, dispatchers)
+def throughput_command(rates: tuple[int, ...], seconds: int, dispatchers: int, dev: bool, out: Path) -> None:
+    """2. The highest sustained rate of executions per second (fired, delivered, recorded), CPU per execution and
+    by process."""
+    if dev and dispatchers != 1:
+        raise click.UsageError("--dev runs scheduler dev's one dispatcher; leave --dispatchers at 1")
+    throughput(out, rates, seconds, dispatchers, "dev" if dev else "processes")
 
 
 @main.command("scale")

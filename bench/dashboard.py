@@ -120,6 +120,8 @@ async def run_dashboard(directory: Path, jobs: int, executions: int, repeat: int
             failed = await conn.fetchval("SELECT id FROM executions WHERE status = 'dead_letter' LIMIT 1")
         finally:
             await conn.close()
+        if old is None:
+            raise RuntimeError("the seeded read model has fewer than 5,001 executions")
         cursor = f"{old['created_at'].isoformat()}_{old['id']}".replace("+", "%2B")
         pages = [
             ("overview", "/ui"),

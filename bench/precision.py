@@ -1,28 +1,47 @@
 """Workload 1, precision: N jobs each firing every second for S seconds; lateness is receiver arrival minus nominal
-time. Run on this system and on APScheduler 3 (AsyncIOScheduler, each job an aiohttp POST) against the same kind of
-receiver, one after the other on the same machine."""
+time. Run on this system and on APScheduler 3 (AsyncIOScheduler, each job an aiohttp POST, in a process of its own)
+against the same kind of receiver, one after the other on the same machine.
+
+Both sides also report their CPU over the window: every process of the system (services or `scheduler dev` with its
+children, nats-server, PostgreSQL with its backends), and APScheduler's process, per execution that reached the
+receiver in the window. The receiver runs in the benchmark's own process on both sides and is charged to neither.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import logging
+import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+import psutil
 
+from bench.apscheduler_run import READY, job_ids, occurrence
+from bench.cost import Cost, measure_cost
+from bench.cpu import snapshot
 from bench.receiver import TimestampingReceiver
 from bench.stats import Precision, precision
-from bench.system import System
+from bench.system import Layout, System
 from services.api.core.auth import mint_token
 from shared.contracts.executions import occurrence_id
 
 WARMUP_SECONDS = 5
+APSCHEDULER_START_SECONDS = 60
+APSCHEDULER_STOP_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Side:
+    lateness: Precision
+    cost: Cost
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.lateness.as_dict() | self.cost.as_dict()
 
 
 def _window(seconds: int) -> tuple[float, float]:
@@ -31,25 +50,25 @@ def _window(seconds: int) -> tuple[float, float]:
 
 
 async def run_scheduler(
-    jobs: int, seconds: int, directory: Path, system_env: dict[str, str] | None = None
-) -> Precision:
+    jobs: int, seconds: int, directory: Path, system_env: dict[str, str] | None = None, layout: Layout = "processes"
+) -> Side:
     receiver = await TimestampingReceiver().start()
     try:
-        with System(directory, env=system_env) as system:
+        with System(directory, env=system_env, layout=layout) as system:
             account = uuid.uuid4()
             headers = {"Authorization": f"Bearer {mint_token(system.secret, accounts=[account])}"}
             ids = await _create_jobs(system.base_url, headers, account, jobs, receiver.url())
             start, end = _window(seconds)
-            await asyncio.sleep(max(0.0, end - time.time()))
+            cost = await measure_cost(system.cpu_snapshot, receiver, start, end)
             expected = {
                 occurrence_id(job, datetime.fromtimestamp(start + s, UTC)): start + s
                 for job in ids
                 for s in range(seconds)
             }
-            # No new occurrences after the window; what is still queued drains, so late ones are told from lost.
-            system.stop("ticker")
+            # The jobs keep firing (under `scheduler dev` there is no ticker of its own to stop); only the window's
+            # occurrences count, and the benchmark waits for them: one that arrives late is late, not lost.
             await _drained(receiver, set(expected))
-            return precision(expected, receiver.arrivals.calls)
+            return Side(precision(expected, receiver.arrivals.calls), cost)
     finally:
         await receiver.stop()
 
@@ -87,35 +106,43 @@ async def _create_jobs(base: str, headers: dict[str, str], account: uuid.UUID, n
         return list(await asyncio.gather(*(one(session, i) for i in range(n))))
 
 
-async def run_apscheduler(jobs: int, seconds: int) -> Precision:
-    """The same workload on APScheduler 3: cron jobs every second, each POSTing to the receiver."""
+async def run_apscheduler(jobs: int, seconds: int) -> Side:
+    """The same workload on APScheduler 3 (bench.apscheduler_run in its own process): cron jobs every second, each
+    POSTing to the receiver."""
     receiver = await TimestampingReceiver().start()
-    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"misfire_grace_time": 60, "coalesce": False})
-    nominal: dict[str, collections.deque[datetime]] = collections.defaultdict(collections.deque)
-
-    def submitted(event: JobSubmissionEvent) -> None:
-        nominal[event.job_id].extend(event.scheduled_run_times)
-
-    scheduler.add_listener(submitted, EVENT_JOB_SUBMITTED)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
-
-        async def fire(job_id: str) -> None:
-            at = nominal[job_id].popleft()
-            ident = f"{job_id}_{at.timestamp():.0f}"
-            async with session.post(receiver.url(), params={"id": ident}) as response:
-                await response.read()
-
-        ids = [str(uuid.uuid4()) for _ in range(jobs)]
-        for job_id in ids:
-            scheduler.add_job(fire, "cron", second="*", id=job_id, args=[job_id])
+    prefix = uuid.uuid4().hex[:12]
+    command = ["-m", "bench.apscheduler_run", "--jobs", str(jobs), "--url", receiver.url(), "--prefix", prefix]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        if process.stdout is None:
+            raise RuntimeError("APScheduler's process has no standard output")
+        line = await asyncio.wait_for(process.stdout.readline(), APSCHEDULER_START_SECONDS)
+        if line.decode().strip() != READY:
+            raise RuntimeError(f"APScheduler's process did not start: {line!r}")
+        root = {"apscheduler": psutil.Process(process.pid)}
         start, end = _window(seconds)
-        scheduler.start()
+        cost = await measure_cost(lambda: snapshot(root, lambda name, _: name), receiver, start, end)
+        await asyncio.sleep(max(0.0, end - time.time() + 2))
+    finally:
+        await _stop(process)
+        await receiver.stop()
+    expected = {occurrence(job_id, start + s): start + s for job_id in job_ids(prefix, jobs) for s in range(seconds)}
+    return Side(precision(expected, receiver.arrivals.calls), cost)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """A line on its standard input stops it; killed if it does not."""
+    if process.stdin is not None and process.returncode is None:
         try:
-            await asyncio.sleep(max(0.0, end - time.time() + 2))
-        finally:
-            # Runs started after the window are cut short: not an error worth a traceback.
-            logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
-            scheduler.shutdown(wait=False)
-    await receiver.stop()
-    expected = {f"{job_id}_{start + s:.0f}": start + s for job_id in ids for s in range(seconds)}
-    return precision(expected, receiver.arrivals.calls)
+            process.stdin.write(b"stop\n")
+            await process.stdin.drain()
+            process.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    try:
+        await asyncio.wait_for(process.wait(), APSCHEDULER_STOP_SECONDS)
+    except TimeoutError:
+        process.kill()
+        await process.wait()

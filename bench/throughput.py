@@ -3,7 +3,9 @@
 A step is sustained when every occurrence of the window reaches the receiver once, every one is recorded as a
 success in the read model within a few seconds of the window's end, and lateness stays bounded (p99 under one
 second: a pipeline that cannot keep up falls further behind every second, and its lateness grows without bound).
-CPU time per process over the window shows where the bottleneck is.
+CPU time per process over the window shows where the bottleneck is; all of it (every process of the system, the
+receiver and the load generator left out) divided by the executions that reached the receiver in the window is the
+cost of one execution.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from typing import Any
 
 import asyncpg
 
+from bench.cost import measure_cost
+from bench.cpu import rounded
 from bench.receiver import TimestampingReceiver
 from bench.seed import create_jobs, job
 from bench.stats import percentile
-from bench.system import System
+from bench.system import Layout, System
 from shared.contracts.executions import occurrence_id
 
 WARMUP_SECONDS = 12  # seeding a few thousand jobs takes a few seconds
@@ -46,6 +50,9 @@ class Throughput:
     max_ms: float
     recorded_lag_seconds: float | None
     sustained: bool
+    # Requests that reached the receiver while the CPU was measured (the window), and all processes' CPU per one.
+    executions_in_window: int
+    cpu_ms_per_execution: float | None
     cpu_seconds: dict[str, float]
     # Arrivals in each second of the window (for the plot).
     per_second: list[int]
@@ -67,22 +74,24 @@ async def _recorded(database_url: str, start: float, end: float) -> int:
         await conn.close()
 
 
-async def run_throughput(rate: int, seconds: int, directory: Path, dispatchers: int = 1) -> Throughput:
+async def run_throughput(
+    rate: int, seconds: int, directory: Path, dispatchers: int = 1, layout: Layout = "processes"
+) -> Throughput:
     receiver = await TimestampingReceiver().start()
     try:
-        with System(directory, dispatchers=dispatchers) as system:
+        with System(directory, dispatchers=dispatchers, layout=layout) as system:
             account = uuid.uuid4()
             now = datetime.now(UTC)
             # The jobs start firing with the window (start_at): no backlog from before it.
             start = float(int(time.time()) + WARMUP_SECONDS)
             end = start + seconds
-            first = datetime.fromtimestamp(start, UTC)
-            states = [job(account, f"throughput {i}", "* * * * * *", receiver.url(), now, first) for i in range(rate)]
+            start_at = datetime.fromtimestamp(start, UTC)
+            states = [
+                job(account, f"throughput {i}", "* * * * * *", receiver.url(), now, start_at) for i in range(rate)
+            ]
             await create_jobs(system.settings, states)
-            await asyncio.sleep(max(0.0, start - time.time()))
-            cpu_before = system.cpu_seconds()
-            await asyncio.sleep(max(0.0, end - time.time()))
-            cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in system.cpu_seconds().items()}
+            cost = await measure_cost(system.cpu_snapshot, receiver, start, end)
+            await asyncio.sleep(max(0.0, end - time.time()))  # the recorded lag counts from the window's end
             expected = {
                 occurrence_id(s.id, datetime.fromtimestamp(start + k, UTC)): start + k
                 for s in states
@@ -126,6 +135,8 @@ async def run_throughput(rate: int, seconds: int, directory: Path, dispatchers: 
         recorded_lag_seconds=recorded_lag,
         sustained=lost == 0 and recorded_at is not None and recorded_lag is not None
         and recorded_lag <= RECORD_GRACE_SECONDS and p99 <= SUSTAINED_P99_SECONDS * 1000,
-        cpu_seconds=cpu,
+        executions_in_window=cost.executions,
+        cpu_ms_per_execution=cost.ms_per_execution,
+        cpu_seconds=rounded(cost.cpu_seconds, 1),
         per_second=[per_second.get(k, 0) for k in range(int(span) + 1)],
     )  # fmt: skip
