@@ -118,6 +118,9 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
                 limit=settings.dispatcher_concurrency, resolver=GuardedResolver(settings.egress_policy)
             ),
             trust_env=False,
+            # Each delivery runs under its job's own timeout (asyncio.timeout in deliver); aiohttp's default
+            # five-minute timer per request would only add a timer to every call.
+            timeout=aiohttp.ClientTimeout(total=None),
         )
         stack.push_async_callback(session.close)
         runtime = AttemptRuntime(
