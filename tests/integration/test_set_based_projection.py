@@ -130,7 +130,12 @@ def _result(draw: st.DrawFn, request: ExecutionRequested, *, ok: bool, started: 
         events.append(ExecutionStarted(**common, occurred_at=at, worker_id="w1", started_at=at))
     # A result's own start (the start event's, or the attempt's when it published none): may differ from the event's.
     begun = at + timedelta(milliseconds=draw(st.sampled_from([0, 7])))
-    done = {"occurred_at": begun, "worker_id": "w2", "started_at": begun, "finished_at": begun + timedelta(seconds=1)}
+    done: dict[str, Any] = {
+        "occurred_at": begun,
+        "worker_id": "w2",
+        "started_at": begun,
+        "finished_at": begun + timedelta(seconds=1),
+    }
     duration = draw(st.integers(0, 5000))
     if ok:
         result = draw(st.sampled_from([None, {"n": 1, "s": "x\x00"}, [1, "two"], "text", 3]))
@@ -269,7 +274,7 @@ async def test_a_redelivered_request_and_result_do_not_overwrite_a_finished_row(
     """The folded insert meets a row that exists: the result applies with its guard, as one by one."""
     (request,) = occurrence_requests(JOBS[0], job_version=1, nominal_time=NOW, occurred_at=NOW, next_run_at=None)
     common = envelope_of(request)
-    done = {"occurred_at": NOW, "worker_id": "w", "started_at": NOW, "finished_at": NOW}
+    done: dict[str, Any] = {"occurred_at": NOW, "worker_id": "w", "started_at": NOW, "finished_at": NOW}
     ok = ExecutionSucceeded(**common, **done, duration_ms=10, response_code=200)
     failed = ExecutionFailed(**common, **done, duration_ms=20, error="late")
     started = ExecutionStarted(**common, occurred_at=NOW, worker_id="w", started_at=NOW)
@@ -286,7 +291,7 @@ async def test_a_fold_of_every_status_makes_the_counter_rows_the_row_trigger_mad
     failure too (at 0), as the row-by-row writes left them."""
     (request,) = occurrence_requests(JOBS[0], job_version=1, nominal_time=NOW, occurred_at=NOW, next_run_at=None)
     common = envelope_of(request)
-    done = {"occurred_at": NOW, "worker_id": "w", "started_at": NOW, "finished_at": NOW}
+    done: dict[str, Any] = {"occurred_at": NOW, "worker_id": "w", "started_at": NOW, "finished_at": NOW}
     events: list[ExecutionEvent] = [
         request,
         ExecutionStarted(**common, occurred_at=NOW, worker_id="w", started_at=NOW),

@@ -24,6 +24,7 @@ from services.projector.execution_projection import (
 )
 from shared.contracts.executions import (
     ExecutionDeadLettered,
+    ExecutionEvent,
     ExecutionFailed,
     ExecutionMissed,
     ExecutionRequested,
@@ -316,7 +317,12 @@ def test_folded_events_keep_their_guards() -> None:
 
 
 def test_every_write_of_one_execution_has_a_set_based_form_with_the_same_guard() -> None:
-    events = [REQUEST, START, SUCCESS, ExecutionDeadLettered(**COMMON, occurred_at=FINISHED_AT, reason="r")]
+    events: list[ExecutionEvent] = [
+        REQUEST,
+        START,
+        SUCCESS,
+        ExecutionDeadLettered(**COMMON, occurred_at=FINISHED_AT, reason="r"),
+    ]
     for event in events:
         step = execution_step(event, 1)
         assert step is not None
