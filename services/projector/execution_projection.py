@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
+
+import msgspec
 
 from services.projector.batched_writes import Folding, Many, Step, Write, apply_steps
 from shared.contracts.executions import (
@@ -209,8 +210,7 @@ WHERE e.id = u.id AND e.status IN ('queued', 'running')
 REQUESTED, STARTED, FINISHED, RETRY_SCHEDULED, DEAD_LETTERED = range(5)
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionRow:
+class ExecutionRow(msgspec.Struct, frozen=True):
     """An execution's row as its requested event and the events after it in one batch leave it, had they been
     applied one by one: each change below does what its statement does, guard included.
 
@@ -233,7 +233,7 @@ class ExecutionRow:
     held: tuple[str, ...] = ()
 
     def moved(self, status: str, **fields: Any) -> ExecutionRow:
-        return replace(self, status=status, held=(*self.held, self.status), **fields)
+        return msgspec.structs.replace(self, status=status, held=(*self.held, self.status), **fields)
 
     def args(self) -> tuple[Any, ...]:
         """_INSERT_FOLDED's values for this row."""
@@ -279,7 +279,7 @@ def _finished(values: tuple[Any, ...], row: ExecutionRow) -> ExecutionRow:
 
 
 def _retry_scheduled(retry_at: datetime, row: ExecutionRow) -> ExecutionRow:
-    return replace(row, retry_at=retry_at)
+    return msgspec.structs.replace(row, retry_at=retry_at)
 
 
 def _dead_lettered(at: datetime, row: ExecutionRow) -> ExecutionRow:
