@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import nats
@@ -17,9 +19,19 @@ import pytest
 from bench.seed import execution_history
 from services.projector.replay import PREVIOUS_SCHEMA, replay
 from services.projector.stream_reader import stored_position
+from shared.bus.executions import publish_requested, publish_result
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
-from shared.contracts.jobs import WebhookSpec
+from shared.contracts.executions import (
+    ExecutionDeadLettered,
+    ExecutionFailed,
+    ExecutionRetryScheduled,
+    ExecutionStarted,
+    ExecutionSucceeded,
+    envelope_of,
+    occurrence_requests,
+)
+from shared.contracts.jobs import JobState, WebhookSpec
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
 from shared.settings import Settings
@@ -34,7 +46,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(360)]
 JOBS = 200
 # Half of them version 1 of the execution events (requested, started, succeeded), half version 2 (requested,
 # succeeded: a quick delivery has no ExecutionStarted), so a replay rebuilds old and new histories alike.
-OCCURRENCES = 40_000
+OCCURRENCES = 36_000
 TABLES = ("jobs", "webhooks", "executions", "job_runs", "execution_stats", "job_stats", "projector_positions")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LEASES = {"SCHEDULER_LEASE_TTL_SECONDS": "2"}
@@ -57,8 +69,8 @@ async def content_hash(database_url: str, schema: str = "public") -> dict[str, s
 
 
 async def fill(settings: Settings, jobs: int, occurrences: int, offset: int = 0) -> int:
-    """Job events and `occurrences` executions of them, half in each event schema version. Returns the events
-    written."""
+    """Job events and `occurrences` executions of them, half in each event schema version (see OCCURRENCES), and a
+    tenth as many again in the other shapes histories have (see `shapes`). Returns the events written."""
     names = Names(settings.namespace)
     nc = await nats.connect(settings.nats_url)
     written = 0
@@ -75,7 +87,67 @@ async def fill(settings: Settings, jobs: int, occurrences: int, offset: int = 0)
             written += 1
     finally:
         await nc.close()
-    return written + await execution_history(settings, states, occurrences, offset, started_every=2)
+    written += await execution_history(settings, states, occurrences, offset, started_every=2)
+    return written + await shapes(settings, states, occurrences // 10, offset)
+
+
+async def shapes(settings: Settings, states: list[JobState], occurrences: int, offset: int) -> int:
+    """Executions in turn of each shape: requested then the result (no start: the dispatcher publishes a start only
+    for an attempt still running after a while), requested-started-failed-retried-succeeded, failed and
+    dead-lettered, still queued, and started with no result yet. Returns the events written."""
+    names = Names(settings.namespace)
+    t0 = T0 + timedelta(days=10, seconds=offset)
+
+    def events() -> Iterator[Coroutine[Any, Any, Any]]:
+        for n in range(occurrences):
+            nominal = t0 + timedelta(seconds=n)
+            (request,) = occurrence_requests(
+                states[n % len(states)], job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=None
+            )
+            shape = n % 5
+            for attempt in range(2):
+                common, end = envelope_of(request), nominal + timedelta(milliseconds=20 + attempt)
+                done: dict[str, Any] = {"occurred_at": end, "worker_id": "w", "started_at": nominal, "finished_at": end}
+                yield publish_requested(js, names, request)
+                if shape == 3:
+                    break
+                if shape in (1, 4):
+                    started = ExecutionStarted(**common, occurred_at=nominal, worker_id="w", started_at=nominal)
+                    yield publish_result(js, names, "started", started, f"{request.execution_id}:started")
+                if shape == 4:
+                    break
+                if shape == 0 or (shape == 1 and attempt == 1):
+                    ok = ExecutionSucceeded(**common, **done, duration_ms=20 + n % 7, response_code=200)
+                    yield publish_result(js, names, "succeeded", ok, f"{request.execution_id}:result")
+                    break
+                failed = ExecutionFailed(**common, **done, duration_ms=20, error="500", response_code=500)
+                yield publish_result(js, names, "failed", failed, f"{request.execution_id}:result")
+                if shape == 2:
+                    dead = ExecutionDeadLettered(**common, occurred_at=end, reason="out of attempts")
+                    yield publish_result(js, names, "dead_lettered", dead, f"{request.execution_id}:dead")
+                    break
+                following = request.next_attempt(end)
+                retry = ExecutionRetryScheduled(
+                    **common, occurred_at=end, retry_at=end, delay_seconds=0, next_execution_id=following.execution_id,
+                    reason="500",
+                )  # fmt: skip
+                yield publish_result(js, names, "retry_scheduled", retry, f"{request.execution_id}:retry")
+                request = following
+
+    nc = await nats.connect(settings.nats_url)
+    written = 0
+    try:
+        js = nc.jetstream()
+        window: list[Coroutine[Any, Any, Any]] = []
+        for publish in events():
+            window.append(publish)
+            if len(window) >= 500:
+                await asyncio.gather(*window)
+                written, window = written + len(window), []
+        await asyncio.gather(*window)
+        return written + len(window)
+    finally:
+        await nc.close()
 
 
 async def caught_up(settings: Settings) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 import pytest
 
-from services.projector.execution_projection import apply_execution_event
+from services.projector.batched_writes import apply_steps
+from services.projector.execution_projection import apply_execution_event, execution_step
 from services.projector.job_projection import apply_job_event
-from services.projector.migrate import migrate
+from services.projector.migrate import _migrations, migrate
 from shared.contracts.executions import (
+    ExecutionEvent,
     ExecutionFailed,
     ExecutionRequested,
     ExecutionStarted,
@@ -157,3 +160,65 @@ async def test_nul_characters_in_json_and_text_values_do_not_stop_a_projection(c
     }
     row = await conn.fetchrow("SELECT status, result, response_body FROM executions WHERE job_id = $1", job.id)
     assert dict(row) == {"status": "success", "result": {"out": "\ufffd"}, "response_body": "body\ufffd"}
+
+
+async def test_the_per_statement_counters_take_over_from_the_row_trigger_on_an_existing_database(
+    database_url: str,
+) -> None:
+    """A database migrated before 0008, with executions counted row by row, goes on counting the same after it."""
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "CREATE TABLE schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for version, name, sql in _migrations():
+                if version < 8:
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            job = job_state()
+            events = _executions(job, 4)
+            for sequence, event in enumerate(events[:5], start=1):  # counted by the row trigger
+                await apply_execution_event(conn, event, sequence)
+            assert await migrate(conn) == ["0008_execution_counters_per_statement.sql"]
+            assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'executions_counted'") == 0
+            await apply_steps(conn, [s for n, e in enumerate(events[5:], 6) if (s := execution_step(e, n))])
+            counted = await conn.fetch(
+                "SELECT status, executions, duration_ms_sum, durations FROM execution_stats"
+                " WHERE account_id = $1 AND executions > 0 ORDER BY status",
+                job.account_id,
+            )
+            recount = await conn.fetch(
+                "SELECT status, count(*), COALESCE(sum(duration_ms), 0), count(duration_ms) FROM executions"
+                " WHERE account_id = $1 GROUP BY status ORDER BY status",
+                job.account_id,
+            )
+            assert [tuple(r) for r in counted] == [tuple(r) for r in recount]
+            assert [r[0] for r in counted] == ["failure", "success"]
+    finally:
+        await pool.close()
+
+
+def _executions(job: JobState, count: int) -> list[ExecutionEvent]:
+    """`count` executions of `job`, each requested, started and finished (every second one failing)."""
+    events: list[ExecutionEvent] = []
+    for second in range(count):
+        nominal = NOW + timedelta(seconds=second)
+        occ = occurrence_id(job.id, nominal)
+        common: dict[str, Any] = {
+            "execution_id": execution_id(occ, None, 1), "occurrence_id": occ, "job_id": job.id,
+            "account_id": job.account_id, "occurred_at": nominal,
+        }  # fmt: skip
+        events.append(
+            ExecutionRequested(
+                **common, nominal_time=nominal, job_version=1, job_name="n", webhook=None, next_run_at=None
+            )
+        )
+        events.append(ExecutionStarted(**common, worker_id="w", started_at=nominal))
+        done: dict[str, Any] = {"worker_id": "w", "started_at": nominal, "finished_at": nominal, "duration_ms": second}
+        if second % 2:
+            events.append(ExecutionFailed(**common, **done, error="boom"))
+        else:
+            events.append(ExecutionSucceeded(**common, **done, response_code=200))
+    return events

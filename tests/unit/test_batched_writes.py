@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
+from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.projector.batched_writes import Statement, Step, Write, statements
+from services.projector.batched_writes import Folding, Many, Statement, Step, Write, columns, statements
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +93,111 @@ def test_grouping_never_reorders_the_writes_of_one_row_nor_crosses_a_step_that_r
         position = sum(1 for s in steps[:index] for _ in s.writes)
         assert sorted(grouped[:position], key=repr) == sorted(ungrouped[:position], key=repr)
     assert len(grouped_statements) <= len(ungrouped)
+
+
+# Folding, on a model of a table: a key's row is a tuple of the changes applied to it; an insert ignores a row that
+# exists; a change applies only where its guard lets it (here: to a row that has not taken it yet).
+CREATE, FOLD = "create", "fold"
+MODEL = Many("model")
+FOLD_MANY = Many(FOLD)
+
+
+def _appended(name: str, row: tuple[str, ...]) -> tuple[str, ...]:
+    return row if name in row else (*row, name)
+
+
+def _keyed(key: str, row: tuple[str, ...]) -> tuple[object, ...]:
+    return (key, row)
+
+
+def creating(key: str) -> Step:
+    return Step(
+        key, 0, (Write(CREATE, (key,), MODEL), Write("advance", (key,))), Folding((), FOLD_MANY, partial(_keyed, key))
+    )
+
+
+def changing(key: str, phase: int, name: str, *, foldable: bool = True) -> Step:
+    change = partial(_appended, name) if foldable else None
+    return Step(key, phase, (Write(f"change{phase}", (key, name), MODEL),), change=change)
+
+
+def run_model(statements_: Iterable[Statement], table: dict[str, tuple[str, ...]]) -> None:
+    """Apply statements to `table` as the database would, folded inserts' fallbacks included."""
+    for statement in statements_:
+        for row in statement.rows:
+            if statement.sql == CREATE:
+                table.setdefault(row[0], ())
+            elif statement.sql.startswith("change") and row[0] in table:
+                table[row[0]] = _appended(row[1], table[row[0]])
+        if statement.sql == FOLD:
+            inserted = []
+            for key, row in statement.rows:
+                if key not in table:
+                    table[key] = row
+                    inserted.append(key)
+            run_model(statements(s for s in statement.fallback if s.key not in inserted), table)
+
+
+def test_an_executions_steps_in_one_run_fold_into_its_insert() -> None:
+    steps = [creating("a"), creating("b"), changing("a", 1, "x"), changing("a", 2, "y"), changing("c", 1, "z")]
+    sent = list(statements(steps))
+    fold = next(s for s in sent if s.sql == FOLD)
+    assert fold.rows == [("a", ("x", "y"))] and fold.many == FOLD_MANY
+    assert [s.key for s in fold.fallback] == ["a", "a"]  # applied with their guards where "a" existed
+    # "b" had nothing to fold: a plain insert; the job's advance goes as before; "c" was not created here.
+    assert [(s.sql, [r[0] for r in s.rows]) for s in sent if s.sql != FOLD] == [
+        ("advance", ["a", "b"]),
+        (CREATE, ["b"]),
+        ("change1", ["c"]),
+    ]
+
+
+def test_a_step_that_cannot_fold_stops_the_fold_there() -> None:
+    steps = [creating("a"), changing("a", 1, "x"), changing("a", 2, "y", foldable=False), changing("a", 3, "w")]
+    sent = [(s.sql, s.rows) for s in statements(steps)]
+    assert sent == [
+        (FOLD, [("a", ("x",))]),
+        ("advance", [("a",)]),
+        ("change2", [("a", "y")]),
+        ("change3", [("a", "w")]),
+    ]
+
+
+def test_a_repeated_request_ends_the_run_so_it_does_not_fold_into_the_first() -> None:
+    steps = [creating("a"), changing("a", 1, "x"), creating("a"), changing("a", 2, "y")]
+    sent = [(s.sql, s.rows) for s in statements(steps)]
+    assert sent[0] == (FOLD, [("a", ("x",))]) and sent[2] == (FOLD, [("a", ("y",))])
+
+
+def test_a_group_of_one_row_goes_as_the_one_row_statement_and_more_as_one_set_based_statement() -> None:
+    one = list(statements([changing("a", 1, "x")]))
+    assert one == [Statement("change1", [("a", "x")])]
+    (many,) = statements([changing("a", 1, "x"), changing("b", 1, "y")])
+    assert many == Statement("change1", [("a", "x"), ("b", "y")], MODEL)
+
+
+def test_set_based_arguments_are_one_array_per_parameter_with_json_as_text() -> None:
+    rows = [(1, {"a": "\x00"}, "t"), (2, None, "u"), (3, [1, 2], None)]
+    assert columns(Many("sql", json=frozenset({1})), rows) == [
+        [1, 2, 3],
+        [r'{"a": "\ufffd"}', None, "[1, 2]"],  # NUL as in every JSON value the projector writes
+        ["t", "u", None],
+    ]
+
+
+MODEL_STEPS = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 3), st.booleans()).map(
+        lambda t: creating(t[0]) if t[1] == 0 else changing(t[0], t[1], f"x{t[1]}", foldable=t[2])
+    ),
+    max_size=25,
+)
+
+
+@given(MODEL_STEPS, st.dictionaries(st.sampled_from(["a", "b", "c"]), st.just(("old",))))
+def test_folded_grouped_statements_leave_the_table_as_one_by_one(
+    steps: list[Step], existing: dict[str, tuple[str, ...]]
+) -> None:
+    one_by_one, grouped = dict(existing), dict(existing)
+    run_model(statements(steps, grouped=False), one_by_one)
+    run_model(statements(steps), grouped)
+    assert grouped == one_by_one

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from services.projector.batched_writes import Step, Write
+from services.projector.batched_writes import Step, Write, statements
 from services.projector.execution_projection import (
     DEAD_LETTERED,
     FINISHED,
@@ -24,6 +24,7 @@ from services.projector.execution_projection import (
 )
 from shared.contracts.executions import (
     ExecutionDeadLettered,
+    ExecutionEvent,
     ExecutionFailed,
     ExecutionMissed,
     ExecutionRequested,
@@ -249,3 +250,84 @@ def test_a_missed_occurrence_is_recorded_alone_unless_it_ran(more: bool, note: s
 def test_a_webhook_disabled_by_its_receiver_writes_nothing_here() -> None:
     event = WebhookDisabledByReceiver(**COMMON, occurred_at=FINISHED_AT, webhook_id=HOOK.id, reason="410 Gone")
     assert execution_step(event, 20) is None
+
+
+def folded(*events: Any) -> tuple[Any, ...]:
+    """The row one batch of `events` (an execution's request first) inserts: _INSERT_FOLDED's values."""
+    steps = [execution_step(e, n) for n, e in enumerate(events, 12)]
+    sent = list(statements(s for s in steps if s is not None))
+    (insert,) = [s for s in sent if s.fallback]
+    (row,) = insert.rows
+    assert insert.many is not None and "ON CONFLICT DO NOTHING" in insert.many.sql and "RETURNING" in insert.many.sql
+    # Where the row existed, the folded events apply as they are, with their guards.
+    assert [s.key for s in insert.fallback] == [REQUEST.execution_id] * (len(events) - 1)
+    return row
+
+
+FOLDED = (
+    "id", "occurrence_id", "job_id", "account_id", "webhook_id", "nominal_time", "status", "attempt", "created_at",
+    "number", "manual", "redrive", "timeout_seconds", "worker_id", "started_at", "finished_at", "duration_ms",
+    "response_code", "response_body", "error", "result", "traceback", "retry_at", "dead_lettered_at", "held",
+)  # fmt: skip
+START = ExecutionStarted(**COMMON, occurred_at=STARTED_AT, worker_id="w0", started_at=STARTED_AT)
+SUCCESS = ExecutionSucceeded(**COMMON, **DONE, response_code=200, response_body="ok", result=[1])
+FAILURE = ExecutionFailed(**COMMON, **DONE, error="bad", timed_out=True, traceback="tb")
+
+
+def test_a_request_and_its_result_in_one_batch_are_one_insert_of_the_final_row() -> None:
+    row = dict(zip(FOLDED, folded(REQUEST, SUCCESS), strict=True))
+    assert row == {
+        "id": REQUEST.execution_id, "occurrence_id": REQUEST.occurrence_id, "job_id": STATE.id,
+        "account_id": STATE.account_id, "webhook_id": HOOK.id, "nominal_time": NOMINAL, "status": "success",
+        "attempt": 1, "created_at": NOMINAL, "number": 12, "manual": False, "redrive": False, "timeout_seconds": 7.0,
+        "worker_id": "w1", "started_at": STARTED_AT, "finished_at": FINISHED_AT, "duration_ms": 2000,
+        "response_code": 200, "response_body": "ok", "error": None, "result": [1], "traceback": None,
+        "retry_at": None, "dead_lettered_at": None, "held": "queued",  # the counters had a row for it on the way
+    }  # fmt: skip
+
+
+def test_a_folded_result_keeps_the_start_of_the_start_event_as_its_statement_does() -> None:
+    row = dict(zip(FOLDED, folded(REQUEST, msgspec.structs.replace(START, started_at=NOMINAL), FAILURE), strict=True))
+    assert (row["status"], row["started_at"], row["worker_id"], row["held"]) == (
+        "timed_out",
+        NOMINAL,
+        "w1",
+        "queued,running",
+    )
+    assert (row["error"], row["traceback"], row["result"]) == ("bad", "tb", None)
+
+
+def test_folded_events_keep_their_guards() -> None:
+    dead = ExecutionDeadLettered(**COMMON, occurred_at=FINISHED_AT, reason="out of attempts")
+    skipped = ExecutionSkipped(**COMMON, occurred_at=STARTED_AT, reason="still running")
+    retry_at = FINISHED_AT + timedelta(seconds=30)
+    retry = ExecutionRetryScheduled(
+        **COMMON, occurred_at=FINISHED_AT, retry_at=retry_at, delay_seconds=30, next_execution_id=uuid.uuid4(),
+        reason="500",
+    )  # fmt: skip
+
+    def status(*events: Any) -> tuple[Any, ...]:
+        row = dict(zip(FOLDED, folded(REQUEST, *events), strict=True))
+        return row["status"], row["held"], row["retry_at"], row["dead_lettered_at"]
+
+    assert status(SUCCESS, dead) == ("success", "queued", None, None)  # only a failed attempt is dead-lettered
+    assert status(FAILURE, retry, dead) == ("dead_letter", "queued,timed_out", retry_at, FINISHED_AT)
+    assert status(skipped, SUCCESS) == ("skipped", "queued", None, None)  # a skipped execution is not finished
+    assert status(retry) == ("queued", "", retry_at, None)
+
+
+def test_every_write_of_one_execution_has_a_set_based_form_with_the_same_guard() -> None:
+    events: list[ExecutionEvent] = [
+        REQUEST,
+        START,
+        SUCCESS,
+        ExecutionDeadLettered(**COMMON, occurred_at=FINISHED_AT, reason="r"),
+    ]
+    for event in events:
+        step = execution_step(event, 1)
+        assert step is not None
+        for write in step.writes:
+            assert write.many is not None and "unnest(" in write.many.sql
+            guard = write.sql.rsplit("WHERE", 1)[-1].strip() if "UPDATE executions" in write.sql else None
+            if guard:
+                assert guard.replace("status", "e.status").replace("id = $1", "e.id = u.id") in write.many.sql
