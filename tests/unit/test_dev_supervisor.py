@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
@@ -63,9 +62,7 @@ async def _running(supervisor: Supervisor, stop: asyncio.Event) -> AsyncIterator
         await asyncio.wait_for(asyncio.shield(task), 30)
 
 
-async def test_a_killed_child_is_restarted_after_a_backoff(
-    out: io.BytesIO, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_killed_child_is_restarted_after_a_backoff(out: io.BytesIO, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     stop = asyncio.Event()
     supervisor = Supervisor([_child("steady", STEADY), _child("victim", STEADY)], FAST, stdout=out)
@@ -73,7 +70,7 @@ async def test_a_killed_child_is_restarted_after_a_backoff(
         [first] = await eventually(lambda: _pids(out, "victim"), what="the victim's pid")
         assert supervisor.pids()["victim"] == first
         os.kill(first, signal.SIGKILL)
-        pids = await eventually(lambda: (p := _pids(out, "victim")) and len(p) == 2 and p, what="a second victim")
+        pids = await eventually(lambda: _pids(out, "victim") if len(_pids(out, "victim")) == 2 else None, what="two")
         assert pids[1] != first and supervisor.pids()["victim"] == pids[1]
         assert len(_pids(out, "steady")) == 1, "the other child was restarted too"
     assert "victim exited with code -9 (SIGKILL); restarting in 0.01 s" in caplog.text
@@ -164,23 +161,23 @@ SUPERVISING = textwrap.dedent("""
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 async def test_no_child_outlives_a_supervisor_killed_outright() -> None:
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISING, STEADY], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    supervisor = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SUPERVISING, STEADY, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     stdout = supervisor.stdout
     assert stdout is not None
     child: int | None = None
     try:
-        line = await asyncio.wait_for(asyncio.to_thread(stdout.readline), 30)
+        line = await asyncio.wait_for(stdout.readline(), 30)
         match = re.fullmatch(rb"orphan \| pid (\d+)\n", line)
         assert match, line
         child = int(match[1])
         supervisor.kill()
-        supervisor.wait(10)
+        await asyncio.wait_for(supervisor.wait(), 10)
         await eventually(lambda: _gone(child), timeout=10, what="the child to die with its supervisor")
     finally:
         for pid in (supervisor.pid, child):
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        supervisor.wait(10)
+        await asyncio.wait_for(supervisor.wait(), 10)
