@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 from pydantic import SecretStr
 
 from scheduler.dev_supervisor import ChildSpec, Supervisor
@@ -172,7 +173,10 @@ def child_specs(environ: Mapping[str, str], settings: Settings) -> list[ChildSpe
 async def _migrated(settings: Settings) -> None:
     """Apply the read models' migrations before any service starts (the projector would too, but the api could
     answer queries first)."""
-    pool = await create_pool(settings.database_url, max_size=1)
+    try:
+        pool = await create_pool(settings.database_url, max_size=1)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise RuntimeError(f"cannot connect to Postgres at {redacted_url(settings.database_url)}: {exc}") from exc
     try:
         async with pool.acquire() as conn:
             await migrate(conn)

@@ -192,7 +192,7 @@ class Supervisor:
                 process.send_signal(signal.SIGTERM)  # started just as dev began to stop
             code = await self._wait_with_output(child, process)
             if stop.is_set():
-                if code != 0:
+                if code not in (0, -signal.SIGTERM):  # -SIGTERM: stopped before it could set up its handler
                     log.warning("%s exited with %s while stopping", name, describe_exit(code))
                 return
             now = time.monotonic()
