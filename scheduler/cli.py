@@ -167,13 +167,19 @@ def worker(settings: Settings, app_path: str, data_dir: Path) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".scheduler"), show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--single-process",
+    is_flag=True,
+    help="Run the four services in dev's own process (one core; for small machines) instead of a process each.",
+)
 @_with_settings
-def dev(settings: Settings, data_dir: Path, host: str, port: int) -> None:
+def dev(settings: Settings, data_dir: Path, host: str, port: int, single_process: bool) -> None:
     """Run the whole system on this machine (embedded NATS and Postgres unless NATS_URL/DATABASE_URL are set)."""
     from scheduler.dev import run_dev
 
     try:
-        run_dev(settings, data_dir, host, port)
+        # The services' processes start with dev's environment (PATH, HOME, ...) and dev's settings written into it.
+        run_dev(settings, data_dir, host, port, environ=os.environ, single_process=single_process)
     except (SettingsError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -1,4 +1,9 @@
-"""`scheduler dev`: the whole system on one machine, with embedded NATS and Postgres unless URLs are given."""
+"""`scheduler dev`: the whole system on one machine, with embedded NATS and Postgres unless URLs are given.
+
+By default each service runs as its own child process (`scheduler projector`, `scheduler api`, ...), as in a
+deployment, under the supervisor in scheduler/dev_supervisor.py; `--single-process` runs all four in dev's own event
+loop instead.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,35 @@ import asyncio
 import logging
 import os
 import secrets
+import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 from pydantic import SecretStr
 
+from scheduler.dev_supervisor import ChildSpec, Supervisor
 from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, missing_embedded, port_free, stop_leftover
 from scheduler.endpoints import DevEndpoints, alive, forget, record, recorded
 from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
 from services.api.core.auth import mint_token
-from shared.settings import Settings, redacted_url
+from services.projector.migrate import migrate
+from shared.db.pool import create_pool
+from shared.settings import Settings, redacted_url, variable
 
 log = logging.getLogger(__name__)
 
 DEV_TOKEN_TTL_SECONDS = 7 * 86400
 # Local receivers are the point of a dev setup; production refuses loopback targets unless an operator allows them.
 DEV_EGRESS_ALLOW = "127.0.0.0/8,::1"
+# The children's start order (the projector first: it owns the read models); they stop in reverse.
+CHILD_ORDER = ("projector", "api", "ticker", "dispatcher")
+# The settings dev decides (or the CLI's options set) that a child must get through its environment.
+_CHILD_SETTINGS = ("nats_url", "database_url", "jwt_secret", "api_host", "api_port", "egress_allow", "log_level")
+# The first api answer can take a while: a child process imports everything before it listens.
+_HEALTHY_TIMEOUT_SECONDS = 60.0
 
 
 def _kept(path: Path, make: str) -> str:
@@ -65,11 +82,20 @@ def _dev_token(secret: SecretStr, settings: Settings, account: uuid.UUID) -> str
     )
 
 
-def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str], token: str) -> str:
+def _banner(
+    settings: Settings,
+    data_dir: Path,
+    account: uuid.UUID,
+    embedded: list[str],
+    token: str,
+    single_process: bool = False,
+) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
+    layout = "all in this process (--single-process)" if single_process else "a process each, restarted if one dies"
     lines = [
         "",
         "scheduler dev is running (Ctrl-C stops everything)",
+        f"  services   {', '.join(CHILD_ORDER)}: {layout}",
         f"  API        {base}",
         f"  dashboard  {base}/ui",
         f"  API docs   {base}/docs  (ReDoc: {base}/redoc)",
@@ -88,14 +114,95 @@ def _banner(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: li
 
 
 async def _run(settings: Settings, data_dir: Path, account: uuid.UUID, embedded: list[str], token: str) -> None:
+    """All four services in this process's event loop (`--single-process`)."""
     stop = asyncio.Event()
     install_stop_signals(stop)
 
     async def ready() -> None:
         await _wait_healthy(f"http://{settings.api_host}:{settings.api_port}/health")
-        print(_banner(settings, data_dir, account, embedded, token), flush=True)
+        print(_banner(settings, data_dir, account, embedded, token, single_process=True), flush=True)
 
     await run_services(settings, list(SERVICES), stop, on_ready=ready)
+
+
+def _ops_ports(settings: Settings) -> dict[str, int | None]:
+    """Each child's ops port: with SCHEDULER_OPS_PORT=P, the api serves it on P, the projector on P+1, the ticker on
+    P+2 and the dispatcher on P+3 (in a deployment each has its own pod); 0 gives each an ephemeral port."""
+    base = settings.ops_port
+    if base is None:
+        return dict.fromkeys(SERVICES, None)
+    if base + len(SERVICES) - 1 > 65535:
+        raise RuntimeError(f"SCHEDULER_OPS_PORT={base}: dev needs {len(SERVICES)} ports from it, one per service")
+    return {name: base + index if base else 0 for index, name in enumerate(SERVICES)}
+
+
+def child_environment(
+    environ: Mapping[str, str], settings: Settings, name: str, ops_port: int | None
+) -> dict[str, str]:
+    """The environment of service `name`'s process: dev's own, with the settings dev decided written into it."""
+    env = dict(environ)
+    for field in _CHILD_SETTINGS:
+        value = getattr(settings, field)
+        if value is not None:
+            env[variable(field)] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    if ops_port is None:
+        env.pop(variable("ops_port"), None)
+    else:
+        env[variable("ops_port")] = str(ops_port)
+    if settings.instance_id:  # one name per process, as each pod of a deployment has its own
+        env[variable("instance_id")] = f"{settings.instance_id}-{name}"
+    env["PYTHONUNBUFFERED"] = "1"  # its lines reach dev's terminal as they are written
+    return env
+
+
+def child_specs(environ: Mapping[str, str], settings: Settings) -> list[ChildSpec]:
+    """One `scheduler <service>` process per service, in CHILD_ORDER."""
+    ports = _ops_ports(settings)
+    if settings.ops_port is not None:
+        log.info("ops ports: %s", ", ".join(f"{name} {ports[name]}" for name in SERVICES))
+    return [
+        ChildSpec(
+            name=name,
+            argv=[sys.executable, "-m", "scheduler.cli", name],
+            env=child_environment(environ, settings, name, ports[name]),
+        )
+        for name in CHILD_ORDER
+    ]
+
+
+async def _migrated(settings: Settings) -> None:
+    """Apply the read models' migrations before any service starts (the projector would too, but the api could
+    answer queries first)."""
+    try:
+        pool = await create_pool(settings.database_url, max_size=1)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise RuntimeError(f"cannot connect to Postgres at {redacted_url(settings.database_url)}: {exc}") from exc
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    finally:
+        await pool.close()
+
+
+async def _run_processes(
+    settings: Settings,
+    environ: Mapping[str, str],
+    data_dir: Path,
+    account: uuid.UUID,
+    embedded: list[str],
+    token: str,
+) -> None:
+    """Each service as its own child process of dev, supervised until Ctrl-C/SIGTERM."""
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await _migrated(settings)
+    supervisor = Supervisor(child_specs(environ, settings), prefix=settings.log_format == "text")
+
+    async def ready() -> None:
+        await _wait_healthy(f"http://{settings.api_host}:{settings.api_port}/health", _HEALTHY_TIMEOUT_SECONDS)
+        print(_banner(settings, data_dir, account, embedded, token), flush=True)
+
+    await supervisor.run(stop, on_started=ready)
 
 
 def _nats_port(data_dir: Path) -> int:
@@ -123,9 +230,17 @@ def _claim(data_dir: Path) -> None:
         stop_leftover(previous.nats_pid, "nats-server", data_dir)
 
 
-def run_dev(settings: Settings, data_dir: Path, host: str, port: int) -> None:
-    """Start embedded servers for the URLs `settings` was not given, then all four services; stop them all, in
-    order, on Ctrl-C/SIGTERM."""
+def run_dev(
+    settings: Settings,
+    data_dir: Path,
+    host: str,
+    port: int,
+    *,
+    environ: Mapping[str, str],
+    single_process: bool = False,
+) -> None:
+    """Start embedded servers for the URLs `settings` was not given, then all four services (a child process each,
+    started with `environ` and dev's settings, or all in this process); stop them all, in order, on Ctrl-C/SIGTERM."""
     given = settings.model_fields_set  # set in the environment (or a secrets file), not defaults
     missing = missing_embedded(nats="nats_url" not in given, postgres="database_url" not in given)
     if missing is not None:
@@ -170,7 +285,11 @@ def run_dev(settings: Settings, data_dir: Path, host: str, port: int) -> None:
             nats_pid=nats.pid if nats is not None else None,
         )
         record(data_dir, endpoints)  # operators' commands and workers find the servers here
-        asyncio.run(_run(settings, data_dir, account, embedded, _dev_token(secret, settings, account)))
+        token = _dev_token(secret, settings, account)
+        if single_process:
+            asyncio.run(_run(settings, data_dir, account, embedded, token))
+        else:
+            asyncio.run(_run_processes(settings, environ, data_dir, account, embedded, token))
     finally:
         forget(data_dir)
         if nats is not None:

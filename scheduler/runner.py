@@ -8,18 +8,16 @@ import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import uvicorn
-from litestar import Litestar
 
-from services.api.app import create_app, stop_live_updates
-from services.dispatcher.service import open_dispatcher
-from services.projector.service import open_projector
-from services.ticker.service import open_ticker
 from shared.observability.ops_server import OpsServer, Readiness
 from shared.runtime.tasks import task_group
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +56,8 @@ class ApiServer:
         try:
             await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            from services.api.app import stop_live_updates
+
             waiter.cancel()
             await stop_live_updates(self._app)
             self._server.should_exit = True
@@ -73,6 +73,8 @@ class ApiServer:
 async def open_api(settings: Settings) -> AsyncIterator[ApiServer]:
     """The api with its listening socket bound, so a port in use is a clear error before anything else connects;
     the socket is closed on exit."""
+    from services.api.app import create_app
+
     app = create_app(settings)
     sock = bind_api_socket(settings.api_host, settings.api_port)
     try:
@@ -97,8 +99,27 @@ def bind_api_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def open_projector(settings: Settings) -> contextlib.AbstractAsyncContextManager[Service]:
+    from services.projector.service import open_projector as opened
+
+    return opened(settings)
+
+
+def open_ticker(settings: Settings) -> contextlib.AbstractAsyncContextManager[Service]:
+    from services.ticker.service import open_ticker as opened
+
+    return opened(settings)
+
+
+def open_dispatcher(settings: Settings) -> contextlib.AbstractAsyncContextManager[Service]:
+    from services.dispatcher.service import open_dispatcher as opened
+
+    return opened(settings)
+
+
 # Enter order: the api binds its socket first (a port in use fails before anything connects), the projector
-# applies migrations as it is entered, and every run() begins once all are entered.
+# applies migrations as it is entered, and every run() begins once all are entered. Each service's code is imported
+# when it is opened: a process that runs one service (`scheduler ticker`, each of dev's) starts without the others'.
 SERVICES: dict[str, ServiceFactory] = {
     "api": open_api,
     "projector": open_projector,
