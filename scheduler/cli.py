@@ -179,7 +179,7 @@ def dev(settings: Settings, data_dir: Path, host: str, port: int, single_process
 
     try:
         # The services' processes start with dev's environment (PATH, HOME, ...) and dev's settings written into it.
-        run_dev(settings, data_dir, host, port, environ=os.environ, single_process=single_process)
+        run_dev(settings, data_dir, host, port, inherited=os.environ, single_process=single_process)
     except (SettingsError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

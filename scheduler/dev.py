@@ -137,10 +137,10 @@ def _ops_ports(settings: Settings) -> dict[str, int | None]:
 
 
 def child_environment(
-    environ: Mapping[str, str], settings: Settings, name: str, ops_port: int | None
+    inherited: Mapping[str, str], settings: Settings, name: str, ops_port: int | None
 ) -> dict[str, str]:
     """The environment of service `name`'s process: dev's own, with the settings dev decided written into it."""
-    env = dict(environ)
+    env = dict(inherited)
     for field in _CHILD_SETTINGS:
         value = getattr(settings, field)
         if value is not None:
@@ -155,7 +155,7 @@ def child_environment(
     return env
 
 
-def child_specs(environ: Mapping[str, str], settings: Settings) -> list[ChildSpec]:
+def child_specs(inherited: Mapping[str, str], settings: Settings) -> list[ChildSpec]:
     """One `scheduler <service>` process per service, in CHILD_ORDER."""
     ports = _ops_ports(settings)
     if settings.ops_port is not None:
@@ -164,7 +164,7 @@ def child_specs(environ: Mapping[str, str], settings: Settings) -> list[ChildSpe
         ChildSpec(
             name=name,
             argv=[sys.executable, "-m", "scheduler.cli", name],
-            env=child_environment(environ, settings, name, ports[name]),
+            env=child_environment(inherited, settings, name, ports[name]),
         )
         for name in CHILD_ORDER
     ]
@@ -186,7 +186,7 @@ async def _migrated(settings: Settings) -> None:
 
 async def _run_processes(
     settings: Settings,
-    environ: Mapping[str, str],
+    inherited: Mapping[str, str],
     data_dir: Path,
     account: uuid.UUID,
     embedded: list[str],
@@ -196,7 +196,7 @@ async def _run_processes(
     stop = asyncio.Event()
     install_stop_signals(stop)
     await _migrated(settings)
-    supervisor = Supervisor(child_specs(environ, settings), prefix=settings.log_format == "text")
+    supervisor = Supervisor(child_specs(inherited, settings), prefix=settings.log_format == "text")
 
     async def ready() -> None:
         await _wait_healthy(f"http://{settings.api_host}:{settings.api_port}/health", _HEALTHY_TIMEOUT_SECONDS)
@@ -236,11 +236,11 @@ def run_dev(
     host: str,
     port: int,
     *,
-    environ: Mapping[str, str],
+    inherited: Mapping[str, str],
     single_process: bool = False,
 ) -> None:
     """Start embedded servers for the URLs `settings` was not given, then all four services (a child process each,
-    started with `environ` and dev's settings, or all in this process); stop them all, in order, on Ctrl-C/SIGTERM."""
+    started with `inherited` and dev's settings, or all in this process); stop them all, in order, on Ctrl-C/SIGTERM."""
     given = settings.model_fields_set  # set in the environment (or a secrets file), not defaults
     missing = missing_embedded(nats="nats_url" not in given, postgres="database_url" not in given)
     if missing is not None:
@@ -289,7 +289,7 @@ def run_dev(
         if single_process:
             asyncio.run(_run(settings, data_dir, account, embedded, token))
         else:
-            asyncio.run(_run_processes(settings, environ, data_dir, account, embedded, token))
+            asyncio.run(_run_processes(settings, inherited, data_dir, account, embedded, token))
     finally:
         forget(data_dir)
         if nats is not None:

@@ -32,10 +32,14 @@ def test_only_the_settings_and_the_cli_entry_read_the_environment() -> None:
 
 
 def test_the_cli_reads_it_once_in_its_entry() -> None:
+    """Settings come from one read in `main`; the only other mention is `dev` handing its environment on, unread,
+    to the service processes it starts (PATH, HOME, ... with dev's settings written over it)."""
     source = (ROOT / "scheduler/cli.py").read_text()
-    [line] = _reads(source)
+    read, handed_on = _reads(source)
     entry = source.split("\ndef main(", 1)[1].split("\ndef ", 1)[0]
-    assert "load_settings(os.environ" in entry and "load_settings(os.environ" in source.splitlines()[line - 1]
+    assert "load_settings(os.environ" in entry and "load_settings(os.environ" in source.splitlines()[read - 1]
+    dev = source.split("\ndef dev(", 1)[1].split("\ndef ", 1)[0]
+    assert "inherited=os.environ" in dev and "inherited=os.environ" in source.splitlines()[handed_on - 1]
 
 
 def test_the_check_sees_every_way_to_read_it() -> None:
