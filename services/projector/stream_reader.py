@@ -62,26 +62,34 @@ def _steps(projection: Projection, batch: list[Msg]) -> list[Step]:
     return steps
 
 
+# The batch's last position is stored, and announced, only if the stored one is still before the batch's first
+# event: a batch that starts at or before it was applied by someone else (a projector that still believed it held
+# the lease), and nothing comes back. One round trip; the row lock it takes makes a concurrent writer wait for this
+# commit and then see the new position. NOTIFY is sent at commit only, so a refused batch announces nothing.
+_MOVE_POSITION = """
+WITH moved AS (
+    INSERT INTO projector_positions (stream, position) VALUES ($1, $3)
+    ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position WHERE projector_positions.position < $2
+    RETURNING position
+)
+SELECT count(*) FROM moved, pg_notify($4, $5)
+"""
+
+
 async def _apply_batch(
     pool: asyncpg.Pool, projection: Projection, channel: str, batch: list[Msg], steps: list[Step]
 ) -> int:
-    last = batch[-1].metadata.sequence.stream
+    first, last = batch[0].metadata.sequence.stream, batch[-1].metadata.sequence.stream
     async with pool.acquire() as conn, conn.transaction():
-        # Fencing: the stored position is locked for the transaction, and a batch that starts at or before it was
-        # applied by someone else (a projector that still believed it held the lease); applying it twice is refused.
-        stored = await conn.fetchval(
-            "SELECT position FROM projector_positions WHERE stream = $1 FOR UPDATE", projection.stream
-        )
-        if stored is not None and stored >= batch[0].metadata.sequence.stream:
-            raise StaleWriterError(f"{projection.stream} is at {stored}, past this batch: another projector wrote it")
         await apply_steps(conn, steps)
-        await conn.execute(
-            "INSERT INTO projector_positions (stream, position) VALUES ($1, $2)"
-            " ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position",
-            projection.stream,
-            last,
+        moved = await conn.fetchval(
+            _MOVE_POSITION, projection.stream, first, last, channel, f"{projection.stream}:{last}"
         )
-        await conn.execute("SELECT pg_notify($1, $2)", channel, f"{projection.stream}:{last}")
+        if not moved:  # raising rolls the batch's writes back
+            stored = await conn.fetchval(
+                "SELECT position FROM projector_positions WHERE stream = $1", projection.stream
+            )
+            raise StaleWriterError(f"{projection.stream} is at {stored}, past this batch: another projector wrote it")
     PROJECTED_EVENTS.labels(projection.stream).inc(len(batch))
     PROJECTION_LAG.labels(projection.stream).set(batch[-1].metadata.num_pending or 0)
     return last
