@@ -12,9 +12,10 @@ from uuid import UUID
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from shared.bus.executions import publish_result
+from shared.bus.executions import result_message
 from shared.bus.failures import disable_webhook
 from shared.bus.job_store import JobEventStore, NatsJobEventStore
+from shared.bus.pipelined import AckedPublisher
 from shared.bus.streams import timers_bucket
 from shared.contracts.codec import encode
 from shared.contracts.executions import ExecutionEvent, ExecutionRequested
@@ -47,9 +48,11 @@ class JetStreamSink:
         self._names = names
         self._timers = timers
         self._store = store
+        # Many attempts publish at once: their events go out without a request (and its timer) each.
+        self._publisher = AckedPublisher(js)
 
     async def publish(self, kind: str, event: ExecutionEvent, msg_id: str) -> None:
-        await publish_result(self._js, self._names, kind, event, msg_id)
+        await self._publisher.publish(result_message(self._names, kind, event, msg_id))
 
     async def put_timer(self, timer: RetryTimer) -> None:
         key = self._names.timer_key(timer.request.job_id, timer.request.execution_id)

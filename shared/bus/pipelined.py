@@ -89,3 +89,39 @@ def _error_of(future: asyncio.Future[PubAck]) -> BaseException | None:
     with contextlib.suppress(asyncio.InvalidStateError):
         return future.exception()
     return TimeoutError("no ack in time")
+
+
+class AckedPublisher:
+    """Publishes single messages for many concurrent callers (the dispatcher's attempts) without a request per
+    message: each is sent with `publish_async` and its ack future awaited directly, and one sweeper, running while
+    acks are outstanding, fails those overdue with TimeoutError instead of a timer and a `wait_for` per message.
+    A caller that gets an error publishes again with the same message id."""
+
+    def __init__(
+        self, js: JetStreamContext, *, timeout: float = ACK_TIMEOUT_SECONDS, sweep_every: float = 0.25
+    ) -> None:
+        self._js = js
+        self._timeout = timeout
+        self._sweep_every = sweep_every
+        self._deadlines: dict[asyncio.Future[PubAck], float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def publish(self, message: Outgoing) -> PubAck:
+        ack = await self._js.publish_async(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
+        loop = asyncio.get_running_loop()
+        self._deadlines[ack] = loop.time() + self._timeout
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = loop.create_task(self._sweep())
+        try:
+            return await ack
+        finally:
+            self._deadlines.pop(ack, None)
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._deadlines:
+            await asyncio.sleep(self._sweep_every)
+            now = loop.time()
+            for ack, deadline in list(self._deadlines.items()):
+                if deadline <= now and not ack.done():
+                    ack.set_exception(TimeoutError(f"no ack within {self._timeout:g} s"))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import nats
 import pytest
 from nats.js.api import StreamConfig
 
-from shared.bus.pipelined import BatchNotStored, Outgoing, publish_all
+from shared.bus.pipelined import AckedPublisher, BatchNotStored, Outgoing, publish_all
 
 pytestmark = pytest.mark.integration
 
@@ -40,5 +41,30 @@ async def test_messages_no_stream_takes_fail_the_batch_after_its_rounds(nats_url
         with pytest.raises(BatchNotStored) as refused:
             await publish_all(js, nowhere, timeout=2)
         assert refused.value.missing == 1
+    finally:
+        await nc.close()
+
+
+async def test_concurrent_single_publishes_get_their_own_acks_and_an_unanswered_one_times_out(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        stream = f"ACKED_{uuid.uuid4().hex[:8]}"
+        await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.>"], duplicate_window=60))
+        publisher = AckedPublisher(js, timeout=0.5, sweep_every=0.05)
+        messages = [Outgoing(f"{stream}.m", f"{i}".encode(), f"id-{i}") for i in range(300)]
+        acks = await asyncio.gather(*(publisher.publish(m) for m in messages))
+        assert sorted(a.seq for a in acks) == list(range(1, 301)) and not any(a.duplicate for a in acks)
+        repeat = await publisher.publish(messages[7])
+        assert repeat.duplicate and repeat.seq == acks[7].seq
+        stored = {(await js.get_msg(stream, a.seq)).data for a in acks}
+        assert stored == {m.payload for m in messages}
+
+        # A subject someone listens on but no stream stores: the ack never comes.
+        silent = await nc.subscribe(f"silent.{stream}")
+        with pytest.raises(TimeoutError):
+            await publisher.publish(Outgoing(f"silent.{stream}", b"x", "never acked"))
+        await silent.unsubscribe()
+        assert js.publish_async_pending() == 0, "a timed-out ack still holds its slot"
     finally:
         await nc.close()
