@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -80,7 +82,11 @@ def dev_server(nats_url: str, postgres_admin_url: str, tmp_path_factory: pytest.
         "SCHEDULER_ACK_WAIT_SECONDS": "10",
     }
     log = directory / "dev.log"
-    process = start_process(["dev", "--data-dir", str(directory / "data"), "--port", str(port)], env, log)
+    # One process: the API's behaviour is the same in both layouts, and a process per service would cost every
+    # module using this fixture four interpreters' start-up. The default layout has its own tests
+    # (test_processes.py, test_dev_supervision.py).
+    args = ["dev", "--single-process", "--data-dir", str(directory / "data"), "--port", str(port)]
+    process = start_process(args, env, log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base_url, lambda: process.poll() is None, log)
@@ -144,3 +150,14 @@ async def delete_jobs(api: Api, account_id: uuid.UUID) -> None:
     if status == 200:
         for job in page["items"]:
             await api.call("DELETE", f"/api/jobs/{job['id']}")
+
+
+@pytest.fixture
+def outside_pytest_tmp() -> Iterator[Path]:
+    """A directory for dev's data outside /tmp/pytest-of-<user>: when tests run as root, postgres runs as another
+    user and needs to traverse the path, and every pytest session that starts resets that directory to mode 700."""
+    directory = Path(tempfile.mkdtemp(prefix="scheduler-dev-"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

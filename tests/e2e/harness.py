@@ -46,7 +46,8 @@ class Api:
 async def api_client(port: int, headers: dict[str, str]) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         api = Api(session, f"http://127.0.0.1:{port}", headers)
-        await eventually(api.healthy, timeout=20, what="GET /health")
+        # A start-up wait: on a loaded box, several service processes importing at once take well over 20 s.
+        await eventually(api.healthy, timeout=60, what="GET /health")
         yield api
 
 

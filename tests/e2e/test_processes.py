@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +18,18 @@ import pytest
 
 from scheduler.embedded import free_port
 from shared.settings import Settings
+from tests.e2e.dev_terminal import (
+    _banner_value,
+    _banners,
+    _fresh_terminal_env,
+    _group_alive,
+    _kill_all,
+    _kill_postmaster,
+    _port_closed,
+    _postmaster,
+    _start_in_own_group,
+    _tree,
+)
 from tests.e2e.harness import SCHEDULER, api_client, create_firing_job, service_env, start_process, stop_process
 from tests.receiver import Receiver
 from tests.waiting import eventually
@@ -56,21 +64,6 @@ async def test_four_services_as_separate_processes(
         codes = [stop_process(p) for p in processes]
     logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
     assert codes == [0, 0, 0, 0], logs
-
-
-def _banner_value(log: Path, label: str) -> str:
-    text = log.read_text()
-    if label == "token":
-        match = re.search(r"token .*\n\s+(\S+)", text)
-    else:
-        match = re.search(rf"^\s+{label}\s+(\S+)", text, re.MULTILINE)
-    assert match, text[-3000:]
-    return match.group(1)
-
-
-def _port_closed(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 async def test_dev_restarts_on_its_data_directory_without_double_fires(
@@ -123,82 +116,6 @@ def test_dev_with_its_port_taken_says_so_and_leaves_nothing_running(tmp_path: Pa
         assert dev.wait(60) != 0
     assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
     assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists(), "postgres left running"
-
-
-def _fresh_terminal_env() -> dict[str, str]:
-    """A second terminal on a fresh clone: nothing exported."""
-    prefixes = ("SCHEDULER_", "NATS_", "DATABASE_", "SUPABASE_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
-def _start_in_own_group(args: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """A `scheduler` command as a terminal runs it: its own process group, which Ctrl-C signals as a whole."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [SCHEDULER, *args], env=_fresh_terminal_env(), stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-            start_new_session=True,
-        )  # fmt: skip
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _postmaster(data_dir: Path) -> int | None:
-    """The running (or crashed) postmaster's pid; None while there is none, or only initdb's (a negative pid)."""
-    try:
-        pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if pid > 0 else None
-
-
-def _tree(dev: subprocess.Popen[bytes], data_dir: Path) -> list[psutil.Process]:
-    """Every process of a running dev: its own, its nats-server (own session) and postgres (daemonized by pg_ctl)."""
-    found = [psutil.Process(dev.pid), *psutil.Process(dev.pid).children(recursive=True)]
-    postmaster = _postmaster(data_dir)
-    if postmaster is not None:
-        found += [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]
-    return found
-
-
-def _kill_all(processes: list[psutil.Process]) -> None:
-    """SIGKILL these and the children of those still running (a dev's nats-server is in a session of its own, so it
-    would outlive its parent)."""
-    everything = list(processes)
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            everything += process.children(recursive=True)
-    for process in everything:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-
-
-def _kill_postmaster(data_dir: Path) -> None:
-    """Postgres is daemonized by pg_ctl, no child of dev: a test that failed early stops it by its pid file."""
-    pid = _postmaster(data_dir)
-    if pid is not None:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            _kill_all([psutil.Process(pid)])
-
-
-async def _banners(log: Path, count: int) -> None:
-    await eventually(lambda: log.read_text().count("try: curl") >= count, timeout=90, what=f"dev banner #{count}")
-
-
-@pytest.fixture
-def outside_pytest_tmp() -> Iterator[Path]:
-    """A directory for dev's data outside /tmp/pytest-of-<user>: when tests run as root, postgres runs as another
-    user and needs to traverse the path, and every pytest session that starts resets that directory to mode 700."""
-    directory = Path(tempfile.mkdtemp(prefix="scheduler-dev-"))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def test_dev_stops_everything_after_restarting_from_a_power_cut(tmp_path: Path, outside_pytest_tmp: Path) -> None:
@@ -362,99 +279,3 @@ async def test_a_second_dev_on_a_running_devs_data_directory_is_refused(tmp_path
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"scheduler dev is already running on {data_dir} (pid {os.getpid()})" in result.stderr, result.stderr
     assert not (data_dir / "nats").exists() and not (data_dir / "postgres").exists(), "it started servers anyway"
-
-
-def _services(dev: subprocess.Popen[bytes]) -> dict[str, psutil.Process]:
-    """dev's service processes (`python -m scheduler.cli <service>`), by service."""
-    found: dict[str, psutil.Process] = {}
-    for child in psutil.Process(dev.pid).children():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            command = child.cmdline()
-            if command[-3:-1] == ["-m", "scheduler.cli"]:
-                found[command[-1]] = child
-    return found
-
-
-async def test_dev_runs_a_process_per_service_and_restarts_one_that_dies(
-    receiver: Receiver, tmp_path: Path, outside_pytest_tmp: Path
-) -> None:
-    data_dir, port, log = outside_pytest_tmp / "data", free_port(), tmp_path / "dev.log"
-    dev = _start_in_own_group(["dev", "--data-dir", str(data_dir), "--port", str(port)], log)
-    started = [psutil.Process(dev.pid)]
-    try:
-        await _banners(log, 1)
-        started += _tree(dev, data_dir)
-        services = _services(dev)
-        assert sorted(services) == ["api", "dispatcher", "projector", "ticker"], services
-        assert len({p.pid for p in services.values()} | {dev.pid}) == 5
-        token, account = _banner_value(log, "token"), _banner_value(log, "account")
-        async with api_client(port, {"Authorization": f"Bearer {token}"}) as api:
-            await create_firing_job(api, account, receiver.url)
-            await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= 1), timeout=30, what="a first call")
-
-            services["dispatcher"].kill()
-
-            def new_dispatcher() -> psutil.Process | None:
-                found = _services(dev).get("dispatcher")
-                return found if found is not None and found.pid != services["dispatcher"].pid else None
-
-            restarted = await eventually(new_dispatcher, timeout=30, what="a new dispatcher process")
-            started.append(restarted)
-            assert "dispatcher exited with code -9 (SIGKILL); restarting in 1 s" in log.read_text()
-            before = len(receiver.calls)  # from now on, only the new dispatcher can deliver
-            await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= before + 2), timeout=60, what="calls")
-        assert {name: p.pid for name, p in _services(dev).items() if name != "dispatcher"} == {
-            name: p.pid for name, p in services.items() if name != "dispatcher"
-        }, "a service other than the dispatcher was restarted"
-
-        os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C in dev's terminal
-        assert dev.wait(60) == 0, log.read_text()[-3000:]
-        text = log.read_text()
-        assert "stopping (SIGINT)" in text and "Traceback" not in text, text[-3000:]
-        # Stopped in order, the projector last.
-        stopping = re.findall(r"^(\w+) +\| .*stopping \(SIGTERM\)$", text, re.MULTILINE)
-        assert stopping == ["dispatcher", "ticker", "api", "projector"], text[-3000:]
-        processes = [*services.values(), restarted]
-        await eventually(lambda: not any(p.is_running() for p in processes), timeout=30, what="every service")
-        assert _postmaster(data_dir) is None, "postgres left running"
-    finally:
-        _kill_all(started)
-        _kill_postmaster(data_dir)
-
-
-async def test_no_service_outlives_a_dev_killed_outright(tmp_path: Path, outside_pytest_tmp: Path) -> None:
-    data_dir, log = outside_pytest_tmp / "data", tmp_path / "dev.log"
-    dev = _start_in_own_group(["dev", "--data-dir", str(data_dir), "--port", str(free_port())], log)
-    started = [psutil.Process(dev.pid)]
-    try:
-        await _banners(log, 1)
-        started += _tree(dev, data_dir)
-        services = list(_services(dev).values())
-        assert len(services) == 4, services
-        dev.kill()  # dev alone: not its process group, not its servers
-        dev.wait(30)
-        await eventually(lambda: not any(p.is_running() for p in services), timeout=30, what="the services to die")
-    finally:
-        _kill_all(started)  # the embedded servers outlive a SIGKILLed dev (the next dev stops them)
-        _kill_postmaster(data_dir)
-
-
-async def test_dev_single_process_runs_every_service_in_devs_own_process(
-    receiver: Receiver, tmp_path: Path, outside_pytest_tmp: Path
-) -> None:
-    data_dir, port, log = outside_pytest_tmp / "data", free_port(), tmp_path / "dev.log"
-    dev = _start_in_own_group(["dev", "--single-process", "--data-dir", str(data_dir), "--port", str(port)], log)
-    started = [psutil.Process(dev.pid)]
-    try:
-        await _banners(log, 1)
-        started += _tree(dev, data_dir)
-        assert _services(dev) == {}
-        assert "all in this process (--single-process)" in log.read_text()
-        token, account = _banner_value(log, "token"), _banner_value(log, "account")
-        async with api_client(port, {"Authorization": f"Bearer {token}"}) as api:
-            await create_firing_job(api, account, receiver.url)
-            await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= 1), timeout=30, what="a call")
-        assert stop_process(dev, timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        _kill_all(started)
-        _kill_postmaster(data_dir)
