@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from scheduler.embedded import EmbeddedPostgres
+from services.projector import migrations
 from services.projector.batched_writes import Statement, Step, Write, columns, statements
 from services.projector.execution_projection import execution_step
 from services.projector.migrate import migrate
@@ -41,33 +42,21 @@ from shared.db.pool import DbConnection, create_pool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-# The counters as they were (migration 0002): one trigger call per row version.
-ROW_TRIGGER = """
-DROP TRIGGER executions_inserted_counted ON executions;
-DROP TRIGGER executions_updated_counted ON executions;
-CREATE FUNCTION count_execution() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF OLD.status = NEW.status AND OLD.duration_ms IS NOT DISTINCT FROM NEW.duration_ms THEN
-            RETURN NULL;
-        END IF;
-        UPDATE execution_stats
-        SET executions = executions - 1,
-            duration_ms_sum = duration_ms_sum - COALESCE(OLD.duration_ms, 0),
-            durations = durations - (OLD.duration_ms IS NOT NULL)::int
-        WHERE account_id = OLD.account_id AND status = OLD.status;
-    END IF;
-    INSERT INTO execution_stats AS s (account_id, status, executions, duration_ms_sum, durations)
-    VALUES (NEW.account_id, NEW.status, 1, COALESCE(NEW.duration_ms, 0), (NEW.duration_ms IS NOT NULL)::int)
-    ON CONFLICT (account_id, status) DO UPDATE SET
-        executions = s.executions + 1,
-        duration_ms_sum = s.duration_ms_sum + EXCLUDED.duration_ms_sum,
-        durations = s.durations + EXCLUDED.durations;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER executions_counted AFTER INSERT OR UPDATE ON executions
-    FOR EACH ROW EXECUTE FUNCTION count_execution();
-"""
+# The counters as they were (migration 0002): one trigger call per row version. Read from the migration itself, so
+# the reference is the trigger that ran, not a copy of it.
+MIGRATION_0002 = Path(migrations.__file__).parent / "0002_webhook_content_type_and_stats.sql"
+
+
+def row_trigger_sql() -> str:
+    """SQL that puts migration 0002's row-level counter trigger back in place of 0008's statement-level ones."""
+    text = MIGRATION_0002.read_text()
+    begin = text.index("CREATE FUNCTION count_execution()")
+    finish = text.index("EXECUTE FUNCTION count_execution();", begin) + len("EXECUTE FUNCTION count_execution();")
+    drops = "".join(f"DROP TRIGGER executions_{kind}_counted ON executions;\n" for kind in ("inserted", "updated"))
+    return drops + text[begin:finish] + "\n"
+
+
+ROW_TRIGGER = row_trigger_sql()
 
 
 def _jobs(count: int) -> list[JobState]:

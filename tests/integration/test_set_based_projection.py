@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.projector_writes import row_trigger_sql
 from services.projector.batched_writes import Many, Step, apply_steps, columns
 from services.projector.execution_projection import (
     _ADVANCE_JOB,
@@ -53,32 +54,7 @@ pytestmark = pytest.mark.integration
 TABLES = ("executions", "job_runs", "execution_stats")
 
 # The counters as migration 0002 kept them: one trigger call per row version.
-ROW_TRIGGER = """
-DROP TRIGGER executions_inserted_counted ON executions;
-DROP TRIGGER executions_updated_counted ON executions;
-CREATE FUNCTION count_execution() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF OLD.status = NEW.status AND OLD.duration_ms IS NOT DISTINCT FROM NEW.duration_ms THEN
-            RETURN NULL;
-        END IF;
-        UPDATE execution_stats
-        SET executions = executions - 1,
-            duration_ms_sum = duration_ms_sum - COALESCE(OLD.duration_ms, 0),
-            durations = durations - (OLD.duration_ms IS NOT NULL)::int
-        WHERE account_id = OLD.account_id AND status = OLD.status;
-    END IF;
-    INSERT INTO execution_stats AS s (account_id, status, executions, duration_ms_sum, durations)
-    VALUES (NEW.account_id, NEW.status, 1, COALESCE(NEW.duration_ms, 0), (NEW.duration_ms IS NOT NULL)::int)
-    ON CONFLICT (account_id, status) DO UPDATE SET
-        executions = s.executions + 1,
-        duration_ms_sum = s.duration_ms_sum + EXCLUDED.duration_ms_sum,
-        durations = s.durations + EXCLUDED.durations;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER executions_counted AFTER INSERT OR UPDATE ON executions
-    FOR EACH ROW EXECUTE FUNCTION count_execution();
-"""
+ROW_TRIGGER = row_trigger_sql()
 
 RECOUNT = """
 SELECT account_id, status, count(*) AS executions, COALESCE(sum(duration_ms), 0) AS duration_ms_sum,
