@@ -67,11 +67,14 @@ class AttemptRuntime:
     async def run(self, request: ExecutionRequested, executor: Executor) -> None:
         """Run one attempt and record it; returns once everything it leads to is recorded (then ack)."""
         started_at = self._now()
-        started = ExecutionStarted(
-            **envelope_of(request), occurred_at=started_at, worker_id=self._worker_id, started_at=started_at
-        )
+
+        def started() -> ExecutionStarted:  # built only for an attempt that publishes it
+            return ExecutionStarted(
+                **envelope_of(request), occurred_at=started_at, worker_id=self._worker_id, started_at=started_at
+            )
+
         if executor.records_started_first:
-            await self._recorder.started(started)
+            await self._recorder.started(started())
             outcome = await executor.execute(request, started_at)
         else:
             outcome = await self._run_then_started(executor.execute(request, started_at), started)
@@ -97,7 +100,9 @@ class AttemptRuntime:
         )
         await self._failed(request, outcome, failed, finished_at)
 
-    async def _run_then_started(self, attempt: Awaitable[AttemptOutcome], started: ExecutionStarted) -> AttemptOutcome:
+    async def _run_then_started(
+        self, attempt: Awaitable[AttemptOutcome], started: Callable[[], ExecutionStarted]
+    ) -> AttemptOutcome:
         """Run `attempt`, recording `started` beside it once it has run for the threshold (at once with none). The
         result is recorded only once `started` is stored, so the two stay in order in the stream; a `started` that
         could not be stored raises once the attempt has ended (the request goes back, the attempt repeats under the
@@ -105,7 +110,7 @@ class AttemptRuntime:
         recording: list[asyncio.Future[None]] = []
 
         def record() -> None:
-            recording.append(asyncio.ensure_future(self._recorder.started(started)))
+            recording.append(asyncio.ensure_future(self._recorder.started(started())))
 
         if self._started_after <= 0:
             record()

@@ -36,8 +36,9 @@ async def publish_requested(
     Returns the stream sequence (the original one for a duplicate). `subject`: somewhere else than the requested
     executions (a task's subject in the TASKS stream).
     """
-    subject = subject or names.execution_subject("requested", event.account_id, event.job_id)
-    ack = await js.publish(subject, encode(event), headers={"Nats-Msg-Id": str(event.execution_id)})
+    message = requested_message(names, event)
+    headers = {"Nats-Msg-Id": message.msg_id}
+    ack = await js.publish(subject or message.subject, message.payload, headers=headers)
     return ack.seq
 
 

@@ -10,7 +10,6 @@ repeat of one that had in fact been stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,12 +82,8 @@ async def publish_all(
 
 
 def _error_of(future: asyncio.Future[PubAck]) -> BaseException | None:
-    """Why `future` has no ack (cancelled: it timed out), or None."""
-    if future.cancelled():
-        return TimeoutError("no ack in time")
-    with contextlib.suppress(asyncio.InvalidStateError):
-        return future.exception()
-    return TimeoutError("no ack in time")
+    """Why a settled `future` has no ack (cancelled: it timed out), or None."""
+    return TimeoutError("no ack in time") if future.cancelled() else future.exception()
 
 
 class AckedPublisher:
