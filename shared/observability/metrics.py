@@ -33,5 +33,8 @@ CONSUMER_PENDING = Gauge(
     "scheduler_consumer_pending", "Messages of a durable consumer not yet delivered (its lag)", ["consumer"]
 )
 PROJECTED_EVENTS = Counter("scheduler_projected_events_total", "Events applied to the read models", ["stream"])
+PROJECTED_BATCHES = Counter(
+    "scheduler_projected_batches_total", "Transactions the projector applied events in", ["stream"]
+)
 PROJECTION_LAG = Gauge("scheduler_projection_lag_events", "Events in the stream not yet applied", ["stream"])
 PROJECTOR_LEASES_HELD = Gauge("scheduler_projector_streams_held", "Streams this projector is the writer of")
