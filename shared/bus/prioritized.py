@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 FETCH_BATCH = 64
 FETCH_WAIT_SECONDS = 0.5
 RETRY_PUBLISH_DELAY_SECONDS = 1.0
+# A finished run's ack waits this long for others: a burst's acks leave in a few writes instead of one each. An ack
+# not sent (a crash in between) redelivers a request whose outcome is stored; its repeat is dropped by message id.
+ACK_BATCH_SECONDS = 0.005
 
 Handler = Callable[[ExecutionRequested, Msg], Coroutine[Any, Any, None]]
 
@@ -58,6 +61,44 @@ class Slots(asyncio.Semaphore):
     def release(self) -> None:
         self.free += 1
         super().release()
+
+
+class _Acks:
+    """Acks sent together, `every` seconds after the first of a batch was added, and all at once on stop."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._msgs: list[Msg] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def add(self, msg: Msg) -> None:
+        self._msgs.append(msg)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._every, self._send_soon)
+
+    def _send_soon(self) -> None:
+        self._timer = None
+        sending = asyncio.get_running_loop().create_task(self._send())
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
+
+    async def _send(self) -> None:
+        msgs, self._msgs = self._msgs, []
+        for msg in msgs:
+            try:
+                await msg.ack()
+            except nats.errors.Error as exc:  # the request comes back after the ack wait; its repeat changes nothing
+                log.warning("could not ack %s: %s", msg.subject, exc)
+
+    async def close(self) -> None:
+        """Send what is waiting now (on stop: an ack left unsent would make another replica run it again)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self._send()
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
 
 
 class _Waiting:
@@ -93,8 +134,8 @@ class _Waiting:
 class PrioritizedConsumer:
     """Runs `handle` for each requested execution of one pull consumer, at most `slots` at a time.
 
-    A run that returns is acked: its outcome is stored. One that could not store it (a NATS error or timeout) is
-    handed back with a short delay, so another attempt records it."""
+    A run that returns is acked (acks go out together, see ACK_BATCH_SECONDS): its outcome is stored. One that
+    could not store it (a NATS error or timeout) is handed back with a short delay, so another attempt records it."""
 
     def __init__(
         self,
@@ -105,6 +146,7 @@ class PrioritizedConsumer:
         lookahead: int,
         ack_wait_seconds: float,
         max_hold_seconds: float = 0.0,
+        ack_every: float = ACK_BATCH_SECONDS,
     ) -> None:
         self._sub = sub
         self._handle = handle
@@ -113,8 +155,10 @@ class PrioritizedConsumer:
         self._keep_alive_every = ack_wait_seconds / 3
         self._max_hold = max_hold_seconds
         self._waiting = _Waiting()
-        # Messages fetched before their fire time (published ahead), released into `_waiting` at that instant.
-        self._held: dict[int, tuple[ExecutionRequested, Msg, asyncio.TimerHandle]] = {}
+        self._acks = _Acks(ack_every)
+        # Messages fetched before their fire time (published ahead), released into `_waiting` at that instant: one
+        # timer per instant (to the millisecond), since a busy second's occurrences share theirs.
+        self._held: dict[float, tuple[asyncio.TimerHandle, list[tuple[ExecutionRequested, Msg]]]] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -130,15 +174,16 @@ class PrioritizedConsumer:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
-            for _, _, timer in self._held.values():
+            for timer, _ in self._held.values():
                 timer.cancel()
-            held = [msg for _, msg, _ in self._held.values()]
+            held = [msg for _, group in self._held.values() for _, msg in group]
             self._held.clear()
             for msg in [*self._waiting.clear(), *held]:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.nak()
             if self.in_flight:
                 await asyncio.gather(*self.in_flight, return_exceptions=True)
+            await self._acks.close()
 
     async def _fetch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -174,14 +219,17 @@ class PrioritizedConsumer:
         if delay <= 0:
             self._waiting.push(event, msg)
             return
-        sequence = msg.metadata.sequence.stream
-        timer = asyncio.get_running_loop().call_later(delay, self._release, sequence)
-        self._held[sequence] = (event, msg, timer)
+        loop = asyncio.get_running_loop()
+        instant = round(loop.time() + delay, 3)
+        if (held := self._held.get(instant)) is None:
+            self._held[instant] = held = (loop.call_at(instant, self._release, instant), [])
+        held[1].append((event, msg))
 
-    def _release(self, sequence: int) -> None:
-        """A held message's fire time has come: it joins the others waiting for a slot, by priority."""
-        if (held := self._held.pop(sequence, None)) is not None:
-            self._waiting.push(held[0], held[1])
+    def _release(self, instant: float) -> None:
+        """Held messages' fire time has come: they join the others waiting for a slot, by priority."""
+        if (held := self._held.pop(instant, None)) is not None:
+            for event, msg in held[1]:
+                self._waiting.push(event, msg)
 
     async def _start(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -213,7 +261,7 @@ class PrioritizedConsumer:
             )
             await msg.nak(delay=RETRY_PUBLISH_DELAY_SECONDS)
             return
-        await msg.ack()
+        self._acks.add(msg)
 
     def _finished(self, running: asyncio.Task[None]) -> None:
         self.in_flight.discard(running)
@@ -225,6 +273,6 @@ class PrioritizedConsumer:
     async def _keep_waiting_alive(self) -> None:
         while True:
             await asyncio.sleep(self._keep_alive_every)
-            for msg in [*self._waiting.messages(), *(held[1] for held in self._held.values())]:
+            for msg in [*self._waiting.messages(), *(msg for _, group in self._held.values() for _, msg in group)]:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.in_progress()
