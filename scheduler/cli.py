@@ -81,11 +81,16 @@ def _changed(settings: Settings, **changes: object) -> Settings:
 
 def _run_one(settings: Settings, name: str) -> None:
     from scheduler.runner import install_stop_signals, run_services
+    from shared.runtime.collector import settle_collector
 
     async def go() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
-        await run_services(settings, [name], stop)
+
+        async def started() -> None:  # this process is the service's own: its collector is tuned for it
+            settle_collector()
+
+        await run_services(settings, [name], stop, on_ready=started)
 
     try:
         asyncio.run(go())

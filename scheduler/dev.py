@@ -27,6 +27,7 @@ from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, ru
 from services.api.core.auth import mint_token
 from services.projector.migrate import migrate
 from shared.db.pool import create_pool
+from shared.runtime.collector import settle_collector
 from shared.settings import Settings, redacted_url, variable
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ async def _run(settings: Settings, data_dir: Path, account: uuid.UUID, embedded:
     async def ready() -> None:
         await _wait_healthy(f"http://{settings.api_host}:{settings.api_port}/health")
         print(_banner(settings, data_dir, account, embedded, token, single_process=True), flush=True)
+        settle_collector()
 
     await run_services(settings, list(SERVICES), stop, on_ready=ready)
 
