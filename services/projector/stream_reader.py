@@ -185,7 +185,8 @@ async def run_projection(
                     # This batch waits for the one being written anyway: waiting first lets it take more.
                     await pipeline.drain()
                     batch += await reader.batch(BATCH_LIMIT - len(batch), 0)
-                last_taken = loop.time()
+                if batch:
+                    last_taken = loop.time()
             except GapError as exc:
                 await pipeline.drain()
                 reader = await _read_again(js, projection, reader, await stored_position(pool, projection.stream), exc)
