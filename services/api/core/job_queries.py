@@ -156,5 +156,12 @@ async def list_jobs(
 
 
 async def count_jobs(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, found: JobFilter) -> int:
+    """How many jobs `found` matches. Unless it searches by name, tags or kind, the count is read from the
+    per-account counters (`job_stats`, moved by a trigger with every row of `jobs`), in constant time however many
+    jobs an account has; a search counts its rows."""
     args: list[Any] = []
+    if not found.text and not found.tags and found.kind is None:
+        counted = {None: "total", True: "enabled", False: "total - enabled"}[found.enabled]
+        scope = account_scope(accounts, args)
+        return int(await pool.fetchval(f"SELECT COALESCE(sum({counted}), 0) FROM job_stats WHERE {scope}", *args))
     return int(await pool.fetchval(f"SELECT count(*) FROM jobs j WHERE {found.where(accounts, args)}", *args))
