@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from shared.contracts.jobs import JobCreated, JobState
+from shared.contracts.jobs import JobCreated, JobEvent, JobState
 from shared.contracts.schedules import CronSchedule
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -36,4 +36,17 @@ def job_created(state: JobState | None = None, *, next_run_at: datetime | None =
         occurred_at=s.created_at,
         job=s,
         next_run_at=next_run_at,
+    )
+
+
+def job_following(cls: type[JobEvent], state: JobState, version: int) -> JobEvent:
+    """An event of kind `cls` (paused, deleted, ...) that leaves the job as `state` at `version`."""
+    return cls(
+        event_id=uuid.uuid4(),
+        job_id=state.id,
+        account_id=state.account_id,
+        version=version,
+        occurred_at=NOW,
+        job=state,
+        next_run_at=None,
     )

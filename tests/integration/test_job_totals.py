@@ -14,10 +14,10 @@ import pytest
 from services.api.core.job_queries import JobFilter, count_jobs
 from services.projector.job_projection import apply_job_event
 from services.projector.migrate import migrate
-from shared.contracts.jobs import JobDeleted, JobEvent, JobPaused, JobState
+from shared.contracts.jobs import JobDeleted, JobPaused
 from shared.contracts.schedules import IntervalSchedule
 from shared.db.pool import create_pool
-from tests.factories import NOW, job_created, job_state
+from tests.factories import NOW, job_created, job_following, job_state
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +38,6 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await migrate(conn)
     yield pool
     await pool.close()
-
-
-def following(cls: type[JobEvent], state: JobState, version: int) -> JobEvent:
-    return cls(
-        event_id=uuid.uuid4(),
-        job_id=state.id,
-        account_id=state.account_id,
-        version=version,
-        occurred_at=NOW,
-        job=state,
-        next_run_at=None,
-    )
 
 
 async def rows_counted(pool: asyncpg.Pool, accounts: frozenset[uuid.UUID] | None, found: JobFilter) -> int:
@@ -75,11 +63,11 @@ async def test_totals_equal_the_rows_counted_for_every_filter_and_scope(pool: as
             fate = rng.random()
             if fate < 0.2:
                 sequence += 1
-                await apply_job_event(conn, following(JobDeleted, state, 2), sequence)
+                await apply_job_event(conn, job_following(JobDeleted, state, 2), sequence)
             elif fate < 0.4 and state.enabled:
                 sequence += 1
                 await apply_job_event(
-                    conn, following(JobPaused, msgspec.structs.replace(state, enabled=False), 2), sequence
+                    conn, job_following(JobPaused, msgspec.structs.replace(state, enabled=False), 2), sequence
                 )
     scopes: list[frozenset[uuid.UUID] | None] = [
         None,

@@ -23,9 +23,9 @@ from shared.contracts.executions import (
     execution_id,
     occurrence_id,
 )
-from shared.contracts.jobs import JobDeleted, JobEvent, JobPaused, JobState
+from shared.contracts.jobs import JobDeleted, JobPaused, JobState
 from shared.db.pool import DbConnection, create_pool
-from tests.factories import NOW, job_created, job_state
+from tests.factories import NOW, job_created, job_following, job_state
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +37,6 @@ async def conn(database_url: str) -> AsyncIterator[DbConnection]:
         await migrate(connection)
         yield connection
     await pool.close()
-
-
-def following(cls: type[JobEvent], state: JobState, version: int) -> JobEvent:
-    return cls(
-        event_id=uuid.uuid4(),
-        job_id=state.id,
-        account_id=state.account_id,
-        version=version,
-        occurred_at=NOW,
-        job=state,
-        next_run_at=None,
-    )
 
 
 async def counters(conn: DbConnection, account: uuid.UUID) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
@@ -69,13 +57,13 @@ async def test_job_counters_follow_create_pause_and_delete(conn: DbConnection) -
     await apply_job_event(conn, job_created(b), 2)
     assert (await counters(conn, account))[0] == (2, 2)
     paused = msgspec.structs.replace(a, enabled=False)
-    await apply_job_event(conn, following(JobPaused, paused, 2), 3)
+    await apply_job_event(conn, job_following(JobPaused, paused, 2), 3)
     assert (await counters(conn, account))[0] == (2, 1)
-    await apply_job_event(conn, following(JobPaused, paused, 2), 3)  # a replayed event changes nothing
+    await apply_job_event(conn, job_following(JobPaused, paused, 2), 3)  # a replayed event changes nothing
     assert (await counters(conn, account))[0] == (2, 1)
-    await apply_job_event(conn, following(JobDeleted, paused, 3), 4)
+    await apply_job_event(conn, job_following(JobDeleted, paused, 3), 4)
     assert (await counters(conn, account))[0] == (1, 1)
-    await apply_job_event(conn, following(JobDeleted, b, 2), 5)
+    await apply_job_event(conn, job_following(JobDeleted, b, 2), 5)
     assert (await counters(conn, account))[0] == (0, 0)
 
 
