@@ -176,7 +176,7 @@ class PrioritizedConsumer:
             await asyncio.gather(*loops, return_exceptions=True)
             for timer, _ in self._held.values():
                 timer.cancel()
-            held = [msg for _, group in self._held.values() for _, msg in group]
+            held = self._held_messages()
             self._held.clear()
             for msg in [*self._waiting.clear(), *held]:
                 with contextlib.suppress(nats.errors.Error):
@@ -224,6 +224,9 @@ class PrioritizedConsumer:
         if (held := self._held.get(instant)) is None:
             self._held[instant] = held = (loop.call_at(instant, self._release, instant), [])
         held[1].append((event, msg))
+
+    def _held_messages(self) -> list[Msg]:
+        return [msg for _, group in self._held.values() for _, msg in group]
 
     def _release(self, instant: float) -> None:
         """Held messages' fire time has come: they join the others waiting for a slot, by priority."""
@@ -273,6 +276,6 @@ class PrioritizedConsumer:
     async def _keep_waiting_alive(self) -> None:
         while True:
             await asyncio.sleep(self._keep_alive_every)
-            for msg in [*self._waiting.messages(), *(msg for _, group in self._held.values() for _, msg in group)]:
+            for msg in [*self._waiting.messages(), *self._held_messages()]:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.in_progress()

@@ -115,6 +115,13 @@ class JobFilter:
             conditions.append(f"j.enabled = ${len(args)}")
         return " AND ".join(conditions)
 
+    def counter(self) -> str | None:
+        """The `job_stats` expression that counts what this filter matches (per account), or None for a search by
+        name, tags or kind, which only a count of the rows can answer."""
+        if self.text or self.tags or self.kind is not None:
+            return None
+        return {None: "total", True: "enabled", False: "total - enabled"}[self.enabled]
+
 
 async def job_by_id(pool: asyncpg.Pool, job_id: UUID, *, status: bool = False) -> JobRecord | None:
     row = await pool.fetchrow(f"{_select(status)} WHERE j.id = $1", job_id)
@@ -160,8 +167,7 @@ async def count_jobs(pool: asyncpg.Pool, accounts: frozenset[UUID] | None, found
     per-account counters (`job_stats`, moved by a trigger with every row of `jobs`), in constant time however many
     jobs an account has; a search counts its rows."""
     args: list[Any] = []
-    if not found.text and not found.tags and found.kind is None:
-        counted = {None: "total", True: "enabled", False: "total - enabled"}[found.enabled]
+    if (counted := found.counter()) is not None:
         scope = account_scope(accounts, args)
         return int(await pool.fetchval(f"SELECT COALESCE(sum({counted}), 0) FROM job_stats WHERE {scope}", *args))
     return int(await pool.fetchval(f"SELECT count(*) FROM jobs j WHERE {found.where(accounts, args)}", *args))
