@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 FETCH_BATCH = 64
 FETCH_WAIT_SECONDS = 0.5
 RETRY_PUBLISH_DELAY_SECONDS = 1.0
+# A fetch the server answers with an error (JetStream not ready yet after a restart, the consumer being recreated) is
+# tried again after this long; the consumer never stops fetching on its own.
+FETCH_RETRY_SECONDS = 1.0
 # A finished run's ack waits this long for others: a burst's acks leave in a few writes instead of one each. An ack
 # not sent (a crash in between) redelivers a request whose outcome is stored; its repeat is dropped by message id.
 ACK_BATCH_SECONDS = 0.005
@@ -168,9 +171,16 @@ class PrioritizedConsumer:
             asyncio.create_task(self._start(stop)),
             asyncio.create_task(self._keep_waiting_alive()),
         ]
+        stopped = asyncio.create_task(stop.wait())
         try:
-            await stop.wait()
+            # A loop that ends by itself has failed: raised here (after the hand-back below), so the process ends
+            # visibly instead of holding its slots with nothing fetched.
+            await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
+            for loop in loops:
+                if loop.done():
+                    loop.result()
         finally:
+            stopped.cancel()
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -195,6 +205,10 @@ class PrioritizedConsumer:
             try:
                 msgs = await self._sub.fetch(min(room, FETCH_BATCH), timeout=FETCH_WAIT_SECONDS)
             except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except nats.errors.Error as exc:
+                log.warning("fetching requests failed, trying again in %.0f s: %r", FETCH_RETRY_SECONDS, exc)
+                await asyncio.sleep(FETCH_RETRY_SECONDS)
                 continue
             for msg in msgs:
                 await self._accept(msg)
