@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.projector.batched_writes import Step, apply_steps
-from shared.bus.ordered_reader import GapError, OrderedReader
+from shared.bus.ordered_reader import OrderedReader
 from shared.observability.metrics import PROJECTED_BATCHES, PROJECTED_EVENTS, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
@@ -149,15 +149,6 @@ async def _reader_after(js: JetStreamContext, projection: Projection, position: 
     return await OrderedReader().subscribe(js, projection.filter_subject, projection.stream, config=config)
 
 
-async def _read_again(
-    js: JetStreamContext, projection: Projection, reader: OrderedReader, position: int, gap: GapError
-) -> OrderedReader:
-    """After a gap: a new reader from the message after the last committed `position`."""
-    log.warning("%s: events went missing (%s); reading again from %d", projection.stream, gap, position)
-    await reader.close()
-    return await _reader_after(js, projection, position)
-
-
 async def run_projection(
     js: JetStreamContext,
     pool: asyncpg.Pool,
@@ -177,21 +168,15 @@ async def run_projection(
     last_taken = -linger
     try:
         while not stop.is_set():
-            try:
-                batch = await _batch(reader, 0.5)
-                if batch and len(batch) < BATCH_LIMIT:
-                    if (wait := last_taken + linger - loop.time()) > 0:
-                        await asyncio.sleep(wait)
-                    # This batch waits for the one being written anyway: waiting first lets it take more.
-                    await pipeline.drain()
-                    batch += await reader.batch(BATCH_LIMIT - len(batch), 0)
-                if batch:
-                    last_taken = loop.time()
-            except GapError as exc:
+            batch = await _batch(reader, 0.5)
+            if batch and len(batch) < BATCH_LIMIT:
+                if (wait := last_taken + linger - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                # This batch waits for the one being written anyway: waiting first lets it take more.
                 await pipeline.drain()
-                reader = await _read_again(js, projection, reader, await stored_position(pool, projection.stream), exc)
-                continue
+                batch += await reader.batch(BATCH_LIMIT - len(batch), 0)
             if batch:
+                last_taken = loop.time()
                 await pipeline.submit(batch)
             else:
                 await pipeline.drain()
@@ -226,13 +211,7 @@ async def apply_range(
     try:
         read = position
         while read < until:
-            try:
-                batch = await _batch(reader, 10.0, until)
-            except GapError as exc:
-                reached(await pipeline.drain())
-                reader = await _read_again(js, projection, reader, position, exc)
-                read = position
-                continue
+            batch = await _batch(reader, 10.0, until)
             if not batch:
                 break
             read = batch[-1].metadata.sequence.stream

@@ -26,7 +26,7 @@ from services.ticker.schedule_index import ScheduleIndex
 from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.executions import publish_requested
 from shared.bus.leases import Leases, leases_bucket
-from shared.bus.ordered_reader import GapError, OrderedReader
+from shared.bus.ordered_reader import OrderedReader
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.bus.withdrawals import withdraw, withdrawn_bucket
 from shared.contracts.codec import decode_job_event
@@ -123,22 +123,16 @@ class Ticker:
         info = await js.stream_info(self._names.jobs_stream)
         if not info.state.messages:
             bootstrapped.set()
-        while not done.is_set():
-            reader = await OrderedReader().subscribe(
-                js, self._names.jobs_filter, self._names.jobs_stream, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
-            )
-            try:
-                # `done` as well as cancellation: Python 3.11's wait_for (inside batch) can swallow a cancel that
-                # arrives as a message does, and the loop would then run on.
-                while not done.is_set():
-                    for msg in await reader.batch(FOLLOW_BATCH, 1.0):
-                        self._take_in(msg, bootstrapped)
-                    await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
-            except GapError as exc:
-                # Read every job's latest event again: versions already known change nothing.
-                log.warning("job events went missing (%s); reading them again", exc)
-            finally:
-                await reader.close()
+        reader = await OrderedReader().subscribe(
+            js, self._names.jobs_filter, self._names.jobs_stream, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
+        )
+        try:
+            while not done.is_set():
+                for msg in await reader.batch(FOLLOW_BATCH, 1.0):
+                    self._take_in(msg, bootstrapped)
+                await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
+        finally:
+            await reader.close()
 
     def _take_in(self, msg: Msg, bootstrapped: asyncio.Event) -> None:
         try:
