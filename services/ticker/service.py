@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import msgspec
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from services.ticker.job_feed import PartitionFeed
 from services.ticker.partitions import PartitionLeases
 from services.ticker.publishing import publish_due, record_missed
 from services.ticker.retry_timers import RetryTimers
@@ -26,10 +25,8 @@ from services.ticker.schedule_index import ScheduleIndex
 from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.executions import publish_requested
 from shared.bus.leases import Leases, leases_bucket
-from shared.bus.ordered_reader import OrderedReader
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.bus.withdrawals import withdraw, withdrawn_bucket
-from shared.contracts.codec import decode_job_event
 from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobPaused, JobResumed, JobUpdated
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
@@ -42,9 +39,7 @@ log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_SECONDS = 1.0
 MAX_IDLE_SECONDS = 1.0
-FOLLOW_BATCH = 1000
 TAKE_SLICE = 2000
-# Errors of a bus that is briefly unreachable: a periodic step that meets one tries again next time.
 
 
 def _now() -> datetime:
@@ -73,8 +68,11 @@ class Ticker:
         self._clock = clock
         self._names = Names(settings.namespace)
         self._index = ScheduleIndex()
-        # The latest event of every live job, whichever partition: taking over a partition needs no replay.
-        self._catalog: dict[UUID, JobEvent] = {}
+        # The feed of each partition held, and the partitions whose jobs are indexed: a partition is read from the
+        # stream when taken, and forgotten when given up.
+        self._feeds: dict[int, asyncio.Task[None]] = {}
+        self._indexed: set[int] = set()
+        self._feed_failed: BaseException | None = None
         self._wakeup = asyncio.Event()
         self._kv = buckets.state
         self._withdrawn_kv = buckets.withdrawn
@@ -114,47 +112,55 @@ class Ticker:
                 return msgspec.json.decode(entry.value, type=datetime)
         return None
 
-    def _owns(self, job_id: UUID) -> bool:
-        # Called for every job event: the live set, not the frozenset copy `owned` makes.
-        return partition_of(job_id) in self._partitions.owned
+    def _start_feeds(self, partitions: frozenset[int]) -> None:
+        """Read the jobs of each of `partitions` (taken just now), index them, then follow their changes."""
+        for partition in sorted(partitions):
+            self._taken_at_look[partition] = sys.maxsize  # no watermark is saved until it is wholly taken in
+            task = asyncio.create_task(self._feed(partition))
+            self._feeds[partition] = task
+            task.add_done_callback(functools.partial(self._feed_ended, partition))
 
-    async def _follow_jobs(self, bootstrapped: asyncio.Event, done: asyncio.Event) -> None:
-        js = self._js
-        info = await js.stream_info(self._names.jobs_stream)
-        if not info.state.messages:
-            bootstrapped.set()
-        reader = await OrderedReader().subscribe(
-            js, self._names.jobs_filter, self._names.jobs_stream, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
-        )
+    def _feed_ended(self, partition: int, task: asyncio.Task[None]) -> None:
+        if self._feeds.get(partition) is task:
+            del self._feeds[partition]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._feed_failed = exc  # the main loop raises it: the ticker stops with the feed's error
+            self._wakeup.set()
+
+    async def _feed(self, partition: int) -> None:
+        feed = await PartitionFeed.open(self._js, self._names, partition)
         try:
-            while not done.is_set():
-                for msg in await reader.batch(FOLLOW_BATCH, 1.0):
-                    self._take_in(msg, bootstrapped)
+            latest = await feed.load()
+            await self._take(partition, latest)
+            while True:
+                for event in await feed.next_events():
+                    self._take_in(event)
                 await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
         finally:
-            await reader.close()
+            await feed.close()
 
-    def _take_in(self, msg: Msg, bootstrapped: asyncio.Event) -> None:
-        try:
-            event = decode_job_event(msg.data)
-        except msgspec.ValidationError as exc:
-            log.error("ignoring undecodable job message on %s: %s", msg.subject, exc)
-            return
-        known = self._catalog.get(event.job_id)
-        if known is None or event.version > known.version:
-            if isinstance(event, JobDeleted):
-                self._catalog.pop(event.job_id, None)
-            else:
-                self._catalog[event.job_id] = event
+    def _drop(self, partitions: frozenset[int]) -> int:
+        """Forget the jobs of partitions given up or lost, and stop reading them."""
+        self._indexed -= partitions
+        for partition in partitions:
+            if (task := self._feeds.pop(partition, None)) is not None:
+                task.cancel()
+        return self._index.drop_partitions(partitions)
+
+    async def _stop_feeds(self) -> None:
+        feeds = list(self._feeds.values())
+        for task in feeds:
+            task.cancel()
+        await asyncio.gather(*feeds, return_exceptions=True)
+
+    def _take_in(self, event: JobEvent) -> None:
+        """A job event that came after its partition was indexed."""
         if event.job_id in self._ahead and _stops_firing(event):
             self._withdraw_ahead(event.job_id)
-        # A live change fires from when it happened (partitions are taken over in _take, not here).
-        if self._owns(event.job_id):
+        # A live change fires from when it happened. A partition still being read takes its events in its _take.
+        if partition_of(event.job_id) in self._indexed:
             self._index.apply(event, event.occurred_at)
             self._wakeup.set()
-        if not bootstrapped.is_set() and msg.metadata.num_pending == 0:
-            bootstrapped.set()
-            log.info("ticker catalog built: %d jobs", len(self._catalog))
 
     def _withdraw_ahead(self, job_id: UUID) -> None:
         """The job changed before occurrences published ahead for it are due: withdraw them."""
@@ -170,56 +176,48 @@ class Ticker:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("could not withdraw executions published ahead; they may still be delivered: %s", exc)
 
-    async def _take(self, partitions: frozenset[int]) -> None:
-        """Start firing `partitions`: their jobs from each one's saved watermark on (what fell due since was
-        missed while nobody looked, and goes through each job's misfire policy)."""
-        by_partition: dict[int, list[JobEvent]] = {p: [] for p in partitions}
-        for event in self._catalog.values():  # one pass over the catalog, however many partitions are taken
-            if (p := partition_of(event.job_id)) in by_partition:
-                by_partition[p].append(event)
-        for partition in partitions:  # no watermark is saved for a partition until it is wholly taken in
-            self._taken_at_look[partition] = sys.maxsize
-        renewed = time.monotonic()
-        for partition, events in by_partition.items():
-            watermark = await self._watermark_of(partition)
-            for n, event in enumerate(events, 1):
-                if n % TAKE_SLICE == 0:
-                    # A million jobs take a minute to index: let the loop run, and keep the leases meanwhile.
-                    await asyncio.sleep(0)
-                    if time.monotonic() - renewed > self._settings.lease_ttl_seconds / 3:
-                        await self._partitions.renew_held()
-                        renewed = time.monotonic()
-                if self._catalog.get(event.job_id) is not event:
-                    continue  # changed or deleted meanwhile: the follower has applied what came after
-                if watermark is None:
-                    self._index.apply(event, event.occurred_at)
-                    continue
-                # Published up to the watermark means nominal times up to it less the job's jitter.
-                looked = watermark - timedelta(seconds=event.job.jitter_seconds)
-                start_after = max(looked, event.occurred_at) if _changes_timing(event) else looked
-                self._index.apply(event, start_after, catch_up_from=looked)
-            # Saved only once a look that begins after this has finished.
-            self._taken_at_look[partition] = self._looks_begun
+    async def _take(self, partition: int, latest: dict[UUID, JobEvent]) -> None:
+        """Start firing `partition`, whose jobs' latest events are `latest`: from its saved watermark on (what fell
+        due since was missed while nobody looked, and goes through each job's misfire policy)."""
+        watermark = await self._watermark_of(partition)
+        for n, event in enumerate(latest.values(), 1):
+            if n % TAKE_SLICE == 0:
+                await asyncio.sleep(0)  # a partition of a large store takes a while to index: let the loop run
+            if watermark is None:
+                self._index.apply(event, event.occurred_at)
+                continue
+            # Published up to the watermark means nominal times up to it less the job's jitter.
+            looked = watermark - timedelta(seconds=event.job.jitter_seconds)
+            start_after = max(looked, event.occurred_at) if _changes_timing(event) else looked
+            self._index.apply(event, start_after, catch_up_from=looked)
+        if partition not in self._partitions.owned:  # given up while it was indexed
+            self._index.drop_partitions(frozenset({partition}))
+            return
+        # Saved only once a look that begins after this has finished.
+        self._taken_at_look[partition] = self._looks_begun
+        self._indexed.add(partition)
         self._timers.owners_changed()
         self._wakeup.set()
+        if len(self._indexed) == len(self._partitions.owned):
+            log.info("every partition held is indexed: %d jobs", len(self._index.jobs))
 
     async def _rebalance(self) -> None:
         """One lease step: renew, take what is due to this ticker, hand back its surplus after saving it."""
         step = await self._partitions.step()
         if step.lost:
-            dropped = self._index.drop_partitions(step.lost)
+            dropped = self._drop(step.lost)
             log.warning(
                 "lost the leases on partitions %s (%d jobs): another ticker fires them now", sorted(step.lost), dropped
             )
         if step.surplus:
             await self._save_watermarks(step.surplus)
-            self._index.drop_partitions(step.surplus)
             await self._partitions.release(step.surplus)
+            self._drop(step.surplus)
             log.info("handed back partitions %s", sorted(step.surplus))
         PARTITIONS_HELD.set(len(self.owned))
         if step.gained:
-            await self._take(step.gained)
-            log.info("took partitions %s; firing %d of %d", sorted(step.gained), len(self.owned), PARTITIONS)
+            self._start_feeds(step.gained)
+            log.info("took partitions %s; holding %d of %d", sorted(step.gained), len(self.owned), PARTITIONS)
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         every = self._settings.lease_ttl_seconds / 3
@@ -260,28 +258,22 @@ class Ticker:
     async def run(self, stop: asyncio.Event) -> None:
         """Fire due occurrences until `stop` is set; watermarks are saved and leases handed back on the way out.
 
-        Its loops (the job follower, the retry timers, the lease keeper, the state saver) run in one task group:
-        one that fails or quits stops the ticker with its error."""
+        Its loops (the retry timers, the lease keeper, the state saver) run in one task group: one that fails or
+        quits stops the ticker with its error, as does a partition's feed (raised by the main loop)."""
         # Here, not in its task: a cancel landing inside the watch's set-up blocks draining.
         watcher = await self._timers.watch()
-        bootstrapped = asyncio.Event()
-        # Set on the way out, for loops that a cancel alone may not end (see _follow_jobs).
+        # Set on the way out, for loops that a cancel alone may not end.
         stopping = asyncio.Event()
         looked_until = self._clock()
         try:
             async with task_group() as tg:
                 cancelled_on_exit = [  # the state saver is not: it finishes the save under way
                     tg.create_task(
-                        until_stopped(lambda: self._follow_jobs(bootstrapped, stopping), stopping, "job follower")
-                    ),
-                    tg.create_task(
                         until_stopped(lambda: self._timers.run(watcher, stopping), stopping, "retry timers")
                     ),
                 ]
                 try:
-                    await _first_of(bootstrapped.wait(), stop.wait())
-                    if not stop.is_set():
-                        await self._rebalance()  # alone, this takes every partition before the first look
+                    await self._rebalance()  # alone, this takes every partition before the first look
                     tg.create_task(until_stopped(lambda: self._keep_state(stop), stop, "state saver"))
                     keeper = tg.create_task(until_stopped(lambda: self._keep_leases(stop), stop, "lease keeper"))
                     cancelled_on_exit.append(keeper)
@@ -291,6 +283,7 @@ class Ticker:
                     for task in cancelled_on_exit:
                         task.cancel()
         finally:
+            await self._stop_feeds()
             if self._background:  # withdrawals under way
                 await asyncio.gather(*self._background, return_exceptions=True)
             await self._save_watermarks(self.owned)
@@ -301,6 +294,8 @@ class Ticker:
         grace = timedelta(seconds=self._settings.misfire_grace_seconds)
         lead = timedelta(seconds=self._settings.fire_lead_seconds)
         while not stop.is_set():
+            if self._feed_failed is not None:
+                raise self._feed_failed
             self._wakeup.clear()
             self._looks_begun += 1
             now = self._clock()

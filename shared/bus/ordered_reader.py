@@ -74,8 +74,9 @@ class OrderedReader:
         self._lost: str | None = None  # why the current consumer cannot go on
         self._js: JetStreamContext | None = None
         self._stream = ""
-        self._subject = ""
+        self._subjects: list[str] = []
         self._first = ConsumerConfig()
+        self.pending_at_start = 0
         self._consumer = ""
         self._sub: Subscription | None = None
         self._puller: asyncio.Task[None] | None = None
@@ -94,26 +95,32 @@ class OrderedReader:
     async def subscribe(
         self,
         js: JetStreamContext,
-        subject: str,
+        subject: str | list[str],
         stream: str,
         *,
         config: ConsumerConfig | None = None,
         deliver_policy: DeliverPolicy | None = None,
     ) -> OrderedReader:
+        """Start reading `subject` (one filter, or several) of `stream`. `pending_at_start` then tells how many
+        messages the consumer had to deliver when it was created."""
         wanted = config or ConsumerConfig()
-        self._js, self._stream, self._subject = js, stream, subject
+        self._js, self._stream = js, stream
+        self._subjects = [subject] if isinstance(subject, str) else list(subject)
         self._first = wanted.evolve(deliver_policy=deliver_policy or wanted.deliver_policy or DeliverPolicy.ALL)
-        await self._open(self._first)
+        self.pending_at_start = await self._open(self._first)
         self._puller = asyncio.create_task(self._pull())
         return self
 
-    async def _open(self, config: ConsumerConfig) -> None:
-        """A consumer as `config` says, and a fresh inbox for its messages (a lost one's stragglers go nowhere)."""
+    async def _open(self, config: ConsumerConfig) -> int:
+        """A consumer as `config` says, and a fresh inbox for its messages (a lost one's stragglers go nowhere).
+        Returns how many messages it has to deliver."""
         assert self._js is not None
+        several = len(self._subjects) > 1
         info = await self._js.add_consumer(
             self._stream,
             config.evolve(
-                filter_subject=self._subject,
+                filter_subject=None if several else self._subjects[0],
+                filter_subjects=self._subjects if several else None,
                 ack_policy=AckPolicy.NONE,
                 inactive_threshold=INACTIVE_SECONDS,
                 mem_storage=True,
@@ -130,6 +137,7 @@ class OrderedReader:
             pending_bytes_limit=4 * REQUEST_MAX_BYTES,
         )
         self._consumer, self._sub, self._consumer_seq, self._lost = info.name, sub, 0, None
+        return int(info.num_pending or 0)
 
     async def _resume(self) -> None:
         """Replace a lost consumer by one that starts after the last message received; retried until it works."""

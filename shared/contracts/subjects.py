@@ -38,6 +38,10 @@ class Names:
     def jobs_filter(self) -> str:
         return f"{self.namespace}.jobs.>"
 
+    def partition_filter(self, partition: int) -> str:
+        """Every job subject of one partition."""
+        return f"{self.namespace}.jobs.{partition}.>"
+
     @property
     def executions_filter(self) -> str:
         return f"{self.namespace}.executions.>"

@@ -1,0 +1,70 @@
+"""A ticker's job events, read only for the partitions it takes: every job's latest event first (the load), then
+each new event as it comes (the follow).
+
+One feed per partition (a consumer filtered to the partition's subjects), so a ticker reads and holds its own share
+of the jobs and nothing else: N tickers split the reading and the memory N ways, a partition given up stops being
+read at once, and a partition is served as soon as its own jobs are in, while the others are still being read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from shared.bus.ordered_reader import OrderedReader
+from shared.contracts.codec import decode_job_event
+from shared.contracts.jobs import JobDeleted, JobEvent
+from shared.contracts.subjects import Names
+
+log = logging.getLogger(__name__)
+
+FOLLOW_BATCH = 1000
+# Messages a partition's feed holds ahead of the ticker: 32 partitions read at once hold at most 32 times this.
+FEED_BUFFER = 1000
+
+
+class PartitionFeed:
+    def __init__(self, partition: int, reader: OrderedReader) -> None:
+        self.partition = partition
+        self._reader = reader
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, names: Names, partition: int) -> PartitionFeed:
+        reader = await OrderedReader(FEED_BUFFER).subscribe(
+            js, names.partition_filter(partition), names.jobs_stream, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
+        )
+        return cls(partition, reader)
+
+    async def load(self) -> dict[UUID, JobEvent]:
+        """Every live job's latest event in the partition, with whatever came while it was read."""
+        latest: dict[UUID, JobEvent] = {}
+        remaining = self._reader.pending_at_start
+        while remaining > 0:
+            for msg in await self._reader.batch(FOLLOW_BATCH, 1.0):
+                remaining = msg.metadata.num_pending or 0
+                event = _decoded(msg)
+                if event is not None and ((known := latest.get(event.job_id)) is None or event.version > known.version):
+                    latest[event.job_id] = event
+            await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
+        return {job_id: event for job_id, event in latest.items() if not isinstance(event, JobDeleted)}
+
+    async def next_events(self) -> list[JobEvent]:
+        """The events that have come since the last call (waits up to a second for one)."""
+        return [e for msg in await self._reader.batch(FOLLOW_BATCH, 1.0) if (e := _decoded(msg)) is not None]
+
+    async def close(self) -> None:
+        await self._reader.close()
+
+
+def _decoded(msg: Msg) -> JobEvent | None:
+    try:
+        return decode_job_event(msg.data)
+    except msgspec.ValidationError as exc:
+        log.error("ignoring undecodable job message on %s: %s", msg.subject, exc)
+        return None
