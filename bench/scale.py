@@ -1,10 +1,12 @@
 """Workload 3, scale: a store of N registered jobs (100,000 by default, 1,000,000 with the flag).
 
 `burst` of them fire at second 0 of every minute (6-field `0 * * * * *`), the rest once a year, so one minute
-boundary brings `burst` occurrences at once. Measured: how long the projector takes to load the jobs, the ticker's
-start-up time (process start to its heartbeat reporting every job indexed) and resident memory, the time to drain
-the boundary (last arrival at the receiver, and last success recorded in the read model, after the boundary), and
-api get and list latency (sequential requests) with that many jobs in the read model.
+boundary brings `burst` occurrences at once. Measured: the projector loading the seeded jobs on its own (started
+once the stream is written), one ticker's start-up time (process start to its heartbeat reporting every job
+indexed) and resident memory, the time to drain the boundary (last arrival at the receiver, and last success
+recorded in the read model, after the boundary), api get and list latency (sequential requests) with that many jobs
+in the read model; then four tickers sharing the partitions (each one's memory, the time until every partition is
+held and indexed), and the time until a SIGKILLed one's partitions are held and indexed by the other three.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from bench.replay import wait_projected
 from bench.seed import create_jobs, job
 from bench.stats import percentile
 from bench.system import System
+from scheduler.embedded import free_port
 from services.api.core.auth import mint_token
 from shared.bus.streams import ticker_bucket
 from shared.contracts.executions import occurrence_id
+from shared.contracts.subjects import PARTITIONS
 from shared.contracts.ticker import HEARTBEAT_KEY, Heartbeat
 from shared.settings import Settings
 
 API_SAMPLES = 300
+SHARING_TICKERS = 4
 # The boundary must leave the dispatcher time to connect after the ticker is up.
 BOUNDARY_MARGIN_SECONDS = 10
 
@@ -46,6 +51,7 @@ class Scale:
     burst: int
     seed_seconds: float
     projected_seconds: float
+    projector_events_per_second: float
     ticker_startup_seconds: float
     ticker_rss_mib: float
     ticker_peak_rss_mib: float
@@ -59,6 +65,11 @@ class Scale:
     get_p99_ms: float
     list_p50_ms: float
     list_p99_ms: float
+    shared_ready_seconds: float | None = None
+    shared_rss_mib: list[float] | None = None
+    shared_peak_rss_mib: list[float] | None = None
+    failover_seconds: float | None = None
+    lease_ttl_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,9 +118,11 @@ async def run_scale(jobs: int, burst: int, directory: Path) -> Scale:
                 job(account, f"scale {i}", "0 * * * * *" if i < burst else "0 0 0 1 1 *", receiver.url(), now)
                 for i in range(jobs)
             ]
+            system.stop("projector")  # measured loading the whole stream on its own, below
             began = time.monotonic()
             await create_jobs(settings, states)
             seeded = time.monotonic()
+            system.start("projector")
             await wait_projected(settings)
             projected = time.monotonic()
 
@@ -146,13 +159,16 @@ async def run_scale(jobs: int, burst: int, directory: Path) -> Scale:
                 lists = await _latencies(
                     session, [f"{base}/api/jobs?account_id={account}&limit=20"] * API_SAMPLES, headers
                 )
+            system.stop("ticker")  # hands its partitions back: the four take them at once
+            sharing = await _tickers_sharing(system, jobs)
     finally:
         await receiver.stop()
     return Scale(
         jobs=jobs,
         burst=burst,
         seed_seconds=round(seeded - began, 1),
-        projected_seconds=round(projected - began, 1),
+        projected_seconds=round(projected - seeded, 1),
+        projector_events_per_second=round(jobs / (projected - seeded)),
         ticker_startup_seconds=round(startup, 1),
         ticker_rss_mib=rss,
         ticker_peak_rss_mib=peak,
@@ -166,7 +182,68 @@ async def run_scale(jobs: int, burst: int, directory: Path) -> Scale:
         get_p99_ms=round(percentile(gets, 0.99), 1),
         list_p50_ms=round(percentile(lists, 0.5), 1),
         list_p99_ms=round(percentile(lists, 0.99), 1),
+        **sharing,
     )
+
+
+async def _ticker_gauges(session: aiohttp.ClientSession, port: int) -> dict[str, float] | None:
+    """The ticker's partition and job gauges from its ops endpoint (None while it is not serving)."""
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return None
+    wanted = ("partitions_held", "partitions_indexed", "jobs_indexed")
+    gauges = {}
+    for line in text.splitlines():
+        for name in wanted:
+            if line.startswith(f"scheduler_ticker_{name} "):
+                gauges[name] = float(line.split()[1])
+    return gauges if len(gauges) == len(wanted) else None
+
+
+async def _until_shared(session: aiohttp.ClientSession, ports: list[int], jobs: int, timeout: float) -> float | None:
+    """Seconds until the tickers on `ports` hold every partition between them, each with its partitions indexed,
+    and index every job between them (None: not within `timeout`)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        gauges = [await _ticker_gauges(session, port) for port in ports]
+        if all(g is not None for g in gauges):
+            held = [g for g in gauges if g is not None]
+            if (
+                sum(g["partitions_held"] for g in held) == PARTITIONS
+                and all(g["partitions_held"] == g["partitions_indexed"] > 0 for g in held)
+                and sum(g["jobs_indexed"] for g in held) == jobs
+            ):
+                return round(time.monotonic() - began, 1)
+        await asyncio.sleep(0.2)
+    return None
+
+
+async def _tickers_sharing(system: System, jobs: int) -> dict[str, Any]:
+    """Four tickers started together: time until they share every partition and job, each one's memory; then one
+    SIGKILLed, and the time until the other three hold and index its partitions."""
+    ports = [free_port() for _ in range(SHARING_TICKERS)]
+    began = time.monotonic()
+    tickers = [
+        system.start("ticker", {"SCHEDULER_OPS_PORT": str(port), "SCHEDULER_INSTANCE_ID": f"sharing-{n}"})
+        for n, port in enumerate(ports)
+    ]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        ready = await _until_shared(session, ports, jobs, timeout=600)
+        ready_seconds = None if ready is None else round(time.monotonic() - began, 1)
+        rss = [round(t.memory_info().rss / 2**20, 1) for t in tickers]
+        peak = [_peak_rss_mib(t.pid) for t in tickers]
+        tickers[0].kill()
+        tickers[0].wait(30)
+        failover = await _until_shared(session, ports[1:], jobs, timeout=600)
+    return {
+        "shared_ready_seconds": ready_seconds,
+        "shared_rss_mib": rss,
+        "shared_peak_rss_mib": peak,
+        "failover_seconds": failover,
+        "lease_ttl_seconds": system.settings.lease_ttl_seconds,
+    }
 
 
 async def _recorded_within(database_url: str, nominal: datetime, count: int, timeout: float) -> float | None:

@@ -123,14 +123,14 @@ class System:
             time.sleep(0.2)
         raise RuntimeError(f"the system did not become healthy; logs in {self.directory}")
 
-    def start(self, name: str) -> psutil.Process:
-        """Start one more service process (`name` is a `scheduler` subcommand)."""
+    def start(self, name: str, env: dict[str, str] | None = None) -> psutil.Process:
+        """Start one more service process (`name` is a `scheduler` subcommand; `env` adds to the system's)."""
         if self.layout == "dev":
             raise RuntimeError("under scheduler dev the services are dev's; none is started on its own")
-        with (self.directory / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen([SCHEDULER, name], env=self._env, stdout=log, stderr=log)
+        key = name if name not in self.processes else f"{name}-{len(self._processes) + 1}"
+        with (self.directory / f"{key}.log").open("ab") as log:
+            process = subprocess.Popen([SCHEDULER, name], env=self._env | (env or {}), stdout=log, stderr=log)
         self._processes.append(process)
-        key = name if name not in self.processes else f"{name}-{len(self._processes)}"
         self.processes[key] = psutil.Process(process.pid)
         return self.processes[key]
 

@@ -30,7 +30,7 @@ from shared.bus.withdrawals import withdraw, withdrawn_bucket
 from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobPaused, JobResumed, JobUpdated
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
-from shared.observability.metrics import PARTITIONS_HELD
+from shared.observability.metrics import JOBS_INDEXED, PARTITIONS_HELD, PARTITIONS_INDEXED
 from shared.runtime.periodic import periodically
 from shared.runtime.tasks import task_group, until_stopped
 from shared.settings import Settings
@@ -73,6 +73,8 @@ class Ticker:
         self._feeds: dict[int, asyncio.Task[None]] = {}
         self._indexed: set[int] = set()
         self._feed_failed: BaseException | None = None
+        PARTITIONS_INDEXED.set_function(lambda: len(self._indexed))
+        JOBS_INDEXED.set_function(lambda: len(self._index.jobs))
         self._wakeup = asyncio.Event()
         self._kv = buckets.state
         self._withdrawn_kv = buckets.withdrawn

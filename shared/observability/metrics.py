@@ -20,6 +20,10 @@ OCCURRENCES_MISSED = Counter(
 )
 RETRIES_FIRED = Counter("scheduler_retries_fired_total", "Retry timers the ticker published")
 PARTITIONS_HELD = Gauge("scheduler_ticker_partitions_held", "Job partitions this ticker fires")
+PARTITIONS_INDEXED = Gauge(
+    "scheduler_ticker_partitions_indexed", "Partitions held whose jobs this ticker has read and indexed"
+)
+JOBS_INDEXED = Gauge("scheduler_ticker_jobs_indexed", "Jobs in this ticker's index (those of the partitions it holds)")
 DELIVERIES = Counter(
     "scheduler_deliveries_total", "Webhook deliveries and task runs by outcome and HTTP status", ["outcome", "code"]
 )
