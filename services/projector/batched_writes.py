@@ -20,12 +20,11 @@ The result is the same as applying the events one by one in stream order, which 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shared.db.pool import DbConnection, without_nul
+from shared.db.pool import DbConnection, json_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +109,7 @@ def columns(many: Many, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     """The arguments of a set-based statement: one list per parameter, in row order."""
     arrays = [list(values) for values in zip(*rows, strict=True)]
     for index in many.json:
-        arrays[index] = [None if v is None else json.dumps(without_nul(v)) for v in arrays[index]]
+        arrays[index] = [None if v is None else json_text(v) for v in arrays[index]]
     return arrays
 
 

@@ -43,6 +43,10 @@ PULL_EXPIRES_SECONDS = 1.0
 ANSWER_GRACE_SECONDS = 5.0
 # The server removes the consumer of a reader that died without closing it, after this long without a request.
 INACTIVE_SECONDS = 300.0
+# Creating a consumer that starts from each subject's last message makes the server look through every subject of a
+# large stream (seconds at a million jobs, more when many are created at once): far longer than an API call's usual
+# timeout.
+CREATE_TIMEOUT_SECONDS = 60.0
 # One request's messages stay under this many bytes, however large the messages are.
 REQUEST_MAX_BYTES = 64 * 1024 * 1024
 _NO_MORE = ("404", "408", "409")  # a request that ended: no messages, expired, or a limit of the request reached
@@ -126,6 +130,7 @@ class OrderedReader:
                 mem_storage=True,
                 num_replicas=1,
             ),
+            timeout=CREATE_TIMEOUT_SECONDS,
         )
         nc = _connection(self._js)
         inbox = nc.new_inbox()

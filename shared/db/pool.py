@@ -6,6 +6,7 @@ import json
 from typing import Any, TypeAlias
 
 import asyncpg
+import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 # A connection taken from a pool or opened alone: both run queries the same way.
@@ -24,16 +25,16 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
     """JSON for json/jsonb parameters. Postgres refuses \u0000 in jsonb, and one such value (a task's result, a
     job's metadata) would stop a projection for good, so NUL becomes U+FFFD, as in text columns."""
-    text = json.dumps(value)
-    return json.dumps(without_nul(value)) if "\\u0000" in text else text
+    text = msgspec.json.encode(value).decode()  # several times json.dumps's speed, for the same JSON values
+    return msgspec.json.encode(without_nul(value)).decode() if "\\u0000" in text else text
 
 
 async def _init(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=json_text, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(

@@ -12,7 +12,7 @@ import pytest
 
 from services.projector.batched_writes import apply_steps
 from services.projector.execution_projection import apply_execution_event, execution_step
-from services.projector.job_projection import apply_job_event
+from services.projector.job_projection import apply_job_event, job_step
 from services.projector.migrate import _migrations, migrate
 from shared.contracts.executions import (
     ExecutionEvent,
@@ -23,7 +23,7 @@ from shared.contracts.executions import (
     execution_id,
     occurrence_id,
 )
-from shared.contracts.jobs import JobDeleted, JobPaused, JobState
+from shared.contracts.jobs import JobDeleted, JobEvent, JobPaused, JobResumed, JobState
 from shared.db.pool import DbConnection, create_pool
 from tests.factories import NOW, job_created, job_following, job_state
 
@@ -169,7 +169,7 @@ async def test_the_per_statement_counters_take_over_from_the_row_trigger_on_an_e
             events = _executions(job, 4)
             for sequence, event in enumerate(events[:5], start=1):  # counted by the row trigger
                 await apply_execution_event(conn, event, sequence)
-            assert await migrate(conn) == ["0008_execution_counters_per_statement.sql"]
+            assert (await migrate(conn))[0] == "0008_execution_counters_per_statement.sql"
             assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'executions_counted'") == 0
             await apply_steps(conn, [s for n, e in enumerate(events[5:], 6) if (s := execution_step(e, n))])
             counted = await conn.fetch(
@@ -184,6 +184,68 @@ async def test_the_per_statement_counters_take_over_from_the_row_trigger_on_an_e
             )
             assert [tuple(r) for r in counted] == [tuple(r) for r in recount]
             assert [r[0] for r in counted] == ["failure", "success"]
+    finally:
+        await pool.close()
+
+
+async def _job_counts_match_the_rows(conn: DbConnection) -> None:
+    counted = await conn.fetch("SELECT account_id, total, enabled FROM job_stats WHERE total > 0 ORDER BY account_id")
+    recount = await conn.fetch(
+        "SELECT account_id, count(*), count(*) FILTER (WHERE enabled) FROM jobs GROUP BY account_id ORDER BY account_id"
+    )
+    assert [tuple(r) for r in counted] == [tuple(r) for r in recount]
+
+
+def _job_changes(states: list[JobState]) -> list[JobEvent]:
+    """Every third job paused, every fifth of those resumed, every seventh job deleted: one event each."""
+    events: list[JobEvent] = []
+    for n, state in enumerate(states):
+        if n % 7 == 0:
+            events.append(job_following(JobDeleted, state, 2))
+        elif n % 3 == 0:
+            paused = msgspec.structs.replace(state, enabled=False)
+            events.append(job_following(JobPaused, paused, 2))
+            if n % 5 == 0:
+                events.append(job_following(JobResumed, state, 3))
+    return events
+
+
+async def test_job_counters_follow_batches_of_creates_pauses_resumes_and_deletes(conn: DbConnection) -> None:
+    """A batch writes its jobs with one statement per kind of write: the counters move per statement, and match a
+    count of the rows after every batch."""
+    accounts = [uuid.uuid4(), uuid.uuid4()]
+    states = [job_state(account_id=accounts[n % 2], enabled=n % 4 != 1) for n in range(60)]
+    await apply_steps(conn, [job_step(job_created(s), n) for n, s in enumerate(states, 1)])
+    await _job_counts_match_the_rows(conn)
+    assert (await counters(conn, accounts[0]))[0] == (30, 30)
+    changes = _job_changes(states)
+    await apply_steps(conn, [job_step(e, n) for n, e in enumerate(changes, 100)])
+    await _job_counts_match_the_rows(conn)
+    assert await conn.fetchval("SELECT sum(total) FROM job_stats") == 60 - len(range(0, 60, 7))
+
+
+async def test_the_per_statement_job_counters_take_over_from_the_row_trigger_on_an_existing_database(
+    database_url: str,
+) -> None:
+    """A database migrated before 0009, with jobs counted row by row, goes on counting the same after it."""
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "CREATE TABLE schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for version, name, sql in _migrations():
+                if version < 9:
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            states = [job_state(enabled=n % 2 == 0) for n in range(20)]
+            for n, state in enumerate(states, 1):  # counted by the row trigger
+                await apply_job_event(conn, job_created(state), n)
+            assert await migrate(conn) == ["0009_job_counters_per_statement.sql"]
+            assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'jobs_counted'") == 0
+            await apply_steps(conn, [job_step(e, n) for n, e in enumerate(_job_changes(states), 100)])
+            await _job_counts_match_the_rows(conn)
     finally:
         await pool.close()
 

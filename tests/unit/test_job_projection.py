@@ -78,8 +78,14 @@ def kept_webhooks(step: Step) -> list[uuid.UUID]:
 def test_the_row_values_line_up_with_the_insert_columns() -> None:
     state = job_state(webhooks=(webhook(),))
     step = job_step(event(JobCreated, state, 1), 7)
-    assert columns(step.writes[0]) == list(job_row(event(JobCreated, state, 1), 7))
-    assert columns(step.writes[2]) == list(webhook_row(state, state.webhooks[0]))
+    job, hook = step.writes
+    assert columns(job) == list(job_row(event(JobCreated, state, 1), 7))
+    assert columns(hook) == list(webhook_row(state, state.webhooks[0]))
+    for write in (job, hook):  # the set-based form: the same columns, taken in the same order from unnest
+        assert write.many is not None
+        assert columns(Write(write.many.sql, ())) == columns(write)
+        match = re.search(r"\) AS u\(([^)]*)\)", write.many.sql)
+        assert match is not None and [c.strip() for c in match.group(1).split(",")] == columns(write)
 
 
 def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_sequence_as_number() -> None:
@@ -131,7 +137,8 @@ def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_seq
         "jitter_seconds": 3.0,
         "overlap": "queue_one",
     }
-    assert rows(step, "webhooks") == [] and kept_webhooks(step) == []
+    # A job's first event: no webhooks, and none of an earlier state to remove.
+    assert rows(step, "webhooks") == [] and not [w for w in step.writes if w.sql.startswith("DELETE")]
 
 
 @pytest.mark.parametrize("kind", [JobUpdated, JobPaused, JobResumed])
@@ -223,4 +230,5 @@ def test_every_write_of_a_job_event_is_keyed_by_the_job_in_one_phase() -> None:
     state = job_state(webhooks=(webhook(), webhook()))
     steps = [job_step(event(kind, state, 2), 1) for kind in (JobCreated, JobUpdated, JobDeleted)]
     assert {(s.key, s.phase) for s in steps} == {(state.id, 0)}
-    assert len(steps[0].writes) == 1 + 1 + 2  # job, the webhooks to delete, each webhook
+    assert len(steps[0].writes) == 1 + 2  # job, each webhook (a new job has no other webhooks to delete)
+    assert len(steps[1].writes) == 1 + 1 + 2  # job, the webhooks to delete, each webhook
