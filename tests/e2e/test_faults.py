@@ -28,7 +28,6 @@ from scheduler.embedded import EmbeddedNats
 from services.api.core.auth import mint_token
 from services.projector.replay import replay
 from services.ticker import partitions
-from services.ticker.service import Ticker, open_ticker
 from shared.bus.job_store import NatsJobEventStore
 from shared.contracts.jobs import JobUpdated
 from shared.contracts.subjects import Names
@@ -50,6 +49,7 @@ from tests.e2e.test_replay import caught_up, content_hash
 from tests.factories import job_created, job_state
 from tests.faults import SteppedClock, paused, postgres_pid
 from tests.receiver import Receiver
+from tests.tickers import running_ticker
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -63,18 +63,6 @@ def report_figures() -> Iterator[None]:
     yield
     for scenario, figures in FIGURES.items():
         print(f"\nFIGURES {scenario}: {json.dumps(figures)}")
-
-
-@asynccontextmanager
-async def ticker_with(settings: Settings, clock: SteppedClock) -> AsyncIterator[Ticker]:
-    stop = asyncio.Event()
-    async with open_ticker(settings, clock) as ticker:
-        task = asyncio.create_task(ticker.run(stop))
-        try:
-            yield ticker
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
 
 async def settled_history(api: Api, job_id: str, receiver: Receiver, path: str) -> list[dict[str, Any]]:
@@ -156,7 +144,7 @@ async def test_clock_jumps_forward_and_back(
     clock = SteppedClock()
     async with (
         running(settings, ["api", "projector", "dispatcher"]),
-        ticker_with(settings, clock),
+        running_ticker(settings, clock),
         api_client(settings.api_port, auth_headers) as api,
     ):
         created = await create_firing_job(api, account_id, receiver.url_for("/clock"))
@@ -207,8 +195,8 @@ async def test_two_tickers_owning_the_same_partitions_record_nothing_twice(
     second = settings.replaced(instance_id="ticker-2")
     async with (
         running(settings, ["api", "projector", "dispatcher"]),
-        ticker_with(first, SteppedClock()) as one,
-        ticker_with(second, SteppedClock()) as two,
+        running_ticker(first, SteppedClock()) as one,
+        running_ticker(second, SteppedClock()) as two,
         api_client(settings.api_port, auth_headers) as api,
     ):
         jobs = [

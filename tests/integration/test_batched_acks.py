@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 
-import nats
 import pytest
 from nats.aio.msg import Msg
 
-from services.dispatcher.consumer_config import ensure_dispatcher_consumer
 from shared.bus.executions import publish_requested
 from shared.bus.prioritized import PrioritizedConsumer, Slots
-from shared.bus.streams import ensure_streams
-from shared.contracts.executions import ExecutionRequested, occurrence_requests
-from shared.contracts.jobs import WebhookSpec
+from shared.contracts.executions import ExecutionRequested
 from shared.contracts.subjects import Names
 from shared.settings import Settings
-from tests.factories import NOW, job_state
+from tests.consumers import dispatcher_subscription, request
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -30,26 +25,13 @@ pytestmark = pytest.mark.integration
 COUNT = 30
 
 
-def request(n: int) -> ExecutionRequested:
-    job = job_state(
-        webhooks=[WebhookSpec(id=uuid.uuid4(), url=f"http://127.0.0.1:9/{n}", created_at=NOW, updated_at=NOW)]
-    )
-    nominal = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    return occurrence_requests(job, job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=None)[0]
-
-
 @pytest.mark.parametrize("ack_every", [0.005, 3600.0])
 async def test_every_run_is_acked_while_running_or_at_stop(settings: Settings, ack_every: float) -> None:
     """With a short interval the acks go out while the consumer runs; with one longer than the test, they can only
     have gone out at stop. Either way the consumer ends with nothing pending, and nothing ran twice."""
     names = Names(settings.namespace)
-    nc = await nats.connect(settings.nats_url)
     ran: list[uuid.UUID] = []
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
-        await ensure_dispatcher_consumer(js, settings)
-        sub = await js.pull_subscribe_bind(names.dispatcher_consumer, stream=names.executions_stream)
+    async with dispatcher_subscription(settings) as (js, sub):
 
         async def handle(request: ExecutionRequested, _msg: Msg) -> None:
             ran.append(request.execution_id)
@@ -85,5 +67,3 @@ async def test_every_run_is_acked_while_running_or_at_stop(settings: Settings, a
         info = await js.consumer_info(names.executions_stream, names.dispatcher_consumer)
         assert info.num_redelivered == 0, "a request came back"
         assert len(set(ran)) == COUNT, "a request ran twice"
-    finally:
-        await nc.close()

@@ -11,43 +11,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
 
-import nats
 import pytest
 from nats.aio.msg import Msg
 
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
 from shared.bus.executions import publish_requested
 from shared.bus.prioritized import PrioritizedConsumer, Slots
-from shared.bus.streams import ensure_streams
-from shared.contracts.executions import ExecutionRequested, occurrence_requests
-from shared.contracts.jobs import WebhookSpec
+from shared.contracts.executions import ExecutionRequested
 from shared.contracts.subjects import Names
 from shared.settings import Settings
-from tests.factories import NOW, job_state
+from tests.consumers import dispatcher_subscription, request
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def request() -> ExecutionRequested:
-    job = job_state(webhooks=[WebhookSpec(id=uuid.uuid4(), url="http://127.0.0.1:9/", created_at=NOW, updated_at=NOW)])
-    nominal = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    return occurrence_requests(job, job_version=1, nominal_time=nominal, occurred_at=nominal, next_run_at=None)[0]
 
 
 async def test_a_consumer_fetches_again_after_the_server_refused_a_fetch(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     names = Names(settings.namespace)
-    nc = await nats.connect(settings.nats_url)
     ran: list[uuid.UUID] = []
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
-        await ensure_dispatcher_consumer(js, settings)
-        sub = await js.pull_subscribe_bind(names.dispatcher_consumer, stream=names.executions_stream)
+    async with dispatcher_subscription(settings) as (js, sub):
 
         async def handle(request: ExecutionRequested, _msg: Msg) -> None:
             ran.append(request.execution_id)
@@ -76,5 +61,3 @@ async def test_a_consumer_fetches_again_after_the_server_refused_a_fetch(
         stop.set()
         await asyncio.wait_for(running, timeout=20)
         await sub.unsubscribe()
-    finally:
-        await nc.close()

@@ -157,14 +157,7 @@ async def test_the_per_statement_counters_take_over_from_the_row_trigger_on_an_e
     pool = await create_pool(database_url, max_size=1)
     try:
         async with pool.acquire() as conn:
-            await conn.execute(
-                "CREATE TABLE schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for version, name, sql in _migrations():
-                if version < 8:
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            await _migrated_before(conn, 8)
             job = job_state()
             events = _executions(job, 4)
             for sequence, event in enumerate(events[:5], start=1):  # counted by the row trigger
@@ -186,6 +179,18 @@ async def test_the_per_statement_counters_take_over_from_the_row_trigger_on_an_e
             assert [r[0] for r in counted] == ["failure", "success"]
     finally:
         await pool.close()
+
+
+async def _migrated_before(conn: DbConnection, version: int) -> None:
+    """The schema as a database migrated before `version` has it."""
+    await conn.execute(
+        "CREATE TABLE schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for number, name, sql in _migrations():
+        if number < version:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number, name)
 
 
 async def _job_counts_match_the_rows(conn: DbConnection) -> None:
@@ -231,14 +236,7 @@ async def test_the_per_statement_job_counters_take_over_from_the_row_trigger_on_
     pool = await create_pool(database_url, max_size=1)
     try:
         async with pool.acquire() as conn:
-            await conn.execute(
-                "CREATE TABLE schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for version, name, sql in _migrations():
-                if version < 9:
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            await _migrated_before(conn, 9)
             states = [job_state(enabled=n % 2 == 0) for n in range(20)]
             for n, state in enumerate(states, 1):  # counted by the row trigger
                 await apply_job_event(conn, job_created(state), n)

@@ -7,21 +7,19 @@ tickers in this process, leases with a short TTL so they move within seconds.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import nats
 import pytest
 
-from services.ticker.service import Ticker, open_ticker
+from services.ticker.service import Ticker
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
 from shared.contracts.jobs import JobDeleted, JobState
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.settings import Settings
 from tests.factories import job_created, job_following, job_state
+from tests.tickers import running_ticker
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -29,18 +27,6 @@ pytestmark = pytest.mark.integration
 JOBS = 300
 EVERY = frozenset(range(PARTITIONS))
 YEARLY = "0 0 1 1 *"  # nothing fires while the test runs: only what each ticker holds is looked at
-
-
-@asynccontextmanager
-async def ticker_running(settings: Settings, name: str) -> AsyncIterator[Ticker]:
-    stop = asyncio.Event()
-    async with open_ticker(settings.replaced(instance_id=name)) as ticker:
-        task = asyncio.create_task(ticker.run(stop))
-        try:
-            yield ticker
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
 
 async def read_filters(js: nats.js.JetStreamContext, names: Names) -> list[str]:
@@ -74,13 +60,13 @@ async def test_tickers_read_and_drop_partitions_as_their_leases_move(settings: S
         await store.append(job_following(JobDeleted, deleted, 2), sequence)
         live = set(states) - {deleted.id}
 
-        async with ticker_running(settings, "ticker-1") as one:
+        async with running_ticker(settings.replaced(instance_id="ticker-1")) as one:
             await eventually(
                 lambda: one.owned == EVERY and holds_exactly_its_own(one, live),
                 timeout=30,
                 what="the only ticker holding every partition and every live job",
             )
-            async with ticker_running(settings, "ticker-2") as two:
+            async with running_ticker(settings.replaced(instance_id="ticker-2")) as two:
 
                 async def split() -> bool:
                     return (
