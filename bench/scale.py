@@ -24,6 +24,7 @@ import aiohttp
 import asyncpg
 import msgspec
 import nats
+import nats.errors
 from nats.js.errors import KeyNotFoundError
 
 from bench.receiver import TimestampingReceiver
@@ -78,10 +79,12 @@ class Scale:
 async def _heartbeat_jobs(settings: Settings, since: datetime) -> int:
     nc = await nats.connect(settings.nats_url)
     try:
-        kv = await ticker_bucket(nc.jetstream(), settings)
         try:
+            kv = await ticker_bucket(nc.jetstream(), settings)
             entry = await kv.get(HEARTBEAT_KEY)
         except KeyNotFoundError:
+            return -1
+        except nats.errors.TimeoutError:  # the server is busy with the ticker's start: ask again
             return -1
         beat = msgspec.json.decode(entry.value or b"{}", type=Heartbeat)
         return beat.jobs if beat.at >= since else -1

@@ -73,6 +73,7 @@ class Ticker:
         self._feeds: dict[int, asyncio.Task[None]] = {}
         self._indexed: set[int] = set()
         self._feed_failed: BaseException | None = None
+        self._opening = asyncio.Semaphore(1)
         PARTITIONS_INDEXED.set_function(lambda: len(self._indexed))
         JOBS_INDEXED.set_function(lambda: len(self._index.jobs))
         self._wakeup = asyncio.Event()
@@ -130,7 +131,10 @@ class Ticker:
             self._wakeup.set()
 
     async def _feed(self, partition: int) -> None:
-        feed = await PartitionFeed.open(self._js, self._names, partition)
+        # One consumer created at a time: each makes the server look through the stream's subjects (seconds at a
+        # million jobs), and 32 at once kept other JetStream requests waiting past their timeouts.
+        async with self._opening:
+            feed = await PartitionFeed.open(self._js, self._names, partition)
         try:
             latest = await feed.load()
             await self._take(partition, latest)
