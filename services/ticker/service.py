@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 SAVE_INTERVAL_SECONDS = 1.0
 MAX_IDLE_SECONDS = 1.0
 TAKE_SLICE = 2000
+PARTITIONS_READ_AT_ONCE = 2
+RETRY_LOAD_SECONDS = 1.0
 
 
 def _now() -> datetime:
@@ -73,7 +75,7 @@ class Ticker:
         self._feeds: dict[int, asyncio.Task[None]] = {}
         self._indexed: set[int] = set()
         self._feed_failed: BaseException | None = None
-        self._opening = asyncio.Semaphore(1)
+        self._loading = asyncio.Semaphore(PARTITIONS_READ_AT_ONCE)
         PARTITIONS_INDEXED.set_function(lambda: len(self._indexed))
         JOBS_INDEXED.set_function(lambda: len(self._index.jobs))
         self._wakeup = asyncio.Event()
@@ -131,19 +133,36 @@ class Ticker:
             self._wakeup.set()
 
     async def _feed(self, partition: int) -> None:
-        # One consumer created at a time: each makes the server look through the stream's subjects (seconds at a
-        # million jobs), and 32 at once kept other JetStream requests waiting past their timeouts.
-        async with self._opening:
-            feed = await PartitionFeed.open(self._js, self._names, partition)
+        feed = await self._loaded(partition)
         try:
-            latest = await feed.load()
-            await self._take(partition, latest)
             while True:
                 for event in await feed.next_events():
                     self._take_in(event)
                 await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
         finally:
             await feed.close()
+
+    async def _loaded(self, partition: int) -> PartitionFeed:
+        """The partition's feed, once its jobs are read and indexed. A few partitions are read at a time: each
+        consumer makes the server look through the stream's subjects (seconds at a million jobs), and 32 read at
+        once kept the server and this loop too busy to renew the leases in time. A bus error (a timeout while the
+        server is busy) starts the partition over, rather than ending the ticker."""
+        while True:
+            async with self._loading:
+                feed: PartitionFeed | None = None
+                try:
+                    feed = await PartitionFeed.open(self._js, self._names, partition)
+                    await self._take(partition, await feed.load())
+                    return feed
+                except BUS_ERRORS as exc:
+                    log.warning("reading partition %d failed, starting it over: %s", partition, exc)
+                    if feed is not None:
+                        await feed.close()
+                except BaseException:  # given up (cancelled) while it was read: its consumer goes too
+                    if feed is not None:
+                        await feed.close()
+                    raise
+            await asyncio.sleep(RETRY_LOAD_SECONDS)
 
     def _drop(self, partitions: frozenset[int]) -> int:
         """Forget the jobs of partitions given up or lost, and stop reading them."""
