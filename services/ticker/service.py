@@ -132,22 +132,30 @@ class Ticker:
             self._feed_failed = exc  # the main loop raises it: the ticker stops with the feed's error
             self._wakeup.set()
 
+    def _reading(self, partition: int) -> bool:
+        """Whether this task is still the partition's feed. Checked as well as cancellation: Python 3.11's wait_for
+        (inside nats-py's requests) can swallow a cancel that arrives as its answer does, and the feed would then
+        read on after being dropped or stopped."""
+        return self._feeds.get(partition) is asyncio.current_task()
+
     async def _feed(self, partition: int) -> None:
         feed = await self._loaded(partition)
+        if feed is None:
+            return
         try:
-            while True:
+            while self._reading(partition):
                 for event in await feed.next_events():
                     self._take_in(event)
                 await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
         finally:
             await feed.close()
 
-    async def _loaded(self, partition: int) -> PartitionFeed:
+    async def _loaded(self, partition: int) -> PartitionFeed | None:
         """The partition's feed, once its jobs are read and indexed. A few partitions are read at a time: each
         consumer makes the server look through the stream's subjects (seconds at a million jobs), and 32 read at
         once kept the server and this loop too busy to renew the leases in time. A bus error (a timeout while the
         server is busy) starts the partition over, rather than ending the ticker."""
-        while True:
+        while self._reading(partition):
             async with self._loading:
                 feed: PartitionFeed | None = None
                 try:
@@ -163,6 +171,7 @@ class Ticker:
                         await feed.close()
                     raise
             await asyncio.sleep(RETRY_LOAD_SECONDS)
+        return None
 
     def _drop(self, partitions: frozenset[int]) -> int:
         """Forget the jobs of partitions given up or lost, and stop reading them."""
@@ -174,6 +183,7 @@ class Ticker:
 
     async def _stop_feeds(self) -> None:
         feeds = list(self._feeds.values())
+        self._feeds.clear()
         for task in feeds:
             task.cancel()
         await asyncio.gather(*feeds, return_exceptions=True)
