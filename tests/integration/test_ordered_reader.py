@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
 
-from services.projector.batched_writes import Step, Write
 from services.projector.migrate import migrate
-from services.projector.stream_reader import Projection, run_projection, stored_position
+from services.projector.stream_reader import run_projection, stored_position
 from shared.bus import ordered_reader
 from shared.bus.ordered_reader import OrderedReader
 from shared.db.pool import create_pool
+from tests.projections import marker_projection, markers
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -119,11 +118,6 @@ async def test_a_message_missing_between_two_is_read_again_not_skipped(nats_url:
         await nc.close()
 
 
-def _marker(stream: str, event: bytes, sequence: int) -> Step:
-    sql = "INSERT INTO projector_positions (stream, position) VALUES ($1, $2)"
-    return Step(uuid.uuid4(), 0, (Write(sql, (f"marker {stream} {event.split()[0].decode()}", sequence)),))
-
-
 async def test_the_projector_applies_a_backlog_larger_than_its_buffer_without_reading_again(
     nats_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,12 +126,7 @@ async def test_the_projector_applies_a_backlog_larger_than_its_buffer_without_re
     nc = await nats.connect(nats_url)
     pool = await create_pool(database_url)
     stop = asyncio.Event()
-    projection = Projection(
-        stream=stream,
-        filter_subject=f"{stream}.>",
-        decode=lambda b: b,
-        step=lambda event, sequence: _marker(stream, event, sequence),
-    )
+    projection = marker_projection(stream)
     try:
         js = nc.jetstream()
         await _stream_with_backlog(js, stream, BACKLOG)
@@ -154,13 +143,7 @@ async def test_the_projector_applies_a_backlog_larger_than_its_buffer_without_re
             stop.set()
             await following
         assert not [r for r in caplog.records if "reading again" in r.getMessage()], "the projector read again"
-        rows = await pool.fetch(
-            "SELECT stream, position FROM projector_positions WHERE stream LIKE $1 ORDER BY position",
-            f"marker {stream} %",
-        )
-        assert [(r["stream"], r["position"]) for r in rows] == [
-            (f"marker {stream} {n}", n) for n in range(1, BACKLOG + 1)
-        ]
+        assert await markers(pool, stream) == [(f"marker {stream} {n}", n) for n in range(1, BACKLOG + 1)]
     finally:
         stop.set()
         await pool.close()

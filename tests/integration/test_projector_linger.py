@@ -9,17 +9,16 @@ most once per linger and takes everything that came meanwhile.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import nats
 import pytest
 from nats.js.api import StreamConfig
 from prometheus_client import REGISTRY
 
-from services.projector.batched_writes import Step, Write
 from services.projector.migrate import migrate
-from services.projector.stream_reader import Projection, run_projection, stored_position
+from services.projector.stream_reader import run_projection, stored_position
 from shared.db.pool import create_pool
+from tests.projections import marker_projection, markers
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -29,24 +28,13 @@ PACE_SECONDS = 0.003  # the publisher's pace (the load), not a wait for a condit
 LINGER = 0.05
 
 
-def marker(stream: str, event: bytes, sequence: int) -> Step:
-    """The event's trace: a row named after its stream and payload, at its stream sequence."""
-    sql = "INSERT INTO projector_positions (stream, position) VALUES ($1, $2)"
-    return Step(uuid.uuid4(), 0, (Write(sql, (f"marker {stream} {event.decode()}", sequence)),))
-
-
 async def _project(nats_url: str, database_url: str, stream: str, linger: float) -> tuple[float, float]:
     """Publish EVENTS events at a steady pace while a projection follows them: the transactions it used, and how
     long the publishing took."""
     nc = await nats.connect(nats_url)
     pool = await create_pool(database_url)
     stop = asyncio.Event()
-    projection = Projection(
-        stream=stream,
-        filter_subject=f"{stream}.>",
-        decode=lambda b: b,
-        step=lambda event, sequence: marker(stream, event, sequence),
-    )
+    projection = marker_projection(stream)
     try:
         js = nc.jetstream()
         await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.>"]))
@@ -67,14 +55,8 @@ async def _project(nats_url: str, database_url: str, stream: str, linger: float)
         await eventually(caught_up, timeout=30, what=f"{stream} projected to its last event")
         stop.set()
         await following
-        rows = await pool.fetch(
-            "SELECT stream, position FROM projector_positions WHERE stream LIKE $1 ORDER BY position",
-            f"marker {stream} %",
-        )
         # Every event applied once, in order (the marker of event n is at sequence n).
-        assert [(r["stream"], r["position"]) for r in rows] == [
-            (f"marker {stream} {n}", n) for n in range(1, EVENTS + 1)
-        ]
+        assert await markers(pool, stream) == [(f"marker {stream} {n}", n) for n in range(1, EVENTS + 1)]
         batches = REGISTRY.get_sample_value("scheduler_projected_batches_total", {"stream": stream})
         assert batches is not None
         return batches, publishing
