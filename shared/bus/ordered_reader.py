@@ -78,7 +78,7 @@ class OrderedReader:
         self._lost: str | None = None  # why the current consumer cannot go on
         self._js: JetStreamContext | None = None
         self._stream = ""
-        self._subjects: list[str] = []
+        self._subject = ""
         self._first = ConsumerConfig()
         self.pending_at_start = 0
         self._consumer = ""
@@ -99,17 +99,16 @@ class OrderedReader:
     async def subscribe(
         self,
         js: JetStreamContext,
-        subject: str | list[str],
+        subject: str,
         stream: str,
         *,
         config: ConsumerConfig | None = None,
         deliver_policy: DeliverPolicy | None = None,
     ) -> OrderedReader:
-        """Start reading `subject` (one filter, or several) of `stream`. `pending_at_start` then tells how many
-        messages the consumer had to deliver when it was created."""
+        """Start reading `subject` (a filter) of `stream`. `pending_at_start` then tells how many messages the
+        consumer had to deliver when it was created."""
         wanted = config or ConsumerConfig()
-        self._js, self._stream = js, stream
-        self._subjects = [subject] if isinstance(subject, str) else list(subject)
+        self._js, self._stream, self._subject = js, stream, subject
         self._first = wanted.evolve(deliver_policy=deliver_policy or wanted.deliver_policy or DeliverPolicy.ALL)
         self.pending_at_start = await self._open(self._first)
         self._puller = asyncio.create_task(self._pull())
@@ -119,12 +118,10 @@ class OrderedReader:
         """A consumer as `config` says, and a fresh inbox for its messages (a lost one's stragglers go nowhere).
         Returns how many messages it has to deliver."""
         assert self._js is not None
-        several = len(self._subjects) > 1
         info = await self._js.add_consumer(
             self._stream,
             config.evolve(
-                filter_subject=None if several else self._subjects[0],
-                filter_subjects=self._subjects if several else None,
+                filter_subject=self._subject,
                 ack_policy=AckPolicy.NONE,
                 inactive_threshold=INACTIVE_SECONDS,
                 mem_storage=True,
