@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from shared.contracts.codec import decode_job_timing, encode
+from shared.contracts.job_timing import JobTimingEvent
 from shared.contracts.jobs import JobCreated, JobEvent, JobState
 from shared.contracts.schedules import CronSchedule
 
@@ -50,3 +52,8 @@ def job_following(cls: type[JobEvent], state: JobState, version: int) -> JobEven
         job=state,
         next_run_at=None,
     )
+
+
+def timing_of(event: JobEvent) -> JobTimingEvent:
+    """The ticker's view of `event`, decoded from its message as the ticker decodes it."""
+    return decode_job_timing(encode(event))

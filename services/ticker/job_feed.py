@@ -18,8 +18,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from shared.bus.ordered_reader import OrderedReader
-from shared.contracts.codec import decode_job_event
-from shared.contracts.jobs import JobDeleted, JobEvent
+from shared.contracts.codec import decode_job_timing
+from shared.contracts.job_timing import JobTimingEvent
 from shared.contracts.subjects import Names
 
 log = logging.getLogger(__name__)
@@ -41,30 +41,35 @@ class PartitionFeed:
         )
         return cls(partition, reader)
 
-    async def load(self) -> dict[UUID, JobEvent]:
-        """Every live job's latest event in the partition, with whatever came while it was read."""
-        latest: dict[UUID, JobEvent] = {}
+    async def load(self) -> dict[UUID, JobTimingEvent]:
+        """Every live job's latest event in the partition (its timing view), with whatever came while it was read."""
+        latest: dict[UUID, JobTimingEvent] = {}
         remaining = self._reader.pending_at_start
         while remaining > 0:
-            for msg in await self._reader.batch(FOLLOW_BATCH, 1.0):
-                remaining = msg.metadata.num_pending or 0
+            batch = await self._reader.batch(FOLLOW_BATCH, 1.0)
+            if batch:
+                remaining = batch[-1].metadata.num_pending or 0
+            for msg in batch:
                 event = _decoded(msg)
                 if event is not None and ((known := latest.get(event.job_id)) is None or event.version > known.version):
                     latest[event.job_id] = event
             await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
-        return {job_id: event for job_id, event in latest.items() if not isinstance(event, JobDeleted)}
+        return {job_id: event for job_id, event in latest.items() if not event.deleted}
 
-    async def next_events(self) -> list[JobEvent]:
-        """The events that have come since the last call (waits up to a second for one)."""
-        return [e for msg in await self._reader.batch(FOLLOW_BATCH, 1.0) if (e := _decoded(msg)) is not None]
+    async def next_events(self) -> list[tuple[JobTimingEvent, bytes]]:
+        """The events that have come since the last call (waits up to a second for one), each with its message's
+        data (the whole job, decoded if the job is due soon)."""
+        return [
+            (e, msg.data) for msg in await self._reader.batch(FOLLOW_BATCH, 1.0) if (e := _decoded(msg)) is not None
+        ]
 
     async def close(self) -> None:
         await self._reader.close()
 
 
-def _decoded(msg: Msg) -> JobEvent | None:
+def _decoded(msg: Msg) -> JobTimingEvent | None:
     try:
-        return decode_job_event(msg.data)
+        return decode_job_timing(msg.data)
     except msgspec.ValidationError as exc:
         log.error("ignoring undecodable job message on %s: %s", msg.subject, exc)
         return None

@@ -18,6 +18,7 @@ from shared.contracts.executions import (
     occurrence_id,
     occurrence_requests,
 )
+from shared.contracts.jobs import JobState
 from shared.contracts.subjects import Names
 from shared.observability.metrics import FIRE_LATENESS, OCCURRENCES_MISSED, OCCURRENCES_PUBLISHED
 from shared.schedule.firing import jitter_of
@@ -37,14 +38,14 @@ async def publish_due(
     them."""
     now = clock()
     # Among occurrences due at the same moment, higher priority is published (and so dispatched) first.
-    ordered = sorted(occurrences, key=lambda occ: (occ.nominal_time, -occ.job.priority))
+    ordered = sorted(((occ, _whole(occ)) for occ in occurrences), key=lambda o: (o[0].nominal_time, -o[1].priority))
     outgoing: list[Outgoing] = []
     fire_times = []
-    for occ in ordered:
-        fire_at = occ.nominal_time + jitter_of(occ.job, occ.nominal_time)
+    for occ, job in ordered:
+        fire_at = occ.nominal_time + jitter_of(job, occ.nominal_time)
         fire_times.append(fire_at)
         events = occurrence_requests(
-            occ.job,
+            job,
             job_version=occ.job_version,
             nominal_time=occ.nominal_time,
             occurred_at=now,
@@ -52,14 +53,20 @@ async def publish_due(
             fire_at=fire_at,
         )
         if fire_at > now:  # recorded before publishing, so a change arriving meanwhile withdraws them
-            latest, ids = ahead.get(occ.job.id, (fire_at, []))
-            ahead[occ.job.id] = (max(latest, fire_at), [*ids, *(e.execution_id for e in events)])
+            latest, ids = ahead.get(job.id, (fire_at, []))
+            ahead[job.id] = (max(latest, fire_at), [*ids, *(e.execution_id for e in events)])
         outgoing.extend(requested_message(names, event) for event in events)
     await publish_all(js, outgoing)
     published = clock()
     for fire_at in fire_times:
         FIRE_LATENESS.observe(max(0.0, (published - fire_at).total_seconds()))
     OCCURRENCES_PUBLISHED.inc(len(outgoing))
+
+
+def _whole(occurrence: DueOccurrence | MissedOccurrence) -> JobState:
+    if occurrence.state is None:
+        raise ValueError(f"an occurrence of job {occurrence.job.id} without its whole job: read it first")
+    return occurrence.state
 
 
 async def record_missed(js: JetStreamContext, names: Names, missed: list[MissedOccurrence], now: datetime) -> None:
@@ -74,7 +81,7 @@ async def record_missed(js: JetStreamContext, names: Names, missed: list[MissedO
             account_id=m.job.account_id,
             occurred_at=now,
             nominal_time=m.nominal_time,
-            job_name=m.job.name,
+            job_name=_whole(m).name,
             policy=m.policy,
             reason=m.reason,
             more_missed=m.more_missed,

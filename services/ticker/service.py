@@ -18,16 +18,25 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.ticker.job_feed import PartitionFeed
+from services.ticker.job_states import missed_with_state, read_jobs, with_state
 from services.ticker.partitions import PartitionLeases
 from services.ticker.publishing import publish_due, record_missed
 from services.ticker.retry_timers import RetryTimers
-from services.ticker.schedule_index import ScheduleIndex
+from services.ticker.schedule_index import (
+    STATE_FETCHED_AHEAD,
+    DueOccurrence,
+    IndexedJob,
+    MissedOccurrence,
+    ScheduleIndex,
+)
 from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.executions import publish_requested
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.bus.withdrawals import withdraw, withdrawn_bucket
-from shared.contracts.jobs import JobCreated, JobDeleted, JobEvent, JobPaused, JobResumed, JobUpdated
+from shared.contracts.codec import decode_job_event
+from shared.contracts.job_timing import JobTimingEvent
+from shared.contracts.jobs import JobDeleted, JobState
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
 from shared.observability.metrics import JOBS_INDEXED, PARTITIONS_HELD, PARTITIONS_INDEXED
@@ -98,6 +107,8 @@ class Ticker:
         # Executions published ahead of their fire time, by job: withdrawn if the job changes before then.
         self._ahead: dict[UUID, tuple[datetime, list[UUID]]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # Reads of the whole jobs due soon that the index does not hold.
+        self._reads: set[asyncio.Task[None]] = set()
 
     @property
     def index(self) -> ScheduleIndex:
@@ -144,8 +155,8 @@ class Ticker:
             return
         try:
             while self._reading(partition):
-                for event in await feed.next_events():
-                    self._take_in(event)
+                for event, data in await feed.next_events():
+                    self._take_in(event, data)
                 await asyncio.sleep(0)  # a full buffer returns at once: let the rest of the ticker run
         finally:
             await feed.close()
@@ -188,13 +199,13 @@ class Ticker:
             task.cancel()
         await asyncio.gather(*feeds, return_exceptions=True)
 
-    def _take_in(self, event: JobEvent) -> None:
-        """A job event that came after its partition was indexed."""
+    def _take_in(self, event: JobTimingEvent, data: bytes) -> None:
+        """A job event that came after its partition was indexed (`data`: its message, the whole job)."""
         if event.job_id in self._ahead and _stops_firing(event):
             self._withdraw_ahead(event.job_id)
         # A live change fires from when it happened. A partition still being read takes its events in its _take.
         if partition_of(event.job_id) in self._indexed:
-            self._index.apply(event, event.occurred_at)
+            self._index.apply(event, event.occurred_at, whole=functools.partial(_whole_job, data))
             self._wakeup.set()
 
     def _withdraw_ahead(self, job_id: UUID) -> None:
@@ -211,10 +222,11 @@ class Ticker:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("could not withdraw executions published ahead; they may still be delivered: %s", exc)
 
-    async def _take(self, partition: int, latest: dict[UUID, JobEvent]) -> None:
+    async def _take(self, partition: int, latest: dict[UUID, JobTimingEvent]) -> None:
         """Start firing `partition`, whose jobs' latest events are `latest`: from its saved watermark on (what fell
         due since was missed while nobody looked, and goes through each job's misfire policy)."""
         watermark = await self._watermark_of(partition)
+        looked_by_jitter: dict[float, datetime] = {}  # one datetime for the many jobs with the same jitter
         for n, event in enumerate(latest.values(), 1):
             if n % TAKE_SLICE == 0:
                 await asyncio.sleep(0)  # a partition of a large store takes a while to index: let the loop run
@@ -222,7 +234,9 @@ class Ticker:
                 self._index.apply(event, event.occurred_at)
                 continue
             # Published up to the watermark means nominal times up to it less the job's jitter.
-            looked = watermark - timedelta(seconds=event.job.jitter_seconds)
+            jitter = event.job.jitter_seconds
+            if (looked := looked_by_jitter.get(jitter)) is None:
+                looked = looked_by_jitter[jitter] = watermark - timedelta(seconds=jitter)
             start_after = max(looked, event.occurred_at) if _changes_timing(event) else looked
             self._index.apply(event, start_after, catch_up_from=looked)
         if partition not in self._partitions.owned:  # given up while it was indexed
@@ -235,6 +249,42 @@ class Ticker:
         self._wakeup.set()
         if len(self._indexed) == len(self._partitions.owned):
             log.info("every partition held is indexed: %d jobs", len(self._index.jobs))
+
+    def _read_ahead(self, jobs: list[IndexedJob]) -> None:
+        """Read the whole jobs of `jobs`, due within STATE_FETCHED_AHEAD, in the background; one not read by the
+        time it fires is read then (`_with_states`)."""
+        task = asyncio.create_task(self._give_states(jobs))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    async def _give_states(self, jobs: list[IndexedJob]) -> None:
+        try:
+            latest = await read_jobs(self._js, self._names, jobs)
+        except BUS_ERRORS as exc:
+            log.warning("could not read %d jobs due soon; they are read when they fire: %s", len(jobs), exc)
+            return
+        for event in latest.values():
+            if not isinstance(event, JobDeleted):
+                self._index.give_state(event.job, event.version)
+
+    async def _with_states(
+        self, due: list[DueOccurrence], missed: list[MissedOccurrence]
+    ) -> tuple[list[DueOccurrence], list[MissedOccurrence]]:
+        """`due` and `missed` with their whole jobs read where the index did not hold them; an occurrence whose job
+        no longer fires it (deleted, paused or rescheduled since it was indexed) is dropped, as if published ahead
+        and withdrawn. A read that fails raises, as a publish that fails does: nothing popped is lost, since the
+        watermark stays where it was."""
+        jobs = {o.job.id: o.job for o in due if o.state is None} | {m.job.id: m.job for m in missed if m.state is None}
+        latest = await read_jobs(self._js, self._names, list(jobs.values()))
+        ready = [o for d in due if (o := with_state(d, latest.get(d.job.id))) is not None]
+        recorded = [r for m in missed if (r := missed_with_state(m, latest.get(m.job.id))) is not None]
+        if len(ready) < len(due) or len(recorded) < len(missed):
+            log.info(
+                "%d occurrences not published, %d missed not recorded: their jobs changed since they were indexed",
+                len(due) - len(ready),
+                len(missed) - len(recorded),
+            )
+        return ready, recorded
 
     async def _rebalance(self) -> None:
         """One lease step: renew, take what is due to this ticker, hand back its surplus after saving it."""
@@ -319,6 +369,8 @@ class Ticker:
                         task.cancel()
         finally:
             await self._stop_feeds()
+            for task in self._reads:
+                task.cancel()
             if self._background:  # withdrawals under way
                 await asyncio.gather(*self._background, return_exceptions=True)
             await self._save_watermarks(self.owned)
@@ -337,8 +389,12 @@ class Ticker:
             horizon = now + lead
             if self._ahead:
                 self._ahead = {job: a for job, a in self._ahead.items() if a[0] > now}
+            if soon := self._index.promote(now + STATE_FETCHED_AHEAD):
+                self._read_ahead(soon)
             due = self._index.pop_due(now, grace, looked_until, horizon)
             missed = self._index.take_missed()
+            if any(o.state is None for o in due) or any(m.state is None for m in missed):
+                due, missed = await self._with_states(due, missed)
             if missed:
                 await record_missed(self._js, self._names, missed, self._clock())
             if due:
@@ -347,8 +403,10 @@ class Ticker:
             self._looks_done = self._looks_begun
             # Not `now`: what fell due while publishing was late, not missed.
             looked_until = self._clock()
-            nxt = self._index.next_due()
-            delay = MAX_IDLE_SECONDS if nxt is None else (nxt - lead - self._clock()).total_seconds()
+            moments = [] if (nxt := self._index.next_due()) is None else [nxt - lead]
+            if (fetch := self._index.next_fetch()) is not None:
+                moments.append(fetch)
+            delay = MAX_IDLE_SECONDS if not moments else (min(moments) - self._clock()).total_seconds()
             if delay > 0:
                 await _first_of(self._wakeup.wait(), stop.wait(), timeout=min(delay, MAX_IDLE_SECONDS))
 
@@ -356,17 +414,21 @@ class Ticker:
 _TIMING_FIELDS = frozenset({"schedule", "timezone", "enabled", "start_at", "end_at", "jitter_seconds"})
 
 
-def _stops_firing(event: JobEvent) -> bool:
+def _stops_firing(event: JobTimingEvent) -> bool:
     """Whether occurrences published ahead under the job's previous state must not fire."""
-    return isinstance(event, JobDeleted | JobPaused) or not event.job.enabled or _changes_timing(event)
+    return event.event_type in ("JobDeleted", "JobPaused") or not event.job.enabled or _changes_timing(event)
 
 
-def _changes_timing(event: JobEvent) -> bool:
+def _changes_timing(event: JobTimingEvent) -> bool:
     """Whether the job fires from this event's time on (created, resumed, rescheduled), rather than from whenever
     its partition was last looked at (an edit of its name or webhooks changes nothing about when it fires)."""
-    if isinstance(event, JobCreated | JobResumed):
+    if event.event_type in ("JobCreated", "JobResumed"):
         return True
-    return isinstance(event, JobUpdated) and bool(_TIMING_FIELDS & set(event.changed))
+    return event.event_type == "JobUpdated" and bool(_TIMING_FIELDS & set(event.changed))
+
+
+def _whole_job(data: bytes) -> JobState:
+    return decode_job_event(data).job
 
 
 async def _first_of(*aws: Awaitable[object], timeout: float | None = None) -> None:

@@ -212,11 +212,11 @@ class OrderedReader:
         if headers is not None and (status := headers.get(Header.STATUS)) is not None and not msg.data:
             self._on_status(status, headers)
             return
-        sequence = msg.metadata.sequence
-        if sequence.consumer != self._consumer_seq + 1:
-            self._lose(f"consumer sequence {sequence.consumer} came after {self._consumer_seq}")
+        stream_seq, consumer_seq = _sequences(msg)
+        if consumer_seq != self._consumer_seq + 1:
+            self._lose(f"consumer sequence {consumer_seq} came after {self._consumer_seq}")
             return
-        self._consumer_seq, self._stream_seq = sequence.consumer, sequence.stream
+        self._consumer_seq, self._stream_seq = consumer_seq, stream_seq
         self._buffer.append(msg)
         self._arrived.set()
         self._asked -= 1
@@ -261,3 +261,18 @@ class OrderedReader:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await self._js.delete_consumer(self._stream, self._consumer)
             self._consumer = ""
+
+
+def _sequences(msg: Msg) -> tuple[int, int]:
+    """A JetStream message's stream and consumer sequences, read from its reply subject (`$JS.ACK.<stream>.
+    <consumer>.<delivered>.<stream seq>.<consumer seq>...`, with a domain and an account hash after `ACK` in the
+    newer form). `msg.metadata` parses the same subject into objects and a timestamp: a sixth of a ticker's start-up
+    at a million jobs, for two numbers."""
+    tokens = (msg.reply or "").split(".")
+    if tokens[:2] == ["$JS", "ACK"]:
+        if len(tokens) == 9:
+            return int(tokens[5]), int(tokens[6])
+        if len(tokens) >= 11:
+            return int(tokens[Msg.Ack.StreamSeq]), int(tokens[Msg.Ack.ConsumerSeq])
+    sequence = msg.metadata.sequence  # raises NotJSMessageError
+    return sequence.stream, sequence.consumer

@@ -8,15 +8,33 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Protocol
+from uuid import UUID
 
-from shared.contracts.jobs import JobState
-from shared.contracts.schedules import DateSchedule
+from shared.contracts.schedules import DateSchedule, Schedule
 from shared.schedule.occurrences import next_after
 
 _TICK = timedelta(microseconds=1)
 
 
-def next_fire(state: JobState, after: datetime) -> datetime | None:
+class Timed(Protocol):
+    """What decides when a job fires: a JobState, or the ticker's compact entry for one."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def schedule(self) -> Schedule: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def start_at(self) -> datetime | None: ...
+    @property
+    def end_at(self) -> datetime | None: ...
+    @property
+    def jitter_seconds(self) -> float: ...
+
+
+def next_fire(state: Timed, after: datetime) -> datetime | None:
     """The job's first nominal occurrence strictly after `after` within [start_at, end_at], if any."""
     if state.start_at is not None and after < state.start_at:
         after = state.start_at - _TICK
@@ -29,7 +47,7 @@ def next_fire(state: JobState, after: datetime) -> datetime | None:
     return t
 
 
-def passed_date(state: JobState, now: datetime) -> datetime | None:
+def passed_date(state: Timed, now: datetime) -> datetime | None:
     """A date job's one occurrence if its time is not after `now` but within [start_at, end_at]: scheduled late,
     it goes through the job's misfire policy (fired at once within the grace, or recorded missed)."""
     if not isinstance(state.schedule, DateSchedule):
@@ -44,7 +62,7 @@ def passed_date(state: JobState, now: datetime) -> datetime | None:
     return at
 
 
-def jitter_of(state: JobState, nominal: datetime) -> timedelta:
+def jitter_of(state: Timed, nominal: datetime) -> timedelta:
     """A delay in [0, jitter_seconds) fixed by (job, nominal time): spreads jobs due at the same moment."""
     if state.jitter_seconds <= 0:
         return timedelta(0)

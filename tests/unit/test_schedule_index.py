@@ -10,8 +10,8 @@ import pytest
 
 from services.ticker import schedule_index
 from services.ticker.schedule_index import ScheduleIndex
+from shared.contracts.job_timing import JobTimingEvent
 from shared.contracts.jobs import (
-    JobCreated,
     JobDeleted,
     JobPaused,
     JobResumed,
@@ -21,7 +21,7 @@ from shared.contracts.jobs import (
 )
 from shared.contracts.schedules import DateSchedule
 from shared.schedule.firing import jitter_of
-from tests.factories import job_created, job_state
+from tests.factories import job_created, job_state, timing_of
 
 pytestmark = pytest.mark.unit
 
@@ -33,8 +33,8 @@ def state(expression: str = "* * * * * *", enabled: bool = True) -> JobState:
     return job_state(expression, enabled=enabled, at=T0)
 
 
-def created(s: JobState) -> JobCreated:
-    return job_created(s)
+def created(s: JobState) -> JobTimingEvent:
+    return timing_of(job_created(s))
 
 
 def test_due_occurrences_pop_in_order_and_advance() -> None:
@@ -74,7 +74,7 @@ def test_paused_and_deleted_jobs_do_not_fire() -> None:
         job=msgspec.structs.replace(s, enabled=False),
         next_run_at=None,
     )
-    index.apply(paused, T0)
+    index.apply(timing_of(paused), T0)
     assert index.pop_due(T0 + timedelta(seconds=5), GRACE) == []
     resumed = JobResumed(
         event_id=uuid.uuid4(),
@@ -85,12 +85,12 @@ def test_paused_and_deleted_jobs_do_not_fire() -> None:
         job=s,
         next_run_at=None,
     )
-    index.apply(resumed, T0 + timedelta(seconds=5))
+    index.apply(timing_of(resumed), T0 + timedelta(seconds=5))
     assert [d.nominal_time for d in index.pop_due(T0 + timedelta(seconds=6), GRACE)] == [T0 + timedelta(seconds=6)]
     deleted = JobDeleted(
         event_id=uuid.uuid4(), job_id=s.id, account_id=s.account_id, version=4, occurred_at=T0, job=s, next_run_at=None
     )
-    index.apply(deleted, T0)
+    index.apply(timing_of(deleted), T0)
     assert index.pop_due(T0 + timedelta(seconds=60), GRACE) == []
     assert s.id not in index.jobs
 
@@ -108,10 +108,10 @@ def test_stale_versions_are_ignored_and_unchanged_schedules_keep_their_next_due(
         job=msgspec.structs.replace(s, name="renamed"),
         next_run_at=None,
     )
-    index.apply(renamed, T0 + timedelta(seconds=30))
+    index.apply(timing_of(renamed), T0 + timedelta(seconds=30))
     assert index.next_due() == T0 + timedelta(seconds=1)
     index.apply(created(s), T0)  # an old version arriving late changes nothing
-    assert index.jobs[s.id].state.name == "renamed"
+    assert index.jobs[s.id].version == 2
 
 
 # A job every 10 s; the ticker last looked at T0+5 s and looks again 3 minutes later.
