@@ -275,6 +275,10 @@ class ScheduleIndex:
             if looked is not None and looked < due < missed_end:
                 fire, not_yet = self._misfire(job, due, now, missed_end, looked, default_grace)
                 job.next_due = not_yet or next_fire(job, missed_end - _TICK)
+                # Not yet due for publication (its jitter puts it after `missed_end`): it fires on time, and is
+                # not taken for missed again when popped (which looped for ever when its fire time was within the
+                # horizon).
+                job.catch_up_from = not_yet
                 out.extend(DueOccurrence(job, job.version, t, job.next_due, state) for t in fire)
             else:
                 job.next_due = next_fire(job, due)

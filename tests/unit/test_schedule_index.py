@@ -247,3 +247,22 @@ def test_a_past_date_outside_the_jobs_window_never_fires() -> None:
     index.apply(created(s), T0)
     assert index.pop_due(T0 + timedelta(seconds=1), GRACE, looked_until=T0) == []
     assert index.take_missed() == []
+
+
+@pytest.mark.timeout(10)
+def test_a_jittered_occurrence_not_yet_due_after_a_stall_fires_once_within_the_horizon() -> None:
+    """Nominal time inside the stretch nobody looked at, publication time after it but within the fire lead: it
+    fires, once, and is not missed. It used to be taken for missed again at every pop, for ever (a ticker stalled
+    more than 2 s with jittered jobs spun)."""
+    due = T0 + timedelta(seconds=42)
+    s = job_state("*/7 * * * * *", at=T0, jitter_seconds=3.0)
+    while not timedelta(seconds=1.2) <= jitter_of(s, due) <= timedelta(seconds=2.4):
+        s = msgspec.structs.replace(s, id=uuid.uuid4())
+    index = ScheduleIndex()
+    looked = T0 + timedelta(seconds=40.5)
+    index.apply(created(s), looked, catch_up_from=looked)
+    now = T0 + timedelta(seconds=45)  # misses end at 43 s; 42 s + its jitter is before now + the lead
+    fired = index.pop_due(now, GRACE, looked, now + timedelta(seconds=0.5))
+    assert [d.nominal_time for d in fired] == [due]
+    assert index.take_missed() == []
+    assert index.next_due() == T0 + timedelta(seconds=49) + jitter_of(s, T0 + timedelta(seconds=49))
