@@ -127,6 +127,8 @@ class ScheduleIndex:
     _shared: dict[object, object] = field(default_factory=dict)
     missed: int = 0
     _missed: list[MissedOccurrence] = field(default_factory=list)
+    kept_for: timedelta = STATE_KEPT_FOR
+    fetched_ahead: timedelta = STATE_FETCHED_AHEAD
 
     def _one(self, value: _Shared) -> _Shared:
         return self._shared.setdefault(value, value)  # type: ignore[return-value]
@@ -184,7 +186,7 @@ class ScheduleIndex:
                 late = passed_date(entry, event.occurred_at)
         if late is not None:  # due since before anyone looked: through the job's misfire policy
             entry.next_due, entry.catch_up_from, entry.scheduled_late = late, late - _TICK, True
-        if whole is not None and (fire_at := entry.fire_at) is not None and fire_at <= start_after + STATE_KEPT_FOR:
+        if whole is not None and (fire_at := entry.fire_at) is not None and fire_at <= start_after + self.kept_for:
             entry.state, entry.near = whole(), True
         self.jobs[event.job_id] = entry
         self._push(entry)
@@ -210,7 +212,7 @@ class ScheduleIndex:
     def next_fetch(self) -> datetime | None:
         """When `promote` next has a job to hand out: STATE_FETCHED_AHEAD before the first far job fires."""
         top = self._top(self._far, near=False)
-        return None if top is None else top[2] - STATE_FETCHED_AHEAD
+        return None if top is None else top[2] - self.fetched_ahead
 
     def _top(self, heap: list[_Entry], near: bool) -> tuple[IndexedJob, datetime, datetime] | None:
         """The job the heap's first live entry stands for, its next occurrence's nominal time and when that is
@@ -265,7 +267,7 @@ class ScheduleIndex:
         missed_end = now - MISFIRE_TOLERANCE
         until = now if horizon is None else max(now, horizon)
         self.promote(until)
-        kept_until = now + STATE_KEPT_FOR
+        kept_until = now + self.kept_for
         while (top := self._top(self._near, near=True)) is not None and top[2] <= until:
             heapq.heappop(self._near)
             job, due, _ = top

@@ -23,7 +23,6 @@ from services.ticker.partitions import PartitionLeases
 from services.ticker.publishing import publish_due, record_missed
 from services.ticker.retry_timers import RetryTimers
 from services.ticker.schedule_index import (
-    STATE_FETCHED_AHEAD,
     DueOccurrence,
     IndexedJob,
     MissedOccurrence,
@@ -389,7 +388,7 @@ class Ticker:
             horizon = now + lead
             if self._ahead:
                 self._ahead = {job: a for job, a in self._ahead.items() if a[0] > now}
-            if soon := self._index.promote(now + STATE_FETCHED_AHEAD):
+            if soon := self._index.promote(now + self._index.fetched_ahead):
                 self._read_ahead(soon)
             due = self._index.pop_due(now, grace, looked_until, horizon)
             missed = self._index.take_missed()
