@@ -26,6 +26,7 @@ from bench import plots
 from bench.api_load import run_api
 from bench.compare import RATIOS, comparison, ratios, sustained_x_calibration
 from bench.dashboard import run_dashboard
+from bench.index_size import run_index_size
 from bench.precision import run_apscheduler, run_scheduler
 from bench.replay import run_replay
 from bench.scale import run_scale
@@ -191,6 +192,12 @@ def replay(out: Path, events: int) -> None:
     _write(out, "replay", result, _table(rows, ["figure", "value"]))
 
 
+def index_size(out: Path, jobs: int) -> None:
+    result = run_index_size(jobs).as_dict()
+    rows = [{"figure": k, "value": v} for k, v in result.items()]
+    _write(out, "index", result, _table(rows, ["figure", "value"]))
+
+
 def dashboard(out: Path, jobs: int, executions: int, repeat: int) -> None:
     rows = [r.as_dict() for r in asyncio.run(run_dashboard(out / "system", jobs, executions, repeat))]
     columns = ["page", "status", "bytes", "p50_ms", "p95_ms", "max_ms", "browser_ms", "met"]
@@ -242,6 +249,14 @@ def scale_command(jobs: int, burst: int, out: Path) -> None:
 def api_command(rate: int, seconds: int, concurrency: int, out: Path) -> None:
     """4. api create, get and list latency at a fixed rate, and the most requests per second."""
     api(out, rate, seconds, concurrency)
+
+
+@main.command("index")
+@click.option("--jobs", type=int, default=1_000_000, show_default=True)
+@OUT
+def index_command(jobs: int, out: Path) -> None:
+    """7. The ticker's compact index alone (no servers): bytes per job and build time at N schedules."""
+    index_size(out, jobs)
 
 
 @main.command("replay")
