@@ -15,7 +15,7 @@ from uuid import UUID
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.bus.ordered_reader import OrderedReader
 from shared.contracts.codec import decode_job_timing
@@ -30,25 +30,39 @@ FEED_BUFFER = 1000
 
 
 class PartitionFeed:
-    def __init__(self, partition: int, reader: OrderedReader) -> None:
+    def __init__(self, partition: int, reader: OrderedReader, after: int) -> None:
         self.partition = partition
         self._reader = reader
+        # The stream sequence up to which the partition's events have been loaded.
+        self.loaded_through = after
+        # How many messages the load read.
+        self.read = 0
 
     @classmethod
-    async def open(cls, js: JetStreamContext, names: Names, partition: int) -> PartitionFeed:
+    async def open(cls, js: JetStreamContext, names: Names, partition: int, after: int | None = None) -> PartitionFeed:
+        """The partition's feed: from each job's latest event, or (`after`) from the events after that stream
+        sequence only (a snapshot holds the rest)."""
+        if after is None:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+        else:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1)
         reader = await OrderedReader(FEED_BUFFER).subscribe(
-            js, names.partition_filter(partition), names.jobs_stream, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
+            js, names.partition_filter(partition), names.jobs_stream, config=config
         )
-        return cls(partition, reader)
+        return cls(partition, reader, after or 0)
 
-    async def load(self) -> dict[UUID, JobTimingEvent]:
-        """Every live job's latest event in the partition (its timing view), with whatever came while it was read."""
-        latest: dict[UUID, JobTimingEvent] = {}
+    async def load(self, snapshot: dict[UUID, JobTimingEvent] | None = None) -> dict[UUID, JobTimingEvent]:
+        """Every live job's latest event in the partition (its timing view), with whatever came while it was read;
+        `snapshot`: what a snapshot holds, the events read updating it."""
+        latest: dict[UUID, JobTimingEvent] = snapshot if snapshot is not None else {}
         remaining = self._reader.pending_at_start
         while remaining > 0:
             batch = await self._reader.batch(FOLLOW_BATCH, 1.0)
             if batch:
-                remaining = batch[-1].metadata.num_pending or 0
+                metadata = batch[-1].metadata
+                remaining = metadata.num_pending or 0
+                self.loaded_through = metadata.sequence.stream
+                self.read += len(batch)
             for msg in batch:
                 event = _decoded(msg)
                 if event is not None and ((known := latest.get(event.job_id)) is None or event.version > known.version):

@@ -16,7 +16,9 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
+from services.ticker.index_snapshots import PartitionSnapshot, read_snapshot, snapshot_store, stale, write_snapshot
 from services.ticker.job_feed import PartitionFeed
 from services.ticker.job_states import missed_with_state, read_jobs, with_state
 from services.ticker.partitions import PartitionLeases
@@ -38,7 +40,7 @@ from shared.contracts.job_timing import JobTimingEvent
 from shared.contracts.jobs import JobDeleted, JobState
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import HEARTBEAT_KEY, WATERMARK_KEY, Heartbeat, watermark_key
-from shared.observability.metrics import JOBS_INDEXED, PARTITIONS_HELD, PARTITIONS_INDEXED
+from shared.observability.metrics import JOBS_INDEXED, PARTITION_READS, PARTITIONS_HELD, PARTITIONS_INDEXED
 from shared.runtime.periodic import periodically
 from shared.runtime.tasks import task_group, until_stopped
 from shared.settings import Settings
@@ -64,6 +66,7 @@ class TickerBuckets:
     withdrawn: KeyValue  # executions published ahead and withdrawn since
     leases: KeyValue
     timers: KeyValue  # attempts due later
+    snapshots: ObjectStore  # each partition's jobs, read by the next ticker to take it
 
 
 class Ticker:
@@ -89,6 +92,7 @@ class Ticker:
         self._wakeup = asyncio.Event()
         self._kv = buckets.state
         self._withdrawn_kv = buckets.withdrawn
+        self._snapshots = buckets.snapshots
         self._partitions = PartitionLeases(Leases(buckets.leases, settings.worker_id))
         owned = self._partitions.owned  # the live set, which the partition leases change in place
         self._timers = RetryTimers(
@@ -169,8 +173,8 @@ class Ticker:
             async with self._loading:
                 feed: PartitionFeed | None = None
                 try:
-                    feed = await PartitionFeed.open(self._js, self._names, partition)
-                    await self._take(partition, await feed.load())
+                    feed, latest = await self._read(partition)
+                    await self._take(partition, latest)
                     return feed
                 except BUS_ERRORS as exc:
                     log.warning("reading partition %d failed, starting it over: %s", partition, exc)
@@ -182,6 +186,32 @@ class Ticker:
                     raise
             await asyncio.sleep(RETRY_LOAD_SECONDS)
         return None
+
+    async def _read(self, partition: int) -> tuple[PartitionFeed, dict[UUID, JobTimingEvent]]:
+        """The partition's feed and its live jobs' latest events: from its snapshot and the events after it when
+        there is one to use, else from the stream; a snapshot is written (in the background) when there was none or
+        the events after it were many."""
+        last = (await self._js.stream_info(self._names.jobs_stream)).state.last_seq
+        snapshot = await read_snapshot(self._snapshots, partition, last)
+        after = None if snapshot is None else snapshot.sequence
+        feed = await PartitionFeed.open(self._js, self._names, partition, after)
+        try:
+            latest = await feed.load(None if snapshot is None else {e.job_id: e for e in snapshot.jobs})
+        except BaseException:
+            await feed.close()
+            raise
+        PARTITION_READS.labels("stream" if snapshot is None else "snapshot").inc()
+        if snapshot is None or stale(len(snapshot.jobs), feed.read):
+            fresh = PartitionSnapshot(partition=partition, sequence=feed.loaded_through, jobs=list(latest.values()))
+            task = asyncio.create_task(write_snapshot(self._snapshots, fresh))
+            self._background.add(task)
+            task.add_done_callback(self._snapshot_written)
+        return feed, latest
+
+    def _snapshot_written(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("could not write a partition snapshot; the next ticker reads the stream: %s", exc)
 
     def _drop(self, partitions: frozenset[int]) -> int:
         """Forget the jobs of partitions given up or lost, and stop reading them."""
@@ -457,6 +487,7 @@ async def open_ticker(settings: Settings, clock: Callable[[], datetime] = _now) 
             withdrawn=await withdrawn_bucket(js, settings),
             leases=await leases_bucket(js, settings),
             timers=await timers_bucket(js, settings),
+            snapshots=await snapshot_store(js, settings),
         )
         yield Ticker(settings, js, buckets, clock)
     finally:

@@ -75,6 +75,11 @@ class Names:
         return f"{self.namespace}_ticker"
 
     @property
+    def index_bucket(self) -> str:
+        """Tickers' snapshots of each partition's jobs (an object store): derived, safe to delete."""
+        return f"{self.namespace}_ticker_index"
+
+    @property
     def signing_bucket(self) -> str:
         return f"{self.namespace}_signing"
 

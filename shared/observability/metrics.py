@@ -24,6 +24,11 @@ PARTITIONS_INDEXED = Gauge(
     "scheduler_ticker_partitions_indexed", "Partitions held whose jobs this ticker has read and indexed"
 )
 JOBS_INDEXED = Gauge("scheduler_ticker_jobs_indexed", "Jobs in this ticker's index (those of the partitions it holds)")
+PARTITION_READS = Counter(
+    "scheduler_ticker_partition_reads_total",
+    "Partitions read when taken: from a snapshot and the events after it, or from the stream",
+    ["source"],
+)
 DELIVERIES = Counter(
     "scheduler_deliveries_total", "Webhook deliveries and task runs by outcome and HTTP status", ["outcome", "code"]
 )
