@@ -76,6 +76,8 @@ class Scale:
     shared_peak_rss_mib: list[float] | None = None
     failover_seconds: float | None = None
     lease_ttl_seconds: float | None = None
+    restart_seconds: float | None = None
+    restart_rss_mib: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
