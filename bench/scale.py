@@ -29,6 +29,7 @@ import asyncpg
 import msgspec
 import nats
 import nats.errors
+import psutil
 from nats.js.errors import KeyNotFoundError
 
 from bench.receiver import TimestampingReceiver
@@ -48,6 +49,8 @@ API_SAMPLES = 300
 SHARING_TICKERS = 4
 # The boundary must leave the dispatcher time to connect after the ticker is up.
 BOUNDARY_MARGIN_SECONDS = 10
+# How long three tickers get to stop (SIGTERM) before they are killed.
+STOP_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Scale:
     shared_peak_rss_mib: list[float] | None = None
     failover_seconds: float | None = None
     lease_ttl_seconds: float | None = None
+    sharing_stop_seconds: float | None = None
     restart_seconds: float | None = None
     restart_rss_mib: float | None = None
 
@@ -254,9 +258,15 @@ async def _tickers_sharing(system: System, jobs: int) -> dict[str, Any]:
         failover = await _until_shared(session, ports[1:], jobs, timeout=600)
         # The other three stopped (their partitions handed back): one ticker restarted reads every partition's
         # snapshot and the events after it.
+        stopping = time.monotonic()
         for ticker in tickers[1:]:
             ticker.terminate()
-            ticker.wait(30)
+        for ticker in tickers[1:]:
+            try:
+                ticker.wait(STOP_SECONDS)
+            except psutil.TimeoutExpired:
+                ticker.kill()
+        stop_seconds = round(time.monotonic() - stopping, 1)
         port = free_port()
         began = time.monotonic()
         alone = system.start("ticker", {"SCHEDULER_OPS_PORT": str(port), "SCHEDULER_INSTANCE_ID": "restarted"})
@@ -264,6 +274,7 @@ async def _tickers_sharing(system: System, jobs: int) -> dict[str, Any]:
         restart_seconds = None if restart is None else round(time.monotonic() - began, 1)
         restart_rss = round(alone.memory_info().rss / 2**20, 1)
     return {
+        "sharing_stop_seconds": stop_seconds,
         "restart_seconds": restart_seconds,
         "restart_rss_mib": restart_rss,
         "shared_ready_seconds": ready_seconds,
