@@ -15,7 +15,7 @@ from dataclasses import replace
 from uuid import UUID
 
 import msgspec
-from jetstreamext import NoMessagesError, get_last_msgs_for
+from jetstreamext import BatchUnsupportedError, InvalidResponseError, NoMessagesError, get_last_msgs_for
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -44,6 +44,8 @@ async def read_jobs(js: JetStreamContext, names: Names, jobs: Sequence[IndexedJo
                     latest[event.job_id] = event
         except NoMessagesError:
             continue
+        except (BatchUnsupportedError, InvalidResponseError) as exc:  # the jobs are read one by one below
+            log.warning("a batched read of %d jobs failed; reading them one by one: %s", len(chunk), exc)
     for job in jobs:
         if (event := latest.get(job.id)) is None or event.version < job.version:
             subject = names.job_subject(job.account_id, job.id)

@@ -112,6 +112,8 @@ class Ticker:
         self._background: set[asyncio.Task[None]] = set()
         # Reads of the whole jobs due soon that the index does not hold.
         self._reads: set[asyncio.Task[None]] = set()
+        # Snapshots being written: dropped when the ticker stops (the next reader reads the stream instead).
+        self._writes: set[asyncio.Task[None]] = set()
 
     @property
     def index(self) -> ScheduleIndex:
@@ -204,12 +206,12 @@ class Ticker:
         if snapshot is None or stale(len(snapshot.jobs), feed.read):
             fresh = PartitionSnapshot(partition=partition, sequence=feed.loaded_through, jobs=list(latest.values()))
             task = asyncio.create_task(write_snapshot(self._snapshots, fresh))
-            self._background.add(task)
+            self._writes.add(task)
             task.add_done_callback(self._snapshot_written)
         return feed, latest
 
     def _snapshot_written(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
+        self._writes.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("could not write a partition snapshot; the next ticker reads the stream: %s", exc)
 
@@ -398,7 +400,7 @@ class Ticker:
                         task.cancel()
         finally:
             await self._stop_feeds()
-            for task in self._reads:
+            for task in (*self._reads, *self._writes):
                 task.cancel()
             if self._background:  # withdrawals under way
                 await asyncio.gather(*self._background, return_exceptions=True)

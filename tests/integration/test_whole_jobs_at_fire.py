@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import nats
 import pytest
+from jetstreamext import InvalidResponseError
 from nats.aio.msg import Msg
 
+from services.ticker import job_states
 from services.ticker.job_states import READ_BATCH, read_jobs
 from services.ticker.schedule_index import IndexedJob, ScheduleIndex
 from services.ticker.service import open_ticker
@@ -112,5 +115,32 @@ async def test_a_ticker_holding_no_whole_job_fires_each_with_the_job_as_it_is(se
                 stop.set()
                 await asyncio.wait_for(run, 30)
         await sub.unsubscribe()
+    finally:
+        await nc.close()
+
+
+async def test_a_batched_read_the_server_refuses_is_read_job_by_job(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that answers the batched get with an error (or one too old to have it) still gives every job."""
+
+    def refused(*args: object, **kwargs: object) -> AsyncIterator[object]:
+        raise InvalidResponseError("Server returned status 408: Bad Request")
+
+    monkeypatch.setattr(job_states, "get_last_msgs_for", refused)
+    names = Names(settings.namespace)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, settings)
+        store = NatsJobEventStore(js, names)
+        index = ScheduleIndex()
+        states = [job_state() for _ in range(5)]
+        for state in states:
+            created = job_created(state)
+            await store.append(created, 0)
+            index.apply(timing_of(created), NOW)
+        latest = await read_jobs(js, names, list(index.jobs.values()))
+        assert {job_id: event.job for job_id, event in latest.items()} == {s.id: s for s in states}
     finally:
         await nc.close()
