@@ -13,12 +13,11 @@ import nats
 import pytest
 
 from services.ticker.service import Ticker
-from shared.bus.job_store import NatsJobEventStore
-from shared.bus.streams import ensure_streams
 from shared.contracts.jobs import JobDeleted, JobState
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.settings import Settings
 from tests.factories import job_created, job_following, job_state
+from tests.job_stores import job_store
 from tests.tickers import running_ticker
 from tests.waiting import eventually
 
@@ -45,11 +44,7 @@ def holds_exactly_its_own(ticker: Ticker, jobs: set[uuid.UUID]) -> bool:
 async def test_tickers_read_and_drop_partitions_as_their_leases_move(settings: Settings) -> None:
     settings = settings.replaced(lease_ttl_seconds=1.5)
     names = Names(settings.namespace)
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
-        store = NatsJobEventStore(js, names)
+    async with job_store(settings) as (js, store):
         states: dict[uuid.UUID, JobState] = {}
         for _ in range(JOBS):
             state = job_state(YEARLY)
@@ -95,5 +90,3 @@ async def test_tickers_read_and_drop_partitions_as_their_leases_move(settings: S
                 timeout=30,
                 what="the first ticker holding every partition again",
             )
-    finally:
-        await nc.close()

@@ -12,21 +12,19 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
-import nats
 import pytest
 from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
 from services.ticker.index_snapshots import snapshot_store
 from services.ticker.service import Ticker
-from shared.bus.job_store import NatsJobEventStore
-from shared.bus.streams import ensure_streams
 from shared.contracts.jobs import JobDeleted, JobState, JobUpdated
 from shared.contracts.schedules import CronSchedule
-from shared.contracts.subjects import PARTITIONS, Names, partition_of
+from shared.contracts.subjects import PARTITIONS, partition_of
 from shared.observability.metrics import PARTITION_READS
 from shared.settings import Settings
 from tests.factories import job_created, job_following, job_state
+from tests.job_stores import job_store
 from tests.tickers import running_ticker
 from tests.waiting import eventually
 
@@ -55,12 +53,7 @@ def indexed_exactly(ticker: Ticker, live: set[uuid.UUID]) -> bool:
 
 
 async def test_a_ticker_reads_the_snapshots_and_the_events_after_them(settings: Settings) -> None:
-    names = Names(settings.namespace)
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
-        store = NatsJobEventStore(js, names)
+    async with job_store(settings) as (js, store):
         now = datetime.now(UTC)
         states: dict[uuid.UUID, JobState] = {}
         for _ in range(JOBS):
@@ -107,5 +100,3 @@ async def test_a_ticker_reads_the_snapshots_and_the_events_after_them(settings: 
         async with running_ticker(settings.replaced(instance_id="ticker-3")) as third:
             await eventually(lambda: indexed_exactly(third, live), timeout=30, what="the third ticker indexing all")
             assert (reads("snapshot") - from_snapshot, reads("stream") - from_stream) == (PARTITIONS - 1, 1)
-    finally:
-        await nc.close()

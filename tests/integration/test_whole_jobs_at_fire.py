@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-import nats
 import pytest
 from jetstreamext import InvalidResponseError
 from nats.aio.msg import Msg
@@ -24,14 +23,13 @@ from services.ticker import job_states
 from services.ticker.job_states import READ_BATCH, read_jobs
 from services.ticker.schedule_index import IndexedJob, ScheduleIndex
 from services.ticker.service import open_ticker
-from shared.bus.job_store import NatsJobEventStore
-from shared.bus.streams import ensure_streams
 from shared.contracts.codec import decode_execution_event
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.jobs import JobDeleted, JobUpdated
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 from tests.factories import NOW, job_created, job_following, job_state, timing_of
+from tests.job_stores import job_store
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -39,11 +37,7 @@ pytestmark = pytest.mark.integration
 
 async def test_read_jobs_answers_for_more_jobs_than_one_batch_at_their_latest_versions(settings: Settings) -> None:
     names = Names(settings.namespace)
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
-        store = NatsJobEventStore(js, names)
+    async with job_store(settings) as (js, store):
         account = uuid.uuid4()
         states = [job_state(account_id=account, name=f"job {i}") for i in range(READ_BATCH + 200)]
         index = ScheduleIndex()
@@ -70,19 +64,13 @@ async def test_read_jobs_answers_for_more_jobs_than_one_batch_at_their_latest_ve
             elif state.id != gone.id:
                 assert latest[state.id].version == 1
                 assert latest[state.id].job == state
-    finally:
-        await nc.close()
 
 
 async def test_a_ticker_holding_no_whole_job_fires_each_with_the_job_as_it_is(settings: Settings) -> None:
     settings = settings.replaced(fire_lead_seconds=1.5)
     names = Names(settings.namespace)
-    nc = await nats.connect(settings.nats_url)
     seen: list[ExecutionRequested] = []
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
-        store = NatsJobEventStore(js, names)
+    async with job_store(settings) as (js, store):
         state = job_state("* * * * * *", name="first", at=datetime.now(UTC))  # created now: fires from now on
         await store.append(job_created(state), 0)
 
@@ -115,8 +103,6 @@ async def test_a_ticker_holding_no_whole_job_fires_each_with_the_job_as_it_is(se
                 stop.set()
                 await asyncio.wait_for(run, 30)
         await sub.unsubscribe()
-    finally:
-        await nc.close()
 
 
 async def test_a_batched_read_the_server_refuses_is_read_job_by_job(
@@ -129,11 +115,7 @@ async def test_a_batched_read_the_server_refuses_is_read_job_by_job(
 
     monkeypatch.setattr(job_states, "get_last_msgs_for", refused)
     names = Names(settings.namespace)
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
-        store = NatsJobEventStore(js, names)
+    async with job_store(settings) as (js, store):
         index = ScheduleIndex()
         states = [job_state() for _ in range(5)]
         for state in states:
@@ -142,5 +124,3 @@ async def test_a_batched_read_the_server_refuses_is_read_job_by_job(
             index.apply(timing_of(created), NOW)
         latest = await read_jobs(js, names, list(index.jobs.values()))
         assert {job_id: event.job for job_id, event in latest.items()} == {s.id: s for s in states}
-    finally:
-        await nc.close()
