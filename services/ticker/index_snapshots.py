@@ -60,9 +60,9 @@ async def snapshot_store(js: JetStreamContext, settings: Settings) -> ObjectStor
         )
 
 
-async def read_snapshot(store: ObjectStore, partition: int, last_sequence: int) -> PartitionSnapshot | None:
-    """The partition's snapshot, if there is one this ticker can use: of this format, of this partition, and not
-    past the stream's `last_sequence` (a snapshot of a stream since recreated)."""
+async def read_snapshot(store: ObjectStore, partition: int) -> PartitionSnapshot | None:
+    """The partition's snapshot, if there is one of this format and this partition (`usable` checks it against the
+    stream)."""
     buffer = io.BytesIO()
     try:
         await store.get(_name(partition), writeinto=buffer)
@@ -73,10 +73,19 @@ async def read_snapshot(store: ObjectStore, partition: int, last_sequence: int) 
     except msgspec.DecodeError as exc:
         log.warning("ignoring the unreadable snapshot of partition %d: %s", partition, exc)
         return None
-    if snapshot.format != FORMAT or snapshot.partition != partition or snapshot.sequence > last_sequence:
-        log.warning("ignoring the snapshot of partition %d: of another format, partition or stream", partition)
+    if snapshot.format != FORMAT or snapshot.partition != partition:
+        log.warning("ignoring the snapshot of partition %d: of another format or partition", partition)
         return None
     return snapshot
+
+
+def usable(snapshot: PartitionSnapshot, last_sequence: int) -> bool:
+    """Whether the snapshot belongs to the stream whose last sequence is `last_sequence` (not to one since
+    recreated, whose sequences start again)."""
+    if snapshot.sequence > last_sequence:
+        log.warning("ignoring the snapshot of partition %d: of a stream since recreated", snapshot.partition)
+        return False
+    return True
 
 
 async def write_snapshot(store: ObjectStore, snapshot: PartitionSnapshot) -> None:

@@ -17,9 +17,9 @@ from uuid import UUID
 import msgspec
 from jetstreamext import BatchUnsupportedError, InvalidResponseError, NoMessagesError, get_last_msgs_for
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from services.ticker.schedule_index import DueOccurrence, IndexedJob, MissedOccurrence
+from shared.bus.job_store import NatsJobEventStore
 from shared.contracts.codec import decode_job_event
 from shared.contracts.jobs import JobDeleted, JobEvent
 from shared.contracts.subjects import Names
@@ -46,15 +46,12 @@ async def read_jobs(js: JetStreamContext, names: Names, jobs: Sequence[IndexedJo
             continue
         except (BatchUnsupportedError, InvalidResponseError) as exc:  # the jobs are read one by one below
             log.warning("a batched read of %d jobs failed; reading them one by one: %s", len(chunk), exc)
+    store = NatsJobEventStore(js, names)  # reads from the stream's leader
     for job in jobs:
-        if (event := latest.get(job.id)) is None or event.version < job.version:
-            subject = names.job_subject(job.account_id, job.id)
-            try:
-                msg = await js.get_last_msg(names.jobs_stream, subject)
-            except NotFoundError:
-                continue
-            if (event := _decoded(subject, msg.data)) is not None:
-                latest[job.id] = event
+        if ((event := latest.get(job.id)) is None or event.version < job.version) and (
+            loaded := await store.load(job.id)
+        ) is not None:
+            latest[job.id] = loaded.event
     return latest
 
 

@@ -18,7 +18,14 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from services.ticker.index_snapshots import PartitionSnapshot, read_snapshot, snapshot_store, stale, write_snapshot
+from services.ticker.index_snapshots import (
+    PartitionSnapshot,
+    read_snapshot,
+    snapshot_store,
+    stale,
+    usable,
+    write_snapshot,
+)
 from services.ticker.job_feed import PartitionFeed
 from services.ticker.job_states import missed_with_state, read_jobs, with_state
 from services.ticker.partitions import PartitionLeases
@@ -193,8 +200,10 @@ class Ticker:
         """The partition's feed and its live jobs' latest events: from its snapshot and the events after it when
         there is one to use, else from the stream; a snapshot is written (in the background) when there was none or
         the events after it were many."""
-        last = (await self._js.stream_info(self._names.jobs_stream)).state.last_seq
-        snapshot = await read_snapshot(self._snapshots, partition, last)
+        snapshot = await read_snapshot(self._snapshots, partition)
+        if snapshot is not None:  # the stream is asked only when there is a snapshot to check against it
+            last = (await self._js.stream_info(self._names.jobs_stream)).state.last_seq
+            snapshot = snapshot if usable(snapshot, last) else None
         after = None if snapshot is None else snapshot.sequence
         feed = await PartitionFeed.open(self._js, self._names, partition, after)
         try:
