@@ -2,8 +2,10 @@
 
 Each api process reads new events of both streams with one ordered consumer per stream (started when the first page
 connects). A page hears only of its own accounts' events, coalesced: many events between two sends become one
-"job" and one "execution" notice. A notice is sent once the read models hold the event it announces, so the page
-that re-reads on it sees the change.
+"job" and one "execution" notice, and a page hears at most one batch of notices per PACE_SECONDS. The pace keeps the
+last word: a notice that comes within the pace is sent when it ends, never dropped (htmx's `throttle` drops it, so
+a run whose result followed its request within the throttle left the page showing the request). A notice is sent
+once the read models hold the event it announces, so the page that re-reads on it sees the change.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ PROJECTION_WAIT_SECONDS = 3.0
 KEEPALIVE_SECONDS = 15.0
 # With no page open this long, the feed stops reading the streams.
 UNUSED_STOP_SECONDS = 60.0
+# A page hears at most one batch of notices this often (the first at once, the rest at the end of the pace).
+PACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +159,27 @@ class LiveFeed:
                 if position > seen.get(topic, 0):
                     listener.pending.setdefault(topic, Notice(topic, self._streams[topic], position, ""))
                     listener.woken.set()
+            loop = asyncio.get_running_loop()
+            quiet_until = 0.0  # the loop's clock: no batch is sent before this
             while not listener.closed:
                 wait = KEEPALIVE_SECONDS
                 if until is not None:
                     wait = min(wait, (until - datetime.now(UTC)).total_seconds())
                     if wait <= 0:
                         return
-                try:
-                    async with asyncio.timeout(wait):
-                        await listener.woken.wait()
-                except TimeoutError:
-                    yield None
+                if not listener.pending:
+                    try:
+                        async with asyncio.timeout(wait):
+                            await listener.woken.wait()
+                    except TimeoutError:
+                        yield None
+                    listener.woken.clear()
                     continue
-                listener.woken.clear()
+                if (hold := quiet_until - loop.time()) > 0:
+                    # Within the pace: gather what comes until it ends, then send it all.
+                    await asyncio.sleep(min(hold, wait))
+                    continue
+                quiet_until = loop.time() + PACE_SECONDS
                 batch, listener.pending = listener.pending, {}
                 for notice in batch.values():
                     await self._watcher.wait_for(notice.stream, notice.sequence, PROJECTION_WAIT_SECONDS)
