@@ -82,6 +82,8 @@ class System:
             "SCHEDULER_API_PORT": str(self.port),
             "SCHEDULER_EGRESS_ALLOW": "127.0.0.0/8",
             "SCHEDULER_LOG_LEVEL": "warning",
+            # Seeded histories are dated from 2026-01-01 (bench/seed.py): kept forever, or a purge would take them.
+            "SCHEDULER_EXECUTION_RETENTION_DAYS": "0",
         } | self.extra_env
         self._env = env
         if self.layout == "dev":

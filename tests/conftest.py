@@ -71,6 +71,8 @@ def settings(nats_url: str, database_url: str, unused_tcp_port: int) -> Settings
         ack_wait_seconds=10,
         # The tests' receivers listen on loopback, which the egress policy refuses unless allowed.
         egress_allow="127.0.0.0/8,::1",
+        # Tests write histories at fixed dates, months back: kept forever unless a test is about retention.
+        execution_retention_days=0,
     )
 
 

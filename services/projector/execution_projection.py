@@ -24,12 +24,16 @@ from shared.contracts.executions import (
 )
 from shared.db.pool import DbConnection, without_nul
 
+# Every write touches only rows of occurrences at or after the retention's horizon (services/projector/
+# retention.py): a late event of a purged occurrence writes nothing, live or in a replay, so both hold the same rows
+# and a purge can count a partition's rows and drop it without locking out the projector.
 _INSERT_REQUESTED = """
 INSERT INTO executions (
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
     redrive, timeout_seconds
 )
-VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12)
+SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12
+WHERE $6 >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 ON CONFLICT DO NOTHING
 """
 
@@ -47,6 +51,7 @@ FROM unnest(
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, attempt, created_at, number, manual, redrive,
     timeout_seconds
 )
+WHERE u.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 ON CONFLICT DO NOTHING
 """)
 
@@ -75,6 +80,7 @@ WITH inserted AS (
         redrive, timeout_seconds, worker_id, started_at, finished_at, duration_ms, response_code, response_body,
         error, result, traceback, retry_at, dead_lettered_at
     )
+    WHERE u.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
     ON CONFLICT DO NOTHING
     RETURNING id, account_id
 ), held AS (
@@ -91,13 +97,16 @@ SELECT id FROM inserted
 )
 
 _SKIPPED = """
-UPDATE executions SET status = 'skipped', error = $2, finished_at = $3 WHERE id = $1 AND status = 'queued'
+UPDATE executions SET status = 'skipped', error = $2, finished_at = $3
+WHERE id = $1 AND status = 'queued'
+    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _SKIPPED_MANY = Many("""
 UPDATE executions e SET status = 'skipped', error = u.error, finished_at = u.finished_at
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, error, finished_at)
 WHERE e.id = u.id AND e.status = 'queued'
+    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
 # An occurrence published before a crash can be found missed by the ticker that takes over from an older
@@ -109,6 +118,7 @@ INSERT INTO executions (
 )
 SELECT $1, $2, $3, $4, NULL, $5, 'missed', $6, $7, $8, false, false, $9
 WHERE NOT EXISTS (SELECT 1 FROM executions WHERE occurrence_id = $2)
+    AND $5 >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 ON CONFLICT DO NOTHING
 """
 
@@ -148,45 +158,55 @@ ON CONFLICT (job_id) DO UPDATE SET last_run_at = EXCLUDED.last_run_at
 WHERE job_runs.last_run_at < EXCLUDED.last_run_at
 """)
 
-_RETRY_SCHEDULED = "UPDATE executions SET retry_at = $2 WHERE id = $1"
+_RETRY_SCHEDULED = """
+UPDATE executions SET retry_at = $2
+WHERE id = $1 AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+"""
 
 _RETRY_SCHEDULED_MANY = Many("""
 UPDATE executions e SET retry_at = u.retry_at FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, retry_at)
 WHERE e.id = u.id
+    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
 # A re-driven occurrence leaves the dead-letter list: its last attempt is no longer waiting for anyone.
 _REDRIVEN = """
 UPDATE executions SET status = 'failure'
 WHERE occurrence_id = $1 AND webhook_id IS NOT DISTINCT FROM $2 AND attempt < $3 AND status = 'dead_letter'
+    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _DEAD_LETTERED = """
 UPDATE executions SET status = 'dead_letter', dead_lettered_at = $2
 WHERE id = $1 AND status IN ('failure', 'timed_out')
+    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _DEAD_LETTERED_MANY = Many("""
 UPDATE executions e SET status = 'dead_letter', dead_lettered_at = u.dead_lettered_at
 FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, dead_lettered_at)
 WHERE e.id = u.id AND e.status IN ('failure', 'timed_out')
+    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
 _STARTED = """
 UPDATE executions SET status = 'running', started_at = $2, worker_id = $3
 WHERE id = $1 AND status = 'queued'
+    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _STARTED_MANY = Many("""
 UPDATE executions e SET status = 'running', started_at = u.started_at, worker_id = u.worker_id
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, started_at, worker_id)
 WHERE e.id = u.id AND e.status = 'queued'
+    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
 _FINISHED = """
 UPDATE executions SET status = $2, started_at = COALESCE(started_at, $3), finished_at = $4, duration_ms = $5,
     worker_id = $6, response_code = $7, response_body = $8, error = $9, result = $10, traceback = $11
 WHERE id = $1 AND status IN ('queued', 'running')
+    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _FINISHED_MANY = Many(
@@ -201,6 +221,7 @@ FROM unnest(
 ) AS u(id, status, started_at, finished_at, duration_ms, worker_id, response_code, response_body, error, result,
     traceback)
 WHERE e.id = u.id AND e.status IN ('queued', 'running')
+    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """,
     json=frozenset({9}),
 )

@@ -8,6 +8,11 @@
    the live schema to `replay_previous` and the new one into its place. Readers see the old tables or the new ones,
    never a mix. The previous tables are dropped unless asked to keep them.
 4. Hand back: the leases are released; a projector takes them and resumes from the new tables' stored positions.
+
+After a purge (services/projector/retention.py) the streams no longer hold the purged executions' events. The new
+tables start from the live tables' horizon, so they hold exactly the executions the live ones do; what the events
+left cannot rebuild is taken over from the live tables at the swap: the purged executions' counts, and the last run
+of a job none of whose runs is left.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import nats.errors
 
 from services.projector.migrate import migrate
+from services.projector.retention import purge_to, stored_horizon
 from services.projector.service import projections as projections_of
 from services.projector.stream_reader import apply_range
 from shared.bus.connection import connect, disconnect
@@ -87,6 +94,7 @@ async def replay(
         pool = await create_pool(settings.database_url, max_size=2, schema=BUILD_SCHEMA)
         async with pool.acquire() as conn:
             await migrate(conn)
+            await purge_to(conn, settings.retention, datetime.now(UTC), await _live_horizon(admin))
         ends = {p.stream: (await js.stream_info(p.stream)).state.last_seq for p in projections}
         total(sum(ends.values()))
         mark = time.monotonic()
@@ -111,6 +119,7 @@ async def replay(
             for p in projections:
                 await apply_range(js, pool, p, channel, ends[p.stream], count)
             applying += time.monotonic() - mark
+            await _take_over_the_purged(admin, pool, settings)
             positions = {
                 r["stream"]: r["position"] for r in await pool.fetch("SELECT stream, position FROM projector_positions")
             }
@@ -140,14 +149,45 @@ async def replay(
         await disconnect(nc)
 
 
+async def _live_horizon(admin: asyncpg.Connection) -> datetime | None:
+    """The live tables' retention horizon (None: nothing purged, or tables from before retention)."""
+    try:
+        return await stored_horizon(admin)
+    except asyncpg.UndefinedTableError:
+        return None
+
+
+async def _take_over_the_purged(admin: asyncpg.Connection, pool: asyncpg.Pool, settings: Settings) -> None:
+    """With the projector's leases held (nobody writes either side): purge both sides to the live horizon, then take
+    over what the events no longer tell: the purged counts (and the counter rows only purged rows made), and the
+    last runs of jobs with no run left in the stream."""
+    horizon = await _live_horizon(admin)
+    if horizon is None:
+        return
+    now = datetime.now(UTC)
+    await purge_to(admin, settings.retention, now, horizon)
+    async with pool.acquire() as conn, conn.transaction():
+        await purge_to(conn, settings.retention, now, horizon)
+        await conn.execute("DELETE FROM execution_stats_purged")
+        await conn.execute(f"INSERT INTO execution_stats_purged SELECT * FROM {LIVE_SCHEMA}.execution_stats_purged")
+        await conn.execute(f"INSERT INTO job_runs SELECT * FROM {LIVE_SCHEMA}.job_runs ON CONFLICT (job_id) DO NOTHING")
+        # A counter row stays once made, at zero when its executions are purged (or moved on to other statuses).
+        await conn.execute(
+            "INSERT INTO execution_stats (account_id, status, executions, duration_ms_sum, durations)"
+            f" SELECT account_id, status, 0, 0, 0 FROM {LIVE_SCHEMA}.execution_stats ON CONFLICT DO NOTHING"
+        )
+
+
 @contextlib.asynccontextmanager
 async def _bulk_load(admin: asyncpg.Connection, schema: str) -> AsyncIterator[None]:
     """Load without the secondary indexes, then build them once: maintaining eight indexes row by row costs more
     than everything else a replay does. Unique indexes stay, for the ON CONFLICT rules the projections rely on."""
+    # A partitioned table's indexes only (a partition's go with them and come back with them).
     indexes = await admin.fetch(
         "SELECT i.indexname, i.indexdef FROM pg_indexes i"
         " JOIN pg_class c ON c.relname = i.indexname JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = $1"
-        " JOIN pg_index x ON x.indexrelid = c.oid WHERE i.schemaname = $1 AND NOT x.indisunique",
+        " JOIN pg_index x ON x.indexrelid = c.oid JOIN pg_class t ON t.oid = x.indrelid"
+        " WHERE i.schemaname = $1 AND NOT x.indisunique AND NOT t.relispartition",
         schema,
     )
     for row in indexes:
@@ -156,7 +196,8 @@ async def _bulk_load(admin: asyncpg.Connection, schema: str) -> AsyncIterator[No
         yield
     finally:
         for row in indexes:
-            await admin.execute(row["indexdef"])
+            # A partitioned table's index is listed ON ONLY the table: made so, it would leave the partitions bare.
+            await admin.execute(row["indexdef"].replace(" ON ONLY ", " ON ", 1))
 
 
 async def _renew(leases: Leases, keys: list[str], every: float, done: asyncio.Event) -> None:

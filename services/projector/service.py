@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 from nats.js import JetStreamContext
@@ -13,6 +14,7 @@ from nats.js import JetStreamContext
 from services.projector.execution_projection import execution_step
 from services.projector.job_projection import job_step
 from services.projector.migrate import migrate
+from services.projector.retention import keep_history
 from services.projector.stream_reader import Projection, run_projection
 from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.leases import Leases, leases_bucket
@@ -28,6 +30,10 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
+# The execution history's upkeep runs this often at most (more often with narrow partitions: a quarter of one).
+UPKEEP_EVERY_SECONDS = 600.0
+# Errors an upkeep run meets that the next run may not: logged, and the projection goes on.
+UPKEEP_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 # Errors of a bus that is briefly unreachable: a lease renewal that meets one tries again next time.
 
 
@@ -87,7 +93,12 @@ class Projector:
             PROJECTOR_LEASES_HELD.inc()
             halt = asyncio.Event()
             keeper = asyncio.create_task(self._hold(key, stop, halt))
+            # The execution history is kept by whoever projects it, so one projector at a time purges (and none
+            # while a replay holds the lease).
+            upkeep: asyncio.Task[None] | None = None
             try:
+                if projection.stream == self._names.executions_stream:
+                    upkeep = await self._keep_history(halt)
                 await run_projection(self._js, self._pool, projection, self._names.projection_channel, halt)
             except Exception as exc:
                 # Nothing was committed for the failed batch: resume from the stored position after a pause.
@@ -96,11 +107,35 @@ class Projector:
             finally:
                 PROJECTOR_LEASES_HELD.dec()
                 keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
+                if upkeep is not None:
+                    upkeep.cancel()
+                await asyncio.gather(keeper, *([upkeep] if upkeep else []), return_exceptions=True)
                 # Stopping or failed: hand the stream over at once rather than at expiry (after a failure this
                 # projector may well take it again).
                 with contextlib.suppress(*BUS_ERRORS):
                     await self._leases.release(key)
+
+    async def _keep_history(self, halt: asyncio.Event) -> asyncio.Task[None]:
+        """Make the executions table's partitions and purge what is older than the retention: once now, then in
+        the background periodically until `halt`."""
+        retention = self._settings.retention
+
+        async def upkeep() -> None:
+            async with self._pool.acquire() as conn:
+                await keep_history(conn, retention, datetime.now(UTC))
+
+        every = min(UPKEEP_EVERY_SECONDS, retention.partition_seconds / 4)
+        try:
+            # Before the projection starts: a partition attached while rows of its range are being written into the
+            # default partition fails their batch (it is written again, but why fail it).
+            await upkeep()
+        except UPKEEP_ERRORS as exc:
+            log.warning("could not keep the execution history, retrying in %.1f s: %s", every, exc)
+        # Whatever fails is tried again next time: the projection goes on meanwhile (the default partition takes rows
+        # a missing partition would have held).
+        return asyncio.create_task(
+            periodically(upkeep, every, halt, what="keep the execution history", retry_on=UPKEEP_ERRORS, log=log)
+        )
 
     async def _owner(self, key: str) -> str:
         with contextlib.suppress(*BUS_ERRORS):

@@ -35,8 +35,8 @@ _COMPARED = (
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
-    """JOBS (the event log, kept forever), EXECUTIONS (kept forever for now) and TASKS (a work queue: a task waits
-    there until a worker acknowledges it, however long no worker runs)."""
+    """JOBS (the event log, kept forever), EXECUTIONS (kept for the execution retention) and TASKS (a work queue: a
+    task waits there until a worker acknowledges it, however long no worker runs)."""
     names = Names(settings.namespace)
     common = {
         "retention": RetentionPolicy.LIMITS,
@@ -47,9 +47,14 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
         "max_age": 0.0,
         "allow_direct": True,
     }
+    # Execution history goes after the retention (its age limit); a duplicate window may not exceed the age limit.
+    max_age = settings.retention.stream_max_age
+    executions = common | {"max_age": max_age}
+    if max_age:
+        executions["duplicate_window"] = min(settings.duplicate_window_seconds, max_age)
     return [
         StreamConfig(name=names.jobs_stream, subjects=[names.jobs_filter], **common),  # type: ignore[arg-type]
-        StreamConfig(name=names.executions_stream, subjects=[names.executions_filter], **common),  # type: ignore[arg-type]
+        StreamConfig(name=names.executions_stream, subjects=[names.executions_filter], **executions),  # type: ignore[arg-type]
         StreamConfig(
             name=names.tasks_stream,
             subjects=[names.tasks_filter],

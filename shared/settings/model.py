@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.delivery.egress import EgressPolicy
+from shared.domain.retention import Retention
 from shared.settings.variables import Variables
 
 _URL_FIELDS = ("nats_url", "database_url")
@@ -100,6 +101,13 @@ class Settings(Variables):
                 "SCHEDULER_MAX_ACK_PENDING must be at least SCHEDULER_DISPATCHER_CONCURRENCY"
                 " + SCHEDULER_DISPATCH_LOOKAHEAD, or one dispatcher cannot fill its window"
             )
+        if 86_400 % self.execution_partition_seconds:
+            return "SCHEDULER_EXECUTION_PARTITION_SECONDS must divide a day (86400) evenly"
+        if 0 < self.execution_retention_days * 86_400 < self.execution_partition_seconds:
+            return (
+                "SCHEDULER_EXECUTION_RETENTION_DAYS must be at least one partition"
+                " (SCHEDULER_EXECUTION_PARTITION_SECONDS)"
+            )
         try:
             EgressPolicy.parse(self.egress_allow)
         except ValueError as exc:
@@ -122,6 +130,11 @@ class Settings(Variables):
     def egress_policy(self) -> EgressPolicy:
         """Where webhooks may be delivered (see shared/delivery/egress.py)."""
         return EgressPolicy.parse(self.egress_allow)
+
+    @property
+    def retention(self) -> Retention:
+        """How long execution history is kept (see shared/domain/retention.py)."""
+        return Retention(self.execution_retention_days * 86_400, self.execution_partition_seconds)
 
     @property
     def worker_id(self) -> str:

@@ -148,6 +148,24 @@ class Variables(BaseSettings):
         " the instant, so occurrences due together leave on time; one paused, deleted or rescheduled inside the"
         " lead is withdrawn (shared/bus/withdrawals.py). 0: publish at the instant.",
     )
+    execution_retention_days: float = Field(
+        30.0,
+        ge=0,
+        le=3650,
+        validation_alias="SCHEDULER_EXECUTION_RETENTION_DAYS",
+        description="How long execution history is kept: the EXECUTIONS stream's age limit and the executions table's"
+        " time partitions (dropped whole once older). Counters and statistics still count what is purged. 0: kept"
+        " forever. Job events are always kept.",
+    )
+    execution_partition_seconds: int = Field(
+        86_400,
+        ge=1,
+        le=86_400,
+        validation_alias="SCHEDULER_EXECUTION_PARTITION_SECONDS",
+        description="The width of one partition of the executions table (by the occurrence's nominal time); must"
+        " divide a day. History is purged a partition at a time, so it is kept up to a partition longer than the"
+        " retention.",
+    )
     started_event_after_seconds: float = Field(
         1.0,
         ge=0,

@@ -55,14 +55,14 @@ REPORTED = (
 )
 
 
-async def content_hash(database_url: str, schema: str = "public") -> dict[str, str]:
+async def content_hash(database_url: str, schema: str = "public", tables: tuple[str, ...] = TABLES) -> dict[str, str]:
     conn = await asyncpg.connect(database_url)
     try:
         return {
             table: await conn.fetchval(
                 f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {schema}.{table} t"
             )
-            for table in TABLES
+            for table in tables
         }
     finally:
         await conn.close()

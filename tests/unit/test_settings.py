@@ -28,6 +28,9 @@ def test_overrides_win_over_environment() -> None:
         {"SCHEDULER_DELIVERY_TIMEOUT_SECONDS": "90", "SCHEDULER_ACK_WAIT_SECONDS": "60"},
         {"SCHEDULER_MAX_ACK_PENDING": "100"},
         {"SCHEDULER_DISPATCH_LOOKAHEAD": "-1"},
+        {"SCHEDULER_EXECUTION_PARTITION_SECONDS": "7"},
+        {"SCHEDULER_EXECUTION_RETENTION_DAYS": "-1"},
+        {"SCHEDULER_EXECUTION_RETENTION_DAYS": "0.00001"},
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str]) -> None:

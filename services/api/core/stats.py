@@ -11,6 +11,12 @@ import asyncpg
 
 from shared.db.pool import DbConnection
 
+# The execution counters: of the rows the executions table holds, and of those purged after the retention.
+_COUNTERS = (
+    "(SELECT account_id, status, executions, duration_ms_sum, durations FROM execution_stats"
+    " UNION ALL SELECT account_id, status, executions, duration_ms_sum, durations FROM execution_stats_purged) c"
+)
+
 
 @dataclass(slots=True)
 class AccountStats:
@@ -45,7 +51,8 @@ async def account_stats(pool: asyncpg.Pool, accounts: frozenset[UUID] | None) ->
             stats = by_account.setdefault(row["account_id"], AccountStats(row["account_id"]))
             stats.jobs_total, stats.jobs_enabled = int(row["total"]), int(row["enabled"])
         for row in await conn.fetch(
-            f"SELECT account_id, status, executions, duration_ms_sum, durations FROM execution_stats WHERE {scope}",
+            "SELECT account_id, status, sum(executions) AS executions, sum(duration_ms_sum) AS duration_ms_sum,"
+            f" sum(durations) AS durations FROM {_COUNTERS} WHERE {scope} GROUP BY account_id, status",
             *args,
         ):
             stats = by_account.setdefault(row["account_id"], AccountStats(row["account_id"]))
@@ -88,7 +95,7 @@ async def counter_totals(conn: DbConnection, accounts: frozenset[UUID] | None) -
     )
     rows = await conn.fetch(
         "SELECT status, sum(executions) AS n, sum(duration_ms_sum) AS ms, sum(durations) AS timed"
-        f" FROM execution_stats WHERE {scope} GROUP BY status",
+        f" FROM {_COUNTERS} WHERE {scope} GROUP BY status",
         *args,
     )
     return CounterTotals(

@@ -1,0 +1,131 @@
+"""Execution history kept for the retention, on PostgreSQL: the executions table's time partitions made ahead and
+dropped whole once older than the retention, their rows' counts still reported, late events of purged occurrences
+writing nothing, and a database with executions from before partitioning keeping every row and count."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from services.api.core.stats import counter_totals
+from services.projector.batched_writes import apply_steps
+from services.projector.execution_projection import execution_step
+from services.projector.migrate import _migrations, migrate
+from services.projector.retention import keep_history, purge_to
+from shared.contracts.executions import ExecutionEvent
+from shared.db.pool import DbConnection, create_pool
+from shared.domain.retention import Retention
+from tests.factories import NOW, executions_of, job_state
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400
+# Two days kept, a partition a day: at NOW the horizon is the start of NOW's day minus two days.
+RETENTION = Retention(2 * DAY, DAY)
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[DbConnection]:
+    pool = await create_pool(database_url, max_size=1)
+    async with pool.acquire() as connection:
+        await migrate(connection)
+        yield connection
+    await pool.close()
+
+
+async def apply(conn: DbConnection, events: list[ExecutionEvent], first: int) -> None:
+    await apply_steps(conn, [s for n, e in enumerate(events, first) if (s := execution_step(e, n))])
+
+
+async def rows_by_partition(conn: DbConnection) -> dict[str, int]:
+    rows = await conn.fetch("SELECT tableoid::regclass::text AS part, count(*) AS n FROM executions GROUP BY 1")
+    return {r["part"]: r["n"] for r in rows}
+
+
+async def reported(conn: DbConnection, account: uuid.UUID) -> dict[str, int]:
+    """The execution counts the APIs report for `account` (statuses counted at zero left out)."""
+    return {status: n for status, n in (await counter_totals(conn, frozenset({account}))).by_status.items() if n}
+
+
+async def test_partitions_are_made_ahead_and_rows_land_in_their_day(conn: DbConnection) -> None:
+    upkeep = await keep_history(conn, RETENTION, NOW)
+    assert upkeep.horizon == NOW - timedelta(days=2) and upkeep.made == 5  # two days back to two ahead
+    assert await keep_history(conn, RETENTION, NOW) == upkeep.__class__(0, 0, 0, upkeep.horizon)
+    job = job_state()
+    await apply(conn, executions_of(job, 3, NOW - timedelta(days=1)) + executions_of(job, 2, NOW), 1)
+    assert await rows_by_partition(conn) == {"executions_20251231_000000": 3, "executions_20260101_000000": 2}
+
+
+async def test_a_purge_drops_old_partitions_keeps_the_counts_and_ignores_late_events(conn: DbConnection) -> None:
+    job = job_state()
+    old, kept = executions_of(job, 4, NOW), executions_of(job, 2, NOW + timedelta(days=3))
+    await keep_history(conn, RETENTION, NOW)
+    await apply(conn, old[:-1], 1)  # the last execution is still running
+    before = await reported(conn, job.account_id)
+    assert before == {"success": 2, "failure": 1, "running": 1}
+
+    # Three days on, the old day is past the horizon: stored first, so writes stop touching it...
+    later = NOW + timedelta(days=3)
+    upkeep = await keep_history(conn, RETENTION, later)
+    assert upkeep.horizon == NOW + timedelta(days=1) and upkeep.purged == 0
+    assert await conn.fetchval("SELECT count(*) FROM executions") == 4
+    await apply(conn, old[-1:], 100)  # the running one's result, late
+    assert await conn.fetchval("SELECT count(*) FROM executions WHERE status = 'running'") == 1
+    assert await reported(conn, job.account_id) == before
+
+    # ... and the next run drops it whole, its counts moved to the purged counters.
+    upkeep = await keep_history(conn, RETENTION, later)
+    assert (upkeep.purged, upkeep.dropped) == (4, 3)  # the days of NOW-2, NOW-1 and NOW
+    assert await conn.fetchval("SELECT count(*) FROM executions") == 0
+    counting = "SELECT count(*) FROM execution_stats WHERE account_id = $1 AND executions <> 0"
+    assert await conn.fetchval(counting, job.account_id) == 0  # moved to the purged counts
+    assert await reported(conn, job.account_id) == before
+
+    # A late request of a purged occurrence writes no row; a new one does, and is counted beside the purged ones.
+    await apply(conn, old[:1], 200)
+    assert await conn.fetchval("SELECT count(*) FROM executions") == 0
+    await apply(conn, kept, 300)
+    assert await conn.fetchval("SELECT count(*) FROM executions") == 2
+    assert await reported(conn, job.account_id) == {"success": 3, "failure": 2, "running": 1}
+
+
+async def test_purge_to_purges_at_once_for_tables_nobody_writes(conn: DbConnection) -> None:
+    job = job_state()
+    await apply(conn, executions_of(job, 3, NOW), 1)  # before any partition: in the default partition
+    assert await rows_by_partition(conn) == {"executions_default": 3}
+    upkeep = await purge_to(conn, RETENTION, NOW + timedelta(days=5), NOW + timedelta(days=1))
+    assert upkeep.purged == 3 and upkeep.horizon == NOW + timedelta(days=1)
+    assert await conn.fetchval("SELECT count(*) FROM executions") == 0
+    assert await reported(conn, job.account_id) == {"success": 2, "failure": 1}
+
+
+async def test_executions_from_before_partitioning_keep_their_rows_and_counts(conn: DbConnection) -> None:
+    """A database migrated before 0010 keeps every execution (in the default partition), counted as before, and
+    the first upkeep moves each into its day's partition."""
+    await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    await conn.execute(
+        "CREATE TABLE schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for number, name, sql in _migrations():
+        if number < 10:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number, name)
+    # Today's statements read the retention's horizon (0010): a stand-in lets them run on the old schema.
+    await conn.execute("CREATE TABLE execution_retention (horizon timestamptz)")
+    job = job_state()
+    await apply(conn, executions_of(job, 6, NOW - timedelta(hours=2)), 1)
+    await conn.execute("DROP TABLE execution_retention")
+    rows = "SELECT id, status, duration_ms FROM executions ORDER BY id"
+    stats = "SELECT * FROM execution_stats ORDER BY account_id, status"
+    before, counted = await conn.fetch(rows), await conn.fetch(stats)
+    assert len(before) == 6
+
+    assert await migrate(conn) == ["0010_executions_partitioned_by_time.sql"]
+    assert await conn.fetch(rows) == before and await conn.fetch(stats) == counted
+    await keep_history(conn, Retention(30 * DAY, DAY), NOW)
+    assert await rows_by_partition(conn) == {"executions_20251231_000000": 6}
+    assert await conn.fetch(rows) == before and await conn.fetch(stats) == counted
