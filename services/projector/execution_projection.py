@@ -21,6 +21,7 @@ from shared.contracts.executions import (
     ExecutionStarted,
     ExecutionSucceeded,
     WebhookDisabledByReceiver,
+    nominal_time_of,
 )
 from shared.db.pool import DbConnection, without_nul
 
@@ -98,14 +99,14 @@ SELECT id FROM inserted
 
 _SKIPPED = """
 UPDATE executions SET status = 'skipped', error = $2, finished_at = $3
-WHERE id = $1 AND status = 'queued'
+WHERE id = $1 AND nominal_time = $4 AND status = 'queued'
     AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _SKIPPED_MANY = Many("""
 UPDATE executions e SET status = 'skipped', error = u.error, finished_at = u.finished_at
-FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, error, finished_at)
-WHERE e.id = u.id AND e.status = 'queued'
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, error, finished_at, nominal_time)
+WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status = 'queued'
     AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
@@ -160,52 +161,54 @@ WHERE job_runs.last_run_at < EXCLUDED.last_run_at
 
 _RETRY_SCHEDULED = """
 UPDATE executions SET retry_at = $2
-WHERE id = $1 AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+WHERE id = $1 AND nominal_time = $3 AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _RETRY_SCHEDULED_MANY = Many("""
-UPDATE executions e SET retry_at = u.retry_at FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, retry_at)
-WHERE e.id = u.id
+UPDATE executions e SET retry_at = u.retry_at
+FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS u(id, retry_at, nominal_time)
+WHERE e.id = u.id AND e.nominal_time = u.nominal_time
     AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
 # A re-driven occurrence leaves the dead-letter list: its last attempt is no longer waiting for anyone.
 _REDRIVEN = """
 UPDATE executions SET status = 'failure'
-WHERE occurrence_id = $1 AND webhook_id IS NOT DISTINCT FROM $2 AND attempt < $3 AND status = 'dead_letter'
+WHERE occurrence_id = $1 AND nominal_time = $4 AND webhook_id IS NOT DISTINCT FROM $2
+    AND attempt < $3 AND status = 'dead_letter'
     AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _DEAD_LETTERED = """
 UPDATE executions SET status = 'dead_letter', dead_lettered_at = $2
-WHERE id = $1 AND status IN ('failure', 'timed_out')
+WHERE id = $1 AND nominal_time = $3 AND status IN ('failure', 'timed_out')
     AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _DEAD_LETTERED_MANY = Many("""
 UPDATE executions e SET status = 'dead_letter', dead_lettered_at = u.dead_lettered_at
-FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, dead_lettered_at)
-WHERE e.id = u.id AND e.status IN ('failure', 'timed_out')
+FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS u(id, dead_lettered_at, nominal_time)
+WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status IN ('failure', 'timed_out')
     AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
 _STARTED = """
 UPDATE executions SET status = 'running', started_at = $2, worker_id = $3
-WHERE id = $1 AND status = 'queued'
+WHERE id = $1 AND nominal_time = $4 AND status = 'queued'
     AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
 _STARTED_MANY = Many("""
 UPDATE executions e SET status = 'running', started_at = u.started_at, worker_id = u.worker_id
-FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, started_at, worker_id)
-WHERE e.id = u.id AND e.status = 'queued'
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::timestamptz[]) AS u(id, started_at, worker_id, nominal_time)
+WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status = 'queued'
     AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """)
 
 _FINISHED = """
 UPDATE executions SET status = $2, started_at = COALESCE(started_at, $3), finished_at = $4, duration_ms = $5,
     worker_id = $6, response_code = $7, response_body = $8, error = $9, result = $10, traceback = $11
-WHERE id = $1 AND status IN ('queued', 'running')
+WHERE id = $1 AND nominal_time = $12 AND status IN ('queued', 'running')
     AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """
 
@@ -217,10 +220,10 @@ UPDATE executions e SET status = u.status, started_at = COALESCE(e.started_at, u
     traceback = u.traceback
 FROM unnest(
     $1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::integer[], $6::text[], $7::integer[],
-    $8::text[], $9::text[], $10::text[], $11::text[]
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[]
 ) AS u(id, status, started_at, finished_at, duration_ms, worker_id, response_code, response_body, error, result,
-    traceback)
-WHERE e.id = u.id AND e.status IN ('queued', 'running')
+    traceback, nominal_time)
+WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status IN ('queued', 'running')
     AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
 """,
     json=frozenset({9}),
@@ -284,7 +287,7 @@ def _skipped(error: str, finished_at: datetime, row: ExecutionRow) -> ExecutionR
 def _finished(values: tuple[Any, ...], row: ExecutionRow) -> ExecutionRow:
     if row.status not in ("queued", "running"):
         return row
-    _, status, started_at, finished_at, duration_ms, worker_id, code, body, error, result, traceback = values
+    _, status, started_at, finished_at, duration_ms, worker_id, code, body, error, result, traceback, _ = values
     return row.moved(
         status,
         started_at=row.started_at if row.started_at is not None else started_at,
@@ -333,7 +336,7 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
         writes = [Write(_INSERT_REQUESTED, requested, _INSERT_REQUESTED_MANY)]
         if event.redrive:
             # Touches the earlier attempts' rows too: applied alone, in stream order.
-            writes.append(Write(_REDRIVEN, (event.occurrence_id, webhook_id, event.attempt)))
+            writes.append(Write(_REDRIVEN, (event.occurrence_id, webhook_id, event.attempt, event.nominal_time)))
             return Step(None, REQUESTED, tuple(writes))
         if event.manual and event.attempt == 1:  # a run on demand is the last run, but does not move the schedule
             writes.append(Write(_RAN_ON_DEMAND, (event.job_id, event.nominal_time), _RAN_ON_DEMAND_MANY))
@@ -342,20 +345,23 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
             writes.append(Write(_ADVANCE_JOB, advance, _ADVANCE_JOB_MANY))
         folding = Folding(ExecutionRow(requested), _INSERT_FOLDED, ExecutionRow.args)
         return Step(event.execution_id, REQUESTED, tuple(writes), folding)
+    # The row's partition: an update names it, so it looks in one partition instead of every one (an id that is no
+    # occurrence id, which no producer makes, gives None: the update finds no row).
+    nominal = nominal_time_of(event.occurrence_id)
     if isinstance(event, ExecutionStarted):
-        write = Write(_STARTED, (event.execution_id, event.started_at, event.worker_id), _STARTED_MANY)
+        write = Write(_STARTED, (event.execution_id, event.started_at, event.worker_id, nominal), _STARTED_MANY)
         return _step(STARTED, write, partial(_started, event.started_at, event.worker_id))
     if isinstance(event, ExecutionSucceeded):
-        return _finished_step(event, "success", error=None, result=event.result, traceback=None)
+        return _finished_step(event, "success", nominal, error=None, result=event.result, traceback=None)
     if isinstance(event, ExecutionRetryScheduled):
-        write = Write(_RETRY_SCHEDULED, (event.execution_id, event.retry_at), _RETRY_SCHEDULED_MANY)
+        write = Write(_RETRY_SCHEDULED, (event.execution_id, event.retry_at, nominal), _RETRY_SCHEDULED_MANY)
         return _step(RETRY_SCHEDULED, write, partial(_retry_scheduled, event.retry_at))
     if isinstance(event, ExecutionDeadLettered):
-        write = Write(_DEAD_LETTERED, (event.execution_id, event.occurred_at), _DEAD_LETTERED_MANY)
+        write = Write(_DEAD_LETTERED, (event.execution_id, event.occurred_at, nominal), _DEAD_LETTERED_MANY)
         return _step(DEAD_LETTERED, write, partial(_dead_lettered, event.occurred_at))
     if isinstance(event, ExecutionSkipped):
         reason = without_nul(event.reason)
-        write = Write(_SKIPPED, (event.execution_id, reason, event.occurred_at), _SKIPPED_MANY)
+        write = Write(_SKIPPED, (event.execution_id, reason, event.occurred_at, nominal), _SKIPPED_MANY)
         return _step(STARTED, write, partial(_skipped, reason, event.occurred_at))
     if isinstance(event, ExecutionMissed):
         note = " (more were missed in this stretch than are recorded one by one)" if event.more_missed else ""
@@ -376,11 +382,17 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
         return None  # the job event that disables the webhook updates the webhooks table
     assert isinstance(event, ExecutionFailed)
     status = "timed_out" if event.timed_out else "failure"
-    return _finished_step(event, status, error=event.error, result=None, traceback=event.traceback)
+    return _finished_step(event, status, nominal, error=event.error, result=None, traceback=event.traceback)
 
 
 def _finished_step(
-    event: ExecutionSucceeded | ExecutionFailed, status: str, *, error: str | None, result: Any, traceback: str | None
+    event: ExecutionSucceeded | ExecutionFailed,
+    status: str,
+    nominal: datetime | None,
+    *,
+    error: str | None,
+    result: Any,
+    traceback: str | None,
 ) -> Step:
     args = (
         event.execution_id,
@@ -394,6 +406,7 @@ def _finished_step(
         without_nul(error),
         result,
         without_nul(traceback),
+        nominal,
     )
     return _step(FINISHED, Write(_FINISHED, args, _FINISHED_MANY), partial(_finished, args))
 

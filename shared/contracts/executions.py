@@ -20,6 +20,20 @@ def occurrence_id(job_id: UUID, nominal_time: datetime) -> str:
     return f"{job_id}_{stamp}"
 
 
+def nominal_time_of(occurrence: str) -> datetime | None:
+    """The nominal time `occurrence` (an occurrence_id) was made from; None if it is not one."""
+    stamp = occurrence[occurrence.rfind("_") + 1 :]  # 20260101T000000.000000Z
+    if len(stamp) != 23 or stamp[8] != "T" or stamp[15] != "." or stamp[22] != "Z":
+        return None
+    try:
+        return datetime(
+            int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]), int(stamp[11:13]),
+            int(stamp[13:15]), int(stamp[16:22]), tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError:
+        return None
+
+
 def execution_id(occurrence: str, webhook_id: UUID | None, attempt: int) -> UUID:
     """Deterministic id of one delivery attempt, so a repeated publish maps onto the same record."""
     return uuid.uuid5(_EXECUTION_NAMESPACE, f"{occurrence}|{webhook_id or '-'}|{attempt}")

@@ -3,12 +3,14 @@ partitions kept, and a stream age limit that outlives every row the table keeps.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.contracts.executions import nominal_time_of, occurrence_id
 from shared.domain.retention import AHEAD, Retention
 
 DAY = 86_400
@@ -48,3 +50,13 @@ def test_what_is_purged_is_older_than_the_retention_and_the_stream_outlives_what
     bounds = retention.partitions(now, horizon)
     assert bounds[0][0] == horizon and all(a[1] == b[0] for a, b in pairwise(bounds))
     assert bounds[-1][0] <= now + timedelta(seconds=AHEAD * width) < bounds[-1][1]
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 1, 1), timezones=st.just(UTC)))
+def test_an_occurrence_id_gives_back_its_nominal_time_the_rows_partition(nominal: datetime) -> None:
+    assert nominal_time_of(occurrence_id(uuid.uuid4(), nominal)) == nominal
+
+
+def test_a_string_that_is_no_occurrence_id_has_no_nominal_time() -> None:
+    for text in ("", "x", f"{uuid.uuid4()}_20261301T000000.000000Z", f"{uuid.uuid4()}_2026-01-01T00:00:00Z"):
+        assert nominal_time_of(text) is None
