@@ -34,6 +34,10 @@ class ReplayRate:
     live_projector_events_per_second: float
     # CPU used during the whole replay, by process: where the time goes.
     cpu_seconds: dict[str, float]
+    # Disk per execution (three events each): the EXECUTIONS stream's bytes, and the executions table's with its
+    # indexes (every partition), after the replay.
+    stream_bytes_per_execution: float = 0.0
+    table_bytes_per_execution: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +101,7 @@ async def run_replay(events: int, directory: Path) -> ReplayRate:
         build = built_at - began
         cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in system.cpu_seconds().items()}
         cpu["replay (this process)"] = round(time.process_time() - own_before, 1)
+        stream_bytes, table_bytes = await disk_bytes(settings)
         return ReplayRate(
             events=to_build[0],
             build_seconds=round(build, 2),
@@ -104,4 +109,23 @@ async def run_replay(events: int, directory: Path) -> ReplayRate:
             total_seconds=round(report.seconds, 2),
             live_projector_events_per_second=round(live),
             cpu_seconds=cpu,
+            stream_bytes_per_execution=round(stream_bytes / occurrences, 1),
+            table_bytes_per_execution=round(table_bytes / occurrences, 1),
         )
+
+
+async def disk_bytes(settings: Settings) -> tuple[int, int]:
+    """The EXECUTIONS stream's bytes on disk, and the executions table's with its indexes (every partition)."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        stream = (await nc.jetstream().stream_info(Names(settings.namespace).executions_stream)).state.bytes
+    finally:
+        await nc.close()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        table = await conn.fetchval(
+            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'executions'::regclass"
+        )
+    finally:
+        await conn.close()
+    return int(stream), int(table or 0)
