@@ -5,7 +5,6 @@ writing nothing, and a database with executions from before partitioning keeping
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from services.projector.execution_projection import execution_step
 from services.projector.migrate import _migrations, migrate
 from services.projector.retention import keep_history, purge_to
 from shared.contracts.executions import ExecutionEvent
-from shared.db.pool import DbConnection, create_pool
+from shared.db.pool import DbConnection
 from shared.domain.retention import Retention
 from tests.factories import NOW, executions_of, job_state
 
@@ -25,15 +24,6 @@ pytestmark = pytest.mark.integration
 DAY = 86_400
 # Two days kept, a partition a day: at NOW the horizon is the start of NOW's day minus two days.
 RETENTION = Retention(2 * DAY, DAY)
-
-
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[DbConnection]:
-    pool = await create_pool(database_url, max_size=1)
-    async with pool.acquire() as connection:
-        await migrate(connection)
-        yield connection
-    await pool.close()
 
 
 async def apply(conn: DbConnection, events: list[ExecutionEvent], first: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import msgspec
@@ -26,15 +25,6 @@ from shared.db.pool import DbConnection, create_pool
 from tests.factories import NOW, executions_of, job_created, job_following, job_state
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[DbConnection]:
-    pool = await create_pool(database_url, max_size=1)
-    async with pool.acquire() as connection:
-        await migrate(connection)
-        yield connection
-    await pool.close()
 
 
 async def counters(conn: DbConnection, account: uuid.UUID) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
