@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.projector.batched_writes import Step, apply_steps
-from shared.bus.ordered_reader import OrderedReader
+from shared.bus.ordered_reader import OrderedReader, sequences
 from shared.observability.metrics import PROJECTED_BATCHES, PROJECTED_EVENTS, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ def _steps(projection: Projection, batch: list[Msg]) -> list[Step]:
             event = projection.decode(msg.data)
         except msgspec.ValidationError as exc:
             # A message that is not one of our events cannot be applied by any retry: skip it, loudly.
-            log.error("skipping undecodable message %s seq %s: %s", msg.subject, msg.metadata.sequence.stream, exc)
+            log.error("skipping undecodable message %s seq %s: %s", msg.subject, sequences(msg)[0], exc)
             continue
-        if (step := projection.step(event, msg.metadata.sequence.stream)) is not None:
+        if (step := projection.step(event, sequences(msg)[0])) is not None:
             steps.append(step)
     return steps
 
@@ -84,7 +84,7 @@ SELECT count(*) FROM moved, pg_notify($4, $5)
 async def _apply_batch(
     pool: asyncpg.Pool, projection: Projection, channel: str, batch: list[Msg], steps: list[Step]
 ) -> int:
-    first, last = batch[0].metadata.sequence.stream, batch[-1].metadata.sequence.stream
+    first, last = sequences(batch[0])[0], sequences(batch[-1])[0]
     async with pool.acquire() as conn, conn.transaction():
         await apply_steps(conn, steps)
         moved = await conn.fetchval(
@@ -136,7 +136,7 @@ async def _batch(reader: OrderedReader, first_wait: float, until: int | None = N
         return batch
     if not batch:
         raise TimeoutError(f"no message within {first_wait:g} s before sequence {until}")
-    return [m for m in batch if m.metadata.sequence.stream <= until]
+    return [m for m in batch if sequences(m)[0] <= until]
 
 
 async def _reader_after(js: JetStreamContext, projection: Projection, position: int) -> OrderedReader:
@@ -214,7 +214,7 @@ async def apply_range(
             batch = await _batch(reader, 10.0, until)
             if not batch:
                 break
-            read = batch[-1].metadata.sequence.stream
+            read = sequences(batch[-1])[0]
             reached(await pipeline.submit(batch))
         reached(await pipeline.drain())
     finally:

@@ -212,7 +212,7 @@ class OrderedReader:
         if headers is not None and (status := headers.get(Header.STATUS)) is not None and not msg.data:
             self._on_status(status, headers)
             return
-        stream_seq, consumer_seq = _sequences(msg)
+        stream_seq, consumer_seq = sequences(msg)
         if consumer_seq != self._consumer_seq + 1:
             self._lose(f"consumer sequence {consumer_seq} came after {self._consumer_seq}")
             return
@@ -263,7 +263,7 @@ class OrderedReader:
             self._consumer = ""
 
 
-def _sequences(msg: Msg) -> tuple[int, int]:
+def sequences(msg: Msg) -> tuple[int, int]:
     """A JetStream message's stream and consumer sequences, read from its reply subject (`$JS.ACK.<stream>.
     <consumer>.<delivered>.<stream seq>.<consumer seq>...`, with a domain and an account hash after `ACK` in the
     newer form). `msg.metadata` parses the same subject into objects and a timestamp: a sixth of a ticker's start-up

@@ -26,10 +26,7 @@ def nominal_time_of(occurrence: str) -> datetime | None:
     if len(stamp) != 23 or stamp[8] != "T" or stamp[15] != "." or stamp[22] != "Z":
         return None
     try:
-        return datetime(
-            int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]), int(stamp[11:13]),
-            int(stamp[13:15]), int(stamp[16:22]), tzinfo=UTC,
-        )  # fmt: skip
+        return datetime.fromisoformat(stamp)  # C, unlike strptime; the checks above keep it to this one form
     except ValueError:
         return None
 
