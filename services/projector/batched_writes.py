@@ -21,14 +21,14 @@ The result is the same as applying the events one by one in stream order, which 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from shared.db.pool import DbConnection, json_text
 
 
-@dataclass(frozen=True, slots=True)
-class Many:
+class Many(msgspec.Struct, frozen=True):
     """The set-based form of a write: `sql` takes one array per parameter of the one-row statement, in row order, and
     does to every row what the one-row statement does to one (a reduction in it where one statement would touch a
     row twice). `json`: the parameters sent as JSON text (asyncpg cannot send a jsonb[] of arbitrary values), which
@@ -38,15 +38,13 @@ class Many:
     json: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
+class Write(msgspec.Struct, frozen=True):
     sql: str
     args: tuple[Any, ...]
     many: Many | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Folding:
+class Folding(msgspec.Struct, frozen=True):
     """How a step's first write (an insert of its key's row that ignores a row that exists) takes in later steps.
 
     `row` is the row as that insert makes it; `insert` inserts rows as `args(row)` gives them instead, ignoring rows
@@ -57,8 +55,7 @@ class Folding:
     args: Callable[[Any], tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     """The writes of one event; `key` None applies it alone, in stream order.
 
     `folding`: its first write creates the key's row and can take in later steps (see Folding).
@@ -72,8 +69,7 @@ class Step:
     change: Callable[[Any], Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
+class Statement(msgspec.Struct, frozen=True):
     """One round trip: `sql` with one argument tuple per row; with `many`, one statement over arrays of them.
 
     `fallback`: for a folded insert, the steps folded into it, applied after it to the rows whose keys it did not
