@@ -77,3 +77,48 @@ async def test_a_quick_run_of_events_reaches_the_page_as_one_notice_for_the_last
             await asyncio.wait_for(reading, 5)
     finally:
         await nc.close()
+
+
+async def test_a_page_that_connects_after_an_event_was_read_but_before_it_was_projected_hears_of_it(
+    settings: Settings,
+) -> None:
+    """The job page after "Run now": the run's result is read by the feed while the browser is between the old
+    page and the new one (no page of that account is listening), and projected after the new page connected."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, settings)
+        names = Names(settings.namespace)
+        feed = LiveFeed(js, names, cast(ProjectionWatcher, Projected()))  # projects nothing yet: position 0
+        other, mine, job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        heard: dict[uuid.UUID, list[Notice]] = {other: [], mine: []}
+
+        async def page(account: uuid.UUID) -> None:
+            async for notice in feed.notices(Principal("page", frozenset({account})), {"execution": 0, "job": 0}):
+                if notice is not None:
+                    heard[account].append(notice)
+
+        async def publish(account: uuid.UUID) -> int:
+            ack: Any = await js.publish(names.execution_subject("failed", account, job), b"{}")
+            return int(ack.seq)
+
+        pages = [asyncio.create_task(page(other))]  # another account's page keeps the feed reading
+        try:
+
+            async def reading() -> bool:
+                await publish(other)
+                return bool(heard[other])
+
+            await eventually(reading, what="the feed reading")
+            result = await publish(mine)  # read by the feed while no page of this account is open
+            last = await publish(other)
+            await eventually(lambda: any(n.sequence == last for n in heard[other]), what="the feed past the result")
+
+            pages.append(asyncio.create_task(page(mine)))
+            notices = await eventually(lambda: heard[mine], what="the page hearing of the result")
+            assert notices[0].topic == "execution" and notices[0].sequence >= result
+        finally:
+            await feed.close()
+            await asyncio.wait_for(asyncio.gather(*pages), 5)
+    finally:
+        await nc.close()

@@ -25,6 +25,7 @@ from nats.js.api import DeliverPolicy
 
 from services.api.core.auth import Principal
 from services.api.core.projection_wait import ProjectionWatcher
+from shared.bus.ordered_reader import sequences
 from shared.contracts.subjects import Names
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class LiveFeed:
         self._filters = {"job": names.jobs_filter, "execution": names.executions_filter}
         self._listeners: set[Listener] = set()
         self._subscriptions: list[JetStreamContext.PushSubscription] = []
+        # The last sequence read of each topic's stream: a page that connects after an event was read but before it
+        # was projected hears of it by this (it was offered to the pages open then, not to this one).
+        self._read: dict[str, int] = {}
         self._lock = asyncio.Lock()  # subscribing and unsubscribing, one at a time
         self._stopper: asyncio.Task[None] | None = None  # stops reading once no page has been open a while
         self._closed = False
@@ -130,7 +134,8 @@ class LiveFeed:
                 account_id = UUID(parts[-2])
             except (ValueError, IndexError):
                 return
-            notice = Notice(topic, stream, msg.metadata.sequence.stream, parts[-1])
+            notice = Notice(topic, stream, sequences(msg)[0], parts[-1])
+            self._read[topic] = max(self._read.get(topic, 0), notice.sequence)
             for listener in self._listeners:
                 listener.offer(account_id, notice)
 
@@ -144,9 +149,10 @@ class LiveFeed:
         self, principal: Principal, seen: dict[str, int], until: datetime | None = None
     ) -> AsyncIterator[Notice | None]:
         """The notices for one page, each once the read models hold it; None when it is time for a keepalive.
-        `seen` is how far the page's content went (positions() when it was read): a topic that moved on since is
-        announced at once, so nothing that happened between the render and the connection is missed (nor between
-        a dropped connection and its reconnection). Ends when the feed closes, or at `until` (when the caller's
+        `seen` is how far the page's content went (positions() when it was read): a topic that moved on since (in
+        the read models, or in what the feed has read and the read models may not hold yet) is announced at once, so
+        nothing that happened between the render and the connection is missed (nor between a dropped connection and
+        its reconnection). Ends when the feed closes, or at `until` (when the caller's
         token expires)."""
         if self._closed:
             return
@@ -155,7 +161,9 @@ class LiveFeed:
         self._cancel_stopper()
         try:
             await self._start()
-            for topic, position in self.positions().items():
+            projected = self.positions()
+            for topic in self._streams:
+                position = max(projected[topic], self._read.get(topic, 0))
                 if position > seen.get(topic, 0):
                     listener.pending.setdefault(topic, Notice(topic, self._streams[topic], position, ""))
                     listener.woken.set()
