@@ -28,17 +28,19 @@ from shared.db.pool import DbConnection, without_nul
 # Every write touches only rows of occurrences at or after the retention's horizon (services/projector/
 # retention.py): a late event of a purged occurrence writes nothing, live or in a replay, so both hold the same rows
 # and a purge can count a partition's rows and drop it without locking out the projector.
-_INSERT_REQUESTED = """
+_RETAINED = "COALESCE((SELECT horizon FROM execution_retention), '-infinity')"
+
+_INSERT_REQUESTED = f"""
 INSERT INTO executions (
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
     redrive, timeout_seconds
 )
 SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12
-WHERE $6 >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+WHERE $6 >= {_RETAINED}
 ON CONFLICT DO NOTHING
 """
 
-_INSERT_REQUESTED_MANY = Many("""
+_INSERT_REQUESTED_MANY = Many(f"""
 INSERT INTO executions (
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
     redrive, timeout_seconds
@@ -52,7 +54,7 @@ FROM unnest(
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, attempt, created_at, number, manual, redrive,
     timeout_seconds
 )
-WHERE u.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+WHERE u.nominal_time >= {_RETAINED}
 ON CONFLICT DO NOTHING
 """)
 
@@ -60,7 +62,7 @@ ON CONFLICT DO NOTHING
 # the row exists (then they apply one by one, with their guards). The counters' rows of the statuses the execution
 # held on the way are made as the row-by-row writes would have made them (with nothing counted in them).
 _INSERT_FOLDED = Many(
-    """
+    f"""
 WITH inserted AS (
     INSERT INTO executions (
         id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
@@ -81,7 +83,7 @@ WITH inserted AS (
         redrive, timeout_seconds, worker_id, started_at, finished_at, duration_ms, response_code, response_body,
         error, result, traceback, retry_at, dead_lettered_at
     )
-    WHERE u.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    WHERE u.nominal_time >= {_RETAINED}
     ON CONFLICT DO NOTHING
     RETURNING id, account_id
 ), held AS (
@@ -97,29 +99,29 @@ SELECT id FROM inserted
     json=frozenset({20}),
 )
 
-_SKIPPED = """
+_SKIPPED = f"""
 UPDATE executions SET status = 'skipped', error = $2, finished_at = $3
 WHERE id = $1 AND nominal_time = $4 AND status = 'queued'
-    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND nominal_time >= {_RETAINED}
 """
 
-_SKIPPED_MANY = Many("""
+_SKIPPED_MANY = Many(f"""
 UPDATE executions e SET status = 'skipped', error = u.error, finished_at = u.finished_at
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, error, finished_at, nominal_time)
 WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status = 'queued'
-    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND e.nominal_time >= {_RETAINED}
 """)
 
 # An occurrence published before a crash can be found missed by the ticker that takes over from an older
 # watermark: it ran, so it is not recorded as missed.
-_INSERT_MISSED = """
+_INSERT_MISSED = f"""
 INSERT INTO executions (
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
     redrive, error
 )
 SELECT $1, $2, $3, $4, NULL, $5, 'missed', $6, $7, $8, false, false, $9
 WHERE NOT EXISTS (SELECT 1 FROM executions WHERE occurrence_id = $2)
-    AND $5 >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND $5 >= {_RETAINED}
 ON CONFLICT DO NOTHING
 """
 
@@ -159,61 +161,61 @@ ON CONFLICT (job_id) DO UPDATE SET last_run_at = EXCLUDED.last_run_at
 WHERE job_runs.last_run_at < EXCLUDED.last_run_at
 """)
 
-_RETRY_SCHEDULED = """
+_RETRY_SCHEDULED = f"""
 UPDATE executions SET retry_at = $2
-WHERE id = $1 AND nominal_time = $3 AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+WHERE id = $1 AND nominal_time = $3 AND nominal_time >= {_RETAINED}
 """
 
-_RETRY_SCHEDULED_MANY = Many("""
+_RETRY_SCHEDULED_MANY = Many(f"""
 UPDATE executions e SET retry_at = u.retry_at
 FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS u(id, retry_at, nominal_time)
 WHERE e.id = u.id AND e.nominal_time = u.nominal_time
-    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND e.nominal_time >= {_RETAINED}
 """)
 
 # A re-driven occurrence leaves the dead-letter list: its last attempt is no longer waiting for anyone.
-_REDRIVEN = """
+_REDRIVEN = f"""
 UPDATE executions SET status = 'failure'
 WHERE occurrence_id = $1 AND nominal_time = $4 AND webhook_id IS NOT DISTINCT FROM $2
     AND attempt < $3 AND status = 'dead_letter'
-    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND nominal_time >= {_RETAINED}
 """
 
-_DEAD_LETTERED = """
+_DEAD_LETTERED = f"""
 UPDATE executions SET status = 'dead_letter', dead_lettered_at = $2
 WHERE id = $1 AND nominal_time = $3 AND status IN ('failure', 'timed_out')
-    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND nominal_time >= {_RETAINED}
 """
 
-_DEAD_LETTERED_MANY = Many("""
+_DEAD_LETTERED_MANY = Many(f"""
 UPDATE executions e SET status = 'dead_letter', dead_lettered_at = u.dead_lettered_at
 FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS u(id, dead_lettered_at, nominal_time)
 WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status IN ('failure', 'timed_out')
-    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND e.nominal_time >= {_RETAINED}
 """)
 
-_STARTED = """
+_STARTED = f"""
 UPDATE executions SET status = 'running', started_at = $2, worker_id = $3
 WHERE id = $1 AND nominal_time = $4 AND status = 'queued'
-    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND nominal_time >= {_RETAINED}
 """
 
-_STARTED_MANY = Many("""
+_STARTED_MANY = Many(f"""
 UPDATE executions e SET status = 'running', started_at = u.started_at, worker_id = u.worker_id
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::timestamptz[]) AS u(id, started_at, worker_id, nominal_time)
 WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status = 'queued'
-    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND e.nominal_time >= {_RETAINED}
 """)
 
-_FINISHED = """
+_FINISHED = f"""
 UPDATE executions SET status = $2, started_at = COALESCE(started_at, $3), finished_at = $4, duration_ms = $5,
     worker_id = $6, response_code = $7, response_body = $8, error = $9, result = $10, traceback = $11
 WHERE id = $1 AND nominal_time = $12 AND status IN ('queued', 'running')
-    AND nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND nominal_time >= {_RETAINED}
 """
 
 _FINISHED_MANY = Many(
-    """
+    f"""
 UPDATE executions e SET status = u.status, started_at = COALESCE(e.started_at, u.started_at),
     finished_at = u.finished_at, duration_ms = u.duration_ms, worker_id = u.worker_id,
     response_code = u.response_code, response_body = u.response_body, error = u.error, result = u.result::jsonb,
@@ -224,7 +226,7 @@ FROM unnest(
 ) AS u(id, status, started_at, finished_at, duration_ms, worker_id, response_code, response_body, error, result,
     traceback, nominal_time)
 WHERE e.id = u.id AND e.nominal_time = u.nominal_time AND e.status IN ('queued', 'running')
-    AND e.nominal_time >= COALESCE((SELECT horizon FROM execution_retention), '-infinity')
+    AND e.nominal_time >= {_RETAINED}
 """,
     json=frozenset({9}),
 )

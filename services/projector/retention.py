@@ -47,11 +47,11 @@ SELECT COALESCE(sum(n), 0) FROM gone
 """
 
 # A partition made while rows of its range sit in the default partition takes them along.
-_TAKE_FROM_DEFAULT = """
+_TAKE_FROM_DEFAULT = f"""
 WITH moved AS (
-    DELETE FROM executions_default WHERE nominal_time >= $1 AND nominal_time < $2 RETURNING *
+    DELETE FROM {DEFAULT_PARTITION} WHERE nominal_time >= $1 AND nominal_time < $2 RETURNING *
 )
-INSERT INTO {table} SELECT * FROM moved
+INSERT INTO {{table}} SELECT * FROM moved
 """
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_SECONDS = 86_400
 # Partitions made ahead of the present: an occurrence is published at most the fire lead (seconds) before its
 # nominal time, and a manual run's nominal time is the api's clock; two partitions cover both and a skewed clock.
 AHEAD = 2
@@ -21,6 +22,10 @@ class Retention:
 
     seconds: float
     partition_seconds: int
+
+    @classmethod
+    def of_days(cls, days: float, partition_seconds: int) -> Retention:
+        return cls(days * DAY_SECONDS, partition_seconds)
 
     @property
     def forever(self) -> bool:

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.delivery.egress import EgressPolicy
-from shared.domain.retention import Retention
+from shared.domain.retention import DAY_SECONDS, Retention
 from shared.settings.variables import Variables
 
 _URL_FIELDS = ("nats_url", "database_url")
@@ -101,9 +101,9 @@ class Settings(Variables):
                 "SCHEDULER_MAX_ACK_PENDING must be at least SCHEDULER_DISPATCHER_CONCURRENCY"
                 " + SCHEDULER_DISPATCH_LOOKAHEAD, or one dispatcher cannot fill its window"
             )
-        if 86_400 % self.execution_partition_seconds:
+        if DAY_SECONDS % self.execution_partition_seconds:
             return "SCHEDULER_EXECUTION_PARTITION_SECONDS must divide a day (86400) evenly"
-        if 0 < self.execution_retention_days * 86_400 < self.execution_partition_seconds:
+        if 0 < self.retention.seconds < self.execution_partition_seconds:
             return (
                 "SCHEDULER_EXECUTION_RETENTION_DAYS must be at least one partition"
                 " (SCHEDULER_EXECUTION_PARTITION_SECONDS)"
@@ -134,7 +134,7 @@ class Settings(Variables):
     @property
     def retention(self) -> Retention:
         """How long execution history is kept (see shared/domain/retention.py)."""
-        return Retention(self.execution_retention_days * 86_400, self.execution_partition_seconds)
+        return Retention.of_days(self.execution_retention_days, self.execution_partition_seconds)
 
     @property
     def worker_id(self) -> str:

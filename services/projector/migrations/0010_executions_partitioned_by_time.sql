@@ -49,9 +49,9 @@ CREATE TABLE execution_retention (
     horizon   timestamptz NOT NULL
 );
 
--- What the purges removed, counted as execution_stats counts it. execution_stats itself keeps counting purged rows
--- (a purge does not move the counters the APIs report); a replay, which rebuilds execution_stats from the events
--- still in the stream, adds these back.
+-- What the purges removed, counted as execution_stats counts it: a purge moves its rows' counts from execution_stats
+-- (which counts the rows the table holds) to here, and the APIs report the two together. A replay, which rebuilds
+-- execution_stats from the events still in the stream, takes this table over from the tables it replaces.
 CREATE TABLE execution_stats_purged (
     account_id       uuid   NOT NULL,
     status           text   NOT NULL,
