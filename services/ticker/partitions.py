@@ -4,6 +4,11 @@ Every ticker keeps a membership lease (`member.<instance>`) and leases on its pa
 renews what it holds, then moves toward an equal share (PARTITIONS / tickers alive, rounded up): it claims free
 partitions while below it and hands back its highest-numbered ones while above it, so a new ticker gets its share
 within a step or two and a dead one's partitions go to the others once its leases expire.
+
+A step says whether the sharing moved (`unsettled`): it changed what this ticker holds or is to hand back, or it saw
+the number of tickers change. The caller steps more often for a while after that: tickers started together (a
+deployment's replicas) see each other within a fraction of a second, and the first one, which took every partition
+before the others joined, hands their shares back at once instead of a renewal interval later.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Step:
     gained: frozenset[int] = frozenset()
     lost: frozenset[int] = frozenset()
     surplus: frozenset[int] = frozenset()
+    unsettled: bool = False
 
 
 @dataclass
@@ -37,6 +43,7 @@ class PartitionLeases:
     leases: Leases
     partitions: int = PARTITIONS
     owned: set[int] = field(default_factory=set)
+    members: int = 0  # tickers alive at the last step
 
     @property
     def member_key(self) -> str:
@@ -57,9 +64,10 @@ class PartitionLeases:
         self.owned -= lost
         keys = await self.leases.keys("")  # one listing for members and partitions alike
         members = max(1, sum(k.startswith(MEMBER_PREFIX) for k in keys))
+        joined_or_left, self.members = members != self.members, members
         share = math.ceil(self.partitions / members)
         if len(self.owned) > share:
-            return Step(lost=frozenset(lost), surplus=frozenset(sorted(self.owned)[share:]))
+            return Step(lost=frozenset(lost), surplus=frozenset(sorted(self.owned)[share:]), unsettled=True)
         taken = {int(k.removeprefix(PARTITION_PREFIX)) for k in keys if k.startswith(PARTITION_PREFIX)}
         free = [p for p in range(self.partitions) if p not in taken]
         random.shuffle(free)  # two tickers starting together do not race for the same partitions
@@ -70,7 +78,8 @@ class PartitionLeases:
             if await self.leases.acquire(partition_key(partition)):
                 self.owned.add(partition)
                 gained.add(partition)
-        return Step(gained=frozenset(gained), lost=frozenset(lost))
+        unsettled = bool(gained or lost) or joined_or_left
+        return Step(gained=frozenset(gained), lost=frozenset(lost), unsettled=unsettled)
 
     async def renew_held(self) -> None:
         """Renew what is held and change nothing else: keeps the leases through a long take-over between steps (a

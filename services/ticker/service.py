@@ -59,6 +59,11 @@ MAX_IDLE_SECONDS = 1.0
 TAKE_SLICE = 2000
 PARTITIONS_READ_AT_ONCE = 2
 RETRY_LOAD_SECONDS = 1.0
+# For this long after a ticker starts (the replicas of a deployment start within seconds of each other) and after a
+# lease step that moved the sharing of partitions (services/ticker/partitions.py), lease steps come every
+# UNSETTLED_STEP_SECONDS instead of three times per lease TTL.
+SETTLING_SECONDS = 5.0
+UNSETTLED_STEP_SECONDS = 0.5
 
 
 def _now() -> datetime:
@@ -101,6 +106,7 @@ class Ticker:
         self._withdrawn_kv = buckets.withdrawn
         self._snapshots = buckets.snapshots
         self._partitions = PartitionLeases(Leases(buckets.leases, settings.worker_id))
+        self._settling_until = 0.0  # loop time
         owned = self._partitions.owned  # the live set, which the partition leases change in place
         self._timers = RetryTimers(
             buckets.timers,
@@ -329,6 +335,8 @@ class Ticker:
     async def _rebalance(self) -> None:
         """One lease step: renew, take what is due to this ticker, hand back its surplus after saving it."""
         step = await self._partitions.step()
+        if step.unsettled:
+            self._settling_until = asyncio.get_running_loop().time() + SETTLING_SECONDS
         if step.lost:
             dropped = self._drop(step.lost)
             log.warning(
@@ -345,7 +353,13 @@ class Ticker:
             log.info("took partitions %s; holding %d of %d", sorted(step.gained), len(self.owned), PARTITIONS)
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
-        every = self._settings.lease_ttl_seconds / 3
+        loop = asyncio.get_running_loop()
+        settled_every = self._settings.lease_ttl_seconds / 3
+        self._settling_until = max(self._settling_until, loop.time() + SETTLING_SECONDS)
+
+        def every() -> float:
+            return min(UNSETTLED_STEP_SECONDS, settled_every) if loop.time() < self._settling_until else settled_every
+
         await periodically(self._rebalance, every, stop, what="renew partition leases", retry_on=BUS_ERRORS, log=log)
 
     async def _save_watermarks(self, partitions: frozenset[int]) -> None:

@@ -27,7 +27,7 @@ async def pause(stop: asyncio.Event, seconds: float) -> bool:
 
 async def periodically(
     step: Callable[[], Awaitable[bool | None]],
-    every: float,
+    every: float | Callable[[], float],
     stop: asyncio.Event,
     *,
     what: str,
@@ -35,18 +35,20 @@ async def periodically(
     immediately: bool = False,
     log: logging.Logger = _log,
 ) -> None:
-    """Run `step` every `every` seconds (counted from the end of the previous one) until `stop` is set.
+    """Run `step` every `every` seconds (counted from the end of the previous one) until `stop` is set; `every` may
+    be a function, asked after each step for the next interval.
 
     The first step runs at once if `immediately`, else after one interval. A step that returns False ends the loop
     (a lease found lost). Errors of the `retry_on` types are logged ("could not <what>, retrying in N s") and the
     step runs again at the next interval; any other error ends the loop and is raised.
     """
-    if not immediately and await pause(stop, every):
+    interval = every if callable(every) else lambda: every
+    if not immediately and await pause(stop, interval()):
         return
     while not stop.is_set():
         try:
             if await step() is False:
                 return
         except retry_on as exc:
-            log.warning("could not %s, retrying in %.1f s: %s", what, every, exc)
-        await pause(stop, every)
+            log.warning("could not %s, retrying in %.1f s: %s", what, interval(), exc)
+        await pause(stop, interval())

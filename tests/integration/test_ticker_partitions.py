@@ -90,3 +90,28 @@ async def test_tickers_read_and_drop_partitions_as_their_leases_move(settings: S
                 timeout=30,
                 what="the first ticker holding every partition again",
             )
+
+
+async def test_tickers_started_together_share_the_partitions_well_within_a_renewal_interval(
+    settings: Settings,
+) -> None:
+    # A renewal interval (a third of the TTL) of 10 s: without the quicker steps of a ticker that has just started
+    # or seen the sharing move, the first ticker would keep every partition until its next renewal, 10 s away.
+    settings = settings.replaced(lease_ttl_seconds=30.0)
+    async with running_ticker(settings.replaced(instance_id="ticker-1")) as one:
+        await eventually(lambda: one.owned == EVERY, timeout=10, what="the first ticker holding every partition")
+        async with (
+            running_ticker(settings.replaced(instance_id="ticker-2")) as two,
+            running_ticker(settings.replaced(instance_id="ticker-3")) as three,
+        ):
+            tickers = (one, two, three)
+
+            def shared() -> bool:
+                held = [t.owned for t in tickers]
+                return (
+                    frozenset().union(*held) == EVERY
+                    and sum(len(h) for h in held) == PARTITIONS
+                    and all(10 <= len(h) <= 11 for h in held)
+                )
+
+            await eventually(shared, timeout=5, what="three tickers holding 10 or 11 partitions each")

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from shared.runtime.periodic import pause, periodically
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.unit
 
@@ -130,3 +131,28 @@ async def test_pause_says_whether_it_was_stopped() -> None:
     assert await pause(stop, 0.01) is False
     stop.set()
     assert await asyncio.wait_for(pause(stop, LONG), 5) is True
+
+
+async def test_an_interval_function_is_asked_for_each_wait() -> None:
+    """The lease keeper's case: short waits while something moves, the long one otherwise."""
+    stop = asyncio.Event()
+    waits = iter([EVERY, EVERY, LONG])
+    asked = 0
+    ran = 0
+
+    def every() -> float:
+        nonlocal asked
+        asked += 1
+        return next(waits)
+
+    async def step() -> None:
+        nonlocal ran
+        ran += 1
+
+    loop = asyncio.create_task(periodically(step, every, stop, what="step"))
+    # Two short waits, then a long one: the third step comes only if the function was asked again after each step.
+    await eventually(lambda: ran == 2, timeout=5, what="two steps")
+    assert asked == 3, "asked once before the first step and once after each"
+    stop.set()
+    await asyncio.wait_for(loop, 5)
+    assert ran == 2
