@@ -177,14 +177,29 @@ def worker(settings: Settings, app_path: str, data_dir: Path) -> None:
     is_flag=True,
     help="Run the four services in dev's own process (one core; for small machines) instead of a process each.",
 )
+@click.option(
+    "--nats-cluster",
+    type=click.IntRange(1, 5),
+    default=1,
+    show_default=True,
+    help="Embedded nats-servers to run, clustered over loopback (3 to try a replicated store; unless NATS_URL is set).",
+)
 @_with_settings
-def dev(settings: Settings, data_dir: Path, host: str, port: int, single_process: bool) -> None:
+def dev(settings: Settings, data_dir: Path, host: str, port: int, single_process: bool, nats_cluster: int) -> None:
     """Run the whole system on this machine (embedded NATS and Postgres unless NATS_URL/DATABASE_URL are set)."""
     from scheduler.dev import run_dev
 
     try:
         # The services' processes start with dev's environment (PATH, HOME, ...) and dev's settings written into it.
-        run_dev(settings, data_dir, host, port, inherited=os.environ, single_process=single_process)
+        run_dev(
+            settings,
+            data_dir,
+            host,
+            port,
+            inherited=os.environ,
+            single_process=single_process,
+            nats_cluster=nats_cluster,
+        )
     except (SettingsError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -21,7 +21,15 @@ import asyncpg
 from pydantic import SecretStr
 
 from scheduler.dev_supervisor import ChildSpec, Supervisor
-from scheduler.embedded import EmbeddedNats, EmbeddedPostgres, free_port, missing_embedded, port_free, stop_leftover
+from scheduler.embedded import (
+    EmbeddedNats,
+    EmbeddedNatsCluster,
+    EmbeddedPostgres,
+    free_port,
+    missing_embedded,
+    port_free,
+    stop_leftover,
+)
 from scheduler.endpoints import DevEndpoints, alive, forget, record, recorded
 from scheduler.runner import SERVICES, bind_api_socket, install_stop_signals, run_services
 from services.api.core.auth import mint_token
@@ -38,7 +46,16 @@ DEV_EGRESS_ALLOW = "127.0.0.0/8,::1"
 # The children's start order (the projector first: it owns the read models); they stop in reverse.
 CHILD_ORDER = ("projector", "api", "ticker", "dispatcher")
 # The settings dev decides (or the CLI's options set) that a child must get through its environment.
-_CHILD_SETTINGS = ("nats_url", "database_url", "jwt_secret", "api_host", "api_port", "egress_allow", "log_level")
+_CHILD_SETTINGS = (
+    "nats_url",
+    "database_url",
+    "jwt_secret",
+    "api_host",
+    "api_port",
+    "egress_allow",
+    "log_level",
+    "stream_replicas",
+)
 # The first api answer can take a while: a child process imports everything before it listens.
 _HEALTHY_TIMEOUT_SECONDS = 60.0
 
@@ -228,8 +245,8 @@ def _claim(data_dir: Path) -> None:
         return
     if alive(previous.pid) and previous.pid != os.getpid():
         raise RuntimeError(f"scheduler dev is already running on {data_dir} (pid {previous.pid})")
-    if previous.nats_pid is not None:
-        stop_leftover(previous.nats_pid, "nats-server", data_dir)
+    for pid in previous.nats_pids or ((previous.nats_pid,) if previous.nats_pid is not None else ()):
+        stop_leftover(pid, "nats-server", data_dir)
 
 
 def run_dev(
@@ -240,9 +257,13 @@ def run_dev(
     *,
     inherited: Mapping[str, str],
     single_process: bool = False,
+    nats_cluster: int = 1,
 ) -> None:
     """Start embedded servers for the URLs `settings` was not given, then all four services (a child process each,
-    started with `inherited` and dev's settings, or all in this process); stop them all, in order, on Ctrl-C/SIGTERM."""
+    started with `inherited` and dev's settings, or all in this process); stop them all, in order, on Ctrl-C/SIGTERM.
+
+    `nats_cluster` > 1: that many embedded nats-servers clustered over loopback, streams and buckets replicated on
+    up to three of them, and a database of its own (the read models of one store never meet another's events)."""
     given = settings.model_fields_set  # set in the environment (or a secrets file), not defaults
     missing = missing_embedded(nats="nats_url" not in given, postgres="database_url" not in given)
     if missing is not None:
@@ -254,12 +275,17 @@ def run_dev(
     bind_api_socket(host, port).close()
     secret = settings.jwt_secret or SecretStr(_kept(data_dir / "jwt_secret", secrets.token_urlsafe(48)))
     account = uuid.UUID(_kept(data_dir / "dev_account", str(uuid.uuid4())))
-    nats: EmbeddedNats | None = None
+    nats: EmbeddedNats | EmbeddedNatsCluster | None = None
     postgres: EmbeddedPostgres | None = None
     embedded: list[str] = []
+    clustered = nats_cluster > 1 and "nats_url" not in given
     try:
         nats_url = settings.nats_url
-        if "nats_url" not in given:
+        if clustered:
+            nats = EmbeddedNatsCluster(data_dir / "nats-cluster", nats_cluster).start()
+            nats_url = nats.url
+            embedded.append(f"{nats_cluster} clustered nats-servers")
+        elif "nats_url" not in given:
             nats = EmbeddedNats(data_dir / "nats", _nats_port(data_dir))
             nats.start()
             nats_url = nats.url
@@ -268,9 +294,13 @@ def run_dev(
         if "database_url" not in given:
             postgres = EmbeddedPostgres(data_dir / "postgres")
             postgres.start()
-            database_url = postgres.create_database("scheduler")
+            database_url = postgres.create_database("scheduler_cluster" if clustered else "scheduler")
             embedded.append("postgres")
+        replicas = settings.stream_replicas
+        if clustered and "stream_replicas" not in given:
+            replicas = min(3, nats_cluster)
         settings = settings.replaced(
+            stream_replicas=replicas,
             nats_url=nats_url,
             database_url=database_url,
             jwt_secret=secret,
@@ -284,7 +314,8 @@ def run_dev(
             nats_url=nats_url,
             database_url=database_url,
             namespace=settings.namespace,
-            nats_pid=nats.pid if nats is not None else None,
+            nats_pid=nats.pids[0] if isinstance(nats, EmbeddedNatsCluster) else nats.pid if nats is not None else None,
+            nats_pids=tuple(nats.pids) if isinstance(nats, EmbeddedNatsCluster) else (),
         )
         record(data_dir, endpoints)  # operators' commands and workers find the servers here
         token = _dev_token(secret, settings, account)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -127,20 +128,34 @@ def _wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes], 
 
 
 class EmbeddedNats:
-    """A nats-server with JetStream on file storage under `directory`, on a free loopback port."""
+    """A nats-server with JetStream on file storage under `directory`, on a free loopback port.
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    As a member of a cluster (see EmbeddedNatsCluster): `name` is its server name, `cluster_port` where it listens for
+    routes, `routes` the other members' route ports, and `monitor_port` its HTTP monitoring (for /healthz)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        name: str | None = None,
+        cluster_port: int | None = None,
+        routes: tuple[int, ...] = (),
+        monitor_port: int | None = None,
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.name = name
+        self.cluster_port = cluster_port
+        self.routes = routes
+        self.monitor_port = monitor_port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> EmbeddedNats:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log_file = self.directory / "nats-server.log"
+    def _command(self, log_file: Path) -> list[str]:
         cmd = [
             nats_server_binary(),
             "-js",
@@ -153,14 +168,37 @@ class EmbeddedNats:
             "-l",
             str(log_file),
         ]
+        if self.name is not None:
+            cmd += ["-n", self.name]
+        if self.cluster_port is not None:
+            routes = ",".join(f"nats://127.0.0.1:{port}" for port in self.routes)
+            cmd += [
+                "--cluster_name",
+                CLUSTER_NAME,
+                "--cluster",
+                f"nats://127.0.0.1:{self.cluster_port}",
+                "--routes",
+                routes,
+            ]
+        if self.monitor_port is not None:
+            cmd += ["-m", str(self.monitor_port)]
+        return cmd
+
+    def start(self) -> EmbeddedNats:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log_file = self.directory / "nats-server.log"
         # Its own session: a Ctrl-C in the terminal reaches us, and we stop the server after the services.
-        self._process = subprocess.Popen(cmd, start_new_session=True)
+        self._process = subprocess.Popen(self._command(log_file), start_new_session=True)
         _wait_for_port(self.port, 15, self._process, log_file)
         return self
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
         if self._process is None:
@@ -173,11 +211,91 @@ class EmbeddedNats:
             self._process.wait()
         self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL: a server lost without a goodbye (its store stays for a restart)."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait()
+        self._process = None
+
     def __enter__(self) -> EmbeddedNats:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+CLUSTER_NAME = "scheduler"
+# How long a cluster started from nothing may take to elect its JetStream meta leader.
+CLUSTER_READY_SECONDS = 30.0
+
+
+class EmbeddedNatsCluster:
+    """`size` nats-servers with JetStream clustered over loopback, each with its own store under `directory`.
+
+    `url` lists every member (comma-separated, as NATS_URL takes it), so a client reaches whichever is up."""
+
+    def __init__(self, directory: Path, size: int = 3) -> None:
+        if size < 1:
+            raise ValueError("a cluster has at least one server")
+        cluster_ports = [free_port() for _ in range(size)]
+        self.servers = [
+            EmbeddedNats(
+                directory / f"n{i}",
+                name=f"n{i}",
+                cluster_port=cluster_ports[i],
+                routes=tuple(p for j, p in enumerate(cluster_ports) if j != i),
+                monitor_port=free_port(),
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(server.url for server in self.servers)
+
+    @property
+    def pids(self) -> list[int]:
+        return [server.pid for server in self.servers if server.pid is not None]
+
+    def start(self) -> EmbeddedNatsCluster:
+        try:
+            for server in self.servers:
+                server.start()
+            self.wait_healthy(self.servers)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_healthy(self, servers: list[EmbeddedNats], timeout: float = CLUSTER_READY_SECONDS) -> None:
+        """Until each of `servers` says JetStream is ready on it (meta leader known, its streams current)."""
+        deadline = time.monotonic() + timeout
+        for server in servers:
+            url = f"http://127.0.0.1:{server.monitor_port}/healthz"
+            while not _healthy(url):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nats-server {server.name} not healthy within {timeout:g} s ({url})")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> EmbeddedNatsCluster:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (a loopback http URL of our own)
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 class EmbeddedPostgres:

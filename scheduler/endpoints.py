@@ -17,7 +17,8 @@ FILE_NAME = "dev.json"
 
 
 class DevEndpoints(msgspec.Struct, frozen=True, kw_only=True):
-    """What `scheduler dev` (process `pid`) serves, and the pid of the nats-server it started (None: not embedded)."""
+    """What `scheduler dev` (process `pid`) serves, and the pid of the nats-server it started (None: not embedded);
+    with a cluster (`--nats-cluster`), `nats_pids` holds every member's."""
 
     pid: int
     api_url: str
@@ -25,6 +26,7 @@ class DevEndpoints(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     namespace: str
     nats_pid: int | None = None
+    nats_pids: tuple[int, ...] = ()
 
 
 class DevNotRunningError(Exception):

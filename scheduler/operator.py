@@ -17,6 +17,7 @@ import nats.errors
 import nats.js.errors
 
 from scheduler.endpoints import DevNotRunningError, find
+from shared.bus.connection import servers
 from shared.contracts.subjects import Names
 from shared.settings import Settings, SettingsError, redacted_url
 
@@ -64,7 +65,7 @@ async def _check_nats(settings: Settings) -> None:
     try:
         # Two quick attempts: nats-py's first connect otherwise retries each server 60 times, 2 s apart, before failing.
         nc = await nats.connect(
-            settings.nats_url,
+            servers(settings.nats_url),
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             allow_reconnect=False,
             max_reconnect_attempts=1,

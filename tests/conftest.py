@@ -10,6 +10,7 @@ import asyncpg
 import hypothesis
 import pytest
 
+from scheduler.embedded import EmbeddedNatsCluster
 from services.api.core.auth import mint_token
 from shared.settings import Settings, load_settings
 from tests.receiver import Receiver
@@ -33,6 +34,14 @@ def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def nats_url(servers_dir: Path) -> Iterator[str]:
     with nats_server(servers_dir / "nats") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(servers_dir: Path) -> Iterator[EmbeddedNatsCluster]:
+    """Three nats-servers with JetStream clustered over loopback, started when a test first asks. A test that stops
+    or kills a member starts it again before it ends (`restarted`)."""
+    with EmbeddedNatsCluster(servers_dir / "nats-cluster", 3) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +83,12 @@ def settings(nats_url: str, database_url: str, unused_tcp_port: int) -> Settings
         # Tests write histories at fixed dates, months back: kept forever unless a test is about retention.
         execution_retention_days=0,
     )
+
+
+@pytest.fixture
+def cluster_settings(settings: Settings, nats_cluster: EmbeddedNatsCluster) -> Settings:
+    """The test's settings on the cluster: every server listed, streams and buckets replicated three ways."""
+    return settings.replaced(nats_url=nats_cluster.url, stream_replicas=3)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import nats
 from nats.js import JetStreamContext
 
+from shared.bus.connection import servers
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
 from shared.contracts.subjects import Names
@@ -17,7 +18,7 @@ from shared.settings import Settings
 @asynccontextmanager
 async def job_store(settings: Settings) -> AsyncIterator[tuple[JetStreamContext, NatsJobEventStore]]:
     """The streams (created if missing) and the job event store over them; the connection closed after."""
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(servers(settings.nats_url))
     try:
         js = nc.jetstream()
         await ensure_streams(js, settings)

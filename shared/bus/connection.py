@@ -14,14 +14,20 @@ log = logging.getLogger(__name__)
 BUS_ERRORS: tuple[type[Exception], ...] = (nats.errors.Error, TimeoutError)
 
 
+def servers(url: str) -> list[str]:
+    """The servers of a NATS URL: one, or a cluster's as a comma-separated list (as NATS_URL takes them)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 async def connect(url: str, name: str) -> Client:
-    """Connect with unbounded reconnects; the first connection must succeed within a few seconds."""
+    """Connect with unbounded reconnects; the first connection must succeed within a few seconds. `url` may list a
+    cluster's servers (comma-separated): any that answers will do, and a lost one is replaced by another."""
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error (%s): %s", name, exc)
 
     return await nats.connect(
-        url,
+        servers(url),
         name=name,
         connect_timeout=5,
         max_reconnect_attempts=-1,

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from scheduler.embedded import free_port
+from shared.bus.connection import connect, disconnect
 from tests.e2e.dev_terminal import (
     _banner_value,
     _banners,
@@ -122,6 +123,52 @@ async def test_dev_single_process_runs_every_service_in_devs_own_process(
             await create_firing_job(api, account, receiver.url)
             await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= 1), timeout=30, what="a call")
         assert stop_process(dev, timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        _kill_all(started)
+        _kill_postmaster(data_dir)
+
+
+async def test_dev_on_a_nats_cluster_keeps_firing_when_the_streams_leader_is_killed(
+    receiver: Receiver, tmp_path: Path, outside_pytest_tmp: Path
+) -> None:
+    """`scheduler dev --nats-cluster 3`: three nats-servers, every stream replicated on the three; SIGKILL of the
+    server leading the JOBS and EXECUTIONS streams, and the job goes on firing on the other two."""
+    data_dir, port, log = outside_pytest_tmp / "data", free_port(), tmp_path / "dev.log"
+    dev = _start_in_own_group(["dev", "--nats-cluster", "3", "--data-dir", str(data_dir), "--port", str(port)], log)
+    started = [psutil.Process(dev.pid)]
+    try:
+        await _banners(log, 1)
+        started += _tree(dev, data_dir)
+        urls = _banner_value(log, "NATS").split(",")
+        assert len(urls) == 3, urls
+        servers = {
+            p.cmdline()[p.cmdline().index("-n") + 1]: p
+            for p in started
+            if p.is_running() and "nats-server" in p.name() and "-n" in p.cmdline()
+        }
+        assert sorted(servers) == ["n0", "n1", "n2"], servers
+        token, account = _banner_value(log, "token"), _banner_value(log, "account")
+        async with api_client(port, {"Authorization": f"Bearer {token}"}) as api:
+            await create_firing_job(api, account, receiver.url)
+            await eventually(lambda: asyncio.sleep(0, len(receiver.calls) >= 2), timeout=30, what="first calls")
+            nc = await connect(",".join(urls), "test")
+            try:
+                js = nc.jetstream()
+                infos = {s.config.name: s for s in await js.streams_info()}
+            finally:
+                await disconnect(nc)
+            assert infos and all(s.config.num_replicas == 3 for s in infos.values()), infos
+            leader = infos["SCHEDULER_JOBS"].cluster.leader  # type: ignore[union-attr]
+            assert leader in servers
+            servers[leader].kill()
+            before = len(receiver.calls)
+            await eventually(
+                lambda: asyncio.sleep(0, len(receiver.calls) >= before + 5), timeout=60, what="calls after the loss"
+            )
+        os.killpg(dev.pid, signal.SIGINT)
+        assert dev.wait(60) == 0, log.read_text()[-3000:]
+        survivors = [p for name, p in servers.items() if name != leader]
+        await eventually(lambda: not any(p.is_running() for p in survivors), timeout=30, what="the other servers")
     finally:
         _kill_all(started)
         _kill_postmaster(data_dir)
