@@ -103,9 +103,7 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
         js = nc.jetstream()
         await ensure_streams(js, settings)
         await ensure_dispatcher_consumer(js, settings)
-        recorder = AttemptRecorder(
-            await open_jetstream_sink(js, settings), retry_for_seconds=settings.ack_wait_seconds / 3
-        )
+        recorder = AttemptRecorder(await open_jetstream_sink(js, settings))
         secrets = SigningSecretStore(await signing_bucket(js, settings))
         runs = RunningRuns(await running_bucket(js, settings))
         withdrawals = Withdrawals(await withdrawn_bucket(js, settings))

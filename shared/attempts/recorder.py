@@ -35,6 +35,10 @@ from shared.contracts.timers import RetryTimer
 
 # The pause between two tries of a write while NATS is away.
 RECORD_RETRY_SECONDS = 0.5
+# How long a write of an attempt's events is tried before the run is handed back to be tried again: longer than a
+# reconnect to another server or a stream leader's election in a cluster. The message of a run is kept alive
+# meanwhile (shared/bus/prioritized.py), so nothing else bounds it.
+RECORD_FOR_SECONDS = 50.0
 
 # What a write raises while NATS is away or restarting (a dropped connection is an OSError).
 _TRANSIENT = (nats.errors.Error, TimeoutError, OSError)
@@ -44,7 +48,11 @@ class AttemptRecorder:
     """Records an attempt's events through `sink`, each write retried for up to `retry_for_seconds`."""
 
     def __init__(
-        self, sink: AttemptSink, *, retry_for_seconds: float, pause_seconds: float = RECORD_RETRY_SECONDS
+        self,
+        sink: AttemptSink,
+        *,
+        retry_for_seconds: float = RECORD_FOR_SECONDS,
+        pause_seconds: float = RECORD_RETRY_SECONDS,
     ) -> None:
         self._sink = sink
         self._retry_for = retry_for_seconds

@@ -40,7 +40,10 @@ class Claim:
 
 
 async def running_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
-    return await kv_bucket(js, settings, Names(settings.namespace).running_bucket, ttl=settings.ack_wait_seconds)
+    # Retimed: a store made when the ack wait was 150 s would otherwise hold a dead process's claims that long.
+    return await kv_bucket(
+        js, settings, Names(settings.namespace).running_bucket, ttl=settings.ack_wait_seconds, retimed=True
+    )
 
 
 class RunningRuns:

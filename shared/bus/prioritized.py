@@ -11,6 +11,9 @@ Beyond that window the stream's order (time of publication) applies.
 A message fetched before its `fire_at` (the ticker publishes a short lead ahead) is held aside, taking no slot and
 no room in the window, and joins the heap at that instant; held messages are kept alive and handed back like the
 waiting ones.
+
+Running messages are kept alive too, so the ack wait bounds only how long a message of a process that died waits to
+be redelivered (a held one, a waiting one, one whose run was cut off), not how long a run may take.
 """
 
 from __future__ import annotations
@@ -163,14 +166,12 @@ class PrioritizedConsumer:
         # timer per instant (to the millisecond), since a busy second's occurrences share theirs.
         self._held: dict[float, tuple[asyncio.TimerHandle, list[tuple[ExecutionRequested, Msg]]]] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], Msg] = {}  # the message of each run in flight
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and run until `stop` is set; waiting messages go back to the server, running ones finish."""
-        loops = [
-            asyncio.create_task(self._fetch(stop)),
-            asyncio.create_task(self._start(stop)),
-            asyncio.create_task(self._keep_waiting_alive()),
-        ]
+        keeper = asyncio.create_task(self._keep_alive())
+        loops = [asyncio.create_task(self._fetch(stop)), asyncio.create_task(self._start(stop)), keeper]
         stopped = asyncio.create_task(stop.wait())
         try:
             # A loop that ends by itself has failed: raised here (after the hand-back below), so the process ends
@@ -182,8 +183,9 @@ class PrioritizedConsumer:
         finally:
             stopped.cancel()
             for loop in loops:
-                loop.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+                if loop is not keeper:
+                    loop.cancel()
+            await asyncio.gather(*(loop for loop in loops if loop is not keeper), return_exceptions=True)
             for timer, _ in self._held.values():
                 timer.cancel()
             held = self._held_messages()
@@ -191,9 +193,13 @@ class PrioritizedConsumer:
             for msg in [*self._waiting.clear(), *held]:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.nak()
-            if self.in_flight:
-                await asyncio.gather(*self.in_flight, return_exceptions=True)
-            await self._acks.close()
+            try:
+                if self.in_flight:  # kept alive meanwhile: a long delivery finishing is not redelivered elsewhere
+                    await asyncio.gather(*self.in_flight, return_exceptions=True)
+            finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+                await self._acks.close()
 
     async def _fetch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -261,6 +267,7 @@ class PrioritizedConsumer:
             request, msg = self._waiting.pop()
             running = asyncio.create_task(self._settle(request, msg))
             self.in_flight.add(running)
+            self._running[running] = msg
             running.add_done_callback(self._finished)
 
     async def _settle(self, request: ExecutionRequested, msg: Msg) -> None:
@@ -282,14 +289,16 @@ class PrioritizedConsumer:
 
     def _finished(self, running: asyncio.Task[None]) -> None:
         self.in_flight.discard(running)
+        self._running.pop(running, None)
         self._slots.release()
         self._waiting.changed.set()
         if not running.cancelled() and (exc := running.exception()) is not None:
             log.error("a run failed outside its own error handling", exc_info=exc)
 
-    async def _keep_waiting_alive(self) -> None:
+    async def _keep_alive(self) -> None:
+        """Tell the server, every third of the ack wait, that the messages held, waiting and running are in hand."""
         while True:
             await asyncio.sleep(self._keep_alive_every)
-            for msg in [*self._waiting.messages(), *self._held_messages()]:
+            for msg in [*self._waiting.messages(), *self._held_messages(), *self._running.values()]:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.in_progress()

@@ -85,14 +85,26 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
     return changes
 
 
-async def kv_bucket(js: JetStreamContext, settings: Settings, name: str, ttl: float | None = None) -> KeyValue:
-    """A KV bucket (one value per key, file storage), created if missing."""
+async def kv_bucket(
+    js: JetStreamContext, settings: Settings, name: str, ttl: float | None = None, *, retimed: bool = False
+) -> KeyValue:
+    """A KV bucket (one value per key, file storage), created if missing. `retimed`: an existing bucket whose entries
+    live longer or shorter than `ttl` is brought to it (the setting behind it changed since it was made)."""
     try:
-        return await js.key_value(name)
+        bucket = await js.key_value(name)
     except BucketNotFoundError:
         return await js.create_key_value(
             KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=settings.stream_replicas, ttl=ttl)
         )
+    if not retimed:
+        return bucket
+    config = (await js.stream_info(f"KV_{name}")).config
+    if ttl is not None and config.max_age != ttl:
+        log.info("bucket %s: its entries now live %g s (%s s before)", name, ttl, config.max_age)
+        # JetStream refuses a duplicate window longer than the age limit (a bucket made with a short TTL has it so).
+        window = min(config.duplicate_window or ttl, ttl)
+        await js.update_stream(config.evolve(max_age=ttl, duplicate_window=window))
+    return bucket
 
 
 async def ticker_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:

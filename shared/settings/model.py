@@ -94,8 +94,6 @@ class Settings(Variables):
     def _inconsistency(self) -> str | None:
         if self.delivery_timeout_seconds > self.max_delivery_timeout_seconds:
             return "SCHEDULER_DELIVERY_TIMEOUT_SECONDS must not exceed SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS"
-        if self.ack_wait_seconds <= self.max_delivery_timeout_seconds:
-            return "SCHEDULER_ACK_WAIT_SECONDS must be greater than SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS"
         if self.max_ack_pending < self.dispatcher_concurrency + self.dispatch_lookahead:
             return (
                 "SCHEDULER_MAX_ACK_PENDING must be at least SCHEDULER_DISPATCHER_CONCURRENCY"

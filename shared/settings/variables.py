@@ -76,11 +76,11 @@ class Variables(BaseSettings):
         description="The largest timeout_seconds a job may set.",
     )
     ack_wait_seconds: float = Field(
-        150.0,
-        gt=0,
+        8.0,
+        ge=1,
         validation_alias="SCHEDULER_ACK_WAIT_SECONDS",
-        description="The dispatcher consumer's ack wait; above the largest delivery timeout, so a message is never"
-        " redelivered while in flight.",
+        description="The dispatcher consumer's ack wait. A dispatcher keeps the occurrences it holds, and those it is"
+        " delivering, alive every third of it; one that dies leaves them to be redelivered to another within it.",
     )
     max_ack_pending: int = Field(
         4096,

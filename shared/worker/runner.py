@@ -67,7 +67,7 @@ class WorkerRunner:
             js = nc.jetstream()
             await ensure_streams(js, self._settings)
             sink = await open_jetstream_sink(js, self._settings)
-            recorder = AttemptRecorder(sink, retry_for_seconds=self._settings.ack_wait_seconds / 3)
+            recorder = AttemptRecorder(sink)
             runs = RunningRuns(await running_bucket(js, self._settings))
             runtime = AttemptRuntime(recorder, self.worker_id)
             consuming = _Consuming(self._worker, self._settings, self._names, self._slots, js, runtime, runs)

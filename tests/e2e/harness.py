@@ -75,6 +75,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS=str(settings.max_delivery_timeout_seconds),
         SCHEDULER_ACK_WAIT_SECONDS=str(settings.ack_wait_seconds),
         SCHEDULER_EGRESS_ALLOW=settings.egress_allow,
+        SCHEDULER_STREAM_REPLICAS=str(settings.stream_replicas),
     )
     return env
 

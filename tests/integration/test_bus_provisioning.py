@@ -7,6 +7,7 @@ import pytest
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
+from shared.bus.overlap import running_bucket
 from shared.bus.streams import ensure_streams, stream_configs
 from shared.contracts.subjects import Names
 from shared.settings import Settings
@@ -61,5 +62,19 @@ async def test_drifted_consumer_is_updated(settings: Settings) -> None:
         names = Names(settings.namespace)
         info = await js.consumer_info(names.executions_stream, names.dispatcher_consumer)
         assert info.config.max_ack_pending == 500
+    finally:
+        await nc.close()
+
+
+async def test_the_overlap_claims_bucket_follows_the_ack_wait(settings: Settings) -> None:
+    """A store made when the ack wait was 150 s: its claims would outlive a dead dispatcher's runs that long."""
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    try:
+        stream = f"KV_{Names(settings.namespace).running_bucket}"
+        await running_bucket(js, settings.replaced(ack_wait_seconds=150))
+        assert (await js.stream_info(stream)).config.max_age == 150
+        await running_bucket(js, settings.replaced(ack_wait_seconds=8))
+        assert (await js.stream_info(stream)).config.max_age == 8
     finally:
         await nc.close()
