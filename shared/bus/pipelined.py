@@ -5,6 +5,10 @@ next message of one caller goes out. A batch (the occurrences a ticker finds due
 in one go with `publish_async`, in order, and its acks are gathered with one timeout for the whole batch. Messages
 whose ack failed or did not come in time are published again with the same message ids, so JetStream drops the
 repeat of one that had in fact been stored.
+
+A publish can be refused at once: in a cluster, while a stream's leader is being elected after its server was lost,
+there is no one to answer ("no responders"). The rounds are then paced, the pause doubling, and go on for as long as
+an election takes (STORE_WITHIN_SECONDS) before the batch is given up.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-# How long a round waits for its acks (JetStream's own request timeout), and how many rounds a message gets.
+# How long a round waits for its acks (JetStream's own request timeout).
 ACK_TIMEOUT_SECONDS = 5.0
-ROUNDS = 3
+# How long a batch is tried before it is given up (a stream leader's election takes seconds), and the pauses between
+# rounds (from the first, doubling up to the last).
+STORE_WITHIN_SECONDS = 30.0
+FIRST_PAUSE_SECONDS = 0.1
+LONGEST_PAUSE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +42,8 @@ class Outgoing:
 class BatchNotStored(nats.errors.Error):
     """Some messages of a batch were still not acknowledged after every round."""
 
-    def __init__(self, missing: int, cause: BaseException) -> None:
-        super().__init__(f"{missing} message(s) not stored after {ROUNDS} rounds: {cause!r}")
+    def __init__(self, missing: int, rounds: int, cause: BaseException) -> None:
+        super().__init__(f"{missing} message(s) not stored after {rounds} rounds: {cause!r}")
         self.missing = missing
         self.__cause__ = cause
 
@@ -45,17 +53,23 @@ async def publish_all(
     messages: Sequence[Outgoing],
     *,
     timeout: float = ACK_TIMEOUT_SECONDS,
-    rounds: int = ROUNDS,
+    within: float = STORE_WITHIN_SECONDS,
 ) -> list[PubAck]:
     """Publish `messages` in order and return their acks (in the same order), repeating the ones not acked.
 
-    Raises BatchNotStored once `rounds` rounds left some unacknowledged; a connection that cannot take a publish at
-    all (closed) raises its own error at once. Either way, what was stored stays stored, and a caller's retry of
-    the whole batch repeats nothing (same message ids)."""
+    Raises BatchNotStored once some are still unacknowledged `within` seconds after the start (the round under way
+    when that time comes is finished first); a connection that cannot take a publish at all (closed) raises its own
+    error at once. Either way, what was stored stays stored, and a caller's retry of the whole batch repeats nothing
+    (same message ids)."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + within
+    pause = FIRST_PAUSE_SECONDS
     acks: dict[int, PubAck] = {}
     pending = list(range(len(messages)))
     cause: BaseException = TimeoutError(f"no ack within {timeout} s")
-    for _ in range(rounds):
+    rounds = 0
+    while True:
+        rounds += 1
         futures: dict[int, asyncio.Future[PubAck]] = {}
         try:
             for i in pending:
@@ -78,7 +92,10 @@ async def publish_all(
                 cause = error
         if not pending:
             return [acks[i] for i in range(len(messages))]
-    raise BatchNotStored(len(pending), cause)
+        if loop.time() + pause > give_up_at:
+            raise BatchNotStored(len(pending), rounds, cause)
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, LONGEST_PAUSE_SECONDS)
 
 
 def _error_of(future: asyncio.Future[PubAck]) -> BaseException | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import nats
@@ -33,14 +34,38 @@ async def test_a_batch_is_stored_in_order_and_a_repeat_of_it_is_dropped(nats_url
         await nc.close()
 
 
-async def test_messages_no_stream_takes_fail_the_batch_after_its_rounds(nats_url: str) -> None:
+async def test_messages_no_stream_takes_fail_the_batch_once_its_time_is_up(nats_url: str) -> None:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         nowhere = [Outgoing(f"nowhere.{uuid.uuid4().hex}", b"x", "only")]
         with pytest.raises(BatchNotStored) as refused:
-            await publish_all(js, nowhere, timeout=2)
+            await publish_all(js, nowhere, timeout=2, within=1.5)
         assert refused.value.missing == 1
+        # Refused at once ("no responders"), round after round, with pauses of 0.1, 0.2 and 0.4 s between them: not
+        # given up after three quick tries as before.
+        rounds = re.search(r"after (\d+) rounds", str(refused.value))
+        assert rounds is not None and int(rounds.group(1)) == 4, str(refused.value)
+    finally:
+        await nc.close()
+
+
+async def test_a_batch_refused_for_a_while_is_stored_once_a_stream_answers(nats_url: str) -> None:
+    """As while a cluster elects a stream leader: no one answers the first rounds, then the stream does."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        subject = f"later.{uuid.uuid4().hex}"
+        batch = [Outgoing(subject, f"{i}".encode(), f"m{i}") for i in range(10)]
+        publishing = asyncio.create_task(publish_all(js, batch, timeout=2, within=20))
+        await asyncio.sleep(1.0)  # the time no stream answers: the rounds must go on through it
+        assert not publishing.done(), "the batch was given up while no stream answered"
+        stream = f"LATER_{uuid.uuid4().hex[:8]}"
+        await js.add_stream(StreamConfig(name=stream, subjects=[subject]))
+        acks = await asyncio.wait_for(publishing, timeout=20)
+        assert [a.seq for a in acks] == list(range(1, 11))
+        assert (await js.stream_info(stream)).state.messages == 10
+        await js.delete_stream(stream)
     finally:
         await nc.close()
 
