@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 
 import nats
 import nats.errors
@@ -19,6 +21,19 @@ def servers(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
+# A future per client, resolved at its next reconnect (see next_reconnect).
+_NEXT_RECONNECT: weakref.WeakKeyDictionary[Client, asyncio.Future[None]] = weakref.WeakKeyDictionary()
+
+
+def next_reconnect(nc: Client) -> asyncio.Future[None]:
+    """A future resolved when `nc` next reconnects (to any server of its list); never, for a client `connect` did not
+    make. Shared by every caller: do not cancel it."""
+    future = _NEXT_RECONNECT.get(nc)
+    if future is None or future.done():
+        future = _NEXT_RECONNECT[nc] = asyncio.get_running_loop().create_future()
+    return future
+
+
 async def connect(url: str, name: str) -> Client:
     """Connect with unbounded reconnects; the first connection must succeed within a few seconds. `url` may list a
     cluster's servers (comma-separated): any that answers will do, and a lost one is replaced by another."""
@@ -26,7 +41,13 @@ async def connect(url: str, name: str) -> Client:
     async def on_error(exc: Exception) -> None:
         log.warning("nats error (%s): %s", name, exc)
 
-    return await nats.connect(
+    made: list[Client] = []
+
+    async def on_reconnected() -> None:
+        if made and (future := _NEXT_RECONNECT.pop(made[0], None)) is not None and not future.done():
+            future.set_result(None)
+
+    nc = await nats.connect(
         servers(url),
         name=name,
         connect_timeout=5,
@@ -34,7 +55,10 @@ async def connect(url: str, name: str) -> Client:
         reconnect_time_wait=0.5,
         allow_reconnect=True,
         error_cb=on_error,
+        reconnected_cb=on_reconnected,
     )
+    made.append(nc)
+    return nc
 
 
 async def disconnect(nc: Client) -> None:

@@ -8,18 +8,24 @@ repeat of one that had in fact been stored.
 
 A publish can be refused at once: in a cluster, while a stream's leader is being elected after its server was lost,
 there is no one to answer ("no responders"). The rounds are then paced, the pause doubling, and go on for as long as
-an election takes (STORE_WITHIN_SECONDS) before the batch is given up.
+an election takes (STORE_WITHIN_SECONDS) before the batch is given up. And a connection lost mid-round (its server
+died) takes the round's unanswered publishes with it: once the client is connected to another server, the round
+ends and they go again, instead of waiting out the ack timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+
+from shared.bus.connection import next_reconnect
 
 # How long a round waits for its acks (JetStream's own request timeout).
 ACK_TIMEOUT_SECONDS = 5.0
@@ -28,6 +34,10 @@ ACK_TIMEOUT_SECONDS = 5.0
 STORE_WITHIN_SECONDS = 30.0
 FIRST_PAUSE_SECONDS = 0.1
 LONGEST_PAUSE_SECONDS = 2.0
+# Messages sent before the acks of the window before are awaited: two windows stay below nats-py's limit of acks
+# outstanding (4,000), where a publish would wait for a free slot, and forever if the acks in flight were lost with
+# their server.
+WINDOW = 1500
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,32 +80,62 @@ async def publish_all(
     rounds = 0
     while True:
         rounds += 1
-        futures: dict[int, asyncio.Future[PubAck]] = {}
-        try:
-            for i in pending:
-                message = messages[i]
-                futures[i] = await js.publish_async(
-                    message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id}
-                )
-            if futures:
-                await asyncio.wait(futures.values(), timeout=timeout)
-        finally:
-            for future in futures.values():
-                future.cancel()  # a no-op for those answered; frees the slots of the others
-        pending = []
-        for i, future in futures.items():
-            error = _error_of(future)
+        futures = await _round(js, messages, pending, loop.time() + timeout)
+        still: list[int] = []
+        for i in pending:
+            future = futures.get(i)
+            error = TimeoutError("not sent: the round ended first") if future is None else _error_of(future)
             if error is None:
-                acks[i] = future.result()
+                acks[i] = future.result()  # type: ignore[union-attr]
             else:
-                pending.append(i)
+                still.append(i)
                 cause = error
+        pending = still
         if not pending:
             return [acks[i] for i in range(len(messages))]
         if loop.time() + pause > give_up_at:
             raise BatchNotStored(len(pending), rounds, cause)
         await asyncio.sleep(pause)
         pause = min(2 * pause, LONGEST_PAUSE_SECONDS)
+
+
+async def _round(
+    js: JetStreamContext, messages: Sequence[Outgoing], pending: list[int], ends_at: float
+) -> dict[int, asyncio.Future[PubAck]]:
+    """Publish the `pending` messages a window at a time, each window's acks awaited once the next is out, until
+    all are answered, `ends_at` (loop time) comes, or the connection moves to another server (what was in flight on
+    the lost one is never answered). Returns each sent message's settled future (cancelled: no answer in time)."""
+    loop = asyncio.get_running_loop()
+    # nats-py gives a JetStream context no public way back to its connection.
+    reconnected = next_reconnect(js._nc)
+    futures: dict[int, asyncio.Future[PubAck]] = {}
+
+    async def settled(answered: asyncio.Future[Any]) -> bool:
+        await asyncio.wait(
+            [answered, reconnected], timeout=max(0.0, ends_at - loop.time()), return_when=FIRST_COMPLETED
+        )
+        return answered.done()
+
+    try:
+        previous: asyncio.Future[Any] | None = None
+        for start in range(0, len(pending), WINDOW):
+            sent = {}
+            for i in pending[start : start + WINDOW]:
+                message = messages[i]
+                sent[i] = await js.publish_async(
+                    message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id}
+                )
+            futures.update(sent)
+            # The window before this one must be answered before the next goes out: at most two in flight.
+            if previous is not None and not await settled(previous):
+                return futures
+            previous = asyncio.gather(*sent.values(), return_exceptions=True)
+        if previous is not None:
+            await settled(previous)
+    finally:
+        for future in futures.values():
+            future.cancel()  # a no-op for those answered; frees nats-py's slots of the others
+    return futures
 
 
 def _error_of(future: asyncio.Future[PubAck]) -> BaseException | None:

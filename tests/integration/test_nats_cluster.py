@@ -5,16 +5,20 @@ loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 
 import nats.errors
 import pytest
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 
 from scheduler.embedded import EmbeddedNats, EmbeddedNatsCluster
 from shared.bus.connection import connect, disconnect
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.leases import leases_bucket
+from shared.bus.pipelined import Outgoing, publish_all
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.contracts.subjects import Names
 from shared.settings import Settings
@@ -107,5 +111,31 @@ async def test_the_job_store_goes_on_when_the_jobs_stream_leader_is_killed(
             loaded = await store.load(state.id)
             assert loaded is not None and loaded.event.job.id == state.id
         assert (await js.stream_info(names.jobs_stream)).state.messages == len(before) + len(after)
+    finally:
+        await disconnect(nc)
+
+
+async def test_a_batch_cut_off_by_its_server_dying_goes_again_on_another_at_once(
+    cluster_settings: Settings, nats_cluster: EmbeddedNatsCluster, restarted: list[EmbeddedNats]
+) -> None:
+    """The publishes of a round in flight when the client's server dies get no ack; the round ends when the client
+    is connected to another server, not when its ack timeout (here 30 s) runs out, and nothing is stored twice."""
+    nc = await connect(cluster_settings.nats_url, "test")
+    try:
+        js = nc.jetstream()
+        subject = f"cut.{uuid.uuid4().hex}"
+        stream = f"CUT_{uuid.uuid4().hex[:8]}"
+        await js.add_stream(StreamConfig(name=stream, subjects=[subject], num_replicas=3))
+        await eventually(lambda: replicas_current(js, stream, 3), timeout=15, what="the stream on 3 servers")
+        batch = [Outgoing(subject, b"x" * 100, f"m{i}") for i in range(20_000)]
+        (ours,) = [s for s in nats_cluster.servers if s.url.endswith(f":{nc.connected_url.port}")]  # type: ignore[union-attr]
+        publishing = asyncio.create_task(publish_all(js, batch, timeout=30, within=60))
+        await asyncio.sleep(0)  # the first round goes out
+        restarted.append(ours)
+        ours.kill()
+        acks = await asyncio.wait_for(publishing, timeout=20)
+        assert sorted(a.seq for a in acks) == list(range(1, len(batch) + 1))
+        assert (await js.stream_info(stream)).state.messages == len(batch)
+        await js.delete_stream(stream)
     finally:
         await disconnect(nc)
