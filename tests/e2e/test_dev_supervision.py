@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import psutil
@@ -161,9 +163,16 @@ async def test_dev_on_a_nats_cluster_keeps_firing_when_the_streams_leader_is_kil
             leader = infos["SCHEDULER_JOBS"].cluster.leader  # type: ignore[union-attr]
             assert leader in servers
             servers[leader].kill()
+            killed_at = time.time()
             before = len(receiver.calls)
             await eventually(
                 lambda: asyncio.sleep(0, len(receiver.calls) >= before + 5), timeout=60, what="calls after the loss"
+            )
+            times = [c.at for c in receiver.calls]
+            gap, at = max((b - a, a) for a, b in itertools.pairwise(times) if b > killed_at)
+            print(
+                f"FIGURES dev --nats-cluster 3, the streams' leader SIGKILLed: the longest wait between two deliveries"
+                f" of the every-second job {gap:.1f} s, from {at - killed_at:+.1f} s of the kill"
             )
         os.killpg(dev.pid, signal.SIGINT)
         assert dev.wait(60) == 0, log.read_text()[-3000:]

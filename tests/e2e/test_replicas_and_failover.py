@@ -239,7 +239,7 @@ async def test_what_a_killed_dispatcher_held_or_was_delivering_comes_back_within
             await eventually(lambda: receiver.on("/held"), timeout=30, what="the held occurrence delivered")
             slow, held = receiver.on("/slow"), receiver.on("/held")
             print(  # the figures docs/reliability.md quotes
-                f"dispatcher SIGKILLed ({settings.stream_replicas} replica(s)): in flight redelivered"
+                f"FIGURES dispatcher SIGKILLed ({settings.stream_replicas} replica(s)): in flight redelivered"
                 f" {slow[1].at - started:.1f} s and held delivered {held[0].at - started:.1f} s after the replacement"
                 f" started ({held[0].at - jobs['/held'][1].timestamp():.1f} s after its time)"
             )
