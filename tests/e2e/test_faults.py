@@ -47,7 +47,7 @@ from tests.e2e.test_api_webhooks_and_executions import add_webhook, executions
 from tests.e2e.test_nexus_api import nominal_of
 from tests.e2e.test_replay import caught_up, content_hash
 from tests.factories import job_created, job_state
-from tests.faults import SteppedClock, paused, postgres_pid
+from tests.faults import SteppedClock, paused, postgres_pid, restart_postgres
 from tests.receiver import Receiver
 from tests.tickers import running_ticker
 from tests.waiting import eventually
@@ -132,6 +132,50 @@ async def test_postgres_paused_for_20_seconds(
         FIGURES["postgres paused 20 s"] = check_every_second(items, receiver, "/pg") | {
             "slowest_answer_s": round(max(s for _, s in answers), 2),
             "caught_up_s": round(time.monotonic() - resumed, 1),
+        }
+
+
+async def test_postgres_restarted_under_load(
+    settings: Settings, servers_dir: Path, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str]
+) -> None:
+    """A real restart (every connection dropped): the projector and the api reconnect by themselves, delivery goes
+    on, nothing is lost, and commands afterwards return as soon as their write is projected (the api listens for the
+    projector's notifications again at once, not once a command has waited its bound)."""
+    bound = settings.read_your_writes_timeout_seconds
+    async with (
+        running(settings, ["api", "projector", "ticker", "dispatcher"]),
+        api_client(settings.api_port, auth_headers) as api,
+    ):
+        created = await create_firing_job(api, account_id, receiver.url_for("/pg-restart"))
+        job_id = created["job"]["id"]
+        await eventually(lambda: len(receiver.on("/pg-restart")) >= 2, timeout=20, what="firing")
+        restarted_at = time.monotonic()
+        await asyncio.to_thread(restart_postgres, servers_dir)
+        back = time.monotonic() - restarted_at
+
+        async def answers() -> bool:
+            status, _ = await api.call("GET", f"/api/jobs/{job_id}")
+            return status == 200
+
+        await eventually(answers, timeout=30, what="the api answering from the database again")
+        answered = time.monotonic() - restarted_at
+        # Commands after the restart: each returns once its write is projected, well within the bound.
+        durations = []
+        for n in range(4):  # jobs that never fire while the test runs: the every-second one is left alone
+            began = time.monotonic()
+            body = {"account_id": str(account_id), "name": f"after {n}", "schedule": "0 0 0 1 1 *", "type": 1}
+            status, made = await api.call("POST", "/api/jobs", json=body)
+            durations.append(time.monotonic() - began)
+            assert status == 201 and made["name"] == f"after {n}", (status, made)
+        assert max(durations) < bound / 2, f"commands waited for their bound ({bound} s): {durations}"
+        delivered = len(receiver.on("/pg-restart"))
+        await eventually(lambda: len(receiver.on("/pg-restart")) > delivered + 2, timeout=20, what="firing after")
+        await disable(api, job_id)
+        items = await settled_history(api, job_id, receiver, "/pg-restart")
+        FIGURES["postgres restarted"] = check_every_second(items, receiver, "/pg-restart") | {
+            "restart_s": round(back, 1),
+            "api_answering_s": round(answered, 1),
+            "slowest_command_after_s": round(max(durations), 2),
         }
 
 

@@ -13,6 +13,9 @@ from shared.contracts.subjects import Names
 log = logging.getLogger(__name__)
 
 RECONNECT_TIMEOUT_SECONDS = 2.0
+# A listening connection lost (PostgreSQL restarted) is opened again this often until it works, in the background:
+# commands wait for notifications again as soon as the database is back, not after a wait timed out.
+RELISTEN_EVERY_SECONDS = 1.0
 
 
 class ProjectionWatcher:
@@ -29,6 +32,8 @@ class ProjectionWatcher:
         # refresh at a time.
         self._refreshing = asyncio.Lock()
         self._refreshes = 0  # how many have finished: a waiter that queued behind one needs no other
+        self._relistening: asyncio.Task[None] | None = None
+        self._closed = False
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         assert isinstance(payload, str)
@@ -50,7 +55,23 @@ class ProjectionWatcher:
     async def _listen(self, timeout: float) -> asyncpg.Connection:
         self._conn = conn = await asyncpg.connect(self._dsn, timeout=timeout)
         await conn.add_listener(self._channel, self._on_notify)
+        conn.add_termination_listener(self._on_lost)
         return conn
+
+    def _on_lost(self, _conn: object) -> None:
+        if not self._closed and (self._relistening is None or self._relistening.done()):
+            self._relistening = asyncio.get_running_loop().create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        """Open the listening connection again, then catch up on what was projected while it was away."""
+        log.warning("lost the connection listening for projection positions; opening it again")
+        while not self._closed:
+            await self._refresh()
+            if self._conn is not None and not self._conn.is_closed():
+                await self._notify_all()
+                log.info("listening for projection positions again")
+                return
+            await asyncio.sleep(RELISTEN_EVERY_SECONDS)
 
     async def _refresh(self) -> None:
         """Read positions from the table; re-open the listening connection if it was lost (Postgres restarted).
@@ -101,6 +122,10 @@ class ProjectionWatcher:
             return reached
 
     async def close(self) -> None:
+        self._closed = True
+        if self._relistening is not None:
+            self._relistening.cancel()
+            await asyncio.gather(self._relistening, return_exceptions=True)
         if self._conn is not None:
             try:
                 await self._conn.close(timeout=RECONNECT_TIMEOUT_SECONDS)
