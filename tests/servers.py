@@ -25,7 +25,7 @@ def nats_server(directory: Path) -> Iterator[str]:
     elif os.environ.get("SCHEDULER_TEST_CONTAINERS") == "1":
         from testcontainers.nats import NatsContainer
 
-        with NatsContainer(image="nats:2.11", jetstream=True) as container:
+        with NatsContainer(image="nats:2.15", jetstream=True) as container:
             yield container.nats_uri()
     else:
         with EmbeddedNats(directory) as server:
@@ -40,7 +40,7 @@ def postgres_server(directory: Path) -> Iterator[str]:
     elif os.environ.get("SCHEDULER_TEST_CONTAINERS") == "1":
         from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:17", driver=None) as container:
+        with PostgresContainer("postgres:18", driver=None) as container:
             yield container.get_connection_url()
     else:
         with EmbeddedPostgres(directory) as server:

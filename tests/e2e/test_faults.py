@@ -103,6 +103,13 @@ async def disable(api: Api, job_id: str) -> None:
     assert status == 200
 
 
+async def firing(api: Api, account_id: uuid.UUID, receiver: Receiver, path: str) -> str:
+    """An every-second job to `path`, once its first two calls have come; its id."""
+    created = await create_firing_job(api, account_id, receiver.url_for(path))
+    await eventually(lambda: len(receiver.on(path)) >= 2, timeout=20, what=f"{path} firing")
+    return str(created["job"]["id"])
+
+
 async def test_postgres_paused_for_20_seconds(
     settings: Settings, servers_dir: Path, receiver: Receiver, account_id: uuid.UUID, auth_headers: dict[str, str]
 ) -> None:
@@ -111,9 +118,7 @@ async def test_postgres_paused_for_20_seconds(
         running(settings, ["api", "projector", "ticker", "dispatcher"]),
         api_client(settings.api_port, auth_headers) as api,
     ):
-        created = await create_firing_job(api, account_id, receiver.url_for("/pg"))
-        job_id = created["job"]["id"]
-        await eventually(lambda: len(receiver.on("/pg")) >= 2, timeout=20, what="firing")
+        job_id = await firing(api, account_id, receiver, "/pg")
         answers: list[tuple[int, float]] = []
         with paused(postgres_pid(servers_dir)):
             paused_at = time.monotonic()
@@ -146,9 +151,7 @@ async def test_postgres_restarted_under_load(
         running(settings, ["api", "projector", "ticker", "dispatcher"]),
         api_client(settings.api_port, auth_headers) as api,
     ):
-        created = await create_firing_job(api, account_id, receiver.url_for("/pg-restart"))
-        job_id = created["job"]["id"]
-        await eventually(lambda: len(receiver.on("/pg-restart")) >= 2, timeout=20, what="firing")
+        job_id = await firing(api, account_id, receiver, "/pg-restart")
         restarted_at = time.monotonic()
         await asyncio.to_thread(restart_postgres, servers_dir)
         back = time.monotonic() - restarted_at

