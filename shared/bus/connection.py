@@ -12,6 +12,12 @@ from nats.aio.client import Client
 
 log = logging.getLogger(__name__)
 
+# A server that stops answering without closing the connection (frozen, or cut off by a partition) is given up after
+# this many pings unanswered, this far apart, and the client moves to another server of its list. nats-py's default
+# (two minutes apart) left a service talking to a frozen server for minutes.
+PING_INTERVAL_SECONDS = 2
+MAX_OUTSTANDING_PINGS = 2
+
 # What a call to NATS raises when the bus is away or slow (a loop retries these; anything else is a bug).
 BUS_ERRORS: tuple[type[Exception], ...] = (nats.errors.Error, TimeoutError)
 
@@ -53,6 +59,8 @@ async def connect(url: str, name: str) -> Client:
         connect_timeout=5,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
+        ping_interval=PING_INTERVAL_SECONDS,
+        max_outstanding_pings=MAX_OUTSTANDING_PINGS,
         allow_reconnect=True,
         error_cb=on_error,
         reconnected_cb=on_reconnected,

@@ -136,6 +136,6 @@ async def test_a_batch_cut_off_by_its_server_dying_goes_again_on_another_at_once
         acks = await asyncio.wait_for(publishing, timeout=20)
         assert sorted(a.seq for a in acks) == list(range(1, len(batch) + 1))
         assert (await js.stream_info(stream)).state.messages == len(batch)
-        await js.delete_stream(stream)
+        # The stream is left: deleting it needs the cluster's meta leader, which may be the server just killed.
     finally:
         await disconnect(nc)
