@@ -187,7 +187,7 @@ async def test_a_server_that_leads_nothing_killed(
         began, began_at = time.time(), datetime.now(UTC)
         target.kill()
         await asyncio.sleep(10)  # the server stays down while the jobs fire on the two left
-        target.start()
+        await asyncio.to_thread(target.start)
         ended_at = datetime.now(UTC)
         await wait_on_time(receiver, time.time())
         figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
@@ -249,7 +249,7 @@ async def test_two_of_three_servers_down_then_back(
             assert status == 503 and error["error_code"] == "SERVICE_UNAVAILABLE", (status, error)
         await asyncio.sleep(max(0.0, 10 - (time.time() - began)))
         for server in down:
-            server.start()
+            await asyncio.to_thread(server.start)
         ended_at = datetime.now(UTC)
         await wait_on_time(receiver, time.time())
         status, after = await api.call("GET", f"/api/jobs?account_id={account_id}")
@@ -258,3 +258,49 @@ async def test_two_of_three_servers_down_then_back(
     figures["slowest_503_s"] = max(seconds for _, seconds in answers)
     report("two of three servers SIGKILLed for 10 s (no quorum)", figures)
     assert figures["slowest_503_s"] < 10, answers
+
+
+async def streams_current(settings: Settings) -> bool:
+    """Every one of this test's streams and buckets has a leader and two current replicas."""
+    nc = await nats.connect(servers(settings.nats_url))
+    try:
+        namespace = settings.namespace.lower()
+        infos = [s for s in await nc.jetstream().streams_info() if namespace in s.config.name.lower()]
+        return bool(infos) and all(
+            s.cluster is not None
+            and s.cluster.leader is not None
+            and len(s.cluster.replicas or []) == 2
+            and all(r.current for r in s.cluster.replicas or [])
+            for s in infos
+        )
+    except (nats.errors.Error, TimeoutError):
+        return False
+    finally:
+        await nc.close()
+
+
+async def test_a_rolling_restart_of_the_three_servers(
+    cluster_settings: Settings,
+    nats_cluster: EmbeddedNatsCluster,
+    whole_again: list[EmbeddedNats],
+    receiver: Receiver,
+    account_id: uuid.UUID,
+    auth_headers: dict[str, str],
+) -> None:
+    """Each server stopped (SIGTERM) and started again in turn, the next only once every stream is current again,
+    as an upgrade does."""
+    settings = cluster_settings
+    async with firing_on_the_cluster(settings, auth_headers, account_id, receiver) as (api, jobs):
+        whole_again.extend(nats_cluster.servers)
+        began, began_at = time.time(), datetime.now(UTC)
+        for server in nats_cluster.servers:
+            # In threads: the services run in this event loop, which a blocking wait would stall.
+            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.start)
+            await asyncio.to_thread(nats_cluster.wait_healthy, [server])
+            await eventually(lambda: streams_current(settings), timeout=60, what=f"streams current after {server.name}")
+        ended_at = datetime.now(UTC)
+        await wait_on_time(receiver, time.time())
+        figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+        figures["restart_s"] = round(time.time() - began, 1)
+    report("a rolling restart of the three servers", figures)
