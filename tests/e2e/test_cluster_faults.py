@@ -254,8 +254,17 @@ async def test_two_of_three_servers_down_then_back(
         await wait_on_time(receiver, time.time())
         status, after = await api.call("GET", f"/api/jobs?account_id={account_id}")
         assert status == 200 and after["total"] == before["total"], "a command refused under no quorum took effect"
+
+        async def commands_work() -> bool:  # the JOBS stream may have its leader back later than the EXECUTIONS one
+            body = {"account_id": str(account_id), "name": "quorum back", "schedule": "0 0 0 1 1 *", "type": 1}
+            status, _ = await api.call("POST", "/api/jobs", json=body)
+            return status == 201
+
+        await eventually(commands_work, timeout=60, what="commands taken again")
+        commands_back = time.time() - began
         figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
     figures["slowest_503_s"] = max(seconds for _, seconds in answers)
+    figures["commands_taken_again_after_s"] = round(commands_back, 1)
     report("two of three servers SIGKILLed for 10 s (no quorum)", figures)
     assert figures["slowest_503_s"] < 10, answers
 
@@ -304,3 +313,48 @@ async def test_a_rolling_restart_of_the_three_servers(
         figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
         figures["restart_s"] = round(time.time() - began, 1)
     report("a rolling restart of the three servers", figures)
+
+
+async def lead_both(settings: Settings, streams: tuple[str, str]) -> str:
+    """Step the second stream's leadership down until the server leading the first leads it too; that server."""
+    nc = await nats.connect(servers(settings.nats_url))
+    try:
+        js = nc.jetstream()
+
+        async def together() -> str | None:
+            first, second = [(await js.stream_info(s)).cluster for s in streams]
+            if first is None or second is None or first.leader is None:
+                return None
+            if first.leader == second.leader:
+                return first.leader
+            await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{streams[1]}", b"", timeout=5)
+            return None
+
+        return await eventually(together, timeout=60, what="one server leading both streams")
+    finally:
+        await nc.close()
+
+
+async def test_the_server_leading_jobs_and_executions_killed_during_a_burst(
+    cluster_settings: Settings,
+    nats_cluster: EmbeddedNatsCluster,
+    whole_again: list[EmbeddedNats],
+    receiver: Receiver,
+    account_id: uuid.UUID,
+    auth_headers: dict[str, str],
+) -> None:
+    """SIGKILL of the server leading both the JOBS and the EXECUTIONS stream, restarted 10 s later."""
+    settings = cluster_settings
+    names = Names(settings.namespace)
+    async with firing_on_the_cluster(settings, auth_headers, account_id, receiver) as (api, jobs):
+        leader = await lead_both(settings, (names.executions_stream, names.jobs_stream))
+        target = server_named(nats_cluster, leader)
+        whole_again.append(target)
+        began, began_at = time.time(), datetime.now(UTC)
+        target.kill()
+        await asyncio.sleep(10)
+        await asyncio.to_thread(target.start)
+        ended_at = datetime.now(UTC)
+        await wait_on_time(receiver, time.time())
+        figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+    report("the server leading JOBS and EXECUTIONS SIGKILLed, restarted 10 s later", figures)
