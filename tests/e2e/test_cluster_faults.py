@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,17 +56,37 @@ def whole_again(nats_cluster: EmbeddedNatsCluster) -> Iterator[list[EmbeddedNats
     nats_cluster.wait_healthy(nats_cluster.servers)
 
 
-@asynccontextmanager
-async def firing_on_the_cluster(
-    settings: Settings, auth_headers: dict[str, str], account_id: uuid.UUID, receiver: Receiver
-) -> AsyncIterator[tuple[Api, list[str]]]:
-    """The four services on the cluster and JOBS every-second jobs firing (paths /c0, /c1, ...)."""
-    async with (
-        running(settings, ["api", "projector", "ticker", "dispatcher"]),
-        api_client(settings.api_port, auth_headers) as api,
-    ):
-        jobs = [await firing(api, account_id, receiver, f"/c{i}") for i in range(JOBS)]
-        yield api, jobs
+@dataclass(frozen=True)
+class OnCluster:
+    """A test's settings on the cluster, the cluster, the servers it touched (made whole after it), its receiver."""
+
+    settings: Settings
+    cluster: EmbeddedNatsCluster
+    touched: list[EmbeddedNats]
+    receiver: Receiver
+    account_id: uuid.UUID
+    auth_headers: dict[str, str]
+
+    @asynccontextmanager
+    async def firing(self) -> AsyncIterator[tuple[Api, list[str]]]:
+        """The four services on the cluster and JOBS every-second jobs firing (paths /c0, /c1, ...)."""
+        async with (
+            running(self.settings, ["api", "projector", "ticker", "dispatcher"]),
+            api_client(self.settings.api_port, self.auth_headers) as api,
+        ):
+            yield api, [await firing(api, self.account_id, self.receiver, f"/c{i}") for i in range(JOBS)]
+
+
+@pytest.fixture
+def on(
+    cluster_settings: Settings,
+    nats_cluster: EmbeddedNatsCluster,
+    whole_again: list[EmbeddedNats],
+    receiver: Receiver,
+    account_id: uuid.UUID,
+    auth_headers: dict[str, str],
+) -> OnCluster:
+    return OnCluster(cluster_settings, nats_cluster, whole_again, receiver, account_id, auth_headers)
 
 
 async def leaders(settings: Settings) -> dict[str, str]:
@@ -164,86 +185,70 @@ async def wait_on_time(receiver: Receiver, since: float) -> None:
     await eventually(on_time, timeout=60, what="every job delivered on time again")
 
 
+async def after_the_fault(
+    api: Api, jobs: list[str], receiver: Receiver, began: float, began_at: datetime
+) -> dict[str, Any]:
+    """The fault is over: once every job is on time again, the oracle on each job's history, and the figures."""
+    ended_at = datetime.now(UTC)
+    await wait_on_time(receiver, time.time())
+    return await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+
+
 def server_named(cluster: EmbeddedNatsCluster, name: str) -> EmbeddedNats:
     (found,) = [s for s in cluster.servers if s.name == name]
     return found
 
 
-async def test_a_server_that_leads_nothing_killed(
-    cluster_settings: Settings,
-    nats_cluster: EmbeddedNatsCluster,
-    whole_again: list[EmbeddedNats],
-    receiver: Receiver,
-    account_id: uuid.UUID,
-    auth_headers: dict[str, str],
-) -> None:
-    settings = cluster_settings
-    async with firing_on_the_cluster(settings, auth_headers, account_id, receiver) as (api, jobs):
+async def test_a_server_that_leads_nothing_killed(on: OnCluster) -> None:
+    settings, nats_cluster, receiver = on.settings, on.cluster, on.receiver
+    async with on.firing() as (api, jobs):
         led = set((await leaders(settings)).values())
         target = next((s for s in nats_cluster.servers if s.name not in led), nats_cluster.servers[0])
         assert target.name is not None
         await lead_nothing(settings, target.name)
-        whole_again.append(target)
+        on.touched.append(target)
         began, began_at = time.time(), datetime.now(UTC)
         target.kill()
         await asyncio.sleep(10)  # the server stays down while the jobs fire on the two left
         await asyncio.to_thread(target.start)
-        ended_at = datetime.now(UTC)
-        await wait_on_time(receiver, time.time())
-        figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+        figures = await after_the_fault(api, jobs, receiver, began, began_at)
     report("a server that leads nothing SIGKILLed for 10 s", figures)
     assert figures["largest_lateness_s"] < 5, figures
 
 
-async def test_the_streams_leader_frozen_past_the_election_timeout(
-    cluster_settings: Settings,
-    nats_cluster: EmbeddedNatsCluster,
-    whole_again: list[EmbeddedNats],
-    receiver: Receiver,
-    account_id: uuid.UUID,
-    auth_headers: dict[str, str],
-) -> None:
+async def test_the_streams_leader_frozen_past_the_election_timeout(on: OnCluster) -> None:
     """SIGSTOP of the server leading the EXECUTIONS stream: to the other two it is partitioned away (its sockets
     stay open, nothing answers); they elect new leaders; it is resumed 15 s later and rejoins as a follower."""
-    settings = cluster_settings
-    async with firing_on_the_cluster(settings, auth_headers, account_id, receiver) as (api, jobs):
+    settings, nats_cluster, receiver = on.settings, on.cluster, on.receiver
+    async with on.firing() as (api, jobs):
         leader = (await leaders(settings))[Names(settings.namespace).executions_stream]
         target = server_named(nats_cluster, leader)
-        whole_again.append(target)
+        on.touched.append(target)
         assert target.pid is not None
         began, began_at = time.time(), datetime.now(UTC)
         os.kill(target.pid, signal.SIGSTOP)
         await asyncio.sleep(15)
         os.kill(target.pid, signal.SIGCONT)
-        ended_at = datetime.now(UTC)
-        await wait_on_time(receiver, time.time())
-        figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+        figures = await after_the_fault(api, jobs, receiver, began, began_at)
     report("the EXECUTIONS stream's leader frozen (SIGSTOP) for 15 s", figures)
 
 
-async def test_two_of_three_servers_down_then_back(
-    cluster_settings: Settings,
-    nats_cluster: EmbeddedNatsCluster,
-    whole_again: list[EmbeddedNats],
-    receiver: Receiver,
-    account_id: uuid.UUID,
-    auth_headers: dict[str, str],
-) -> None:
+async def test_two_of_three_servers_down_then_back(on: OnCluster) -> None:
     """No quorum: commands answer 503 within seconds and change nothing; nothing is lost; everything resumes by
     itself once a second server is back."""
-    settings = cluster_settings
-    async with firing_on_the_cluster(settings, auth_headers, account_id, receiver) as (api, jobs):
-        status, before = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    nats_cluster, receiver = on.cluster, on.receiver
+    async with on.firing() as (api, jobs):
+        status, before = await api.call("GET", f"/api/jobs?account_id={on.account_id}")
         assert status == 200
         down = nats_cluster.servers[:2]
-        whole_again.extend(down)
+        on.touched.extend(down)
         began, began_at = time.time(), datetime.now(UTC)
         for server in down:
             server.kill()
         answers = []
         for n in range(3):
             started = time.monotonic()
-            body = {"account_id": str(account_id), "name": f"no quorum {n}", "schedule": "0 0 0 1 1 *", "type": 1}
+            body = {"account_id": str(on.account_id), "name": f"no quorum {n}", "schedule": "0 0 0 1 1 *", "type": 1}
             status, error = await api.call("POST", "/api/jobs", json=body)
             answers.append((status, round(time.monotonic() - started, 1)))
             assert status == 503 and error["error_code"] == "SERVICE_UNAVAILABLE", (status, error)
@@ -252,11 +257,11 @@ async def test_two_of_three_servers_down_then_back(
             await asyncio.to_thread(server.start)
         ended_at = datetime.now(UTC)
         await wait_on_time(receiver, time.time())
-        status, after = await api.call("GET", f"/api/jobs?account_id={account_id}")
+        status, after = await api.call("GET", f"/api/jobs?account_id={on.account_id}")
         assert status == 200 and after["total"] == before["total"], "a command refused under no quorum took effect"
 
         async def commands_work() -> bool:  # the JOBS stream may have its leader back later than the EXECUTIONS one
-            body = {"account_id": str(account_id), "name": "quorum back", "schedule": "0 0 0 1 1 *", "type": 1}
+            body = {"account_id": str(on.account_id), "name": "quorum back", "schedule": "0 0 0 1 1 *", "type": 1}
             status, _ = await api.call("POST", "/api/jobs", json=body)
             return status == 201
 
@@ -288,19 +293,12 @@ async def streams_current(settings: Settings) -> bool:
         await nc.close()
 
 
-async def test_a_rolling_restart_of_the_three_servers(
-    cluster_settings: Settings,
-    nats_cluster: EmbeddedNatsCluster,
-    whole_again: list[EmbeddedNats],
-    receiver: Receiver,
-    account_id: uuid.UUID,
-    auth_headers: dict[str, str],
-) -> None:
+async def test_a_rolling_restart_of_the_three_servers(on: OnCluster) -> None:
     """Each server stopped (SIGTERM) and started again in turn, the next only once every stream is current again,
     as an upgrade does."""
-    settings = cluster_settings
-    async with firing_on_the_cluster(settings, auth_headers, account_id, receiver) as (api, jobs):
-        whole_again.extend(nats_cluster.servers)
+    settings, nats_cluster, receiver = on.settings, on.cluster, on.receiver
+    async with on.firing() as (api, jobs):
+        on.touched.extend(nats_cluster.servers)
         began, began_at = time.time(), datetime.now(UTC)
         for server in nats_cluster.servers:
             # In threads: the services run in this event loop, which a blocking wait would stall.
@@ -308,9 +306,7 @@ async def test_a_rolling_restart_of_the_three_servers(
             await asyncio.to_thread(server.start)
             await asyncio.to_thread(nats_cluster.wait_healthy, [server])
             await eventually(lambda: streams_current(settings), timeout=60, what=f"streams current after {server.name}")
-        ended_at = datetime.now(UTC)
-        await wait_on_time(receiver, time.time())
-        figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+        figures = await after_the_fault(api, jobs, receiver, began, began_at)
         figures["restart_s"] = round(time.time() - began, 1)
     report("a rolling restart of the three servers", figures)
 
@@ -335,26 +331,17 @@ async def lead_both(settings: Settings, streams: tuple[str, str]) -> str:
         await nc.close()
 
 
-async def test_the_server_leading_jobs_and_executions_killed_during_a_burst(
-    cluster_settings: Settings,
-    nats_cluster: EmbeddedNatsCluster,
-    whole_again: list[EmbeddedNats],
-    receiver: Receiver,
-    account_id: uuid.UUID,
-    auth_headers: dict[str, str],
-) -> None:
+async def test_the_server_leading_jobs_and_executions_killed_during_a_burst(on: OnCluster) -> None:
     """SIGKILL of the server leading both the JOBS and the EXECUTIONS stream, restarted 10 s later."""
-    settings = cluster_settings
+    settings, nats_cluster, receiver = on.settings, on.cluster, on.receiver
     names = Names(settings.namespace)
-    async with firing_on_the_cluster(settings, auth_headers, account_id, receiver) as (api, jobs):
+    async with on.firing() as (api, jobs):
         leader = await lead_both(settings, (names.executions_stream, names.jobs_stream))
         target = server_named(nats_cluster, leader)
-        whole_again.append(target)
+        on.touched.append(target)
         began, began_at = time.time(), datetime.now(UTC)
         target.kill()
         await asyncio.sleep(10)
         await asyncio.to_thread(target.start)
-        ended_at = datetime.now(UTC)
-        await wait_on_time(receiver, time.time())
-        figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+        figures = await after_the_fault(api, jobs, receiver, began, began_at)
     report("the server leading JOBS and EXECUTIONS SIGKILLed, restarted 10 s later", figures)
