@@ -38,6 +38,8 @@ from tests.waiting import eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 JOBS = 3
+# A 503 slower than this came from a publish that timed out (one refused at once takes milliseconds).
+AMBIGUOUS_AFTER_SECONDS = 2.0
 # Late by less than this, a delivery counts as on time (the dispatcher's own lateness on this box is far below it).
 ON_TIME_SECONDS = 1.0
 
@@ -234,8 +236,10 @@ async def test_the_streams_leader_frozen_past_the_election_timeout(on: OnCluster
 
 
 async def test_two_of_three_servers_down_then_back(on: OnCluster) -> None:
-    """No quorum: commands answer 503 within seconds and change nothing; nothing is lost; everything resumes by
-    itself once a second server is back."""
+    """No quorum: commands answer 503 within seconds; nothing is lost; everything resumes by itself once a second
+    server is back. A command refused at once was not applied; one answered 503 after its publish timed out has an
+    unknown outcome (its write may land once the cluster recovers: seen once in about ten runs), so it is counted,
+    not forbidden."""
     nats_cluster, receiver = on.cluster, on.receiver
     async with on.firing() as (api, jobs):
         status, before = await api.call("GET", f"/api/jobs?account_id={on.account_id}")
@@ -258,7 +262,10 @@ async def test_two_of_three_servers_down_then_back(on: OnCluster) -> None:
         ended_at = datetime.now(UTC)
         await wait_on_time(receiver, time.time())
         status, after = await api.call("GET", f"/api/jobs?account_id={on.account_id}")
-        assert status == 200 and after["total"] == before["total"], "a command refused under no quorum took effect"
+        assert status == 200
+        timed_out = sum(1 for _, seconds in answers if seconds >= AMBIGUOUS_AFTER_SECONDS)
+        applied = after["total"] - before["total"]
+        assert 0 <= applied <= timed_out, f"a command refused at once took effect: {answers}, {applied} applied"
 
         async def commands_work() -> bool:  # the JOBS stream may have its leader back later than the EXECUTIONS one
             body = {"account_id": str(on.account_id), "name": "quorum back", "schedule": "0 0 0 1 1 *", "type": 1}
@@ -269,6 +276,8 @@ async def test_two_of_three_servers_down_then_back(on: OnCluster) -> None:
         commands_back = time.time() - began
         figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
     figures["slowest_503_s"] = max(seconds for _, seconds in answers)
+    figures["answered_503_after_a_timeout"] = timed_out
+    figures["of_those_applied"] = applied
     figures["commands_taken_again_after_s"] = round(commands_back, 1)
     report("two of three servers SIGKILLed for 10 s (no quorum)", figures)
     assert figures["slowest_503_s"] < 10, answers
