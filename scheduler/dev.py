@@ -308,14 +308,15 @@ def run_dev(
             api_port=port,
             egress_allow=settings.egress_allow if "egress_allow" in given else DEV_EGRESS_ALLOW,
         )
+        nats_pids = tuple(nats.pids) if nats is not None else ()
         endpoints = DevEndpoints(
             pid=os.getpid(),
             api_url=f"http://{host}:{port}",
             nats_url=nats_url,
             database_url=database_url,
             namespace=settings.namespace,
-            nats_pid=nats.pids[0] if isinstance(nats, EmbeddedNatsCluster) else nats.pid if nats is not None else None,
-            nats_pids=tuple(nats.pids) if isinstance(nats, EmbeddedNatsCluster) else (),
+            nats_pid=next(iter(nats_pids), None),
+            nats_pids=nats_pids,
         )
         record(data_dir, endpoints)  # operators' commands and workers find the servers here
         token = _dev_token(secret, settings, account)

@@ -197,6 +197,11 @@ class EmbeddedNats:
         return self._process.pid if self._process is not None else None
 
     @property
+    def pids(self) -> list[int]:
+        """Its pid, as a list (a cluster has one per server)."""
+        return [self._process.pid] if self._process is not None else []
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -257,7 +262,7 @@ class EmbeddedNatsCluster:
 
     @property
     def pids(self) -> list[int]:
-        return [server.pid for server in self.servers if server.pid is not None]
+        return [pid for server in self.servers for pid in server.pids]
 
     def start(self) -> EmbeddedNatsCluster:
         try:

@@ -17,8 +17,8 @@ FILE_NAME = "dev.json"
 
 
 class DevEndpoints(msgspec.Struct, frozen=True, kw_only=True):
-    """What `scheduler dev` (process `pid`) serves, and the pid of the nats-server it started (None: not embedded);
-    with a cluster (`--nats-cluster`), `nats_pids` holds every member's."""
+    """What `scheduler dev` (process `pid`) serves, and the pids of the nats-servers it started (none: not
+    embedded; three with `--nats-cluster 3`). `nats_pid`, the first of them, is what dev recorded before clusters."""
 
     pid: int
     api_url: str

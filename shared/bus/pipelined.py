@@ -84,9 +84,11 @@ async def publish_all(
         still: list[int] = []
         for i in pending:
             future = futures.get(i)
-            error = TimeoutError("not sent: the round ended first") if future is None else _error_of(future)
-            if error is None:
-                acks[i] = future.result()  # type: ignore[union-attr]
+            if future is None:
+                still.append(i)
+                cause = TimeoutError("not sent: the round ended first")
+            elif (error := _error_of(future)) is None:
+                acks[i] = future.result()
             else:
                 still.append(i)
                 cause = error

@@ -165,27 +165,26 @@ class PrioritizedConsumer:
         # Messages fetched before their fire time (published ahead), released into `_waiting` at that instant: one
         # timer per instant (to the millisecond), since a busy second's occurrences share theirs.
         self._held: dict[float, tuple[asyncio.TimerHandle, list[tuple[ExecutionRequested, Msg]]]] = {}
-        self.in_flight: set[asyncio.Task[None]] = set()
-        self._running: dict[asyncio.Task[None], Msg] = {}  # the message of each run in flight
+        self._running: dict[asyncio.Task[None], Msg] = {}  # each run in flight, with its message
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and run until `stop` is set; waiting messages go back to the server, running ones finish."""
+        # The keeper outlives the other loops: it keeps the runs alive until they have finished, below.
         keeper = asyncio.create_task(self._keep_alive())
-        loops = [asyncio.create_task(self._fetch(stop)), asyncio.create_task(self._start(stop)), keeper]
+        loops = [asyncio.create_task(self._fetch(stop)), asyncio.create_task(self._start(stop))]
         stopped = asyncio.create_task(stop.wait())
         try:
             # A loop that ends by itself has failed: raised here (after the hand-back below), so the process ends
             # visibly instead of holding its slots with nothing fetched.
-            await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
-            for loop in loops:
+            await asyncio.wait([stopped, keeper, *loops], return_when=asyncio.FIRST_COMPLETED)
+            for loop in [keeper, *loops]:
                 if loop.done():
                     loop.result()
         finally:
             stopped.cancel()
             for loop in loops:
-                if loop is not keeper:
-                    loop.cancel()
-            await asyncio.gather(*(loop for loop in loops if loop is not keeper), return_exceptions=True)
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             for timer, _ in self._held.values():
                 timer.cancel()
             held = self._held_messages()
@@ -194,8 +193,8 @@ class PrioritizedConsumer:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.nak()
             try:
-                if self.in_flight:  # kept alive meanwhile: a long delivery finishing is not redelivered elsewhere
-                    await asyncio.gather(*self.in_flight, return_exceptions=True)
+                if self._running:  # kept alive meanwhile: a long delivery finishing is not redelivered elsewhere
+                    await asyncio.gather(*self._running, return_exceptions=True)
             finally:
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
@@ -266,7 +265,6 @@ class PrioritizedConsumer:
                 continue
             request, msg = self._waiting.pop()
             running = asyncio.create_task(self._settle(request, msg))
-            self.in_flight.add(running)
             self._running[running] = msg
             running.add_done_callback(self._finished)
 
@@ -288,7 +286,6 @@ class PrioritizedConsumer:
         self._acks.add(msg)
 
     def _finished(self, running: asyncio.Task[None]) -> None:
-        self.in_flight.discard(running)
         self._running.pop(running, None)
         self._slots.release()
         self._waiting.changed.set()
