@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
 import nats.errors
 from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
 from shared.contracts.codec import decode_job_event, encode
@@ -32,9 +33,12 @@ class Loaded:
 
 
 class JobEventStore(Protocol):
-    """Load the latest event of a job; append one with an expected last sequence (0: must not exist)."""
+    """Load the latest event of a job (or its first: how it was created); append one with an expected last
+    sequence (0: must not exist)."""
 
     async def load(self, job_id: UUID) -> Loaded | None: ...
+
+    async def first(self, job_id: UUID) -> Loaded | None: ...
 
     async def append(self, event: JobEvent, expected_sequence: int) -> int: ...
 
@@ -86,12 +90,21 @@ class NatsJobEventStore:
         self._connected = connected
 
     async def load(self, job_id: UUID) -> Loaded | None:
+        subject = self._names.job_lookup_subject(job_id)
+        return await self._read(job_id, self._js.get_last_msg(self._names.jobs_stream, subject))
+
+    async def first(self, job_id: UUID) -> Loaded | None:
+        subject = self._names.job_lookup_subject(job_id)
+        return await self._read(job_id, self._js.get_msg(self._names.jobs_stream, seq=1, subject=subject, next=True))
+
+    @staticmethod
+    async def _read(job_id: UUID, get: Awaitable[RawStreamMsg]) -> Loaded | None:
         try:
-            msg = await self._js.get_last_msg(self._names.jobs_stream, self._names.job_lookup_subject(job_id))
+            msg = await get
         except NotFoundError:
             return None
         if msg.data is None or msg.seq is None:
-            raise RuntimeError(f"the last message of job {job_id} came back without its data or sequence")
+            raise RuntimeError(f"a message of job {job_id} came back without its data or sequence")
         return Loaded(decode_job_event(msg.data), msg.seq)
 
     async def append(self, event: JobEvent, expected_sequence: int) -> int:
@@ -122,6 +135,10 @@ class InMemoryJobEventStore:
 
     async def load(self, job_id: UUID) -> Loaded | None:
         seq = self._last.get(job_id)
+        return None if seq is None else Loaded(self._events[seq - 1], seq)
+
+    async def first(self, job_id: UUID) -> Loaded | None:
+        seq = next((i for i, e in enumerate(self._events, 1) if e.job_id == job_id), None)
         return None if seq is None else Loaded(self._events[seq - 1], seq)
 
     async def append(self, event: JobEvent, expected_sequence: int) -> int:

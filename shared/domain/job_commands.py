@@ -56,13 +56,15 @@ class JobDraft:
 class CreateJob:
     """Create a job in an account, with its webhooks. `require_target`: refuse an active job with nothing to run
     (for surfaces without webhooks of their own). `max_timeout_seconds`: the operator's limit on a per-attempt
-    timeout (None: none)."""
+    timeout (None: none). `job_id` and `event_id` are fresh unless a caller's idempotency key gives them, so that
+    a retried create is the same append (see services/api/core/idempotency.py)."""
 
     account_id: UUID
     draft: JobDraft
     require_target: bool = False
     max_timeout_seconds: float | None = None
     job_id: UUID = field(default_factory=uuid.uuid4)
+    event_id: UUID = field(default_factory=uuid.uuid4)
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,7 +130,7 @@ def create_job(command: CreateJob, now: datetime) -> JobCreated:
     if command.require_target:
         check_runnable(state)
     event = JobCreated(
-        event_id=uuid.uuid4(),
+        event_id=command.event_id,
         job_id=command.job_id,
         account_id=command.account_id,
         version=1,

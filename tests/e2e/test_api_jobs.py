@@ -374,3 +374,26 @@ async def test_an_enabled_job_without_a_webhook_records_its_occurrences_skipped_
     assert {e["status"] for e in page["items"]} <= {"skipped", "queued"}, page["items"]
     status, dead = await api.call("GET", f"/api/dead-letters?account_id={account_id}&job_id={job['id']}")
     assert (status, dead["total"]) == (200, 0)
+
+
+async def test_a_create_retried_with_its_idempotency_key_is_one_job(api: Api, account_id: uuid.UUID) -> None:
+    body = {"account_id": str(account_id), "name": "once", "schedule": "0 2 * * *", "type": 1}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    status, first = await api.call("POST", "/api/jobs", json=body, headers=key)
+    assert status == 201, first
+    status, again = await api.call("POST", "/api/jobs", json=body, headers=key)
+    assert (status, again) == (201, first)
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    assert (status, [j["id"] for j in page["items"]]) == (200, [first["id"]])
+
+    status, error = await api.call("POST", "/api/jobs", json=body | {"name": "other"}, headers=key)
+    assert_error(status, error, 409, "IDEMPOTENCY_KEY_REUSED")
+    status, _ = await api.call("DELETE", f"/api/jobs/{first['id']}")
+    assert status == 204
+    status, error = await api.call("POST", "/api/jobs", json=body, headers=key)
+    assert_error(status, error, 409, "IDEMPOTENCY_KEY_REUSED")
+    for bad in ("x" * 256, "caf\u00e9"):
+        status, error = await api.call("POST", "/api/jobs", json=body, headers={"Idempotency-Key": bad})
+        assert_error(status, error, 400, "VALIDATION_ERROR")
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    assert (status, page["total"]) == (200, 0)

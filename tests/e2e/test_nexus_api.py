@@ -517,3 +517,19 @@ async def test_an_active_job_needs_something_to_run(api: Api, receiver: Receiver
     await add_webhook(api, paused["uuid"], receiver.url_for("/something"))
     status, body = await api.call("POST", f"/api/v1/jobs/{paused['id']}/resume")
     assert status == 200, body
+
+
+async def test_a_create_retried_with_its_idempotency_key_is_one_job(api: Api) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = DOCUMENT_EXAMPLE | {"name": f"once {key['Idempotency-Key']}"}
+    status, first = await api.call("POST", "/api/v1/jobs/", json=body, headers=key)
+    assert status == 201, first
+    status, again = await api.call("POST", "/api/v1/jobs/", json=body, headers=key)
+    assert (status, again["uuid"], again["id"]) == (201, first["uuid"], first["id"]), again
+    status, jobs = await api.call("GET", "/api/v1/jobs/?limit=1000")
+    assert [j["uuid"] for j in jobs if j["name"] == body["name"]] == [first["uuid"]]
+
+    status, error = await api.call("POST", "/api/v1/jobs/", json=body | {"priority": 1}, headers=key)
+    assert status == 409 and isinstance(error["detail"], str), error
+    status, error = await api.call("POST", "/api/v1/jobs/", json=body, headers={"Idempotency-Key": "caf\u00e9"})
+    assert_422(status, error, "Idempotency-Key")

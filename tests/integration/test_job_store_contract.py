@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -65,6 +66,23 @@ async def test_load_returns_latest_event_and_its_sequence(store: JobEventStore) 
     loaded = await store.load(first.job_id)
     assert loaded is not None
     assert loaded.event == second and loaded.sequence == seq2 > seq1
+
+
+async def test_first_is_how_the_job_was_created_and_a_repeated_create_changes_nothing(store: JobEventStore) -> None:
+    first = created()
+    other = created()  # another job in between: its events must not be taken for this one's
+    assert await store.first(first.job_id) is None
+    seq1 = await store.append(first, 0)
+    await store.append(other, 0)
+    await store.append(updated(first, "renamed"), seq1)
+    # A keyed create retried (the same event id) after the job exists: refused, or dropped as a duplicate.
+    with contextlib.suppress(ConcurrencyError):
+        await store.append(first, 0)
+    loaded = await store.first(first.job_id)
+    assert loaded is not None
+    assert (loaded.event, loaded.sequence) == (first, seq1)
+    latest = await store.load(first.job_id)
+    assert latest is not None and latest.event.job.name == "renamed"
 
 
 async def test_stale_expected_sequence_is_a_conflict(store: JobEventStore) -> None:

@@ -76,6 +76,12 @@ class ConflictError(SchedulerApiError):
     code = "CONFLICT"
 
 
+class IdempotencyKeyReusedError(ConflictError):
+    """An idempotency key given again with another request, or naming a job that has since been deleted."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
 class DependencyUnavailableError(SchedulerApiError):
     code = "SERVICE_UNAVAILABLE"
 

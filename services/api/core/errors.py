@@ -62,7 +62,7 @@ EVENT_STORE_SLOW = ErrorAnswer(
     503,
     "SERVICE_UNAVAILABLE",
     "the event store did not answer in time; if this was a change it may still be applied, so read it back"
-    " before retrying",
+    " before retrying (a create retried with the same Idempotency-Key is safe)",
     "unavailable",
     "event store",
 )

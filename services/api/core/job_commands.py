@@ -5,6 +5,7 @@ load-decide-append loop that re-reads the job and decides again when someone els
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from yarl import URL
 
 from services.api.core.api_errors import (
     ConflictError,
+    IdempotencyKeyReusedError,
     JobNotFoundError,
     SchedulerApiError,
     ValidationFailedError,
@@ -22,7 +24,8 @@ from services.api.core.api_errors import (
     translated,
 )
 from services.api.core.auth import Principal
-from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, append_to_latest
+from services.api.core.idempotency import RequestKey
+from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, append_to_latest, load_live
 from shared.contracts.jobs import JobEvent
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.domain.job_checks import MAX_EVENT_BYTES, MAX_WEBHOOKS_PER_JOB, checked_url
@@ -110,19 +113,45 @@ class JobCommands:
         return kept.url, kept.headers
 
     async def create_job(
-        self, principal: Principal, *, account_id: UUID, draft: JobDraft, require_target: bool = False
+        self,
+        principal: Principal,
+        *,
+        account_id: UUID,
+        draft: JobDraft,
+        require_target: bool = False,
+        key: RequestKey | None = None,
     ) -> Appended:
-        """A new job, with its webhooks if given. `require_target`: refuse an active job with nothing to run."""
+        """A new job, with its webhooks if given. `require_target`: refuse an active job with nothing to run.
+        `key`: the ids an idempotency key gives; the same key again answers the job the first request created."""
         principal.check_account(account_id)
         for hook in draft.webhooks:
             await self._checked_target(hook.url)
         command = CreateJob(
             account_id=account_id, draft=draft, require_target=require_target, max_timeout_seconds=self._max_timeout
         )
+        if key is not None:
+            command = dataclasses.replace(command, job_id=key.job_id, event_id=key.event_id)
         with translated():
             # Off the event loop, as every decision (see append_to_latest): computing a next run can take a while.
             event = await asyncio.to_thread(create_job, command, self._clock())
-        return Appended(event, await self._store.append(event, 0))
+        if key is None:
+            return Appended(event, await self._store.append(event, 0))
+        with contextlib.suppress(ConcurrencyError):  # the key's job exists: its first event tells who made it
+            await self._store.append(event, 0)
+        return await self._keyed_job(key)
+
+    async def _keyed_job(self, key: RequestKey) -> Appended:
+        """The job a keyed create made (as it is now), whether this request appended it or an earlier one did
+        (JetStream may have dropped this one as a duplicate, or the job's subject already existed)."""
+        first = await self._store.first(key.job_id)
+        if first is None or first.event.event_id != key.event_id:
+            raise IdempotencyKeyReusedError("this Idempotency-Key was already used with a different request")
+        latest = await load_live(self._store, key.job_id)
+        if latest is None:
+            raise IdempotencyKeyReusedError(
+                f"the job this Idempotency-Key created ({key.job_id}) has been deleted; use a new key to create another"
+            )
+        return Appended(latest.event, latest.sequence)
 
     async def update_job(
         self, principal: Principal, job_id: UUID, changes: JobChanges, *, require_target: bool = False

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 
@@ -18,6 +18,7 @@ from services.api.core.job_mapping import changes_from, draft_from
 from services.api.core.job_queries import JobFilter, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
+from services.api.http.idempotency_header import IdempotencyKeyHeader, request_key_of
 from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
 from services.api.nexus.access import (
     account_of,
@@ -79,19 +80,23 @@ class NexusJobController(Controller):
     security = BEARER
     dependencies = {"principal": Provide(provide_nexus_principal)}
 
-    @post("/", status_code=201, summary="Create a job", responses=nexus_error_responses(*BODY, 401, 403, 503))
+    @post("/", status_code=201, summary="Create a job", responses=nexus_error_responses(*BODY, 401, 403, 409, 503))
     async def create(
         self,
+        request: Request[Any, Any, Any],
         data: Annotated[NexusJobCreate, Body()],
         principal: NamedDependency[Principal],
         commands: NamedDependency[JobCommands],
         pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
         account: AccountHeader = None,
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> NexusJob:
         draft = draft_from(job_input(data), datetime.now(UTC))
+        account_id = account_of(principal, account)
+        key = await request_key_of(request, idempotency_key, account_id)
         appended = await commands.create_job(
-            principal, account_id=account_of(principal, account), draft=draft, require_target=True
+            principal, account_id=account_id, draft=draft, require_target=True, key=key
         )
         await projection.job_event(appended.sequence)
         return await fresh_job(pool, appended.event.job_id)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
@@ -20,6 +20,7 @@ from services.api.core.ids import parse_id
 from services.api.core.job_commands import Appended, JobChanges, JobCommands, JobDraft
 from services.api.core.job_queries import JobFilter, count_jobs, job_by_id, list_jobs
 from services.api.core.projection_wait import ProjectionWait
+from services.api.http.idempotency_header import IdempotencyKeyHeader, request_key_of
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
 from services.api.rest.mapping import (
     execution_out,
@@ -70,13 +71,15 @@ class JobController(Controller):
     tags = ["jobs"]
     security = BEARER
 
-    @post("/", status_code=201, summary="Create a job", responses=error_responses(*BODY, *PROTECTED))
+    @post("/", status_code=201, summary="Create a job", responses=error_responses(*BODY, 409, *PROTECTED))
     async def create(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[JobCreate],
         principal: NamedDependency[Principal],
         commands: NamedDependency[JobCommands],
         projection: NamedDependency[ProjectionWait],
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> JobOut:
         draft = JobDraft(
             name=data.name,
@@ -93,7 +96,8 @@ class JobController(Controller):
             end_at=data.end_at,
             webhooks=tuple(webhook_draft(w) for w in data.webhooks or ()),
         )
-        appended = await commands.create_job(principal, account_id=data.account_id, draft=draft)
+        key = await request_key_of(request, idempotency_key, data.account_id)
+        appended = await commands.create_job(principal, account_id=data.account_id, draft=draft, key=key)
         await projection.job_event(appended.sequence)
         job = job_from_event(appended.event)
         if data.webhooks is not None:
