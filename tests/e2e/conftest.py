@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import urllib.error
@@ -15,20 +17,26 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import asyncpg
 import nats
 import pytest
 
-from scheduler.embedded import free_port
+from scheduler.embedded import EmbeddedNats, EmbeddedNatsCluster, free_port
 from services.api.core.auth import mint_token
 from shared.bus.heartbeat import latest_heartbeat
 from shared.contracts.subjects import Names
+from shared.settings import Settings
 from tests.conftest import JWT_SECRET
 from tests.e2e.harness import Api, start_process, stop_process
+from tests.receiver import Receiver
 from tests.servers import with_database
 from tests.waiting import eventually
+
+if TYPE_CHECKING:  # at run time it imports this module's users (through the fault suite's helpers)
+    from tests.e2e.on_cluster import OnCluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +169,31 @@ def outside_pytest_tmp() -> Iterator[Path]:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def whole_again(nats_cluster: EmbeddedNatsCluster) -> Iterator[list[EmbeddedNats]]:
+    """Servers a test stopped, frozen or killed are running again after it, and the cluster healthy."""
+    touched: list[EmbeddedNats] = []
+    yield touched
+    for server in touched:
+        if server.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.pid, signal.SIGCONT)
+        if not server.running:
+            server.start()
+    nats_cluster.wait_healthy(nats_cluster.servers)
+
+
+@pytest.fixture
+def on(
+    cluster_settings: Settings,
+    nats_cluster: EmbeddedNatsCluster,
+    whole_again: list[EmbeddedNats],
+    receiver: Receiver,
+    account_id: uuid.UUID,
+    auth_headers: dict[str, str],
+) -> OnCluster:
+    from tests.e2e.on_cluster import OnCluster  # here, not at the top: see the TYPE_CHECKING import
+
+    return OnCluster(cluster_settings, nats_cluster, whole_again, receiver, account_id, auth_headers)

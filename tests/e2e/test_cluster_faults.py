@@ -10,195 +10,34 @@ the time from the fault to the first delivery on time again), which `docs/reliab
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import signal
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import nats
 import pytest
 
-from scheduler.embedded import EmbeddedNats, EmbeddedNatsCluster
 from shared.bus.connection import servers
 from shared.contracts.subjects import Names
 from shared.settings import Settings
-from tests.e2e.harness import Api, api_client, running
-from tests.e2e.test_faults import check_every_second, disable, firing, settled_history
-from tests.e2e.test_nexus_api import nominal_of
-from tests.receiver import Receiver
+from tests.e2e.on_cluster import (
+    OnCluster,
+    after_the_fault,
+    lead_nothing,
+    leaders,
+    recovery,
+    report,
+    server_named,
+    settle_and_check,
+    wait_on_time,
+)
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-JOBS = 3
 # A 503 slower than this came from a publish that timed out (one refused at once takes milliseconds).
 AMBIGUOUS_AFTER_SECONDS = 2.0
-# Late by less than this, a delivery counts as on time (the dispatcher's own lateness on this box is far below it).
-ON_TIME_SECONDS = 1.0
-
-
-@pytest.fixture
-def whole_again(nats_cluster: EmbeddedNatsCluster) -> Iterator[list[EmbeddedNats]]:
-    """Servers a test stopped, frozen or killed are running again after it, and the cluster healthy."""
-    touched: list[EmbeddedNats] = []
-    yield touched
-    for server in touched:
-        if server.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(server.pid, signal.SIGCONT)
-        if not server.running:
-            server.start()
-    nats_cluster.wait_healthy(nats_cluster.servers)
-
-
-@dataclass(frozen=True)
-class OnCluster:
-    """A test's settings on the cluster, the cluster, the servers it touched (made whole after it), its receiver."""
-
-    settings: Settings
-    cluster: EmbeddedNatsCluster
-    touched: list[EmbeddedNats]
-    receiver: Receiver
-    account_id: uuid.UUID
-    auth_headers: dict[str, str]
-
-    @asynccontextmanager
-    async def firing(self) -> AsyncIterator[tuple[Api, list[str]]]:
-        """The four services on the cluster and JOBS every-second jobs firing (paths /c0, /c1, ...)."""
-        async with (
-            running(self.settings, ["api", "projector", "ticker", "dispatcher"]),
-            api_client(self.settings.api_port, self.auth_headers) as api,
-        ):
-            yield api, [await firing(api, self.account_id, self.receiver, f"/c{i}") for i in range(JOBS)]
-
-
-@pytest.fixture
-def on(
-    cluster_settings: Settings,
-    nats_cluster: EmbeddedNatsCluster,
-    whole_again: list[EmbeddedNats],
-    receiver: Receiver,
-    account_id: uuid.UUID,
-    auth_headers: dict[str, str],
-) -> OnCluster:
-    return OnCluster(cluster_settings, nats_cluster, whole_again, receiver, account_id, auth_headers)
-
-
-async def leaders(settings: Settings) -> dict[str, str]:
-    """The leader of each of this test's streams (and buckets), by stream name."""
-    nc = await nats.connect(servers(settings.nats_url))
-    try:
-        js = nc.jetstream()
-        namespace = settings.namespace.lower()
-        return {
-            s.config.name: s.cluster.leader
-            for s in await js.streams_info()
-            if namespace in s.config.name.lower() and s.cluster is not None and s.cluster.leader is not None
-        }
-    finally:
-        await nc.close()
-
-
-async def lead_nothing(settings: Settings, server: str) -> None:
-    """Move the leadership of this test's streams and durable consumers away from `server` (leader step-downs,
-    repeated until no group it leads is left)."""
-    nc = await nats.connect(servers(settings.nats_url))
-    try:
-        js = nc.jetstream()
-        namespace = settings.namespace.lower()
-
-        async def groups_led() -> list[str]:
-            subjects = []
-            for stream in await js.streams_info():
-                name = stream.config.name
-                if namespace not in name.lower():
-                    continue
-                if stream.cluster is not None and stream.cluster.leader == server:
-                    subjects.append(f"$JS.API.STREAM.LEADER.STEPDOWN.{name}")
-                for consumer in await js.consumers_info(name):
-                    if consumer.config.durable_name and consumer.cluster and consumer.cluster.leader == server:
-                        subjects.append(f"$JS.API.CONSUMER.LEADER.STEPDOWN.{name}.{consumer.name}")
-            return subjects
-
-        async def led_nothing() -> bool:
-            led = await groups_led()
-            for subject in led:
-                await nc.request(subject, b"", timeout=5)
-            return not led
-
-        await eventually(led_nothing, timeout=30, what=f"{server} leading nothing")
-    finally:
-        await nc.close()
-
-
-def lateness(receiver: Receiver, paths: list[str], since: float) -> list[tuple[float, float]]:
-    """(arrival, lateness) of every delivery to `paths` that arrived after `since` (epoch seconds), by arrival."""
-    out = []
-    for path in paths:
-        for call in receiver.on(path):
-            if call.at >= since:
-                out.append((call.at, call.at - nominal_of(call.headers["webhook-id"]).timestamp()))
-    return sorted(out)
-
-
-async def settle_and_check(
-    api: Api, jobs: list[str], receiver: Receiver, fault: tuple[datetime, datetime]
-) -> dict[str, int]:
-    """Disable the jobs, wait for their histories to settle, and apply the oracle to each."""
-    for job_id in jobs:
-        await disable(api, job_id)
-    window = (fault[0] - timedelta(seconds=3), fault[1] + timedelta(seconds=5))
-    counts = [
-        check_every_second(await settled_history(api, j, receiver, f"/c{i}"), receiver, f"/c{i}", window)
-        for i, j in enumerate(jobs)
-    ]
-    return {k: sum(c[k] for c in counts) for k in ("occurrences", "lost", "duplicated")}
-
-
-def recovery(receiver: Receiver, fault_began: float) -> dict[str, float]:
-    """The largest lateness of a delivery since the fault began, and how long after it deliveries were on time
-    again (the first of a run of on-time ones that lasts to the end)."""
-    late = lateness(receiver, [f"/c{i}" for i in range(JOBS)], fault_began)
-    worst = max((lag for _, lag in late), default=0.0)
-    on_time_again = fault_began
-    for at, lag in late:
-        if lag >= ON_TIME_SECONDS:
-            on_time_again = at
-    return {"largest_lateness_s": round(worst, 1), "on_time_again_after_s": round(on_time_again - fault_began, 1)}
-
-
-def report(scenario: str, figures: dict[str, Any]) -> None:
-    print(f"\nFIGURES cluster: {scenario}: {json.dumps(figures)}")
-
-
-async def wait_on_time(receiver: Receiver, since: float) -> None:
-    """Until every job has had a delivery on time after `since`."""
-
-    def on_time() -> bool:
-        return all(any(lag < ON_TIME_SECONDS for _, lag in lateness(receiver, [f"/c{i}"], since)) for i in range(JOBS))
-
-    await eventually(on_time, timeout=60, what="every job delivered on time again")
-
-
-async def after_the_fault(
-    api: Api, jobs: list[str], receiver: Receiver, began: float, began_at: datetime
-) -> dict[str, Any]:
-    """The fault is over: once every job is on time again, the oracle on each job's history, and the figures."""
-    ended_at = datetime.now(UTC)
-    await wait_on_time(receiver, time.time())
-    return await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
-
-
-def server_named(cluster: EmbeddedNatsCluster, name: str) -> EmbeddedNats:
-    (found,) = [s for s in cluster.servers if s.name == name]
-    return found
 
 
 async def test_a_server_that_leads_nothing_killed(on: OnCluster) -> None:

@@ -1,0 +1,185 @@
+"""Scenario 6 of the cluster's faults: a command whose publish times out while its write lands, and the client's
+retry. The JOBS stream's leader is the server the api is connected to; its two followers are frozen (SIGSTOP), so
+the leader stores the command's event but cannot commit it, and the api's publish times out (a 503 that says the
+change may still be applied). The followers resumed, the write commits. The client then retries, as a client that
+heard a 503 does: a create with the same Idempotency-Key must answer the job that landed instead of making a
+second one, and a pause, which sets a state, must find it set and append nothing.
+
+Jobs fire every second across the cluster throughout, under the fault suite's oracle (see test_cluster_faults.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from scheduler.embedded import EmbeddedNats
+from services.api.core.idempotency import request_key
+from shared.bus.connection import servers
+from shared.contracts.codec import decode_job_event
+from shared.contracts.jobs import JobCreated, JobEvent, JobPaused
+from shared.contracts.subjects import Names
+from shared.settings import Settings
+from tests.e2e.harness import Api
+from tests.e2e.on_cluster import OnCluster, recovery, report, settle_and_check, wait_on_time
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# The api's JetStream publish gives up after 5 s (nats-py's default); a 503 that took longer came from it.
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+def connections_named(server: EmbeddedNats, name: str) -> int:
+    """How many client connections named `name` the server holds (its /connz monitoring page)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.monitor_port}/connz?limit=4096", timeout=5) as page:
+        return sum(1 for c in json.load(page).get("connections") or [] if c.get("name") == name)
+
+
+async def api_server(on: OnCluster) -> EmbeddedNats:
+    """The server the api's NATS connection is on."""
+
+    async def found() -> EmbeddedNats | None:
+        holding = [s for s in on.cluster.servers if await asyncio.to_thread(connections_named, s, "api")]
+        return holding[0] if len(holding) == 1 else None
+
+    return await eventually(found, timeout=30, what="the api's server")
+
+
+async def lead(settings: Settings, stream: str, server: str) -> None:
+    """Step the stream's leadership down, asking for `server`, until `server` leads it."""
+    nc = await nats.connect(servers(settings.nats_url))
+    try:
+        js = nc.jetstream()
+        preferred = json.dumps({"placement": {"preferred": server}}).encode()
+
+        async def led() -> bool:
+            cluster = (await js.stream_info(stream)).cluster
+            if cluster is not None and cluster.leader == server:
+                return True
+            await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", preferred, timeout=5)
+            return False
+
+        await eventually(led, timeout=60, what=f"{server} leading {stream}")
+    finally:
+        await nc.close()
+
+
+async def job_events(settings: Settings, job_id: uuid.UUID) -> list[JobEvent]:
+    """Every event of the job, in order, as the JOBS stream holds them."""
+    names = Names(settings.namespace)
+    nc = await nats.connect(servers(settings.nats_url))
+    try:
+        js, seq = nc.jetstream(), 1
+        events: list[JobEvent] = []
+        while True:
+            try:
+                msg = await js.get_msg(names.jobs_stream, seq=seq, subject=names.job_lookup_subject(job_id), next=True)
+            except NotFoundError:
+                return events
+            assert msg.data is not None and msg.seq is not None
+            events.append(decode_job_event(msg.data))
+            seq = msg.seq + 1
+    finally:
+        await nc.close()
+
+
+@asynccontextmanager
+async def followers_frozen(on: OnCluster, leader: EmbeddedNats) -> AsyncIterator[None]:
+    """The two servers other than `leader` stopped (SIGSTOP) inside the block, resumed after it."""
+    others = [s for s in on.cluster.servers if s is not leader]
+    on.touched.extend(others)
+    for server in others:
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for server in others:
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGCONT)
+
+
+async def timed_out(api: Api, method: str, path: str, **kwargs: Any) -> float:
+    """Send a command that must time out in the event store: a 503 that says it may still be applied; its time."""
+    started = time.monotonic()
+    status, error = await api.call(method, path, **kwargs)
+    took = time.monotonic() - started
+    assert status == 503 and error["error_code"] == "SERVICE_UNAVAILABLE", (status, error)
+    assert "may still be applied" in error["detail"], error
+    assert took >= PUBLISH_TIMEOUT_SECONDS - 0.5, f"refused at once ({took:.1f} s), not timed out: {error}"
+    return took
+
+
+async def test_a_command_whose_publish_times_out_while_it_lands_is_retried_safely(on: OnCluster) -> None:
+    settings, receiver = on.settings, on.receiver
+    names = Names(settings.namespace)
+    async with on.firing() as (api, jobs):
+        leader = await api_server(on)
+        assert leader.name is not None
+        await lead(settings, names.jobs_stream, leader.name)
+        began, began_at = time.time(), datetime.now(UTC)
+
+        # A create: the first answer is a 503 after the publish timed out; the job lands once the followers resume.
+        body = json.dumps(
+            {"account_id": str(on.account_id), "name": "created once", "schedule": "0 0 0 1 1 *", "type": 1}
+        ).encode()
+        key = {"Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"}
+        job_id = request_key(on.account_id, key["Idempotency-Key"], body).job_id
+        async with followers_frozen(on, leader):
+            create_503_s = await timed_out(api, "POST", "/api/jobs", data=body, headers=key)
+        await eventually(lambda: job_events(settings, job_id), timeout=30, what="the timed-out create landing")
+        landed_s = time.time() - began
+
+        async def retried() -> dict[str, Any] | None:
+            status, job = await api.call("POST", "/api/jobs", data=body, headers=key)
+            return job if status == 201 else None  # a 503 while the cluster settles is retried, as a client would
+
+        job = await eventually(retried, timeout=30, what="the retried create answered")
+        assert job["id"] == str(job_id), job
+        status, page = await api.call("GET", f"/api/jobs?account_id={on.account_id}&limit=1000")
+        assert status == 200
+        assert [j["id"] for j in page["items"] if j["name"] == "created once"] == [str(job_id)], page
+        assert [type(e) for e in await job_events(settings, job_id)] == [JobCreated]
+
+        # A pause: the same fault; the retry finds the job paused and appends nothing.
+        async with followers_frozen(on, leader):
+            pause_503_s = await timed_out(api, "PATCH", f"/api/jobs/{job_id}/disable")
+
+        async def paused_in_the_log() -> bool:
+            return any(isinstance(e, JobPaused) for e in await job_events(settings, job_id))
+
+        await eventually(paused_in_the_log, timeout=30, what="the timed-out pause landing")
+
+        async def repaused() -> dict[str, Any] | None:
+            status, job = await api.call("PATCH", f"/api/jobs/{job_id}/disable")
+            return job if status == 200 else None
+
+        assert (await eventually(repaused, timeout=30, what="the retried pause answered"))["enabled"] is False
+        events = [type(e) for e in await job_events(settings, job_id)]
+        assert events == [JobCreated, JobPaused], events
+
+        ended_at = datetime.now(UTC)
+        await wait_on_time(receiver, time.time())
+        figures = await settle_and_check(api, jobs, receiver, (began_at, ended_at)) | recovery(receiver, began)
+    figures |= {
+        "create_503_after_s": round(create_503_s, 1),
+        "create_landed_after_s": round(landed_s, 1),
+        "pause_503_after_s": round(pause_503_s, 1),
+        "jobs_created": events.count(JobCreated),
+        "pauses_appended": events.count(JobPaused),
+    }
+    report("a create and a pause whose publish timed out while the write landed, then retried", figures)
