@@ -25,10 +25,21 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+# Ports free_port has handed out in this process: none is handed out twice.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now and never handed out before by this process. Callers pick ports before they listen
+    on them, and the kernel readily gives a port just released to the next bind: a test's api and its webhook
+    receiver were once given the same one."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_free(port: int) -> bool:
