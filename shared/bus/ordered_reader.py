@@ -36,11 +36,16 @@ log = logging.getLogger(__name__)
 BUFFER_LIMIT = 10_000
 # A request is sent only for at least this share of the buffer (or when it is empty): few, large requests.
 REQUEST_SHARE = 4
-# An open request waits this long on the server for new messages (a stream being followed), then ends with a 408.
-PULL_EXPIRES_SECONDS = 1.0
+# An open request waits this long on the server for new messages (a stream being followed), then ends with a 408
+# and the next is sent. A message that arrives meanwhile is delivered into it at once, so this bounds nothing a
+# reader waits for; it is what an idle reader costs (the ticker follows each of its partitions with a reader: at 1 s,
+# 32 requests and their 408s a second with nothing to read).
+PULL_EXPIRES_SECONDS = 3.0
 # A request neither answered nor expired this long after its expiry is checked on: the consumer may be gone (a
-# restarted server forgets consumers kept in memory).
-ANSWER_GRACE_SECONDS = 5.0
+# restarted server forgets consumers kept in memory). With the expiry, a lost consumer is found within 6 s.
+ANSWER_GRACE_SECONDS = 3.0
+# A request or a consumer that could not be made (the connection is away) is tried again after this long.
+RETRY_SECONDS = 1.0
 # The server removes the consumer of a reader that died without closing it, after this long without a request.
 INACTIVE_SECONDS = 300.0
 # Creating a consumer that starts from each subject's last message makes the server look through every subject of a
@@ -157,7 +162,7 @@ class OrderedReader:
                 return
             except (nats.errors.Error, TimeoutError) as exc:
                 log.warning("%s: could not open a consumer, trying again: %s", self._stream, exc)
-                await asyncio.sleep(PULL_EXPIRES_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def _pull(self) -> None:
         assert self._js is not None
@@ -180,7 +185,7 @@ class OrderedReader:
                 await nc.publish(subject, json.dumps(request).encode(), reply=self._sub.subject)
             except nats.errors.Error as exc:  # the connection is away; nats-py reconnects by itself
                 log.warning("could not ask %s for messages: %s", self._consumer, exc)
-                await asyncio.sleep(PULL_EXPIRES_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
                 continue
             deadline = loop.time() + PULL_EXPIRES_SECONDS + ANSWER_GRACE_SECONDS
             # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that arrives as the wait ends,

@@ -148,3 +148,48 @@ async def test_the_projector_applies_a_backlog_larger_than_its_buffer_without_re
         stop.set()
         await pool.close()
         await nc.close()
+
+
+async def test_an_idle_reader_asks_about_once_per_expiry(nats_url: str) -> None:
+    """What an idle reader costs (the ticker has a reader per partition), counted on the wire: its requests."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="IDLE", subjects=["IDLE.>"]))
+        reader = await OrderedReader(LIMIT).subscribe(js, "IDLE.>", "IDLE")
+        asked: list[Msg] = []
+
+        async def note(msg: Msg) -> None:
+            asked.append(msg)
+
+        spy = await nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.IDLE.{reader.consumer}", cb=note)
+        try:
+            # Asserting a rate: nothing to await but the window in which the requests are counted. A request a
+            # second (as before) would be six; one per expiry of 3 s, two or three.
+            await asyncio.sleep(6.0)
+            assert 1 <= len(asked) <= 3, f"{len(asked)} requests in 6 s of idling"
+        finally:
+            await spy.unsubscribe()
+            await reader.close()
+    finally:
+        await nc.close()
+
+
+async def test_a_message_is_delivered_into_the_open_request_not_after_its_expiry(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The expiry bounds no wait: with requests open for a minute, a message published meanwhile comes at once."""
+    monkeypatch.setattr(ordered_reader, "PULL_EXPIRES_SECONDS", 60.0)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="OPEN", subjects=["OPEN.>"]))
+        reader = await OrderedReader(LIMIT).subscribe(js, "OPEN.>", "OPEN")
+        try:
+            assert not await reader.batch(1, 0.5), "a message before any was published"
+            await js.publish("OPEN.e", b"new")
+            assert [m.data for m in await reader.batch(1, 10.0)] == [b"new"]
+        finally:
+            await reader.close()
+    finally:
+        await nc.close()
