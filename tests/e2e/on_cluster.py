@@ -23,12 +23,8 @@ from tests.e2e.test_nexus_api import nominal_of
 from tests.receiver import Receiver
 from tests.waiting import eventually
 
-JOBS = 3
-# Late by less than this, a delivery counts as on time (the dispatcher's own lateness on this box is far below it).
-ON_TIME_SECONDS = 1.0
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OnCluster:
     """A test's settings on the cluster, the cluster, the servers it touched (made whole after it), its receiver."""
 
@@ -47,6 +43,12 @@ class OnCluster:
             api_client(self.settings.api_port, self.auth_headers) as api,
         ):
             yield api, [await firing(api, self.account_id, self.receiver, f"/c{i}") for i in range(JOBS)]
+
+
+# Jobs firing every second in each test, and the lateness under which a delivery counts as on time (the
+# dispatcher's own lateness on this box is far below it).
+JOBS = 3
+ON_TIME_SECONDS = 1.0
 
 
 async def leaders(settings: Settings) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 
 from services.api.core.api_errors import (
     ConflictError,
+    DependencyUnavailableError,
     ForbiddenError,
     IdempotencyKeyReusedError,
     InvalidCronError,
@@ -28,7 +29,7 @@ from services.api.core.job_commands import (
     WebhookChanges,
     WebhookDraft,
 )
-from shared.bus.job_store import InMemoryJobEventStore, Loaded
+from shared.bus.job_store import ConcurrencyError, InMemoryJobEventStore, Loaded
 from shared.contracts.jobs import (
     JobCreated,
     JobDeleted,
@@ -413,6 +414,35 @@ async def test_a_key_with_another_body_or_naming_a_deleted_job_is_refused(
     with pytest.raises(IdempotencyKeyReusedError, match="deleted"):
         await commands.create_job(OWNER, account_id=ACCOUNT, draft=draft(), key=request_key(ACCOUNT, "k", BODY))
     assert await created_jobs(store) == [first.event.job_id]
+
+
+async def test_a_retry_is_answered_from_the_job_not_decided_again() -> None:
+    """A job whose window ends a few seconds ahead: by the retry its end has passed, which a fresh create refuses;
+    the retry still answers the job that exists."""
+    ending = JobDraft(name="e", schedule=CronSchedule(expression="* * * * * *"), end_at=START + timedelta(seconds=4))
+    clock = Clock()
+    commands = JobCommands(InMemoryJobEventStore(), clock=clock)
+    key = request_key(ACCOUNT, "ending", BODY)
+    first = await commands.create_job(OWNER, account_id=ACCOUNT, draft=ending, key=key)
+    clock.now += timedelta(seconds=5)  # the window's end is now past
+    with pytest.raises(ValidationFailedError, match="end_at"):
+        await commands.create_job(OWNER, account_id=ACCOUNT, draft=ending)
+    again = await commands.create_job(OWNER, account_id=ACCOUNT, draft=ending, key=key)
+    assert again == first
+
+
+class _WriteInFlight(InMemoryJobEventStore):
+    """The store as a retry meets it while the first request's write is stored but not committed: the append is
+    refused (or dropped as a duplicate) and the job cannot be read yet."""
+
+    async def append(self, event: JobEvent, expected_sequence: int) -> int:
+        raise ConcurrencyError(f"job {event.job_id}: a write with this message id is in flight")
+
+
+async def test_a_retry_while_the_first_write_is_in_flight_is_told_to_retry_not_refused() -> None:
+    commands = JobCommands(_WriteInFlight(), clock=Clock())
+    with pytest.raises(DependencyUnavailableError, match="retry with the same key"):
+        await commands.create_job(OWNER, account_id=ACCOUNT, draft=draft(), key=request_key(ACCOUNT, "k", BODY))
 
 
 def test_keys_are_per_account_and_checked() -> None:

@@ -16,6 +16,7 @@ from yarl import URL
 
 from services.api.core.api_errors import (
     ConflictError,
+    DependencyUnavailableError,
     IdempotencyKeyReusedError,
     JobNotFoundError,
     SchedulerApiError,
@@ -124,6 +125,10 @@ class JobCommands:
         """A new job, with its webhooks if given. `require_target`: refuse an active job with nothing to run.
         `key`: the ids an idempotency key gives; the same key again answers the job the first request created."""
         principal.check_account(account_id)
+        if key is not None and (made := await self._store.first(key.job_id)) is not None:
+            # A retry: answered from what the first request made, not decided again (a one-off time that has passed
+            # since, or a target's name that does not resolve now, must not refuse a job that exists).
+            return await self._keyed_job(key, made)
         for hook in draft.webhooks:
             await self._checked_target(hook.url)
         command = CreateJob(
@@ -136,15 +141,19 @@ class JobCommands:
             event = await asyncio.to_thread(create_job, command, self._clock())
         if key is None:
             return Appended(event, await self._store.append(event, 0))
-        with contextlib.suppress(ConcurrencyError):  # the key's job exists: its first event tells who made it
+        with contextlib.suppress(ConcurrencyError):  # a request with the same key got there first
             await self._store.append(event, 0)
-        return await self._keyed_job(key)
+        return await self._keyed_job(key, await self._store.first(key.job_id))
 
-    async def _keyed_job(self, key: RequestKey) -> Appended:
-        """The job a keyed create made (as it is now), whether this request appended it or an earlier one did
-        (JetStream may have dropped this one as a duplicate, or the job's subject already existed)."""
-        first = await self._store.first(key.job_id)
-        if first is None or first.event.event_id != key.event_id:
+    async def _keyed_job(self, key: RequestKey, made: Loaded | None) -> Appended:
+        """The job a keyed create made (as it is now), given the first event of the key's job (`made`), whether
+        this request appended it or an earlier one did. None: an append under way (a request with the same key whose
+        write is stored but not yet committed: JetStream refused this one or dropped it as a duplicate)."""
+        if made is None:
+            raise DependencyUnavailableError(
+                "a request with this Idempotency-Key is still being written; retry with the same key shortly"
+            )
+        if made.event.event_id != key.event_id:
             raise IdempotencyKeyReusedError("this Idempotency-Key was already used with a different request")
         latest = await load_live(self._store, key.job_id)
         if latest is None:

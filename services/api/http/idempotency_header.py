@@ -15,11 +15,13 @@ IdempotencyKeyHeader = Annotated[
     HeaderParameter(
         name=HEADER,
         required=False,
-        max_length=MAX_KEY_LENGTH,
+        # Its form (1 to 255 printable ASCII characters) is checked by idempotency.checked_key, whose error names the
+        # header as each surface names fields; Litestar's own checks would name the Python parameter.
         description=(
-            "Any unique string (a UUID is usual) that makes a retried create safe: a retry with the same key and"
-            " the same body answers the job the first request created instead of creating another; the same key"
-            " with another body is a 409"
+            f"Any unique string of 1 to {MAX_KEY_LENGTH} printable ASCII characters (a UUID is usual) that makes a"
+            " retried create safe: a retry with the same key and the byte-for-byte same body answers the job the"
+            " first request created (as it is now) instead of creating another; the same key with another body, or"
+            " once its job is deleted, is a 409; while the first request's write is under way, a 503"
         ),
     ),
 ]

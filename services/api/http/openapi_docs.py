@@ -38,6 +38,19 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
 }
 
 
+# On a create, a 409 is an Idempotency-Key's (services/api/core/idempotency.py): the same key again answers the same.
+_KEY_REUSED = (
+    "The Idempotency-Key was used with another body, or its job has been deleted; use a new key",
+    "IDEMPOTENCY_KEY_REUSED",
+    "this Idempotency-Key was already used with a different request",
+)
+
+
+def create_error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """error_responses for a create route, whose 409 is an Idempotency-Key reused."""
+    return error_responses(*codes) | {409: _spec(409, *_KEY_REUSED)}
+
+
 def error_responses(*codes: int, not_found: str = "JOB_NOT_FOUND") -> dict[int, ResponseSpec]:
     """ResponseSpecs for `codes`, each with the one error body format; `not_found` is the 404's error_code."""
     specs = {}
@@ -45,14 +58,18 @@ def error_responses(*codes: int, not_found: str = "JOB_NOT_FOUND") -> dict[int, 
         description, error_code, detail = _ERRORS[code]
         if code == 404:
             error_code, detail = not_found, f"{not_found.split('_')[0].lower()} 3f1c... not found"
-        example = {"detail": detail, "error_code": error_code, "status_code": code}
-        specs[code] = ResponseSpec(
-            data_container=ErrorBody,
-            description=description,
-            generate_examples=False,
-            examples=[Example(summary=error_code, value=example)],
-        )
+        specs[code] = _spec(code, description, error_code, detail)
     return specs
+
+
+def _spec(code: int, description: str, error_code: str, detail: str) -> ResponseSpec:
+    example = {"detail": detail, "error_code": error_code, "status_code": code}
+    return ResponseSpec(
+        data_container=ErrorBody,
+        description=description,
+        generate_examples=False,
+        examples=[Example(summary=error_code, value=example)],
+    )
 
 
 class NexusProblem(msgspec.Struct, kw_only=True):
@@ -82,6 +99,12 @@ _NEXUS_ERRORS = {
     413: "The body is larger than 1 MiB",
     503: "The database or the event store is unavailable",
 }
+
+
+def nexus_create_error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """nexus_error_responses for a create route, whose 409 is an Idempotency-Key reused."""
+    reused = ResponseSpec(data_container=NexusError, description=_KEY_REUSED[0])
+    return nexus_error_responses(*codes) | {409: reused}
 
 
 def nexus_error_responses(*codes: int) -> dict[int, ResponseSpec]:

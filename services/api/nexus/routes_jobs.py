@@ -19,7 +19,7 @@ from services.api.core.job_queries import JobFilter, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.http.idempotency_header import IdempotencyKeyHeader, request_key_of
-from services.api.http.openapi_docs import BEARER, BODY, nexus_error_responses
+from services.api.http.openapi_docs import BEARER, BODY, nexus_create_error_responses, nexus_error_responses
 from services.api.nexus.access import (
     account_of,
     fresh_job,
@@ -80,7 +80,7 @@ class NexusJobController(Controller):
     security = BEARER
     dependencies = {"principal": Provide(provide_nexus_principal)}
 
-    @post("/", status_code=201, summary="Create a job", responses=nexus_error_responses(*BODY, 401, 403, 409, 503))
+    @post("/", status_code=201, summary="Create a job", responses=nexus_create_error_responses(*BODY, 401, 403, 503))
     async def create(
         self,
         request: Request[Any, Any, Any],

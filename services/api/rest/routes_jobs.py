@@ -21,7 +21,7 @@ from services.api.core.job_commands import Appended, JobChanges, JobCommands, Jo
 from services.api.core.job_queries import JobFilter, count_jobs, job_by_id, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.http.idempotency_header import IdempotencyKeyHeader, request_key_of
-from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, error_responses
+from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, create_error_responses, error_responses
 from services.api.rest.mapping import (
     execution_out,
     job_from_event,
@@ -71,7 +71,7 @@ class JobController(Controller):
     tags = ["jobs"]
     security = BEARER
 
-    @post("/", status_code=201, summary="Create a job", responses=error_responses(*BODY, 409, *PROTECTED))
+    @post("/", status_code=201, summary="Create a job", responses=create_error_responses(*BODY, *PROTECTED))
     async def create(
         self,
         request: Request[Any, Any, Any],
