@@ -397,3 +397,25 @@ async def test_a_create_retried_with_its_idempotency_key_is_one_job(api: Api, ac
         assert_error(status, error, 400, "VALIDATION_ERROR")
     status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
     assert (status, page["total"]) == (200, 0)
+
+
+async def test_a_retried_create_answers_the_job_as_it_is_now_with_its_last_run(
+    api: Api, account_id: uuid.UUID, receiver: Receiver
+) -> None:
+    hook = {"url": receiver.url_for("/keyed"), "method": "POST"}
+    body = {"account_id": str(account_id), "name": "keyed", "schedule": "* * * * * *", "type": 1, "webhooks": [hook]}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    status, first = await api.call("POST", "/api/jobs", json=body, headers=key)
+    assert status == 201 and first["last_run_at"] is None, first
+
+    async def ran() -> bool:
+        status, job = await api.call("GET", f"/api/jobs/{first['id']}")
+        return status == 200 and job["last_run_at"] is not None
+
+    await eventually(ran, timeout=20, what="the job's first run in the read model")
+    status, again = await api.call("POST", "/api/jobs", json=body, headers=key)
+    assert status == 201 and again["id"] == first["id"], again
+    assert again["last_run_at"] is not None, "a retry answered the job as created, not as it is now"
+    assert [w["id"] for w in again["webhooks"]] == [w["id"] for w in first["webhooks"]]
+    status, _ = await api.call("PATCH", f"/api/jobs/{first['id']}/disable")
+    assert status == 200

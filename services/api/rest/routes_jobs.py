@@ -78,6 +78,7 @@ class JobController(Controller):
         data: JSONBody[JobCreate],
         principal: NamedDependency[Principal],
         commands: NamedDependency[JobCommands],
+        pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> JobOut:
@@ -98,8 +99,11 @@ class JobController(Controller):
         )
         key = await request_key_of(request, idempotency_key, data.account_id)
         appended = await commands.create_job(principal, account_id=data.account_id, draft=draft, key=key)
-        await projection.job_event(appended.sequence)
-        job = job_from_event(appended.event)
+        if key is None:
+            await projection.job_event(appended.sequence)
+            job = job_from_event(appended.event)
+        else:  # a retry answers the job as it is now, its last run included (it may have fired since)
+            job = await changed_job(pool, projection, appended)
         if data.webhooks is not None:
             job.webhooks = [webhook_out(job.id, w) for w in appended.event.job.webhooks]
         return job
