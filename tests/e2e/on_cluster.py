@@ -66,6 +66,28 @@ async def leaders(settings: Settings) -> dict[str, str]:
         await nc.close()
 
 
+async def lead(settings: Settings, stream: str, server: str) -> None:
+    """Step the stream's leadership down, asking for `server`, until `server` leads it."""
+    nc = await nats.connect(servers(settings.nats_url))
+    try:
+        js = nc.jetstream()
+        preferred = json.dumps({"placement": {"preferred": server}}).encode()
+
+        async def led() -> bool:
+            try:
+                cluster = (await js.stream_info(stream)).cluster
+                if cluster is not None and cluster.leader == server:
+                    return True
+                await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", preferred, timeout=5)
+            except nats.errors.Error:
+                pass  # an election under way answers 503 or not at all: ask again
+            return False
+
+        await eventually(led, timeout=60, what=f"{server} leading {stream}")
+    finally:
+        await nc.close()
+
+
 async def lead_nothing(settings: Settings, server: str) -> None:
     """Move the leadership of this test's streams and durable consumers away from `server` (leader step-downs,
     repeated until no group it leads is left)."""

@@ -24,6 +24,7 @@ from shared.settings import Settings
 from tests.e2e.on_cluster import (
     OnCluster,
     after_the_fault,
+    lead,
     lead_nothing,
     leaders,
     recovery,
@@ -159,32 +160,13 @@ async def test_a_rolling_restart_of_the_three_servers(on: OnCluster) -> None:
     report("a rolling restart of the three servers", figures)
 
 
-async def lead_both(settings: Settings, streams: tuple[str, str]) -> str:
-    """Step the second stream's leadership down until the server leading the first leads it too; that server."""
-    nc = await nats.connect(servers(settings.nats_url))
-    try:
-        js = nc.jetstream()
-
-        async def together() -> str | None:
-            first, second = [(await js.stream_info(s)).cluster for s in streams]
-            if first is None or second is None or first.leader is None:
-                return None
-            if first.leader == second.leader:
-                return first.leader
-            await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{streams[1]}", b"", timeout=5)
-            return None
-
-        return await eventually(together, timeout=60, what="one server leading both streams")
-    finally:
-        await nc.close()
-
-
 async def test_the_server_leading_jobs_and_executions_killed_during_a_burst(on: OnCluster) -> None:
     """SIGKILL of the server leading both the JOBS and the EXECUTIONS stream, restarted 10 s later."""
     settings, nats_cluster, receiver = on.settings, on.cluster, on.receiver
     names = Names(settings.namespace)
     async with on.firing() as (api, jobs):
-        leader = await lead_both(settings, (names.executions_stream, names.jobs_stream))
+        leader = (await leaders(settings))[names.executions_stream]
+        await lead(settings, names.jobs_stream, leader)  # the server leading EXECUTIONS leads JOBS too
         target = server_named(nats_cluster, leader)
         on.touched.append(target)
         began, began_at = time.time(), datetime.now(UTC)

@@ -36,7 +36,7 @@ from shared.contracts.jobs import JobCreated, JobEvent, JobPaused
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 from tests.e2e.harness import Api
-from tests.e2e.on_cluster import OnCluster, recovery, report, settle_and_check, wait_on_time
+from tests.e2e.on_cluster import OnCluster, lead, recovery, report, settle_and_check, wait_on_time
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -59,28 +59,6 @@ async def api_server(on: OnCluster) -> EmbeddedNats:
         return holding[0] if len(holding) == 1 else None
 
     return await eventually(found, timeout=30, what="the api's server")
-
-
-async def lead(settings: Settings, stream: str, server: str) -> None:
-    """Step the stream's leadership down, asking for `server`, until `server` leads it."""
-    nc = await nats.connect(servers(settings.nats_url))
-    try:
-        js = nc.jetstream()
-        preferred = json.dumps({"placement": {"preferred": server}}).encode()
-
-        async def led() -> bool:
-            try:
-                cluster = (await js.stream_info(stream)).cluster
-                if cluster is not None and cluster.leader == server:
-                    return True
-                await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", preferred, timeout=5)
-            except nats.errors.Error:
-                pass  # an election under way answers 503 or not at all: ask again
-            return False
-
-        await eventually(led, timeout=60, what=f"{server} leading {stream}")
-    finally:
-        await nc.close()
 
 
 async def job_events(settings: Settings, job_id: uuid.UUID) -> list[JobEvent]:
