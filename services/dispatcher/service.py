@@ -12,7 +12,6 @@ import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import aiohttp
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -32,6 +31,7 @@ from shared.bus.withdrawals import WITHDRAWN_REASON, Withdrawals, withdrawn_buck
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.subjects import Names
 from shared.delivery.egress import GuardedResolver
+from shared.delivery.http_client import HttpClient
 from shared.settings import Settings
 
 # An occurrence of a job with no enabled webhook: created before its webhook, or its receiver answered 410.
@@ -110,18 +110,10 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
         await withdrawals.start()
         stack.push_async_callback(withdrawals.stop)
         # The resolver lets through only addresses the egress policy allows: the address checked is the one
-        # connected to. No proxy from the environment (trust_env off), which would connect on our behalf.
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=settings.dispatcher_concurrency, resolver=GuardedResolver(settings.egress_policy)
-            ),
-            trust_env=False,
-            # Each delivery runs under its job's own timeout (asyncio.timeout in deliver); aiohttp's default
-            # five-minute timer per request would only add a timer to every call.
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
-        stack.push_async_callback(session.close)
+        # connected to. No proxy: one would connect on our behalf.
+        client = HttpClient(GuardedResolver(settings.egress_policy), limit=settings.dispatcher_concurrency)
+        stack.push_async_callback(client.close)
         runtime = AttemptRuntime(
             recorder, settings.worker_id, started_after_seconds=settings.started_event_after_seconds
         )
-        yield Dispatcher(settings, js, runtime, WebhookExecutor(session, secrets, settings), runs, withdrawals)
+        yield Dispatcher(settings, js, runtime, WebhookExecutor(client, secrets, settings), runs, withdrawals)

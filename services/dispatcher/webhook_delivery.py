@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.jobs import WebhookSpec
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
+from shared.delivery.http_client import ConnectError, HttpClient
+from shared.delivery.http_connection import HttpClientError
 from shared.delivery.signing import signature_headers
 from shared.delivery.templates import TemplateError, render, sent_content_type
 
@@ -60,19 +61,8 @@ def _request_headers(webhook: WebhookSpec, request: ExecutionRequested) -> CIMul
     return headers
 
 
-async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
-    """Up to `limit` bytes of the body: read(n) returns what has arrived so far, which may be less."""
-    body = bytearray()
-    while len(body) < limit:
-        chunk = await content.read(limit - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body)
-
-
 async def deliver(
-    session: aiohttp.ClientSession,
+    client: HttpClient,
     request: ExecutionRequested,
     timeout: float,
     body_limit: int,
@@ -82,7 +72,7 @@ async def deliver(
 ) -> DeliveryOutcome:
     """Call the webhook once. 2xx is success; anything else (3xx included) is a failure with a reason.
 
-    `egress` checks a target written as an IP literal; names are checked by the session's resolver
+    `egress` checks a target written as an IP literal; names are checked by the client's resolver
     (GuardedResolver), on the addresses actually connected to. A refused target is final: retrying cannot help.
     """
     webhook = request.webhook
@@ -112,29 +102,22 @@ async def deliver(
         if webhook.query_params:
             url = url.update_query(webhook.query_params)
         async with asyncio.timeout(timeout):
-            async with session.request(
-                webhook.method,
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-            ) as response:
-                raw = await _read_at_most(response.content, body_limit)
-                text = raw.decode("utf-8", errors="replace")
-                code = response.status
-                retry_after = response.headers.get("Retry-After") if code in (429, 503) else None
+            answer = await client.send(webhook.method, url, headers.items(), body, body_limit)
     except TimeoutError:
         return DeliveryOutcome(elapsed(), error=f"no response within {timeout:g} s", timed_out=True)
     except EgressRefusedError as exc:
         return DeliveryOutcome(elapsed(), error=str(exc), unsendable=True)
-    except aiohttp.ClientConnectorError as exc:
+    except ConnectError as exc:
         if isinstance(exc.os_error, EgressRefusedError):
             return DeliveryOutcome(elapsed(), error=f"{webhook.url}: {exc.os_error}", unsendable=True)
-        return DeliveryOutcome(elapsed(), error=f"{type(exc).__name__}: {exc}")
-    except aiohttp.ClientError as exc:
-        return DeliveryOutcome(elapsed(), error=f"{type(exc).__name__}: {exc}")
-    except ValueError as exc:  # a URL or header the HTTP client refuses (UnicodeError is a ValueError): not retryable
+        return DeliveryOutcome(elapsed(), error=str(exc))
+    except HttpClientError as exc:
+        return DeliveryOutcome(elapsed(), error=str(exc))
+    except ValueError as exc:  # a URL or header that cannot be sent (UnicodeError is a ValueError): not retryable
         return DeliveryOutcome(elapsed(), error=f"the request could not be built: {exc}", unsendable=True)
+    code = answer.status
+    text = answer.body.decode("utf-8", errors="replace")
+    retry_after = answer.headers.get("retry-after") if code in (429, 503) else None
     if 200 <= code < 300:
         return DeliveryOutcome(elapsed(), response_code=code, response_body=text)
     return DeliveryOutcome(

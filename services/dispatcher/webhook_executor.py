@@ -4,26 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiohttp
-
 from services.dispatcher.webhook_delivery import DeliveryOutcome, deliver
 from shared.bus.signing_secrets import SigningSecretStore
 from shared.contracts.executions import ExecutionRequested
+from shared.delivery.http_client import HttpClient
 from shared.domain.attempt_outcomes import AttemptFailed, AttemptOutcome, AttemptSucceeded
 from shared.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from shared.settings import Settings
 
 
 class WebhookExecutor:
-    """Calls webhooks through `session` (whose resolver enforces the egress policy), signed with the account's
+    """Calls webhooks through `client` (whose resolver enforces the egress policy), signed with the account's
     active secrets."""
 
     # A webhook leaves at its instant: `started` is recorded while the call is in flight, and only for a call
     # still running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS.
     records_started_first = False
 
-    def __init__(self, session: aiohttp.ClientSession, secrets: SigningSecretStore, settings: Settings) -> None:
-        self._session = session
+    def __init__(self, client: HttpClient, secrets: SigningSecretStore, settings: Settings) -> None:
+        self._client = client
         self._secrets = secrets
         self._settings = settings
         self._egress = settings.egress_policy
@@ -33,7 +32,7 @@ class WebhookExecutor:
             raise ValueError(f"execution {request.execution_id} has no webhook: it is skipped, never delivered")
         secrets = (await self._secrets.get(request.account_id, started_at)).active(started_at)
         outcome = await deliver(
-            self._session,
+            self._client,
             request,
             self._timeout_of(request),
             self._settings.response_body_limit,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-import aiohttp
 import pytest
+from aiohttp.resolver import DefaultResolver
 
 from services.dispatcher.webhook_delivery import deliver
 from shared.contracts.executions import ExecutionRequested, execution_id, occurrence_id
 from shared.contracts.jobs import WebhookSpec
+from shared.delivery.http_client import HttpClient
 from tests.factories import NOW
 
 pytestmark = pytest.mark.unit
@@ -42,8 +43,10 @@ def request_to(url: str, headers: dict[str, str]) -> ExecutionRequested:
     ],
 )
 async def test_unsendable_requests_are_failures(url: str, headers: dict[str, str]) -> None:
-    async with aiohttp.ClientSession() as session:
-        outcome = await deliver(session, request_to(url, headers), timeout=5, body_limit=1024)
+    client = HttpClient(DefaultResolver(), limit=1)
+    outcome = await deliver(client, request_to(url, headers), timeout=5, body_limit=1024)
+    await client.close()
     assert outcome.error is not None
     assert outcome.response_code is None
     assert not outcome.timed_out
+    assert outcome.unsendable, outcome.error

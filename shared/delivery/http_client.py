@@ -1,0 +1,185 @@
+"""The dispatcher's HTTP/1.1 client: kept-alive connections per origin, a request written in one piece, the answer
+parsed by httptools.
+
+A webhook call is a small request to a receiver called again and again, and aiohttp's client spent about four times
+the CPU of this path on it (docs/performance.md, issue 17, fourth session). What it keeps of aiohttp's behaviour:
+connections only to addresses the resolver (the egress guard) lets through, names resolved at most every
+DNS_TTL_SECONDS, TLS verified against the system's trust store, no proxy, no redirect followed (a 3xx is an answer),
+credentials in the URL sent as Basic authorization, and a request that met a kept-alive connection the server had
+just closed sent again once on a fresh one only when its method is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from shared.delivery.http_connection import HttpAnswer, HttpClientError, HttpConnection, ServerDisconnectedError
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# A connection idle this long is closed (aiohttp's keep-alive default): servers close theirs after 5 s to minutes.
+IDLE_SECONDS = 15.0
+DNS_TTL_SECONDS = 10.0
+MAX_NAMES_CACHED = 4096
+DEFAULT_HEADERS = (("Accept", "*/*"),)
+# What a header value may not hold: control characters other than tab (RFC 9110 field-value).
+_FORBIDDEN_IN_VALUES = frozenset(chr(c) for c in (*range(0, 9), *range(10, 32), 127))
+
+Origin = tuple[str, str, int]
+
+
+class ConnectError(HttpClientError):
+    """No connection could be opened to any address of the target; `os_error` is the last reason."""
+
+    def __init__(self, message: str, os_error: OSError) -> None:
+        super().__init__(message)
+        self.os_error = os_error
+
+
+def request_bytes(method: str, url: URL, headers: Iterable[tuple[str, str]], body: bytes | None) -> bytes:
+    """The whole request as sent: request line, headers, body. Raises ValueError for what cannot be sent (a header
+    with a line break or a control character, a URL without a host, credentials in both the URL and a header)."""
+    host = url.raw_host
+    if not host or not url.is_absolute():
+        raise ValueError(f"not an absolute URL with a host: {url}")
+    lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {url.host_port_subcomponent}"]
+    given = list(headers)
+    names = {name.lower() for name, _ in given}
+    lines.extend(f"{name}: {value}" for name, value in DEFAULT_HEADERS if name.lower() not in names)
+    if url.user is not None:
+        if "authorization" in names:
+            raise ValueError("credentials are in both the URL and an Authorization header")
+        pair = f"{url.user}:{url.password or ''}".encode("latin-1")
+        lines.append(f"Authorization: Basic {base64.b64encode(pair).decode()}")
+    for name, value in given:
+        if not name or any(c in _FORBIDDEN_IN_VALUES or c in " :" for c in name):
+            raise ValueError(f"header name {name!r} cannot be sent")
+        if any(c in _FORBIDDEN_IN_VALUES for c in value):
+            raise ValueError(f"header {name!r} has a control character in its value")
+        lines.append(f"{name}: {value}")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    return head + body if body else head
+
+
+class HttpClient:
+    """Sends requests over pooled connections; at most `limit` requests in flight. `resolver` names the addresses a
+    host may be connected to (the egress guard); an IP literal is connected to as written (checked by the caller)."""
+
+    def __init__(self, resolver: AbstractResolver, *, limit: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._resolver = resolver
+        self._slots = asyncio.Semaphore(limit)
+        self._ssl = ssl_context or ssl.create_default_context()
+        self._idle: dict[Origin, list[HttpConnection]] = {}
+        self._addresses: dict[tuple[str, int], tuple[float, asyncio.Future[list[ResolveResult]]]] = {}
+        self._next_sweep = 0.0
+        self._closed = False
+
+    async def send(
+        self, method: str, url: URL, headers: Iterable[tuple[str, str]], body: bytes | None, body_limit: int
+    ) -> HttpAnswer:
+        """One request and its answer (any status: a 3xx is not followed). Raises HttpClientError (ConnectError for
+        a target it could not connect to, EgressRefusedError inside it for one the resolver refused) or ValueError
+        for a request that cannot be sent."""
+        data = request_bytes(method, url, headers, body)
+        origin = (url.scheme, url.raw_host or "", url.explicit_port or (443 if url.scheme == "https" else 80))
+        async with self._slots:
+            connection = self._reused(origin)
+            if connection is not None:
+                try:
+                    return await self._exchange(origin, connection, data, body_limit)
+                except ServerDisconnectedError as exc:
+                    if exc.answered or method not in IDEMPOTENT_METHODS:
+                        raise
+            connection = await self._connect(origin)
+            return await self._exchange(origin, connection, data, body_limit)
+
+    async def close(self) -> None:
+        self._closed = True
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+
+    async def _exchange(self, origin: Origin, connection: HttpConnection, data: bytes, body_limit: int) -> HttpAnswer:
+        answer = await connection.exchange(data, body_limit)
+        if connection.reusable and not self._closed:
+            loop_time = asyncio.get_running_loop().time()
+            connection.idle_since = loop_time
+            self._idle.setdefault(origin, []).append(connection)
+            self._sweep(loop_time)
+        return answer
+
+    def _reused(self, origin: Origin) -> HttpConnection | None:
+        """The most recently used idle connection to `origin` still open (the least likely to have been closed by
+        the server), or None."""
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    def _sweep(self, now: float) -> None:
+        """Close connections idle for IDLE_SECONDS, at most once a second."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 1.0
+        for origin in list(self._idle):
+            kept = [c for c in self._idle[origin] if not c.closed and now - c.idle_since < IDLE_SECONDS]
+            for connection in self._idle[origin]:
+                if connection not in kept:
+                    connection.close()
+            if kept:
+                self._idle[origin] = kept
+            else:
+                del self._idle[origin]
+
+    async def _connect(self, origin: Origin) -> HttpConnection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = {"ssl": self._ssl, "server_hostname": host.strip("[]")} if scheme == "https" else {}
+        last: OSError | None = None
+        for address in await self._addresses_of(host, port):
+            try:
+                _, connection = await loop.create_connection(
+                    HttpConnection, address["host"], address["port"], family=address["family"], **tls
+                )
+                return connection
+            except OSError as exc:  # ssl.SSLError included
+                last = exc
+        assert last is not None
+        raise ConnectError(f"cannot connect to {host}:{port}: {last}", last)
+
+    async def _addresses_of(self, host: str, port: int) -> list[ResolveResult]:
+        """Where `host` may be connected to: an IP literal as is, a name through the resolver, cached for
+        DNS_TTL_SECONDS; one resolution at a time per name."""
+        literal = host.strip("[]")
+        try:
+            family = socket.AF_INET6 if ":" in literal else socket.AF_INET
+            socket.inet_pton(family, literal.split("%")[0])
+        except OSError:
+            pass
+        else:
+            return [ResolveResult(hostname=host, host=literal, port=port, family=family, proto=0, flags=0)]
+        loop = asyncio.get_running_loop()
+        key = (host, port)
+        cached = self._addresses.get(key)
+        if cached is None or cached[0] < loop.time() or (cached[1].done() and cached[1].exception() is not None):
+            if len(self._addresses) >= MAX_NAMES_CACHED:
+                self._addresses = {k: v for k, v in self._addresses.items() if v[0] >= loop.time()}
+            found = asyncio.ensure_future(self._resolver.resolve(host, port, socket.AF_UNSPEC))
+            self._addresses[key] = (loop.time() + DNS_TTL_SECONDS, found)
+            cached = self._addresses[key]
+        try:
+            return await asyncio.shield(cached[1])
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {host}:{port}: {exc}", exc) from exc
