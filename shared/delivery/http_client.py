@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
+import aiohappyeyeballs
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
@@ -27,6 +28,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 # A connection idle this long is closed (aiohttp's keep-alive default): servers close theirs after 5 s to minutes.
 IDLE_SECONDS = 15.0
 DNS_TTL_SECONDS = 10.0
+HAPPY_EYEBALLS_DELAY_SECONDS = 0.25
 MAX_NAMES_CACHED = 4096
 DEFAULT_HEADERS = (("Accept", "*/*"),)
 # What a header value may not hold: control characters other than tab (RFC 9110 field-value).
@@ -144,20 +146,20 @@ class HttpClient:
                 del self._idle[origin]
 
     async def _connect(self, origin: Origin) -> HttpConnection:
+        """A new connection to `origin`: its addresses raced as aiohttp does (happy eyeballs, 0.25 s apart), so an
+        address that does not answer (a broken IPv6 route) does not cost the whole delivery timeout."""
         scheme, host, port = origin
-        loop = asyncio.get_running_loop()
         tls: dict[str, Any] = {"ssl": self._ssl, "server_hostname": host.strip("[]")} if scheme == "https" else {}
-        last: OSError | None = None
-        for address in await self._addresses_of(host, port):
-            try:
-                _, connection = await loop.create_connection(
-                    HttpConnection, address["host"], address["port"], family=address["family"], **tls
-                )
-                return connection
-            except OSError as exc:  # ssl.SSLError included
-                last = exc
-        assert last is not None
-        raise ConnectError(f"cannot connect to {host}:{port}: {last}", last)
+        infos = [
+            (a["family"], socket.SOCK_STREAM, socket.IPPROTO_TCP, "", _sockaddr(a))
+            for a in await self._addresses_of(host, port)
+        ]
+        try:
+            sock = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_SECONDS)
+            _, connection = await asyncio.get_running_loop().create_connection(HttpConnection, sock=sock, **tls)
+        except OSError as exc:  # ssl.SSLError included
+            raise ConnectError(f"cannot connect to {host}:{port}: {exc}", exc) from exc
+        return connection
 
     async def _addresses_of(self, host: str, port: int) -> list[ResolveResult]:
         """Where `host` may be connected to: an IP literal as is, a name through the resolver, cached for
@@ -183,3 +185,9 @@ class HttpClient:
             return await asyncio.shield(cached[1])
         except OSError as exc:
             raise ConnectError(f"cannot connect to {host}:{port}: {exc}", exc) from exc
+
+
+def _sockaddr(address: ResolveResult) -> tuple[str, int] | tuple[str, int, int, int]:
+    if address["family"] == socket.AF_INET6:
+        return (address["host"], address["port"], 0, 0)
+    return (address["host"], address["port"])

@@ -4,6 +4,7 @@ sockets for what they sometimes do (close a kept-alive connection, answer in pie
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 import trustme
 from aiohttp import web
+from aiohttp.abc import ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
@@ -259,3 +261,32 @@ async def test_tls_is_verified_and_names_go_through_the_egress_guard() -> None:
         assert "loopback address" in str(refused.value.os_error)
         await guarded.close()
     assert [r.raw_path for r in seen] == ["/secure", "/by-address"]
+
+
+class TwoAddresses(DefaultResolver):
+    """A name with two addresses: the first refuses connections (nothing listens on its port), the second is
+    the receiver."""
+
+    def __init__(self, dead_port: int) -> None:
+        super().__init__()
+        self._dead_port = dead_port
+
+    async def resolve(self, host: str, port: int = 0, family: object = socket.AF_INET) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host="127.0.0.1", port=p, family=socket.AF_INET, proto=0, flags=0)
+            for p in (self._dead_port, port)
+        ]
+
+
+async def test_a_name_whose_first_address_refuses_is_reached_on_the_next() -> None:
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
+    http = client(TwoAddresses(dead.getsockname()[1]))
+    try:
+        async with app_server() as (port, seen):
+            answer = await http.send("GET", URL(f"http://receiver.test:{port}/second"), [], None, 64)
+    finally:
+        dead.close()
+        await http.close()
+    assert answer.status == 200
+    assert [(s.raw_path, s.headers["Host"]) for s in seen] == [("/second", f"receiver.test:{port}")]
