@@ -55,6 +55,10 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_SECONDS = 1.0
+# A partition that published nothing since its watermark was last saved has that watermark saved again only once it
+# is this old: a new owner looking from the older one finds nothing due in between (nothing was published there), so
+# the save changes nothing but the length of that look. Idle partitions were 30 of an idle ticker's puts a second.
+IDLE_WATERMARK_SAVE_SECONDS = 60.0
 MAX_IDLE_SECONDS = 1.0
 TAKE_SLICE = 2000
 PARTITIONS_READ_AT_ONCE = 2
@@ -116,6 +120,10 @@ class Ticker:
         # Up to when every occurrence of the partitions held has been published (the main loop's last look).
         self._watermark: datetime | None = None
         self._saved: dict[int, datetime] = {}
+        # By partition, the number of the last look that published (or recorded missed) anything of it, and the
+        # number of the look whose watermark was saved last: a partition is saved each second only while it fires.
+        self._fired_at_look: dict[int, int] = {}
+        self._saved_at_look: dict[int, int] = {}
         # A partition's watermark is saved only once a look that began after taking it over has finished.
         self._looks_begun = 0
         self._looks_done = 0
@@ -288,8 +296,9 @@ class Ticker:
         if partition not in self._partitions.owned:  # given up while it was indexed
             self._index.drop_partitions(frozenset({partition}))
             return
-        # Saved only once a look that begins after this has finished.
+        # Saved only once a look that begins after this has finished, and then at once (fired or not).
         self._taken_at_look[partition] = self._looks_begun
+        self._saved.pop(partition, None)
         self._indexed.add(partition)
         self._timers.owners_changed()
         self._wakeup.set()
@@ -343,7 +352,7 @@ class Ticker:
                 "lost the leases on partitions %s (%d jobs): another ticker fires them now", sorted(step.lost), dropped
             )
         if step.surplus:
-            await self._save_watermarks(step.surplus)
+            await self._save_watermarks(step.surplus, idle_too=True)
             await self._partitions.release(step.surplus)
             self._drop(step.surplus)
             log.info("handed back partitions %s", sorted(step.surplus))
@@ -362,16 +371,24 @@ class Ticker:
 
         await periodically(self._rebalance, every, stop, what="renew partition leases", retry_on=BUS_ERRORS, log=log)
 
-    async def _save_watermarks(self, partitions: frozenset[int]) -> None:
-        """Save the watermark of each partition whose catch-up after being taken over is done."""
+    async def _save_watermarks(self, partitions: frozenset[int], *, idle_too: bool = False) -> None:
+        """Save the watermark of each partition whose catch-up after being taken over is done and that fired since
+        its last save (see IDLE_WATERMARK_SAVE_SECONDS); `idle_too`: every one (handed back or stopping)."""
         wm = self._watermark
         if wm is None:
             return
+        looks_done = self._looks_done
         for partition in partitions:
-            if self._saved.get(partition) == wm or self._looks_done <= self._taken_at_look.get(partition, -1):
+            if self._saved.get(partition) == wm or looks_done <= self._taken_at_look.get(partition, -1):
+                continue
+            saved = self._saved.get(partition)
+            fired = self._fired_at_look.get(partition, 0) > self._saved_at_look.get(partition, -1)
+            stale = saved is None or (wm - saved).total_seconds() >= IDLE_WATERMARK_SAVE_SECONDS
+            if not (fired or stale or idle_too):
                 continue
             await self._kv.put(watermark_key(partition), msgspec.json.encode(wm))
             self._saved[partition] = wm
+            self._saved_at_look[partition] = looks_done
 
     async def _save_state(self) -> None:
         """Save the watermarks and the heartbeat, once there is a watermark (after the first look)."""
@@ -427,7 +444,7 @@ class Ticker:
                 task.cancel()
             if self._background:  # withdrawals under way
                 await asyncio.gather(*self._background, return_exceptions=True)
-            await self._save_watermarks(self.owned)
+            await self._save_watermarks(self.owned, idle_too=True)
             await self._partitions.release_all()  # the others take these partitions at once, not at expiry
 
     async def _fire(self, stop: asyncio.Event, looked_until: datetime) -> None:
@@ -449,6 +466,8 @@ class Ticker:
             missed = self._index.take_missed()
             if any(o.state is None for o in due) or any(m.state is None for m in missed):
                 due, missed = await self._with_states(due, missed)
+            for job_id in {o.job.id for o in due} | {m.job.id for m in missed}:
+                self._fired_at_look[partition_of(job_id)] = self._looks_begun
             if missed:
                 await record_missed(self._js, self._names, missed, self._clock())
             if due:
