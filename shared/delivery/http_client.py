@@ -27,12 +27,16 @@ from shared.delivery.http_connection import HttpAnswer, HttpClientError, HttpCon
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # A connection idle this long is closed (aiohttp's keep-alive default): servers close theirs after 5 s to minutes.
 IDLE_SECONDS = 15.0
+SWEEP_EVERY_SECONDS = 1.0
 DNS_TTL_SECONDS = 10.0
 HAPPY_EYEBALLS_DELAY_SECONDS = 0.25
 MAX_NAMES_CACHED = 4096
 DEFAULT_HEADERS = (("Accept", "*/*"),)
 # What a header value may not hold: control characters other than tab (RFC 9110 field-value).
 _FORBIDDEN_IN_VALUES = frozenset(chr(c) for c in (*range(0, 9), *range(10, 32), 127))
+# The request's framing is the client's: a header naming it would make a request read two ways.
+_FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 Origin = tuple[str, str, int]
 
@@ -51,6 +55,8 @@ def request_bytes(method: str, url: URL, headers: Iterable[tuple[str, str]], bod
     host = url.raw_host
     if not host or not url.is_absolute():
         raise ValueError(f"not an absolute URL with a host: {url}")
+    if not method or not set(method) <= _TOKEN:
+        raise ValueError(f"method {method!r} cannot be sent")
     lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {url.host_port_subcomponent}"]
     given = list(headers)
     names = {name.lower() for name, _ in given}
@@ -61,8 +67,10 @@ def request_bytes(method: str, url: URL, headers: Iterable[tuple[str, str]], bod
         pair = f"{url.user}:{url.password or ''}".encode("latin-1")
         lines.append(f"Authorization: Basic {base64.b64encode(pair).decode()}")
     for name, value in given:
-        if not name or any(c in _FORBIDDEN_IN_VALUES or c in " :" for c in name):
+        if not name or not set(name) <= _TOKEN:
             raise ValueError(f"header name {name!r} cannot be sent")
+        if name.lower() in _FRAMING_HEADERS:
+            raise ValueError(f"header {name!r} is set by the client, not by a webhook")
         if any(c in _FORBIDDEN_IN_VALUES for c in value):
             raise ValueError(f"header {name!r} has a control character in its value")
         lines.append(f"{name}: {value}")
@@ -82,7 +90,7 @@ class HttpClient:
         self._ssl = ssl_context or ssl.create_default_context()
         self._idle: dict[Origin, list[HttpConnection]] = {}
         self._addresses: dict[tuple[str, int], tuple[float, asyncio.Future[list[ResolveResult]]]] = {}
-        self._next_sweep = 0.0
+        self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
     async def send(
@@ -99,13 +107,16 @@ class HttpClient:
                 try:
                     return await self._exchange(origin, connection, data, body_limit)
                 except ServerDisconnectedError as exc:
-                    if exc.answered or method not in IDEMPOTENT_METHODS:
+                    if exc.sent and (exc.answered or method not in IDEMPOTENT_METHODS):
                         raise
             connection = await self._connect(origin)
             return await self._exchange(origin, connection, data, body_limit)
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()
@@ -113,11 +124,14 @@ class HttpClient:
 
     async def _exchange(self, origin: Origin, connection: HttpConnection, data: bytes, body_limit: int) -> HttpAnswer:
         answer = await connection.exchange(data, body_limit)
-        if connection.reusable and not self._closed:
-            loop_time = asyncio.get_running_loop().time()
-            connection.idle_since = loop_time
-            self._idle.setdefault(origin, []).append(connection)
-            self._sweep(loop_time)
+        if not connection.reusable or self._closed:
+            connection.close()
+            return answer
+        loop = asyncio.get_running_loop()
+        connection.idle_since = loop.time()
+        self._idle.setdefault(origin, []).append(connection)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_EVERY_SECONDS, self._sweep)
         return answer
 
     def _reused(self, origin: Origin) -> HttpConnection | None:
@@ -126,30 +140,36 @@ class HttpClient:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
-            if not connection.closed:
+            if connection.usable:
                 return connection
+            connection.close()
         return None
 
-    def _sweep(self, now: float) -> None:
-        """Close connections idle for IDLE_SECONDS, at most once a second."""
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + 1.0
+    def _sweep(self) -> None:
+        """Close connections idle for IDLE_SECONDS (or closed by their server); look again while any is left."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
         for origin in list(self._idle):
-            kept = [c for c in self._idle[origin] if not c.closed and now - c.idle_since < IDLE_SECONDS]
+            kept = []
             for connection in self._idle[origin]:
-                if connection not in kept:
+                if connection.usable and now - connection.idle_since < IDLE_SECONDS:
+                    kept.append(connection)
+                else:
                     connection.close()
             if kept:
                 self._idle[origin] = kept
             else:
                 del self._idle[origin]
+        if self._idle and not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY_SECONDS, self._sweep)
 
     async def _connect(self, origin: Origin) -> HttpConnection:
         """A new connection to `origin`: its addresses raced as aiohttp does (happy eyeballs, 0.25 s apart), so an
         address that does not answer (a broken IPv6 route) does not cost the whole delivery timeout."""
         scheme, host, port = origin
-        tls: dict[str, Any] = {"ssl": self._ssl, "server_hostname": host.strip("[]")} if scheme == "https" else {}
+        # A name's trailing dot is not part of it for SNI and the certificate (as aiohttp does).
+        name = host.strip("[]").rstrip(".")
+        tls: dict[str, Any] = {"ssl": self._ssl, "server_hostname": name} if scheme == "https" else {}
         infos = [
             (a["family"], socket.SOCK_STREAM, socket.IPPROTO_TCP, "", _sockaddr(a))
             for a in await self._addresses_of(host, port)

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 import httptools
 
+# What an answer's status line and headers may take, and how many interim (1xx) answers may come before the final
+# one: a receiver sending more is cut off (aiohttp allowed 8,190 bytes a line and 100 lines).
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 100
+MAX_INTERIM_ANSWERS = 10
+
 
 class HttpClientError(Exception):
     """The exchange failed before a whole answer arrived; the message says how."""
@@ -20,11 +26,13 @@ class HttpClientError(Exception):
 class ServerDisconnectedError(HttpClientError):
     """The server closed the connection before its answer ended."""
 
-    def __init__(self, message: str, *, answered: bool) -> None:
+    def __init__(self, message: str, *, answered: bool, sent: bool = True) -> None:
         super().__init__(message)
         # False: not one byte of an answer came back, so the request may not have reached the server's application
         # (a kept-alive connection it had just closed): an idempotent request may be sent again on a fresh one.
         self.answered = answered
+        # False: the connection was found closing before the request was written: any request may go again.
+        self.sent = sent
 
 
 class BadResponseError(HttpClientError):
@@ -56,6 +64,8 @@ class HttpConnection(asyncio.Protocol):
         self._truncated = False
         self._headers_done = False
         self._answered = False
+        self._head_bytes = 0
+        self._interim = 0
         self.closed = False
         self.reusable = False
         # When it went back to its pool (loop time), so an idle one can be closed after a while.
@@ -78,6 +88,10 @@ class HttpConnection(asyncio.Protocol):
             self._fail(BadResponseError("the server switched protocols, which was not asked for"))
         except httptools.HttpParserError as exc:
             self._fail(BadResponseError(f"the server's answer is not valid HTTP/1.1: {exc}"))
+        if not self._headers_done:  # httptools gathers a header piece by piece, in time quadratic in its length
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(BadResponseError(f"the server's answer has more than {MAX_HEAD_BYTES} bytes of headers"))
 
     def eof_received(self) -> bool:
         return False  # close our side too: connection_lost follows
@@ -87,7 +101,7 @@ class HttpConnection(asyncio.Protocol):
         self.reusable = False
         if self._waiter is None or self._waiter.done():
             return
-        if self._headers_done and "content-length" not in self._headers and "transfer-encoding" not in self._headers:
+        if exc is None and self._headers_done and self._delimited_by_close():
             self._finish()  # a body delimited by the end of the connection (HTTP/1.0 style) has ended
             return
         how = "before its answer ended" if self._answered else "without answering"
@@ -95,14 +109,30 @@ class HttpConnection(asyncio.Protocol):
             ServerDisconnectedError(f"the server closed the connection {how}", answered=self._answered)
         )
 
+    def _delimited_by_close(self) -> bool:
+        return "content-length" not in self._headers and "chunked" not in self._headers.get("transfer-encoding", "")
+
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self._waiter is None or self._waiter.done():
+            # A second answer after the one asked for (in the same read): nothing more on this connection is trusted.
+            self.reusable = False
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self._headers) >= MAX_HEADERS:
+            self._fail(BadResponseError(f"the server's answer has more than {MAX_HEADERS} headers"))
+            return
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
         self._headers_done = self._status >= 200
+        if not self._headers_done:
+            self._interim += 1
+            if self._interim > MAX_INTERIM_ANSWERS:
+                self._fail(BadResponseError(f"the server sent more than {MAX_INTERIM_ANSWERS} interim answers"))
 
     def on_body(self, body: bytes) -> None:
         if self._truncated:
@@ -118,6 +148,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if not self._headers_done:  # an interim answer (1xx): the final one follows on the same connection
             self._headers = {}
+            self._head_bytes = 0
             return
         self._finish(keep_alive=self._parser.should_keep_alive())
 
@@ -126,19 +157,31 @@ class HttpConnection(asyncio.Protocol):
     async def exchange(self, request: bytes, body_limit: int) -> HttpAnswer:
         """Send `request` (a whole serialized request) and wait for its answer. If the wait ends any other way (a
         timeout, a cancellation, an error), the connection is closed."""
-        if self._transport is None or self.closed:
-            raise ServerDisconnectedError("the connection is closed", answered=False)
+        if self._transport is None or self.closed or self._transport.is_closing():
+            self.close()
+            raise ServerDisconnectedError(
+                "the connection closed before the request was sent", answered=False, sent=False
+            )
         self._waiter = asyncio.get_running_loop().create_future()
         self._limit = body_limit
         self._status, self._headers, self._body = 0, {}, bytearray()
         self._truncated = self._headers_done = self._answered = False
+        self._head_bytes = self._interim = 0
         self.reusable = False
         self._transport.write(request)
         try:
             return await self._waiter
+        except BaseException:
+            self.close()  # a cancellation may land after the answer came: the connection is not handed back then
+            raise
         finally:
             if not self.reusable:
                 self.close()
+
+    @property
+    def usable(self) -> bool:
+        """Open, and not being closed (a FIN already read, connection_lost not yet run)."""
+        return self._transport is not None and not self.closed and not self._transport.is_closing()
 
     def close(self) -> None:
         self.reusable = False
@@ -151,7 +194,7 @@ class HttpConnection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         self.reusable = keep_alive and not self._truncated and not self.closed
-        waiter.set_result(HttpAnswer(self._status, self._headers, bytes(self._body), self._truncated))
+        waiter.set_result(HttpAnswer(self._status, dict(self._headers), bytes(self._body), self._truncated))
 
     def _fail(self, error: HttpClientError) -> None:
         self.reusable = False

@@ -17,6 +17,7 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from shared.delivery import http_client
 from shared.delivery.egress import EgressPolicy, EgressRefusedError, GuardedResolver
 from shared.delivery.http_client import ConnectError, HttpClient, request_bytes
 from shared.delivery.http_connection import BadResponseError, ServerDisconnectedError
@@ -144,6 +145,11 @@ async def test_what_cannot_be_sent_is_refused_before_anything_is_written() -> No
     for headers in ([("X-Split", "a\r\nInjected: yes")], [("X-Bell", "ding\x01")], [("Bad Name", "v")]):
         with pytest.raises(ValueError, match=r"cannot be sent|control character"):
             request_bytes("POST", URL("http://example.invalid/"), headers, None)
+    for framing in ("Host", "content-length", "Transfer-Encoding", "Connection"):
+        with pytest.raises(ValueError, match="set by the client"):
+            request_bytes("POST", URL("http://example.invalid/"), [(framing, "x")], None)
+    with pytest.raises(ValueError, match="method"):
+        request_bytes("GET /admin HTTP/1.1\r\nX:", URL("http://example.invalid/"), [], None)
     with pytest.raises(ValueError, match="absolute URL"):
         request_bytes("GET", URL("/relative"), [], None)
 
@@ -290,3 +296,57 @@ async def test_a_name_whose_first_address_refuses_is_reached_on_the_next() -> No
         await http.close()
     assert answer.status == 200
     assert [(s.raw_path, s.headers["Host"]) for s in seen] == [("/second", f"receiver.test:{port}")]
+
+
+async def test_endless_headers_two_answers_at_once_and_idle_connections_are_cut_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A receiver trickling a header without end is cut off at MAX_HEAD_BYTES (httptools' time grows with the square
+    of a header's length); a second answer sent unasked after the first leaves that connection unused; a connection
+    idle for IDLE_SECONDS is closed though nothing else is sent."""
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Long: ")
+        for _ in range(1000):
+            writer.write(b"y" * 1000)
+            await writer.drain()
+        await reader.read()
+
+    http = client()
+    async with raw_server(endless) as port:
+        with pytest.raises(BadResponseError, match="bytes of headers"):
+            await http.send("GET", URL(f"http://127.0.0.1:{port}/"), [], None, 64)
+
+    connections = 0
+
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            await read_request(reader)
+            writer.write(OK.replace(b"OK\r\n", b"OK\r\nX-N: 1\r\n", 1) + OK.replace(b"OK\r\n", b"OK\r\nX-N: 2\r\n", 1))
+            await writer.drain()
+
+    async with raw_server(twice) as port:
+        url = URL(f"http://127.0.0.1:{port}/")
+        first = await http.send("GET", url, [], None, 64)
+        second = await http.send("GET", url, [], None, 64)
+    assert (first.headers["x-n"], second.headers["x-n"]) == ("1", "1"), "each its own answer, none the stray one"
+    assert connections == 2, "a connection that sent an answer unasked is not used again"
+
+    monkeypatch.setattr(http_client, "IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(http_client, "SWEEP_EVERY_SECONDS", 0.1)
+    closed = asyncio.Event()
+
+    async def one_then_wait(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        assert await reader.read() == b""
+        closed.set()
+
+    async with raw_server(one_then_wait) as port:
+        assert (await http.send("GET", URL(f"http://127.0.0.1:{port}/"), [], None, 64)).status == 200
+        await asyncio.wait_for(closed.wait(), 5)
+    await http.close()
