@@ -141,6 +141,11 @@ class Ticker:
         return self._index
 
     @property
+    def watermark(self) -> datetime | None:
+        """Up to when every occurrence of the partitions held has been published (None before the first look)."""
+        return self._watermark
+
+    @property
     def owned(self) -> frozenset[int]:
         return frozenset(self._partitions.owned)
 
@@ -444,7 +449,12 @@ class Ticker:
                 task.cancel()
             if self._background:  # withdrawals under way
                 await asyncio.gather(*self._background, return_exceptions=True)
-            await self._save_watermarks(self.owned, idle_too=True)
+            try:
+                await self._save_watermarks(self.owned, idle_too=True)
+            except BUS_ERRORS as exc:
+                # Stopping during a fault of the bus (a stream without a leader) must not fail the ticker: the next
+                # owner looks from the last watermark saved, and what it publishes again is dropped as a repeat.
+                log.warning("could not save the watermarks on the way out; the next owner repeats a little: %s", exc)
             await self._partitions.release_all()  # the others take these partitions at once, not at expiry
 
     async def _fire(self, stop: asyncio.Event, looked_until: datetime) -> None:

@@ -15,8 +15,9 @@ import pytest
 from nats.js.kv import KeyValue
 
 import services.ticker.service as ticker_service
+from shared.bus.leases import leases_bucket
 from shared.bus.streams import ticker_bucket
-from shared.contracts.subjects import PARTITIONS, partition_of
+from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.contracts.ticker import watermark_key
 from shared.settings import Settings
 from tests.factories import job_created, job_state
@@ -92,3 +93,28 @@ async def test_only_a_firing_partition_saves_its_watermark_each_second_and_every
         after_stop = await revisions(kv)
         assert all(after_stop[p] > before_stop[p] for p in idle), (before_stop, after_stop)
         assert len({await watermark(kv, p) for p in range(PARTITIONS)}) == 1, "all saved up to the same watermark"
+
+
+async def test_a_ticker_stopping_while_its_state_cannot_be_saved_stops_cleanly_and_hands_its_partitions_back(
+    settings: Settings,
+) -> None:
+    """Seen in a cluster fault test: the watermarks saved on the way out met a stream without a leader ("no response
+    from stream") and the ticker ended with that error. Here the state bucket is gone before the stop."""
+    names = Names(settings.namespace)
+    async with job_store(settings) as (js, _):
+        kv = await ticker_bucket(js, settings)
+        leases = await leases_bucket(js, settings)
+        async with running_ticker(settings) as ticker:
+
+            async def saved() -> bool:
+                return ticker.owned == frozenset(range(PARTITIONS)) and all((await revisions(kv)).values())
+
+            await eventually(saved, timeout=30, what="every partition taken and its watermark saved")
+            await js.delete_key_value(names.ticker_bucket)
+            deleted_at = ticker.watermark
+            assert deleted_at is not None
+            # A look after the deletion: the watermarks to save on the way out are newer than the ones saved.
+            await eventually(lambda: (ticker.watermark or deleted_at) > deleted_at, timeout=10, what="another look")
+        # The context's exit awaited the ticker's run: it ended without raising. Its leases were handed back.
+        with pytest.raises(nats.js.errors.NoKeysError):
+            await leases.keys()
