@@ -111,7 +111,7 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
         stack.push_async_callback(withdrawals.stop)
         # The resolver lets through only addresses the egress policy allows: the address checked is the one
         # connected to. No proxy: one would connect on our behalf.
-        client = HttpClient(GuardedResolver(settings.egress_policy), limit=settings.dispatcher_concurrency)
+        client = HttpClient(GuardedResolver(settings.egress_policy))
         stack.push_async_callback(client.close)
         runtime = AttemptRuntime(
             recorder, settings.worker_id, started_after_seconds=settings.started_event_after_seconds

@@ -384,9 +384,9 @@ class Ticker:
             return
         looks_done = self._looks_done
         for partition in partitions:
-            if self._saved.get(partition) == wm or looks_done <= self._taken_at_look.get(partition, -1):
-                continue
             saved = self._saved.get(partition)
+            if saved == wm or looks_done <= self._taken_at_look.get(partition, -1):
+                continue
             fired = self._fired_at_look.get(partition, 0) > self._saved_at_look.get(partition, -1)
             stale = saved is None or (wm - saved).total_seconds() >= IDLE_WATERMARK_SAVE_SECONDS
             if not (fired or stale or idle_too):

@@ -137,7 +137,7 @@ class EgressPolicy:
         """At creation: refuse a literal or a name resolving to any refused address. A name that does not resolve
         now is let through: it is checked again, address by address, at every delivery."""
         self.check_literal(host)
-        if _literal(host) is not None:
+        if ip_literal(host) is not None:
             return
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
@@ -180,11 +180,12 @@ class GuardedResolver(AbstractResolver):
 def _literal_refusal(policy: EgressPolicy, host: str) -> str | None:
     """Why `policy` refuses the IP literal `host`, or None (also for a name). Cached: every delivery to a host asks
     again, and the answer depends only on the (immutable) policy and the host."""
-    ip = _literal(host)
+    ip = ip_literal(host)
     return None if ip is None else policy.refusal(host, ip)
 
 
-def _literal(host: str) -> IPAddress | None:
+def ip_literal(host: str) -> IPAddress | None:
+    """The address `host` writes literally ("[::1]", "10.0.0.1.", "fe80::1%eth0"), or None for a name."""
     try:
         return ipaddress.ip_address(host.strip("[]").split("%")[0].rstrip("."))
     except ValueError:

@@ -22,7 +22,9 @@ import aiohappyeyeballs
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from shared.delivery.egress import ip_literal
 from shared.delivery.http_connection import HttpAnswer, HttpClientError, HttpConnection, ServerDisconnectedError
+from shared.domain.job_checks import HTTP_TOKEN, control_character_in
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # A connection idle this long is closed (aiohttp's keep-alive default): servers close theirs after 5 s to minutes.
@@ -32,11 +34,8 @@ DNS_TTL_SECONDS = 10.0
 HAPPY_EYEBALLS_DELAY_SECONDS = 0.25
 MAX_NAMES_CACHED = 4096
 DEFAULT_HEADERS = (("Accept", "*/*"),)
-# What a header value may not hold: control characters other than tab (RFC 9110 field-value).
-_FORBIDDEN_IN_VALUES = frozenset(chr(c) for c in (*range(0, 9), *range(10, 32), 127))
 # The request's framing is the client's: a header naming it would make a request read two ways.
 _FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 Origin = tuple[str, str, int]
 
@@ -55,7 +54,7 @@ def request_bytes(method: str, url: URL, headers: Iterable[tuple[str, str]], bod
     host = url.raw_host
     if not host or not url.is_absolute():
         raise ValueError(f"not an absolute URL with a host: {url}")
-    if not method or not set(method) <= _TOKEN:
+    if not HTTP_TOKEN.fullmatch(method):
         raise ValueError(f"method {method!r} cannot be sent")
     lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {url.host_port_subcomponent}"]
     given = list(headers)
@@ -67,11 +66,11 @@ def request_bytes(method: str, url: URL, headers: Iterable[tuple[str, str]], bod
         pair = f"{url.user}:{url.password or ''}".encode("latin-1")
         lines.append(f"Authorization: Basic {base64.b64encode(pair).decode()}")
     for name, value in given:
-        if not name or not set(name) <= _TOKEN:
+        if not HTTP_TOKEN.fullmatch(name):
             raise ValueError(f"header name {name!r} cannot be sent")
         if name.lower() in _FRAMING_HEADERS:
             raise ValueError(f"header {name!r} is set by the client, not by a webhook")
-        if any(c in _FORBIDDEN_IN_VALUES for c in value):
+        if control_character_in(value):
             raise ValueError(f"header {name!r} has a control character in its value")
         lines.append(f"{name}: {value}")
     if body is not None or method in ("POST", "PUT", "PATCH"):
@@ -81,12 +80,12 @@ def request_bytes(method: str, url: URL, headers: Iterable[tuple[str, str]], bod
 
 
 class HttpClient:
-    """Sends requests over pooled connections; at most `limit` requests in flight. `resolver` names the addresses a
-    host may be connected to (the egress guard); an IP literal is connected to as written (checked by the caller)."""
+    """Sends requests over pooled connections. `resolver` names the addresses a host may be connected to (the egress
+    guard); an IP literal is connected to as written (checked by the caller). How many requests are in flight is the
+    caller's to bound (the dispatcher's slots)."""
 
-    def __init__(self, resolver: AbstractResolver, *, limit: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, resolver: AbstractResolver, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._resolver = resolver
-        self._slots = asyncio.Semaphore(limit)
         self._ssl = ssl_context or ssl.create_default_context()
         self._idle: dict[Origin, list[HttpConnection]] = {}
         self._addresses: dict[tuple[str, int], tuple[float, asyncio.Future[list[ResolveResult]]]] = {}
@@ -100,17 +99,16 @@ class HttpClient:
         a target it could not connect to, EgressRefusedError inside it for one the resolver refused) or ValueError
         for a request that cannot be sent."""
         data = request_bytes(method, url, headers, body)
-        origin = (url.scheme, url.raw_host or "", url.explicit_port or (443 if url.scheme == "https" else 80))
-        async with self._slots:
-            connection = self._reused(origin)
-            if connection is not None:
-                try:
-                    return await self._exchange(origin, connection, data, body_limit)
-                except ServerDisconnectedError as exc:
-                    if exc.sent and (exc.answered or method not in IDEMPOTENT_METHODS):
-                        raise
-            connection = await self._connect(origin)
-            return await self._exchange(origin, connection, data, body_limit)
+        origin = (url.scheme, url.raw_host or "", url.port or 0)  # yarl gives http's and https's default ports
+        connection = self._reused(origin)
+        if connection is not None:
+            try:
+                return await self._exchange(origin, connection, data, body_limit)
+            except ServerDisconnectedError as exc:
+                if exc.sent and (exc.answered or method not in IDEMPOTENT_METHODS):
+                    raise
+        connection = await self._connect(origin)
+        return await self._exchange(origin, connection, data, body_limit)
 
     async def close(self) -> None:
         self._closed = True
@@ -184,14 +182,10 @@ class HttpClient:
     async def _addresses_of(self, host: str, port: int) -> list[ResolveResult]:
         """Where `host` may be connected to: an IP literal as is, a name through the resolver, cached for
         DNS_TTL_SECONDS; one resolution at a time per name."""
-        literal = host.strip("[]")
-        try:
-            family = socket.AF_INET6 if ":" in literal else socket.AF_INET
-            socket.inet_pton(family, literal.split("%")[0])
-        except OSError:
-            pass
-        else:
-            return [ResolveResult(hostname=host, host=literal, port=port, family=family, proto=0, flags=0)]
+        if (ip := ip_literal(host)) is not None:
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            address = host.strip("[]").rstrip(".")  # a zone (fe80::1%eth0) kept
+            return [ResolveResult(hostname=host, host=address, port=port, family=family, proto=0, flags=0)]
         loop = asyncio.get_running_loop()
         key = (host, port)
         cached = self._addresses.get(key)

@@ -117,7 +117,6 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._waiter is None or self._waiter.done():
             # A second answer after the one asked for (in the same read): nothing more on this connection is trusted.
-            self.reusable = False
             self.close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -157,7 +156,7 @@ class HttpConnection(asyncio.Protocol):
     async def exchange(self, request: bytes, body_limit: int) -> HttpAnswer:
         """Send `request` (a whole serialized request) and wait for its answer. If the wait ends any other way (a
         timeout, a cancellation, an error), the connection is closed."""
-        if self._transport is None or self.closed or self._transport.is_closing():
+        if self._transport is None or not self.usable:
             self.close()
             raise ServerDisconnectedError(
                 "the connection closed before the request was sent", answered=False, sent=False
@@ -170,13 +169,13 @@ class HttpConnection(asyncio.Protocol):
         self.reusable = False
         self._transport.write(request)
         try:
-            return await self._waiter
+            answer = await self._waiter
         except BaseException:
             self.close()  # a cancellation may land after the answer came: the connection is not handed back then
             raise
-        finally:
-            if not self.reusable:
-                self.close()
+        if not self.reusable:
+            self.close()
+        return answer
 
     @property
     def usable(self) -> bool:
@@ -197,7 +196,6 @@ class HttpConnection(asyncio.Protocol):
         waiter.set_result(HttpAnswer(self._status, dict(self._headers), bytes(self._body), self._truncated))
 
     def _fail(self, error: HttpClientError) -> None:
-        self.reusable = False
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(error)
         self.close()

@@ -25,8 +25,8 @@ MAX_WEBHOOKS_PER_JOB = 20
 # The years a time a job holds may fall in: every such time can be shown in any zone.
 FIRST_YEAR, LAST_YEAR = 1970, 9000
 YEARS = f"years {FIRST_YEAR} to {LAST_YEAR}"
-# RFC 9110 token characters: what a header name may be made of.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# RFC 9110 token characters: what a header name (and a method) may be made of.
+HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Set by the dispatcher on every request; a webhook may not override them.
 _RESERVED_HEADERS = frozenset(
     {
@@ -128,13 +128,18 @@ def checked_url(url: str) -> str:
 def checked_headers(headers: dict[str, str]) -> dict[str, str]:
     """Valid header names, values without control characters (tab allowed), nothing the dispatcher sets itself."""
     for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
+        if not HTTP_TOKEN.match(name):
             raise ValidationFailed(f"header name {name!r} is not a valid HTTP header name", "headers")
         if name.lower() in _RESERVED_HEADERS:
             raise ValidationFailed(f"header {name!r} is set by the scheduler, not by a webhook", "headers")
-        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        if control_character_in(value):
             raise ValidationFailed(f"header {name!r} has a control character in its value", "headers")
     return headers
+
+
+def control_character_in(value: str) -> bool:
+    """Whether a header value holds a control character other than tab (which RFC 9110 field values may not)."""
+    return any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value)
 
 
 def check_body(template: str | None, content_type: str) -> None:

@@ -111,7 +111,7 @@ async def app_server(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator
 
 
 def client(resolver: object | None = None, ssl_context: ssl.SSLContext | None = None) -> HttpClient:
-    return HttpClient(resolver or DefaultResolver(), limit=50, ssl_context=ssl_context)  # type: ignore[arg-type]
+    return HttpClient(resolver or DefaultResolver(), ssl_context=ssl_context)  # type: ignore[arg-type]
 
 
 async def test_requests_to_one_receiver_reuse_kept_alive_connections_and_are_sent_as_asked() -> None:

@@ -43,7 +43,7 @@ def request_to(url: str, headers: dict[str, str]) -> ExecutionRequested:
     ],
 )
 async def test_unsendable_requests_are_failures(url: str, headers: dict[str, str]) -> None:
-    client = HttpClient(DefaultResolver(), limit=1)
+    client = HttpClient(DefaultResolver())
     outcome = await deliver(client, request_to(url, headers), timeout=5, body_limit=1024)
     await client.close()
     assert outcome.error is not None
