@@ -128,7 +128,7 @@ def checked_url(url: str) -> str:
 def checked_headers(headers: dict[str, str]) -> dict[str, str]:
     """Valid header names, values without control characters (tab allowed), nothing the dispatcher sets itself."""
     for name, value in headers.items():
-        if not HTTP_TOKEN.match(name):
+        if not HTTP_TOKEN.fullmatch(name):
             raise ValidationFailed(f"header name {name!r} is not a valid HTTP header name", "headers")
         if name.lower() in _RESERVED_HEADERS:
             raise ValidationFailed(f"header {name!r} is set by the scheduler, not by a webhook", "headers")

@@ -95,7 +95,13 @@ def test_webhook_urls(url: str, message: str) -> None:
 def test_headers_and_bodies() -> None:
     assert checked_url("https://example.com:8443/a?b=c") == "https://example.com:8443/a?b=c"
     assert checked_headers({"X-Tab": "a\tb"}) == {"X-Tab": "a\tb"}
-    for headers in ({"X Bad": "a"}, {"webhook-id": "forged"}, {"Host": "internal"}, {"X-A": "a\x7fb"}):
+    for headers in (
+        {"X Bad": "a"},
+        {"X-End\n": "a"},
+        {"webhook-id": "forged"},
+        {"Host": "internal"},
+        {"X-A": "a\x7fb"},
+    ):
         with pytest.raises(errors.ValidationFailed) as error:
             checked_headers(headers)
         assert error.value.field == "headers"
