@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from shared.observability.logs import configure_logging
+from shared.runtime.event_loop import run_on
 from shared.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def _run_one(settings: Settings, name: str) -> None:
         await run_services(settings, [name], stop, on_ready=started)
 
     try:
-        asyncio.run(go())
+        run_on(settings.event_loop, go())
     except ValueError as exc:  # configuration refused by a service (e.g. a missing secret)
         raise click.ClickException(str(exc)) from exc
 
@@ -163,7 +164,7 @@ def worker(settings: Settings, app_path: str, data_dir: Path) -> None:
         await found.run(settings, stop)
 
     try:
-        asyncio.run(go())
+        run_on(settings.event_loop, go())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -36,6 +36,7 @@ from services.api.core.auth import mint_token
 from services.projector.migrate import migrate
 from shared.db.pool import create_pool
 from shared.runtime.collector import settle_collector
+from shared.runtime.event_loop import run_on
 from shared.settings import Settings, redacted_url, variable
 
 log = logging.getLogger(__name__)
@@ -321,9 +322,9 @@ def run_dev(
         record(data_dir, endpoints)  # operators' commands and workers find the servers here
         token = _dev_token(secret, settings, account)
         if single_process:
-            asyncio.run(_run(settings, data_dir, account, embedded, token))
+            run_on(settings.event_loop, _run(settings, data_dir, account, embedded, token))
         else:
-            asyncio.run(_run_processes(settings, inherited, data_dir, account, embedded, token))
+            run_on(settings.event_loop, _run_processes(settings, inherited, data_dir, account, embedded, token))
     finally:
         forget(data_dir)
         if nats is not None:

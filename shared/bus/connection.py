@@ -77,9 +77,11 @@ async def disconnect(nc: Client) -> None:
         try:
             await nc.drain()
             return
-        except (nats.errors.Error, OSError) as exc:
+        except (nats.errors.Error, OSError, RuntimeError) as exc:
             log.warning("drain failed, closing: %s", exc)
     try:
         await nc.close()
-    except OSError as exc:  # the socket was already gone; nothing is left to flush
+    except (OSError, RuntimeError) as exc:
+        # The socket was already gone; nothing is left to flush. nats-py still writes its pending buffer to the
+        # closed transport: asyncio's ignores that, uvloop's raises RuntimeError.
         log.warning("closed a lost NATS connection: %s", exc)

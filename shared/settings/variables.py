@@ -195,6 +195,12 @@ class Variables(BaseSettings):
         validation_alias="SCHEDULER_LOG_FORMAT",
         description="`text` lines, or `json`: one JSON object per line for log pipelines.",
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        validation_alias="SCHEDULER_EVENT_LOOP",
+        description="The event loop of each long-running process: `uvloop` where it is installed (Linux and macOS;"
+        " asyncio's own elsewhere), or `asyncio`.",
+    )
     secrets_dir: Path | None = Field(
         None,
         validation_alias="SCHEDULER_SECRETS_DIR",
