@@ -175,7 +175,9 @@ class Supervisor:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            process_group=0,  # Ctrl-C reaches dev alone, which stops the children in order
+            # Ctrl-C reaches dev alone, which stops the children in order. (A session of its own, not
+            # `process_group=0`: uvloop's subprocesses take the one and refuse the other.)
+            start_new_session=True,
             preexec_fn=_die_with_parent_hook(),
         )
         child.process = process
