@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import time
@@ -35,12 +36,23 @@ class SigningSecretStore:
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
         self._cache: dict[UUID, tuple[float, SigningSecrets]] = {}
+        self._loading: dict[UUID, asyncio.Future[SigningSecrets]] = {}
 
     async def get(self, account_id: UUID, now: datetime) -> SigningSecrets:
-        """The account's secrets, created on first use (several creators agree: the first write wins)."""
+        """The account's secrets, created on first use (several creators agree: the first write wins). Callers that
+        find the cache stale together share one read: a busy second's deliveries to one account would otherwise
+        each read the bucket (up to the dispatcher's concurrency at once, every CACHE_SECONDS)."""
         cached = self._cache.get(account_id)
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
+        loading = self._loading.get(account_id)
+        if loading is None:
+            loading = self._loading[account_id] = asyncio.ensure_future(self._load(account_id, now))
+            loading.add_done_callback(lambda _: self._loading.pop(account_id, None))
+        # Shielded: one caller cancelled (its delivery timed out) does not cancel the others' read.
+        return await asyncio.shield(loading)
+
+    async def _load(self, account_id: UUID, now: datetime) -> SigningSecrets:
         found = await self._read(account_id)
         if found is None:
             created = SigningSecrets(current=new_secret(), rotated_at=now)
