@@ -25,7 +25,7 @@ import msgspec
 
 from shared.contracts.job_timing import JobTimingEvent
 from shared.contracts.jobs import JobState, MisfirePolicy
-from shared.contracts.schedules import Schedule
+from shared.contracts.schedules import Exclusions, Schedule
 from shared.contracts.subjects import partition_of
 from shared.schedule.firing import jitter_of, next_fire, passed_date
 
@@ -73,6 +73,8 @@ class IndexedJob(msgspec.Struct, kw_only=True, gc=False):
     state: JobState | None = None
     # In `_near` (fired from; holds or is getting its state) rather than `_far`.
     near: bool = False
+    # Occurrences of the schedule the job does not have (None for almost every job).
+    exclusions: Exclusions | None = None
 
     @property
     def fire_at(self) -> datetime | None:
@@ -89,7 +91,16 @@ class IndexedJob(msgspec.Struct, kw_only=True, gc=False):
             state.end_at,
             state.jitter_seconds,
             state.misfire,
-        ) == (self.schedule, self.timezone, self.start_at, self.end_at, self.jitter_seconds, self.misfire)
+            state.exclusions,
+        ) == (
+            self.schedule,
+            self.timezone,
+            self.start_at,
+            self.end_at,
+            self.jitter_seconds,
+            self.misfire,
+            self.exclusions,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +179,13 @@ class ScheduleIndex:
             misfire=self._one(timing.misfire),
             next_due=None,
             catch_up_from=catch_up_from,
+            exclusions=self._one(timing.exclusions),
         )
         unchanged = (
             known is not None
             and known.next_due is not None
-            and (known.schedule, known.timezone, known.start_at, known.end_at)
-            == (entry.schedule, entry.timezone, entry.start_at, entry.end_at)
+            and (known.schedule, known.timezone, known.start_at, known.end_at, known.exclusions)
+            == (entry.schedule, entry.timezone, entry.start_at, entry.end_at, entry.exclusions)
         )
         late = None
         if not timing.enabled:
@@ -194,7 +206,7 @@ class ScheduleIndex:
 
     def _first_after(self, job: IndexedJob, after: datetime) -> datetime | None:
         """next_fire, remembered for the jobs that share a schedule, zone and window, and start after the same time."""
-        key = (job.schedule, job.timezone, job.start_at, job.end_at, after)
+        key = (job.schedule, job.timezone, job.start_at, job.end_at, job.exclusions, after)
         try:
             return self._next_fire[key]
         except KeyError:

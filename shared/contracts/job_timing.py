@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 
 from shared.contracts.jobs import MisfirePolicy
-from shared.contracts.schedules import Schedule
+from shared.contracts.schedules import Exclusions, Schedule
 
 JobEventType = Literal[
     "JobCreated",
@@ -41,6 +41,7 @@ class JobTiming(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     start_at: datetime | None = None
     end_at: datetime | None = None
     jitter_seconds: float = 0.0
+    exclusions: Exclusions | None = None
 
 
 class JobTimingEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):

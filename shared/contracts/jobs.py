@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from shared.contracts.schedules import Schedule
+from shared.contracts.schedules import Exclusions, Schedule
 
 
 class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +92,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     # When an occurrence comes due while the job's previous one is still being delivered (per webhook, or the
     # task): run it anyway, skip it (recorded as skipped), or hold one until the previous finishes.
     overlap: Literal["allow", "skip", "queue_one"] = "allow"
+    # Occurrences of the schedule the job does not have (days, or cron rules on its wall-clock time); None: none.
+    exclusions: Exclusions | None = None
     description: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -43,6 +43,16 @@ class CalendarRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     exclude_dates: tuple[date, ...] = ()
 
 
+class Exclusions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Occurrences a job does not have, whatever its schedule: those on `dates` (days in the job's time zone) and those
+    whose wall-clock time there matches one of `rules` (cron expressions: `* * 25 12 *` is all of 25 December,
+    `0 9 * * 1` Mondays at 09:00). An excluded occurrence is not an occurrence at all: nothing fires or is recorded.
+    """
+
+    dates: tuple[date, ...] = ()
+    rules: tuple[str, ...] = ()
+
+
 class CalendarSchedule(msgspec.Struct, frozen=True, kw_only=True, tag="calendar", tag_field="kind"):
     """A calendar rule, or an RFC 5545 RRULE evaluated in wall-clock time from `anchor` (its DTSTART if it has none)."""
 

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
-from shared.contracts.schedules import DateSchedule, Schedule
+from shared.contracts.schedules import DateSchedule, Exclusions, Schedule
+from shared.schedule.exclusions import MAX_SKIPPED, excluded
 from shared.schedule.occurrences import next_after
 
 _TICK = timedelta(microseconds=1)
@@ -32,14 +33,22 @@ class Timed(Protocol):
     def end_at(self) -> datetime | None: ...
     @property
     def jitter_seconds(self) -> float: ...
+    @property
+    def exclusions(self) -> Exclusions | None: ...
 
 
 def next_fire(state: Timed, after: datetime) -> datetime | None:
-    """The job's first nominal occurrence strictly after `after` within [start_at, end_at], if any."""
+    """The job's first nominal occurrence strictly after `after` within [start_at, end_at] and not excluded, if any."""
     if state.start_at is not None and after < state.start_at:
         after = state.start_at - _TICK
     try:
         t = next_after(state.schedule, state.timezone, after)
+        skipped = 0
+        while t is not None and excluded(t, state.timezone, state.exclusions):
+            skipped += 1
+            if skipped > MAX_SKIPPED or (state.end_at is not None and t > state.end_at):
+                return None
+            t = next_after(state.schedule, state.timezone, t)
     except OverflowError:  # past the end of the calendar: it never fires again
         return None
     if t is not None and state.end_at is not None and t > state.end_at:
@@ -57,6 +66,7 @@ def passed_date(state: Timed, now: datetime) -> datetime | None:
         at > now
         or (state.start_at is not None and at < state.start_at)
         or (state.end_at is not None and at > state.end_at)
+        or excluded(at, state.timezone, state.exclusions)
     ):
         return None
     return at

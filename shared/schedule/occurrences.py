@@ -71,6 +71,15 @@ def _cron(expression: str, start_wall: datetime) -> croniter:
     )
 
 
+def matches_cron(expression: str, wall: datetime) -> bool:
+    """Whether the naive wall-clock time `wall` is one `expression` matches (to its minute, or to its second when it
+    has 6 fields)."""
+    six = _is_six_field(expression)
+    return bool(
+        croniter.match(_normalized(expression), wall, second_at_beginning=six, precision_in_seconds=1 if six else 60)
+    )
+
+
 def _cron_walls(expression: str, start: datetime) -> Iterator[datetime]:
     it = _cron(expression, start)
     while True:
