@@ -15,6 +15,7 @@ Field = Literal[
     "timeout_seconds",
     "start_at",
     "end_at",
+    "exclusions",
     "webhooks",
     "url",
     "method",

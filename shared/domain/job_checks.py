@@ -8,14 +8,17 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import msgspec
+
 from shared.contracts.codec import encode
 from shared.contracts.jobs import JobCreated, JobEvent, JobState, JobUpdated
-from shared.contracts.schedules import CronSchedule, Schedule, kind_of
+from shared.contracts.schedules import CronSchedule, Exclusions, Schedule, kind_of
 from shared.contracts.task_names import check_task_name
 from shared.delivery.templates import TemplateError, check_template
 from shared.domain.errors import InvalidCron, ValidationFailed
 from shared.schedule.errors import InvalidCronExpressionError, InvalidScheduleError, InvalidTimezoneError
-from shared.schedule.firing import passed_date
+from shared.schedule.exclusions import check_exclusions
+from shared.schedule.firing import next_fire, passed_date
 from shared.schedule.occurrences import validate_cron, validate_schedule
 from shared.schedule.wallclock import zone
 
@@ -87,6 +90,17 @@ def checked_schedule(schedule: Schedule, timezone: str) -> Schedule:
     except InvalidScheduleError as exc:
         raise ValidationFailed(str(exc), "schedule", schedule_kind=kind_of(schedule)) from exc
     return schedule
+
+
+def checked_exclusions(exclusions: Exclusions | None) -> Exclusions | None:
+    """Exclusions within their limits with rules that parse, dates in order without repeats; None for none."""
+    if exclusions is None or not (exclusions.dates or exclusions.rules):
+        return None
+    try:
+        check_exclusions(exclusions)
+    except InvalidScheduleError as exc:
+        raise ValidationFailed(str(exc), "exclusions") from exc
+    return Exclusions(dates=tuple(sorted(set(exclusions.dates))), rules=tuple(dict.fromkeys(exclusions.rules)))
 
 
 def checked_task_name(name: str) -> str:
@@ -167,6 +181,10 @@ def check_fires(event: JobEvent) -> None:
         sets_schedule = isinstance(event, JobCreated) or (isinstance(event, JobUpdated) and "schedule" in event.changed)
         if sets_schedule and passed_date(event.job, event.occurred_at) is not None:
             return  # a date already past: the ticker puts its occurrence through the job's misfire policy
+        if event.job.exclusions is not None:
+            unexcluded = msgspec.structs.replace(event.job, exclusions=None)
+            if next_fire(unexcluded, event.occurred_at) is not None:
+                raise ValidationFailed("the exclusions remove every occurrence: the job would never fire", "exclusions")
         kind = kind_of(event.job.schedule)
         detail = "scheduled_time is in the past" if kind == "date" else "the schedule never fires again"
         raise ValidationFailed(detail, "schedule", schedule_kind=kind)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
-from shared.contracts.schedules import Schedule
+from shared.contracts.schedules import Exclusions, Schedule
 from shared.domain.job_patches import JobChanges, WebhookChanges
 
 
@@ -43,6 +43,7 @@ class JobDraft:
     jitter_seconds: float = 0.0
     start_at: datetime | None = None
     end_at: datetime | None = None
+    exclusions: Exclusions | None = None
     priority: int = 5
     description: str | None = None
     tags: tuple[str, ...] = ()

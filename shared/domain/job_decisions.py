@@ -28,6 +28,7 @@ from shared.domain.job_checks import (
     check_size,
     check_timeout,
     check_window,
+    checked_exclusions,
     checked_schedule,
     checked_task_name,
     checked_timezone,
@@ -57,7 +58,7 @@ from shared.domain.webhook_decisions import (
 )
 
 # A change of any of these may leave an enabled job that never fires again.
-_TIMING = frozenset({"schedule", "timezone", "enabled", "start_at", "end_at"})
+_TIMING = frozenset({"schedule", "timezone", "enabled", "start_at", "end_at", "exclusions"})
 
 
 def decide(latest: JobEvent | None, command: JobCommand, now: datetime) -> JobEvent | None:
@@ -118,6 +119,7 @@ def create_job(command: CreateJob, now: datetime) -> JobCreated:
         jitter_seconds=draft.jitter_seconds,
         start_at=checked_utc(draft.start_at),
         end_at=checked_utc(draft.end_at),
+        exclusions=checked_exclusions(draft.exclusions),
         priority=draft.priority,
         description=draft.description,
         tags=draft.tags,
@@ -158,6 +160,8 @@ def checked_changes(changes: JobChanges, max_timeout_seconds: float | None = Non
         changes = dataclasses.replace(changes, start_at=checked_utc(values["start_at"]))
     if "end_at" in values:
         changes = dataclasses.replace(changes, end_at=checked_utc(values["end_at"]))
+    if "exclusions" in values:
+        changes = dataclasses.replace(changes, exclusions=checked_exclusions(values["exclusions"]))
     return changes
 
 

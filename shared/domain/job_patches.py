@@ -11,7 +11,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
-from shared.contracts.schedules import Schedule
+from shared.contracts.schedules import Exclusions, Schedule
 from shared.domain.errors import ValidationFailed
 
 _RETRY_FIELDS = ("max_attempts", "base_delay_seconds", "backoff", "jitter", "max_delay_seconds")
@@ -90,6 +90,7 @@ class JobChanges:
     jitter_seconds: float | UnsetType = UNSET
     start_at: datetime | UnsetType | None = UNSET
     end_at: datetime | UnsetType | None = UNSET
+    exclusions: Exclusions | UnsetType | None = UNSET
     priority: int | UnsetType = UNSET
     description: str | UnsetType | None = UNSET
     tags: tuple[str, ...] | UnsetType = UNSET

@@ -7,18 +7,25 @@ rules of `shared.schedule.wallclock`: on a spring-forward day a 02:30 occurrence
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Literal
 
-from shared.contracts.schedules import Exclusions
+from shared.contracts.schedules import Exclusions, Schedule
 from shared.schedule.errors import InvalidCronExpressionError, InvalidScheduleError
-from shared.schedule.occurrences import matches_cron, validate_cron
-from shared.schedule.wallclock import to_wall, zone
+from shared.schedule.occurrences import matches_cron, next_after, validate_cron
+from shared.schedule.wallclock import to_instant, to_wall, zone
 
 MAX_DATES = 1000
 MAX_RULES = 20
-# Consecutive excluded occurrences after which a job is taken never to fire again (so exclusions that remove every
-# occurrence cannot keep a ticker walking its schedule).
+# Consecutive excluded stretches after which a job is taken never to fire again (so exclusions that remove every
+# occurrence cannot keep a ticker walking its schedule). A stretch is as much as an exclusion covers at once: a
+# whole day for a date, so this is decades of excluded days.
 MAX_SKIPPED = 10_000
+
+_TICK = timedelta(microseconds=1)
+_Unit = Literal["second", "minute", "hour", "day"]
+_STEP: dict[_Unit, timedelta] = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
 def check_exclusions(exclusions: Exclusions) -> None:
@@ -40,3 +47,71 @@ def excluded(instant: datetime, timezone: str, exclusions: Exclusions | None) ->
         return False
     wall = to_wall(instant, zone(timezone))
     return wall.date() in exclusions.dates or any(matches_cron(rule, wall) for rule in exclusions.rules)
+
+
+def next_included(
+    schedule: Schedule,
+    timezone: str,
+    after: datetime,
+    exclusions: Exclusions | None,
+    until: datetime | None = None,
+) -> datetime | None:
+    """The schedule's first occurrence strictly after `after` that is not excluded (None: none, or none by `until`).
+    An excluded occurrence is passed over with the whole stretch its exclusion covers, not one occurrence at a time:
+    a job firing every second with a day excluded takes one step over that day, not 86,400."""
+    t = next_after(schedule, timezone, after)
+    stretches = 0
+    while t is not None and excluded(t, timezone, exclusions):
+        stretches += 1
+        if stretches > MAX_SKIPPED or (until is not None and t > until):
+            return None
+        assert exclusions is not None
+        t = next_after(schedule, timezone, _excluded_through(t, timezone, exclusions))
+    return t
+
+
+def included_after(
+    schedule: Schedule, timezone: str, after: datetime, exclusions: Exclusions | None
+) -> Iterator[datetime]:
+    """Every occurrence strictly after `after` that is not excluded, in order."""
+    t = next_included(schedule, timezone, after, exclusions)
+    while t is not None:
+        yield t
+        t = next_included(schedule, timezone, t, exclusions)
+
+
+def _excluded_through(instant: datetime, timezone: str, exclusions: Exclusions) -> datetime:
+    """The last instant of the stretch of wall-clock time around the excluded `instant` that its exclusions remove
+    whole: the rest of its day for a date or a rule on days, of its hour or minute for a rule on those."""
+    tz = zone(timezone)
+    wall = to_wall(instant, tz)
+    units: list[_Unit] = ["day"] if wall.date() in exclusions.dates else []
+    units += [_whole_unit(rule) for rule in exclusions.rules if matches_cron(rule, wall)]
+    unit = max(units, key=list(_STEP_ORDER).index)
+    if unit == "second":
+        return instant
+    start = wall.replace(microsecond=0, second=0)
+    if unit in ("hour", "day"):
+        start = start.replace(minute=0)
+    if unit == "day":
+        start = start.replace(hour=0)
+    return max(instant, to_instant(start + _STEP[unit], tz) - _TICK)
+
+
+_STEP_ORDER: tuple[_Unit, ...] = ("second", "minute", "hour", "day")
+
+
+def _whole_unit(rule: str) -> _Unit:
+    """The widest stretch of wall-clock time a match of `rule` always covers: a rule whose finer fields are all `*`
+    matches whole minutes, hours or days."""
+    if rule.startswith("@"):
+        return "minute"
+    fields = rule.split()
+    seconds, rest = (fields[0], fields[1:]) if len(fields) == 6 else ("*", fields)
+    if seconds != "*":
+        return "second"
+    if rest[0] != "*":
+        return "minute"
+    if rest[1] != "*":
+        return "hour"
+    return "day"

@@ -27,6 +27,7 @@ JOB_FIELDS = {
     "jitter_seconds",
     "start_at",
     "end_at",
+    "exclusions",
     "id",
     "account_id",
     "name",

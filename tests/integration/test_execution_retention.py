@@ -114,7 +114,7 @@ async def test_executions_from_before_partitioning_keep_their_rows_and_counts(co
     before, counted = await conn.fetch(rows), await conn.fetch(stats)
     assert len(before) == 6
 
-    assert await migrate(conn) == ["0010_executions_partitioned_by_time.sql"]
+    assert (await migrate(conn))[0] == "0010_executions_partitioned_by_time.sql"
     assert await conn.fetch(rows) == before and await conn.fetch(stats) == counted
     await keep_history(conn, Retention(30 * DAY, DAY), NOW)
     assert await rows_by_partition(conn) == {"executions_20251231_000000": 6}

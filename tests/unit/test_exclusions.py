@@ -13,7 +13,7 @@ from shared.contracts.schedules import DateSchedule, Exclusions
 from shared.schedule.errors import InvalidScheduleError
 from shared.schedule.exclusions import MAX_DATES, MAX_RULES, check_exclusions, excluded
 from shared.schedule.firing import next_fire, passed_date
-from tests.factories import job_created, job_state, timing_of
+from tests.factories import job_created, job_following, job_state, timing_of
 
 pytestmark = pytest.mark.unit
 
@@ -81,6 +81,28 @@ def test_on_a_fall_back_day_one_excluded_date_removes_exactly_the_one_occurrence
     assert _following(job(Exclusions(dates=(date(2026, 10, 25),))), before, 1) == fires[1:]
 
 
+def test_a_frequent_job_passes_over_a_whole_excluded_day_hour_or_minute_at_once() -> None:
+    def every_second(exclusions: Exclusions, timezone: str = "UTC") -> JobState:
+        return job_state("* * * * * *", timezone=timezone, exclusions=exclusions, at=datetime(2026, 1, 1, tzinfo=UTC))
+
+    eve = datetime(2026, 12, 24, 23, 59, 59, tzinfo=UTC)
+    boxing_day = datetime(2026, 12, 26, tzinfo=UTC)  # 86,400 excluded occurrences later
+    assert next_fire(every_second(Exclusions(dates=(date(2026, 12, 25),))), eve) == boxing_day
+    assert next_fire(every_second(Exclusions(rules=("* * 25 12 *",))), eve) == boxing_day
+    nine = datetime(2026, 12, 7, 8, 59, 59, tzinfo=UTC)  # a Monday
+    assert next_fire(every_second(Exclusions(rules=("* 9 * * 1",))), nine) == nine.replace(hour=10, minute=0, second=0)
+    assert next_fire(every_second(Exclusions(rules=("0 9 * * 1",))), nine) == nine.replace(hour=9, minute=1, second=0)
+    even_seconds = every_second(Exclusions(rules=("*/2 * * * * *",)))
+    assert next_fire(even_seconds, nine) == nine.replace(hour=9, minute=0, second=1)
+    # Across daylight saving in Berlin, an excluded hour is passed over on the wall clock.
+    fall_back = every_second(Exclusions(rules=("* 2 * * *",)), BERLIN)
+    # 25 October: 02:00-02:59 CEST (00:00-00:59 UTC) removed; the repeated 02:xx CET does not fire (first time only).
+    assert next_fire(fall_back, datetime(2026, 10, 24, 23, 59, 59, tzinfo=UTC)) == datetime(2026, 10, 25, 2, tzinfo=UTC)
+    spring = every_second(Exclusions(rules=("* 3 * * *",)), BERLIN)
+    # 29 March: 02:00 CET becomes 03:00 CEST (01:00 UTC); 03:00-03:59 CEST removed, 04:00 CEST is 02:00 UTC.
+    assert next_fire(spring, datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC)) == datetime(2026, 3, 29, 2, tzinfo=UTC)
+
+
 def test_exclusions_that_remove_everything_mean_it_never_fires_again() -> None:
     every_day = weekdays_at_nine(Exclusions(rules=("* * * * *",)))
     assert next_fire(every_day, datetime(2026, 1, 1, tzinfo=UTC)) is None
@@ -103,16 +125,7 @@ def test_the_tickers_index_skips_excluded_occurrences_and_sees_them_change() -> 
     assert index.next_due() == datetime(2026, 12, 28, 9, tzinfo=UTC)
     # The exclusion removed: the 25th is due again (an update that changes only the exclusions is seen).
     updated = msgspec.structs.replace(job, exclusions=None)
-    event = JobUpdated(
-        event_id=job.id,
-        job_id=job.id,
-        account_id=job.account_id,
-        version=2,
-        occurred_at=start,
-        job=updated,
-        next_run_at=None,
-        changed=("exclusions",),
-    )
+    event = msgspec.structs.replace(job_following(JobUpdated, updated, 2), changed=("exclusions",))
     index.apply(timing_of(event), start)
     assert index.next_due() == datetime(2026, 12, 25, 9, tzinfo=UTC)
 

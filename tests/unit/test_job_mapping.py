@@ -63,6 +63,7 @@ def record_of(draft: Any, **columns: Any) -> JobRecord:
         "jitter_seconds": draft.jitter_seconds,
         "start_at": draft.start_at,
         "end_at": draft.end_at,
+        "exclusions": msgspec.to_builtins(draft.exclusions) if draft.exclusions is not None else None,
         "priority": draft.priority,
         "tags": list(draft.tags),
         "metadata": draft.metadata,

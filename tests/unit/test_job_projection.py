@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import msgspec
@@ -29,7 +29,7 @@ from shared.contracts.jobs import (
     WebhookSpec,
     WebhookUpdated,
 )
-from shared.contracts.schedules import IntervalSchedule
+from shared.contracts.schedules import Exclusions, IntervalSchedule
 from tests.factories import NOW, job_state
 
 pytestmark = pytest.mark.unit
@@ -101,6 +101,7 @@ def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_seq
         end_at=LATER,
         jitter_seconds=3.0,
         overlap="queue_one",
+        exclusions=Exclusions(dates=(date(2026, 12, 25),), rules=("0 9 * * 1",)),
         description="d",
         tags=("a", "b"),
         metadata={"m": 1},
@@ -136,6 +137,7 @@ def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_seq
         "end_at": LATER,
         "jitter_seconds": 3.0,
         "overlap": "queue_one",
+        "exclusions": {"dates": ("2026-12-25",), "rules": ("0 9 * * 1",)},
     }
     # A job's first event: no webhooks, and none of an earlier state to remove.
     assert rows(step, "webhooks") == [] and not [w for w in step.writes if w.sql.startswith("DELETE")]

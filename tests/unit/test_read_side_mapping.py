@@ -41,6 +41,7 @@ def row(schedule: dict[str, Any], **changes: Any) -> dict[str, Any]:
         "jitter_seconds": 2.0,
         "start_at": None,
         "end_at": None,
+        "exclusions": None,
         "priority": 7,
         "tags": ["a", "b"],
         "metadata": {"team": "x"},

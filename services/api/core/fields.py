@@ -3,11 +3,14 @@ the dashboard share), and the misfire policy's body, which the primary API and N
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from shared.contracts.jobs import MisfirePolicy
+from shared.contracts.schedules import Exclusions
+from shared.schedule.exclusions import MAX_DATES, MAX_RULES
 
 # Postgres text and jsonb cannot hold NUL, so no string may carry one into the read models.
 NO_NUL = r"^[^\x00]*$"
@@ -40,6 +43,30 @@ class MisfirePolicyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
 
     policy: Literal["fire_all", "fire_latest", "skip"] = "fire_all"
     grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
+
+
+class ExclusionsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Occurrences of the schedule the job does not have: those on `dates` (days in the job's time zone) and those
+    whose wall-clock time there matches one of `rules` (cron expressions, 5 or 6 fields: `* * 25 12 *` is all of
+    25 December, `0 9 * * 1` Mondays at 09:00). Nothing fires or is recorded for them."""
+
+    dates: Annotated[list[date], msgspec.Meta(max_length=MAX_DATES, examples=[["2026-12-25"]])] = msgspec.field(
+        default_factory=list
+    )
+    rules: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]],
+        msgspec.Meta(max_length=MAX_RULES, examples=[["* * 25 12 *"]]),
+    ] = msgspec.field(default_factory=list)
+
+
+def exclusions_body(exclusions: Exclusions | None) -> ExclusionsBody | None:
+    if exclusions is None:
+        return None
+    return ExclusionsBody(dates=list(exclusions.dates), rules=list(exclusions.rules))
+
+
+def exclusions_of(body: ExclusionsBody | None) -> Exclusions | None:
+    return None if body is None else Exclusions(dates=tuple(body.dates), rules=tuple(body.rules))
 
 
 def misfire_policy_body(policy: MisfirePolicy) -> MisfirePolicyBody:

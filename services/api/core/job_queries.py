@@ -13,7 +13,7 @@ import msgspec
 from services.api.core.fields import Overlap
 from services.api.core.stats import account_scope
 from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
-from shared.contracts.schedules import Schedule
+from shared.contracts.schedules import Exclusions, Schedule
 
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled", "paused"]
 
@@ -37,8 +37,8 @@ CASE
 END"""
 _COLUMNS = f"""
 j.id, j.account_id, j.number, j.name, j.description, j.type, j.schedule, j.timezone, j.enabled, j.task, j.retry,
-    j.timeout_seconds, j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at, j.priority, j.tags, j.metadata,
-    j.created_by, j.created_at, j.updated_at, r.last_run_at, {NEXT_RUN_AT} AS next_run_at"""
+    j.timeout_seconds, j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at, j.exclusions, j.priority, j.tags,
+    j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at, {NEXT_RUN_AT} AS next_run_at"""
 _FROM = "FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
 
 
@@ -68,6 +68,7 @@ class JobRecord:
     jitter_seconds: float
     start_at: datetime | None
     end_at: datetime | None
+    exclusions: Exclusions | None
     priority: int
     tags: tuple[str, ...]
     metadata: dict[str, Any]
@@ -85,6 +86,7 @@ def job_record(row: asyncpg.Record) -> JobRecord:
     values["task"] = msgspec.convert(values["task"], TaskSpec) if values["task"] else None
     values["retry"] = msgspec.convert(values["retry"] or {}, RetryPolicy)
     values["misfire"] = msgspec.convert(values["misfire"], MisfirePolicy)
+    values["exclusions"] = msgspec.convert(values["exclusions"], Exclusions) if values["exclusions"] else None
     values["tags"] = tuple(values["tags"])
     return JobRecord(**values)
 

@@ -15,7 +15,15 @@ from cron_descriptor import (
     get_description,
 )
 
-from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule, Schedule
+from shared.contracts.schedules import (
+    CalendarSchedule,
+    CronSchedule,
+    DateSchedule,
+    Exclusions,
+    IntervalSchedule,
+    Schedule,
+)
+from shared.schedule.exclusions import included_after
 from shared.schedule.occurrences import occurrences_after
 from shared.schedule.wallclock import zone
 
@@ -116,14 +124,19 @@ def next_fire_times(
     *,
     start_at: datetime | None = None,
     end_at: datetime | None = None,
+    exclusions: Exclusions | None = None,
 ) -> list[FireTime]:
-    """The next `count` fire times within [start_at, end_at], each marked where the zone's offset changed."""
+    """The next `count` fire times within [start_at, end_at] and not excluded, each marked where the zone's offset
+    changed."""
     tz = zone(timezone)
     if start_at is not None and after < start_at:
         after = start_at - _TICK
     previous = after.astimezone(tz)
     found: list[FireTime] = []
-    for moment in occurrences_after(schedule, timezone, after):
+    moments = occurrences_after(schedule, timezone, after)
+    if exclusions is not None:
+        moments = included_after(schedule, timezone, after, exclusions)
+    for moment in moments:
         if len(found) >= count or (end_at is not None and moment > end_at):
             break
         try:

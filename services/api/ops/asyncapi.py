@@ -22,7 +22,8 @@ from shared.settings import Settings
 ASYNCAPI_VERSION = "3.0.0"
 # 0.2.0: execution events' schema_version 2, where a webhook attempt has an ExecutionStarted only when it was still
 # running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS (its result carries started_at either way).
-DOCUMENT_VERSION = "0.2.0"
+# 0.3.0: a job's state has `exclusions` (null when it has none; absent from events written before it).
+DOCUMENT_VERSION = "0.3.0"
 SCHEMA_REF = "#/components/schemas/{name}"
 
 # The subject kinds come from SUBJECT_KINDS, the table publish_result enforces. An event type missing there still

@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 
 from services.api.core.execution_queries import ExecutionRecord
-from services.api.core.fields import misfire_policy_body
+from services.api.core.fields import exclusions_body, misfire_policy_body
 from services.api.core.job_commands import WebhookDraft
 from services.api.core.job_queries import JobRecord
 from services.api.core.webhook_queries import WebhookRecord
@@ -63,6 +63,7 @@ def job_out(job: JobRecord) -> JobOut:
         jitter_seconds=job.jitter_seconds,
         start_at=job.start_at,
         end_at=job.end_at,
+        exclusions=exclusions_body(job.exclusions),
     )
 
 
@@ -88,6 +89,7 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         jitter_seconds=job.jitter_seconds,
         start_at=job.start_at,
         end_at=job.end_at,
+        exclusions=exclusions_body(job.exclusions),
     )
 
 

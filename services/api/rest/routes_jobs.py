@@ -15,7 +15,7 @@ from msgspec import UNSET, UnsetType
 from services.api.core.api_errors import JobNotFoundError
 from services.api.core.auth import Principal
 from services.api.core.execution_queries import count_executions, list_executions
-from services.api.core.fields import ExecutionStatus, MisfirePolicyBody, misfire_policy_of
+from services.api.core.fields import ExecutionStatus, MisfirePolicyBody, exclusions_of, misfire_policy_of
 from services.api.core.ids import parse_id
 from services.api.core.job_commands import Appended, JobChanges, JobCommands, JobDraft
 from services.api.core.job_queries import JobFilter, count_jobs, job_by_id, list_jobs
@@ -95,6 +95,7 @@ class JobController(Controller):
             jitter_seconds=data.jitter_seconds,
             start_at=data.start_at,
             end_at=data.end_at,
+            exclusions=exclusions_of(data.exclusions),
             webhooks=tuple(webhook_draft(w) for w in data.webhooks or ()),
         )
         key = await request_key_of(request, idempotency_key, data.account_id)
@@ -147,6 +148,7 @@ class JobController(Controller):
         schedule = UNSET if isinstance(data.schedule, UnsetType) else CronSchedule(expression=data.schedule)
         retry = UNSET if isinstance(data.retry_policy, UnsetType) else retry_policy_of(data.retry_policy)
         misfire = UNSET if isinstance(data.misfire_policy, UnsetType) else misfire_policy_of(data.misfire_policy)
+        exclusions = UNSET if isinstance(data.exclusions, UnsetType) else exclusions_of(data.exclusions)
         changes = JobChanges(
             name=data.name,
             schedule=schedule,
@@ -160,6 +162,7 @@ class JobController(Controller):
             jitter_seconds=data.jitter_seconds,
             start_at=data.start_at,
             end_at=data.end_at,
+            exclusions=exclusions,
         )
         appended = await commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
         return await changed_job(pool, projection, appended)

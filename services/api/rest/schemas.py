@@ -11,6 +11,7 @@ from msgspec import UNSET, UnsetType
 
 from services.api.core.fields import (
     NO_NUL,
+    ExclusionsBody,
     HttpMethod,
     JitterSeconds,
     MisfirePolicyBody,
@@ -79,6 +80,7 @@ class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     jitter_seconds: JitterSeconds = 0.0
     start_at: datetime | None = None
     end_at: datetime | None = None
+    exclusions: ExclusionsBody | None = None
     webhooks: Annotated[list[NewWebhook], msgspec.Meta(max_length=20)] | None = None
 
 
@@ -99,6 +101,8 @@ class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # null removes the bound.
     start_at: datetime | UnsetType | None = UNSET
     end_at: datetime | UnsetType | None = UNSET
+    # null removes every exclusion.
+    exclusions: ExclusionsBody | UnsetType | None = UNSET
 
 
 class JobOut(msgspec.Struct, kw_only=True):
@@ -122,6 +126,7 @@ class JobOut(msgspec.Struct, kw_only=True):
     jitter_seconds: float
     start_at: datetime | None
     end_at: datetime | None
+    exclusions: ExclusionsBody | None
     # Only in the answer to a POST /api/jobs that gave webhooks: them, with their ids.
     webhooks: list[WebhookOut] | UnsetType = UNSET
 

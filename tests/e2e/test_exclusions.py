@@ -1,0 +1,101 @@
+"""A job's exclusions on the primary API, against `scheduler dev`: set, shown, changed, cleared, refused when bad,
+and what fires (nothing excluded fires or is recorded)."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import DevServer
+from tests.e2e.harness import Api
+from tests.e2e.test_api_jobs import assert_error
+from tests.e2e.test_api_webhooks_and_executions import disable_and_settle
+from tests.e2e.test_delivery_retries import create_job
+from tests.e2e.test_nexus_api import nominal_of
+from tests.receiver import Receiver
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _weekday_nines_after(t: datetime) -> list[datetime]:
+    """The next weekday 09:00 UTC instants after `t`, worked out by hand."""
+    found, day = [], t.replace(hour=9, minute=0, second=0, microsecond=0)
+    while len(found) < 3:
+        if day > t and day.weekday() < 5:
+            found.append(day)
+        day += timedelta(days=1)
+    return found
+
+
+async def test_excluded_dates_and_rules_move_the_next_run_and_can_be_changed_and_cleared(
+    api: Api, account_id: uuid.UUID
+) -> None:
+    first, second, third = _weekday_nines_after(datetime.now(UTC))
+    holiday = first.date().isoformat()
+    job = await create_job(api, account_id, "0 9 * * 1-5", exclusions={"dates": [holiday, holiday], "rules": []})
+    assert job["exclusions"] == {"dates": [holiday], "rules": []}  # repeats dropped
+    assert _at(job["next_run_at"]) == second
+    status, shown = await api.call("GET", f"/api/jobs/{job['id']}")
+    assert status == 200 and shown["exclusions"] == job["exclusions"] and shown["next_run_at"] == job["next_run_at"]
+
+    # A rule on the wall clock: the second day's 09:00 too.
+    rule = f"0 9 {second.day} {second.month} *"
+    status, changed = await api.call(
+        "PUT", f"/api/jobs/{job['id']}", json={"exclusions": {"dates": [holiday], "rules": [rule]}}
+    )
+    assert status == 200, changed
+    assert changed["exclusions"]["rules"] == [rule] and _at(changed["next_run_at"]) == third
+
+    status, cleared = await api.call("PUT", f"/api/jobs/{job['id']}", json={"exclusions": None})
+    assert status == 200 and cleared["exclusions"] is None and _at(cleared["next_run_at"]) == first
+
+    plain = await create_job(api, account_id, "0 9 * * 1-5")
+    assert plain["exclusions"] is None
+
+
+@pytest.mark.parametrize(
+    ("exclusions", "in_detail"),
+    [
+        ({"rules": ["61 * * * *"]}, "exclusion"),
+        ({"rules": ["* * * * *"]}, "exclusions remove every occurrence"),
+        ({"dates": ["2026-02-30"]}, "exclusions"),
+        ({"dates": [(date(2030, 1, 1) + timedelta(days=i)).isoformat() for i in range(1001)]}, "exclusions"),
+        ({"rules": ["* * * * *"] * 21}, "exclusions"),
+        ({"days": ["2026-12-25"]}, "days"),
+    ],
+)
+async def test_bad_exclusions_are_refused_saying_why(
+    api: Api, account_id: uuid.UUID, exclusions: dict[str, Any], in_detail: str
+) -> None:
+    body = {"account_id": str(account_id), "name": "x", "schedule": "0 9 * * *", "type": 1, "exclusions": exclusions}
+    status, error = await api.call("POST", "/api/jobs", json=body)
+    assert_error(status, error, 400, "VALIDATION_ERROR")
+    assert in_detail in error["detail"], error
+    status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
+    assert status == 200 and page["total"] == 0, "nothing was created"
+
+
+async def test_an_excluded_second_neither_fires_nor_is_recorded(
+    dev_server: DevServer, api: Api, account_id: uuid.UUID, receiver: Receiver
+) -> None:
+    hooks = [{"url": receiver.url_for("/odd"), "method": "POST"}]
+    # Every second, but even seconds are excluded (a 6-field rule).
+    job = await create_job(api, account_id, "* * * * * *", exclusions={"rules": ["*/2 * * * * *"]}, webhooks=hooks)
+    await eventually(lambda: len(receiver.on("/odd")) >= 4, timeout=20, what="four deliveries")
+    page = await disable_and_settle(dev_server, api, job["id"])
+    delivered = [nominal_of(call.headers["webhook-id"]) for call in receiver.on("/odd")]
+    assert delivered and all(t.second % 2 == 1 for t in delivered), delivered
+    recorded = [_at(e["scheduled_at"]) for e in page["items"]]
+    assert recorded and all(t.second % 2 == 1 for t in recorded), recorded
+    # Consecutive odd seconds two apart: the even one between them was not an occurrence at all.
+    ordered = sorted(set(delivered))
+    assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(ordered)), ordered
