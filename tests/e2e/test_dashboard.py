@@ -464,3 +464,38 @@ async def test_a_webhook_job_is_created_with_its_webhook_even_for_a_date_just_pa
     await eventually(lambda: len(receiver.on("/past")) == 1, timeout=20, what="the past date's occurrence delivered")
     status, page = await api.call("GET", f"/api/jobs?account_id={account_id}")
     assert status == 200 and [j["name"] for j in page["items"]] == ["just past"]
+
+
+async def test_exclusions_typed_in_the_form_leave_their_days_out_of_the_preview_and_the_job_page(
+    signed_in: Session, receiver: Receiver, account_id: uuid.UUID
+) -> None:
+    page, api = signed_in.page, signed_in.api
+    now = datetime.now(UTC)
+    first = now.replace(hour=9, minute=0, second=0, microsecond=0)
+    first += timedelta(days=1) if first <= now else timedelta(0)
+    second, third = first + timedelta(days=1), first + timedelta(days=2)
+    shown = "%Y-%m-%d %H:%M:%S"
+    # Every day at 09:00 UTC: the first day excluded by its date, the second by a rule on the wall clock.
+    await _fill_common(page, "days off", "cron", "UTC")
+    await page.fill("#f-cron_expression", "0 9 * * *")
+    await page.fill("#f-exclusions", f"{first.date().isoformat()}\n0 9 {second.day} {second.month} *")
+    await expect(page.locator("#schedule-preview .fire-times li").first).to_contain_text(third.strftime(shown))
+    await page.fill("#f-url", receiver.url)
+    await page.click("text=Create job")
+    await expect(page.locator(".notice")).to_have_text("Job created.")
+    await expect(page.locator("#job-exclusions")).to_contain_text(first.date().isoformat())
+    await expect(page.locator(".fire-times li").first).to_contain_text(third.strftime(shown))
+    await screenshot(page, "job-page-exclusions")
+    job_id = page.url.split("?")[0].rsplit("/", 1)[1]
+    status, job = await api.call("GET", f"/api/jobs/{job_id}")
+    assert status == 200 and job["next_run_at"] == third.strftime("%Y-%m-%dT%H:%M:%SZ"), job
+    assert job["exclusions"] == {"dates": [first.date().isoformat()], "rules": [f"0 9 {second.day} {second.month} *"]}
+
+    # Emptied in the form, they are gone.
+    await page.goto(f"{signed_in.base}/ui/jobs/{job_id}/edit")
+    await page.fill("#f-exclusions", "")
+    await page.click("text=Save changes")
+    await expect(page.locator(".fire-times li").first).to_contain_text(first.strftime(shown))
+    await expect(page.locator("#job-exclusions")).to_have_count(0)
+    status, job = await api.call("GET", f"/api/jobs/{job_id}")
+    assert job["exclusions"] is None and job["next_run_at"] == first.strftime("%Y-%m-%dT%H:%M:%SZ"), job

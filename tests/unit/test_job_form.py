@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from msgspec import UNSET
@@ -15,10 +15,10 @@ from services.api.core.fields import MisfirePolicyBody
 from services.api.core.job_mapping import changes_from, draft_from
 from services.api.core.job_queries import JobRecord
 from services.api.ui.form_input import create_input, update_input, webhook_input
-from services.api.ui.job_form import FormError, JobForm, account_of, form_of, new_form
+from services.api.ui.job_form import FormError, JobForm, account_of, box_of, form_of, new_form
 from services.api.ui.job_view import job_view
 from shared.contracts.jobs import TaskSpec
-from shared.contracts.schedules import CalendarRule, CalendarSchedule, DateSchedule, IntervalSchedule
+from shared.contracts.schedules import CalendarRule, CalendarSchedule, DateSchedule, Exclusions, IntervalSchedule
 from shared.domain.job_patches import TaskPatch
 from tests.unit.test_job_mapping import record_of
 
@@ -180,3 +180,18 @@ def test_saving_an_edit_keeps_an_interval_anchor_to_the_microsecond() -> None:
     changes = changes_from(update_input(shown, job_view(job)), job, datetime.now(UTC))
     assert isinstance(changes.schedule, IntervalSchedule)
     assert changes.schedule == IntervalSchedule(every_seconds=60, anchor=datetime(2026, 12, 31, 23, tzinfo=UTC))
+
+
+def test_exclusions_go_through_the_form_one_a_line_and_come_back_as_shown() -> None:
+    job = record(cron_expression="0 9 * * 1-5", exclusions="2026-12-25\n\n* * 24 12 *\n 2027-01-01 ")
+    assert job.exclusions == Exclusions(dates=(date(2026, 12, 25), date(2027, 1, 1)), rules=("* * 24 12 *",))
+    shown = edited(job)
+    assert shown.get("exclusions") == "2026-12-25\n2027-01-01\n* * 24 12 *"
+    now = datetime.now(UTC)
+    assert changes_from(update_input(shown, job_view(job)), job, now).exclusions == job.exclusions
+    assert changes_from(update_input(edited(job, exclusions=" \n"), job_view(job)), job, now).exclusions is None
+    assert record(cron_expression="0 9 * * *").exclusions is None
+    with pytest.raises(FormError) as bad:
+        create_input(form(cron_expression="0 9 * * *", exclusions="2026-13-45"))
+    assert bad.value.field == "exclusions"
+    assert box_of("exclusions") == "exclusions"  # where the API's error on a bad rule is shown

@@ -14,6 +14,7 @@ from msgspec import UNSET, UnsetType
 from services.api.core.fields import (
     CalendarInput,
     Delay,
+    ExclusionsBody,
     JitterSeconds,
     JobKind,
     MisfirePolicyBody,
@@ -77,6 +78,7 @@ class JobInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     jitter_seconds: JitterSeconds | UnsetType = UNSET
     start_at: datetime | UnsetType | None = UNSET
     end_at: datetime | UnsetType | None = UNSET
+    exclusions: ExclusionsBody | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     created_by: ShortText | UnsetType | None = UNSET

@@ -11,11 +11,11 @@ from typing import Any, Protocol
 from msgspec import UNSET, UnsetType
 
 from services.api.core.api_errors import ValidationFailedError, translated
-from services.api.core.fields import MisfirePolicyBody, misfire_policy_of
+from services.api.core.fields import MisfirePolicyBody, exclusions_of, misfire_policy_of
 from services.api.core.job_input import SCHEDULE_FIELDS, JobInput
 from services.api.core.schedule_input import check_schedule_fields, refused, schedule_from
 from shared.contracts.jobs import RetryPolicy, TaskSpec
-from shared.contracts.schedules import Schedule, kind_of
+from shared.contracts.schedules import Exclusions, Schedule, kind_of
 from shared.domain import job_checks
 from shared.domain.job_commands import JobDraft
 from shared.domain.job_patches import JobChanges, RetryPatch, TaskPatch
@@ -41,6 +41,12 @@ def checked_schedule(schedule: Schedule, timezone: str) -> Schedule:
     """A schedule that parses (cron expressions normalised), or the api's ValidationFailedError."""
     with translated():
         return job_checks.checked_schedule(schedule, timezone)
+
+
+def checked_exclusions(exclusions: Exclusions | None) -> Exclusions | None:
+    """Exclusions within their limits whose rules parse, or the api's ValidationFailedError."""
+    with translated():
+        return job_checks.checked_exclusions(exclusions)
 
 
 def _defaults() -> dict[str, Any]:
@@ -94,6 +100,7 @@ def draft_from(given: JobInput, now: datetime) -> JobDraft:
         jitter_seconds=data["jitter_seconds"],
         start_at=data.get("start_at"),
         end_at=data.get("end_at"),
+        exclusions=exclusions_of(data.get("exclusions")),
         priority=data["priority"],
         description=data.get("description"),
         tags=tuple(dict.fromkeys(data["tags"])),
@@ -141,6 +148,7 @@ def changes_from(given: JobInput, current: ScheduledJob, now: datetime) -> JobCh
         jitter_seconds=data.get("jitter_seconds", UNSET),
         start_at=data.get("start_at", UNSET),
         end_at=data.get("end_at", UNSET),
+        exclusions=exclusions_of(data["exclusions"]) if "exclusions" in data else UNSET,
         priority=data.get("priority", UNSET),
         description=data.get("description", UNSET),
         tags=tuple(dict.fromkeys(data["tags"])) if "tags" in data else UNSET,

@@ -18,6 +18,8 @@ from services.api.ui.job_view import JobView
 from shared.contracts.schedules import DateSchedule, IntervalSchedule
 
 _LOCAL_MINUTES = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
+# A line of the exclusions box that is a date rather than a cron rule.
+_DATE_LINE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _optional(form: JobForm, name: str) -> str | None:
@@ -79,6 +81,7 @@ def _body(form: JobForm) -> dict[str, Any]:
         },
         "overlap": form.get("overlap_policy") or "allow",
         "jitter_seconds": form.get("jitter_seconds") or "0",
+        "exclusions": _exclusions(form),
         "tags": [t.strip() for t in form.get("tags").split(",") if t.strip()],
     }
     if form.action == "task":
@@ -86,6 +89,15 @@ def _body(form: JobForm) -> dict[str, Any]:
         body["task_args"] = _json(form, "task_args", [])
         body["task_kwargs"] = _json(form, "task_kwargs", {})
     return body
+
+
+def _exclusions(form: JobForm) -> dict[str, list[str]] | None:
+    """The exclusions box: one a line, a date (YYYY-MM-DD) or a cron rule; None when it is empty."""
+    lines = [line.strip() for line in form.get("exclusions").splitlines() if line.strip()]
+    if not lines:
+        return None
+    dates = [line for line in lines if _DATE_LINE.fullmatch(line)]
+    return {"dates": dates, "rules": [line for line in lines if not _DATE_LINE.fullmatch(line)]}
 
 
 def _converted(body: dict[str, Any]) -> JobInput:

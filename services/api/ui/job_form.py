@@ -19,7 +19,7 @@ from services.api.core.fields import HttpMethod, JobKind
 from services.api.core.job_input import input_field
 from services.api.core.webhook_queries import WebhookRecord
 from services.api.ui.job_view import JobView, whole
-from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule
+from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, Exclusions, IntervalSchedule
 from shared.schedule.wallclock import to_wall, zone
 
 KINDS: tuple[str, ...] = get_args(JobKind)
@@ -142,6 +142,7 @@ def form_of(job: JobView, webhook: WebhookRecord | None, account_id: UUID) -> Jo
         else f"{job.misfire_policy.grace_seconds:g}",
         "overlap_policy": job.overlap_policy,
         "jitter_seconds": f"{job.jitter_seconds:g}",
+        "exclusions": exclusions_box(job.exclusions),
         "tags": ", ".join(job.tags),
     }
     if webhook is not None:
@@ -153,6 +154,13 @@ def form_of(job: JobView, webhook: WebhookRecord | None, account_id: UUID) -> Jo
             "content_type": webhook.content_type,
         }
     return JobForm(values=values)
+
+
+def exclusions_box(exclusions: Exclusions | None) -> str:
+    """A job's exclusions as the form's box shows them: one date or rule a line, dates first."""
+    if exclusions is None:
+        return ""
+    return "\n".join([*(d.isoformat() for d in exclusions.dates), *exclusions.rules])
 
 
 def new_form() -> JobForm:

@@ -9,7 +9,7 @@ from typing import Any
 
 from services.api.core.fields import MisfirePolicyBody, misfire_policy_body
 from services.api.core.job_queries import JobRecord
-from shared.contracts.schedules import CronSchedule, Schedule, kind_of
+from shared.contracts.schedules import CronSchedule, Exclusions, Schedule, kind_of
 
 
 def whole(seconds: float) -> int | float:
@@ -43,6 +43,7 @@ class JobView:
     jitter_seconds: int | float
     start_at: datetime | None
     end_at: datetime | None
+    exclusions: Exclusions | None
     tags: tuple[str, ...]
     metadata: dict[str, Any]
     created_by: str | None
@@ -77,6 +78,7 @@ def job_view(job: JobRecord) -> JobView:
         jitter_seconds=whole(job.jitter_seconds),
         start_at=job.start_at,
         end_at=job.end_at,
+        exclusions=job.exclusions,
         tags=job.tags,
         metadata=job.metadata,
         created_by=job.created_by,

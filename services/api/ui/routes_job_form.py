@@ -18,7 +18,7 @@ from msgspec import UnsetType
 from services.api.core.api_errors import ConflictError, ForbiddenError, SchedulerApiError, ValidationFailedError
 from services.api.core.auth import Principal
 from services.api.core.job_commands import Appended, JobCommands, WebhookChanges, WebhookDraft
-from services.api.core.job_mapping import changes_from, checked_schedule, draft_from
+from services.api.core.job_mapping import changes_from, checked_exclusions, checked_schedule, draft_from
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.core.webhook_queries import WebhookRecord, job_webhooks
@@ -69,10 +69,11 @@ def _preview(form: JobForm) -> dict[str, Any]:
     try:
         draft = draft_from(create_input(JobForm(values=form.values | stand_in)), datetime.now(UTC))
         schedule = checked_schedule(draft.schedule, draft.timezone)
+        exclusions = checked_exclusions(draft.exclusions)
     except (FormError, ValidationFailedError) as exc:
         error = _form_error(exc)
         return {"error": error.message, "field": error.field}
-    runs = next_fire_times(schedule, draft.timezone, datetime.now(UTC), PREVIEW_RUNS)
+    runs = next_fire_times(schedule, draft.timezone, datetime.now(UTC), PREVIEW_RUNS, exclusions=exclusions)
     return {"words": describe_schedule(schedule, draft.timezone), "runs": runs, "error": None}
 
 

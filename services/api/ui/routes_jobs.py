@@ -127,7 +127,14 @@ class JobsController(Controller):
             "words": describe_schedule(schedule, job.timezone),
             "fire_times": await asyncio.to_thread(
                 functools.partial(
-                    next_fire_times, schedule, job.timezone, now, NEXT_RUNS, start_at=job.start_at, end_at=job.end_at
+                    next_fire_times,
+                    schedule,
+                    job.timezone,
+                    now,
+                    NEXT_RUNS,
+                    start_at=job.start_at,
+                    end_at=job.end_at,
+                    exclusions=job.exclusions,
                 )
             )
             if job.is_active
