@@ -26,6 +26,7 @@ MAX_SKIPPED = 10_000
 _TICK = timedelta(microseconds=1)
 _Unit = Literal["second", "minute", "hour", "day"]
 _STEP: dict[_Unit, timedelta] = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+_STEP_ORDER: tuple[_Unit, ...] = ("second", "minute", "hour", "day")
 
 
 def check_exclusions(exclusions: Exclusions) -> None:
@@ -43,10 +44,7 @@ def check_exclusions(exclusions: Exclusions) -> None:
 
 def excluded(instant: datetime, timezone: str, exclusions: Exclusions | None) -> bool:
     """Whether the occurrence at `instant` (aware) is one the job does not have."""
-    if exclusions is None or not (exclusions.dates or exclusions.rules):
-        return False
-    wall = to_wall(instant, zone(timezone))
-    return wall.date() in exclusions.dates or any(matches_cron(rule, wall) for rule in exclusions.rules)
+    return exclusions is not None and _excluded_through(instant, timezone, exclusions) is not None
 
 
 def next_included(
@@ -61,12 +59,11 @@ def next_included(
     a job firing every second with a day excluded takes one step over that day, not 86,400."""
     t = next_after(schedule, timezone, after)
     stretches = 0
-    while t is not None and excluded(t, timezone, exclusions):
+    while t is not None and exclusions is not None and (through := _excluded_through(t, timezone, exclusions)):
         stretches += 1
         if stretches > MAX_SKIPPED or (until is not None and t > until):
             return None
-        assert exclusions is not None
-        t = next_after(schedule, timezone, _excluded_through(t, timezone, exclusions))
+        t = next_after(schedule, timezone, through)
     return t
 
 
@@ -80,14 +77,17 @@ def included_after(
         t = next_included(schedule, timezone, t, exclusions)
 
 
-def _excluded_through(instant: datetime, timezone: str, exclusions: Exclusions) -> datetime:
-    """The last instant of the stretch of wall-clock time around the excluded `instant` that its exclusions remove
-    whole: the rest of its day for a date or a rule on days, of its hour or minute for a rule on those."""
+def _excluded_through(instant: datetime, timezone: str, exclusions: Exclusions) -> datetime | None:
+    """None if `instant` is not excluded; else the last instant of the stretch of wall-clock time around it that its
+    exclusions remove whole: the rest of its day for a date or a rule on days, of its hour or minute for a rule on
+    those (each rule is matched once)."""
     tz = zone(timezone)
     wall = to_wall(instant, tz)
     units: list[_Unit] = ["day"] if wall.date() in exclusions.dates else []
     units += [_whole_unit(rule) for rule in exclusions.rules if matches_cron(rule, wall)]
-    unit = max(units, key=list(_STEP_ORDER).index)
+    if not units:
+        return None
+    unit = max(units, key=_STEP_ORDER.index)
     if unit == "second":
         return instant
     start = wall.replace(microsecond=0, second=0)
@@ -96,9 +96,6 @@ def _excluded_through(instant: datetime, timezone: str, exclusions: Exclusions) 
     if unit == "day":
         start = start.replace(hour=0)
     return max(instant, to_instant(start + _STEP[unit], tz) - _TICK)
-
-
-_STEP_ORDER: tuple[_Unit, ...] = ("second", "minute", "hour", "day")
 
 
 def _whole_unit(rule: str) -> _Unit:

@@ -13,7 +13,6 @@ from uuid import UUID
 
 from shared.contracts.schedules import DateSchedule, Exclusions, Schedule
 from shared.schedule.exclusions import excluded, next_included
-from shared.schedule.occurrences import next_after
 
 _TICK = timedelta(microseconds=1)
 
@@ -42,10 +41,7 @@ def next_fire(state: Timed, after: datetime) -> datetime | None:
     if state.start_at is not None and after < state.start_at:
         after = state.start_at - _TICK
     try:
-        if state.exclusions is None:
-            t = next_after(state.schedule, state.timezone, after)
-        else:
-            t = next_included(state.schedule, state.timezone, after, state.exclusions, until=state.end_at)
+        t = next_included(state.schedule, state.timezone, after, state.exclusions, until=state.end_at)
     except OverflowError:  # past the end of the calendar: it never fires again
         return None
     if t is not None and state.end_at is not None and t > state.end_at:

@@ -133,9 +133,12 @@ def next_fire_times(
         after = start_at - _TICK
     previous = after.astimezone(tz)
     found: list[FireTime] = []
-    moments = occurrences_after(schedule, timezone, after)
-    if exclusions is not None:
-        moments = included_after(schedule, timezone, after, exclusions)
+    # A calendar rule is walked once by occurrences_after; with exclusions, each next occurrence is found anew.
+    moments = (
+        occurrences_after(schedule, timezone, after)
+        if exclusions is None
+        else included_after(schedule, timezone, after, exclusions)
+    )
     for moment in moments:
         if len(found) >= count or (end_at is not None and moment > end_at):
             break

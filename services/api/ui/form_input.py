@@ -93,11 +93,10 @@ def _body(form: JobForm) -> dict[str, Any]:
 
 def _exclusions(form: JobForm) -> dict[str, list[str]] | None:
     """The exclusions box: one a line, a date (YYYY-MM-DD) or a cron rule; None when it is empty."""
-    lines = [line.strip() for line in form.get("exclusions").splitlines() if line.strip()]
-    if not lines:
-        return None
-    dates = [line for line in lines if _DATE_LINE.fullmatch(line)]
-    return {"dates": dates, "rules": [line for line in lines if not _DATE_LINE.fullmatch(line)]}
+    found: dict[str, list[str]] = {"dates": [], "rules": []}
+    for line in filter(None, (line.strip() for line in form.get("exclusions").splitlines())):
+        found["dates" if _DATE_LINE.fullmatch(line) else "rules"].append(line)
+    return found if found["dates"] or found["rules"] else None
 
 
 def _converted(body: dict[str, Any]) -> JobInput:
