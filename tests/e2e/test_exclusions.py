@@ -62,6 +62,26 @@ async def test_excluded_dates_and_rules_move_the_next_run_and_can_be_changed_and
     assert plain["exclusions"] is None
 
 
+async def test_the_nexus_api_shows_the_next_run_past_exclusions_and_its_updates_keep_them(
+    api: Api, account_id: uuid.UUID
+) -> None:
+    """NEXUS has no field for them (its document is kept as written), but a job's exclusions still decide its next run
+    there, and a NEXUS update, which cannot name them, leaves them as they were."""
+    first, second, _ = _weekday_nines_after(datetime.now(UTC))
+    exclusions = {"dates": [first.date().isoformat()], "rules": []}
+    job = await create_job(api, account_id, "0 9 * * 1-5", exclusions=exclusions)
+    status, page = await api.call("GET", "/api/v1/jobs/?job_type=cron")
+    assert status == 200, page
+    mirrored = next(j for j in page if j["uuid"] == job["id"])
+    assert "exclusions" not in mirrored and _at(mirrored["next_run_at"]) == second
+
+    status, updated = await api.call("PUT", f"/api/v1/jobs/{mirrored['id']}", json={"name": "renamed on NEXUS"})
+    assert status == 200, updated
+    assert _at(updated["next_run_at"]) == second
+    status, shown = await api.call("GET", f"/api/jobs/{job['id']}")
+    assert status == 200 and shown["name"] == "renamed on NEXUS" and shown["exclusions"] == exclusions
+
+
 @pytest.mark.parametrize(
     ("exclusions", "in_detail"),
     [
