@@ -19,8 +19,8 @@ import nats
 from shared.bus.executions import publish_requested, publish_result
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.streams import ensure_streams
+from shared.contracts.execution_envelope import EXECUTION_SCHEMA_VERSION
 from shared.contracts.executions import (
-    EXECUTION_SCHEMA_VERSION,
     ExecutionDeadLettered,
     ExecutionFailed,
     ExecutionStarted,

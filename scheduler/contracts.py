@@ -13,13 +13,15 @@
   `MisfirePolicy` and a `Schedule`).
 - Execution events (EXECUTIONS stream): `ExecutionRequested`, `ExecutionStarted`, `ExecutionSucceeded`,
   `ExecutionFailed`, `ExecutionRetryScheduled`, `ExecutionDeadLettered`, `WebhookDisabledByReceiver`,
-  `ExecutionMissed`, `ExecutionSkipped`; `ExecutionEvent` is their union.
+  `ExecutionMissed`, `ExecutionSkipped`, and a callback's `CallbackRequested` (its `CallbackBody` is what the
+  callback's receiver gets), `CallbackDelivered`, `CallbackFailed`; `ExecutionEvent` is their union.
 - `decode_job_event`, `decode_execution_event`: a message's bytes to its event (msgspec.ValidationError if foreign).
 - `Names`: stream and subject names under a namespace; `partition_of`: a job's partition in its JOBS subject.
 
 (`scheduler.events` is the `scheduler events tail` command, not these definitions; they live in shared/contracts/.)
 """
 
+from shared.contracts.callbacks import CallbackBody, CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.codec import decode_execution_event, decode_job_event
 from shared.contracts.executions import (
     ExecutionDeadLettered,
@@ -63,6 +65,10 @@ from shared.contracts.subjects import Names, partition_of
 __all__ = [
     "CalendarRule",
     "CalendarSchedule",
+    "CallbackBody",
+    "CallbackDelivered",
+    "CallbackFailed",
+    "CallbackRequested",
     "CronSchedule",
     "DateSchedule",
     "ExecutionDeadLettered",

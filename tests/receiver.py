@@ -67,7 +67,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        self.port = free_port()
+        self.port = self.port or free_port()  # a port given: a receiver that was down comes up there
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
 

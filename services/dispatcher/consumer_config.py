@@ -1,4 +1,5 @@
-"""The dispatchers' shared durable pull consumer, created or brought back in line at start-up."""
+"""The dispatchers' shared durable pull consumers (requested executions, callbacks), created or brought back in
+line at start-up."""
 
 from __future__ import annotations
 
@@ -25,7 +26,26 @@ def dispatcher_consumer_config(settings: Settings) -> ConsumerConfig:
     )
 
 
-async def ensure_dispatcher_consumer(js: JetStreamContext, settings: Settings) -> str | None:
-    """Create the consumer, or update it when its configuration drifted. Returns what was done, if anything."""
+def callback_consumer_config(settings: Settings) -> ConsumerConfig:
+    """The dispatchers' second consumer: callbacks to send (their retries are timers, so only tries in flight are
+    pending)."""
+    names = Names(settings.namespace)
+    return ConsumerConfig(
+        durable_name=names.callback_consumer,
+        filter_subject=names.callback_filter,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait_seconds,
+        max_ack_pending=settings.max_ack_pending,
+        max_deliver=-1,
+    )
+
+
+async def ensure_dispatcher_consumer(js: JetStreamContext, settings: Settings) -> list[str]:
+    """Create the consumers, or update one whose configuration drifted. Returns what was done, if anything."""
     stream = Names(settings.namespace).executions_stream
-    return await ensure_consumer(js, stream, dispatcher_consumer_config(settings), _COMPARED)
+    done = []
+    for config in (dispatcher_consumer_config(settings), callback_consumer_config(settings)):
+        if (line := await ensure_consumer(js, stream, config, _COMPARED)) is not None:
+            done.append(line)
+    return done

@@ -16,6 +16,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from services.dispatcher.callback_sender import CallbackSender
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
 from services.dispatcher.webhook_executor import WebhookExecutor
 from shared.attempts.recorder import AttemptRecorder
@@ -24,11 +25,11 @@ from shared.attempts.sink import open_jetstream_sink
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import hand_over_task
 from shared.bus.overlap import RunningRuns, running_bucket, under_overlap_policy
-from shared.bus.prioritized import PrioritizedConsumer, Slots
+from shared.bus.prioritized import PrioritizedConsumer, Request, Slots
 from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
 from shared.bus.streams import ensure_streams
 from shared.bus.withdrawals import WITHDRAWN_REASON, Withdrawals, withdrawn_bucket
-from shared.contracts.executions import ExecutionRequested
+from shared.contracts.callbacks import CallbackRequested
 from shared.contracts.subjects import Names
 from shared.delivery.egress import GuardedResolver
 from shared.delivery.http_client import HttpClient
@@ -36,10 +37,14 @@ from shared.settings import Settings
 
 # An occurrence of a job with no enabled webhook: created before its webhook, or its receiver answered 410.
 NO_TARGET_REASON = "nothing to deliver to: the job has no enabled webhook (add one, or enable it again)"
+# Callbacks to send: fetched beyond those being sent, and sent at once, per process (their own slots, so a slow
+# callback receiver never holds up deliveries).
+CALLBACK_LOOKAHEAD = 16
 
 
 class Dispatcher:
-    """A connected dispatcher (see `open_dispatcher`): webhooks run on the attempt runtime, tasks go to workers."""
+    """A connected dispatcher (see `open_dispatcher`): webhooks run on the attempt runtime, tasks go to workers,
+    callbacks are sent."""
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class Dispatcher:
         webhooks: WebhookExecutor,
         runs: RunningRuns,
         withdrawals: Withdrawals,
+        callbacks: CallbackSender,
     ) -> None:
         self._settings = settings
         self._names = Names(settings.namespace)
@@ -57,26 +63,44 @@ class Dispatcher:
         self._webhooks = webhooks
         self._runs = runs
         self._withdrawals = withdrawals
+        self._callbacks = callbacks
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and deliver until `stop` is set; in-flight deliveries finish before it returns."""
-        sub = await self._js.pull_subscribe_bind(self._names.dispatcher_consumer, stream=self._names.executions_stream)
-        consumer = PrioritizedConsumer(
-            sub,
+        """Fetch and deliver (and send callbacks) until `stop` is set; what is in flight finishes before it returns."""
+        names, settings = self._names, self._settings
+        subs = [
+            await self._js.pull_subscribe_bind(names.dispatcher_consumer, stream=names.executions_stream),
+            await self._js.pull_subscribe_bind(names.callback_consumer, stream=names.executions_stream),
+        ]
+        deliveries = PrioritizedConsumer(
+            subs[0],
             self._handle,
-            slots=Slots(self._settings.dispatcher_concurrency),
-            lookahead=self._settings.dispatch_lookahead,
-            ack_wait_seconds=self._settings.ack_wait_seconds,
-            max_hold_seconds=self._settings.fire_lead_seconds,
+            slots=Slots(settings.dispatcher_concurrency),
+            lookahead=settings.dispatch_lookahead,
+            ack_wait_seconds=settings.ack_wait_seconds,
+            max_hold_seconds=settings.fire_lead_seconds,
+        )
+        callbacks = PrioritizedConsumer(
+            subs[1],
+            self._handle,
+            slots=Slots(max(1, settings.dispatcher_concurrency // 4)),
+            lookahead=CALLBACK_LOOKAHEAD,
+            ack_wait_seconds=settings.ack_wait_seconds,
         )
         try:
-            await consumer.run(stop)
+            # One consumer failing ends the other (handing back what it holds) and the dispatcher with it.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(deliveries.run(stop))
+                group.create_task(callbacks.run(stop))
         finally:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+            for sub in subs:
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
 
-    async def _handle(self, request: ExecutionRequested, _msg: Msg) -> None:
-        if request.execution_id in self._withdrawals:
+    async def _handle(self, request: Request, _msg: Msg) -> None:
+        if isinstance(request, CallbackRequested):
+            await self._callbacks.send(request)
+        elif request.execution_id in self._withdrawals:
             await self._runtime.skip(request, WITHDRAWN_REASON)
         elif request.task is not None:
             # Workers run tasks and record them; the dispatcher only queues them in the TASKS stream.
@@ -116,4 +140,6 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
         runtime = AttemptRuntime(
             recorder, settings.worker_id, started_after_seconds=settings.started_event_after_seconds
         )
-        yield Dispatcher(settings, js, runtime, WebhookExecutor(client, secrets, settings), runs, withdrawals)
+        webhooks = WebhookExecutor(client, secrets, settings)
+        callbacks = CallbackSender(client, secrets, recorder, settings)
+        yield Dispatcher(settings, js, runtime, webhooks, runs, withdrawals, callbacks)

@@ -97,19 +97,41 @@ async def deliver(
     body = text_body.encode() if text_body is not None else None
     try:
         url = URL(webhook.url)
-        if egress is not None:
-            egress.check_literal(url.raw_host or "")
         if webhook.query_params:
             url = url.update_query(webhook.query_params)
+    except ValueError as exc:  # a URL that cannot be sent (UnicodeError is a ValueError): not retryable
+        return DeliveryOutcome(elapsed(), error=f"the request could not be built: {exc}", unsendable=True)
+    return await send(client, webhook.method, url, headers, body, timeout, body_limit, egress, started)
+
+
+async def send(
+    client: HttpClient,
+    method: str,
+    url: URL,
+    headers: CIMultiDict[str],
+    body: bytes | None,
+    timeout: float,
+    body_limit: int,
+    egress: EgressPolicy | None,
+    started: float,
+) -> DeliveryOutcome:
+    """Send one prepared request and classify the answer (`started`: the monotonic time the attempt began)."""
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        if egress is not None:
+            egress.check_literal(url.raw_host or "")
         async with asyncio.timeout(timeout):
-            answer = await client.send(webhook.method, url, headers.items(), body, body_limit)
+            answer = await client.send(method, url, headers.items(), body, body_limit)
     except TimeoutError:
         return DeliveryOutcome(elapsed(), error=f"no response within {timeout:g} s", timed_out=True)
     except EgressRefusedError as exc:
         return DeliveryOutcome(elapsed(), error=str(exc), unsendable=True)
     except ConnectError as exc:
         if isinstance(exc.os_error, EgressRefusedError):
-            return DeliveryOutcome(elapsed(), error=f"{webhook.url}: {exc.os_error}", unsendable=True)
+            return DeliveryOutcome(elapsed(), error=f"{url}: {exc.os_error}", unsendable=True)
         return DeliveryOutcome(elapsed(), error=str(exc))
     except HttpClientError as exc:
         return DeliveryOutcome(elapsed(), error=str(exc))

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from services.projector.batched_writes import Folding, Many, Step, Write, apply_steps
+from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.executions import (
     ExecutionDeadLettered,
     ExecutionEvent,
@@ -382,6 +383,8 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
         return Step(None, REQUESTED, (Write(_INSERT_MISSED, args),))
     if isinstance(event, WebhookDisabledByReceiver):
         return None  # the job event that disables the webhook updates the webhooks table
+    if isinstance(event, CallbackRequested | CallbackDelivered | CallbackFailed):
+        return None  # callbacks are events and metrics; the read models do not keep them
     assert isinstance(event, ExecutionFailed)
     status = "timed_out" if event.timed_out else "failure"
     return _finished_step(event, status, nominal, error=event.error, result=None, traceback=event.traceback)

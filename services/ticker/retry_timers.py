@@ -18,6 +18,7 @@ import msgspec
 import nats.errors
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from shared.contracts.callbacks import CallbackRequested
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.timers import RetryTimer
 from shared.observability.metrics import RETRIES_FIRED
@@ -36,7 +37,7 @@ class RetryTimers:
     def __init__(
         self,
         kv: KeyValue,
-        publish: Callable[[ExecutionRequested], Awaitable[object]],
+        publish: Callable[[ExecutionRequested | CallbackRequested], Awaitable[object]],
         owns: Callable[[str], bool] = lambda _key: True,
     ) -> None:
         self._kv = kv

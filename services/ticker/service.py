@@ -38,7 +38,7 @@ from services.ticker.schedule_index import (
     ScheduleIndex,
 )
 from shared.bus.connection import BUS_ERRORS, connect, disconnect
-from shared.bus.executions import publish_requested
+from shared.bus.executions import publish_timed
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ensure_streams, ticker_bucket, timers_bucket
 from shared.bus.withdrawals import withdraw, withdrawn_bucket
@@ -114,7 +114,7 @@ class Ticker:
         owned = self._partitions.owned  # the live set, which the partition leases change in place
         self._timers = RetryTimers(
             buckets.timers,
-            lambda r: publish_requested(js, self._names, r),
+            lambda r: publish_timed(js, self._names, r),
             owns=lambda key: int(key.split(".", 1)[0]) in owned,
         )
         # Up to when every occurrence of the partitions held has been published (the main loop's last look).

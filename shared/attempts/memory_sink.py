@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent, ExecutionRequested
-from shared.contracts.timers import RetryTimer
+from shared.contracts.timers import RetryTimer, timer_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class InMemoryAttemptSink:
             self.written.append(Written(kind, msg_id, event))  # a repeated id is dropped, as JetStream drops it
 
     async def put_timer(self, timer: RetryTimer) -> None:
-        key = str(timer.request.execution_id)
+        key = timer_name(timer.request)
         self._enter(key)
         kept = Written("timer", key, timer)
         at = next((i for i, w in enumerate(self.written) if (w.what, w.key) == ("timer", key)), None)

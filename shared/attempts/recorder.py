@@ -21,6 +21,7 @@ from uuid import UUID
 import nats.errors
 
 from shared.attempts.sink import AttemptSink
+from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested, callback_message_id
 from shared.contracts.executions import (
     ExecutionDeadLettered,
     ExecutionEvent,
@@ -78,6 +79,22 @@ class AttemptRecorder:
 
     async def skipped(self, event: ExecutionSkipped) -> None:
         await self._publish("skipped", event, "skipped")
+
+    async def callback(self, event: CallbackRequested) -> None:
+        """A callback to send (its first try, or a retry a timer publishes)."""
+        step = callback_message_id(event.execution_id, event.kind, event.callback_attempt, "requested")
+        await self._retried(lambda: self._sink.publish("callback", event, step))
+
+    async def callback_delivered(self, event: CallbackDelivered) -> None:
+        msg_id = callback_message_id(event.execution_id, event.kind, event.callback_attempt, "delivered")
+        await self._retried(lambda: self._sink.publish("callback_delivered", event, msg_id))
+
+    async def callback_failed(self, event: CallbackFailed, retry: RetryTimer | None) -> None:
+        """A try of a callback failed: the timer of the next try (if any) is written first, then the failure."""
+        if retry is not None:
+            await self._retried(lambda: self._sink.put_timer(retry))
+        msg_id = callback_message_id(event.execution_id, event.kind, event.callback_attempt, "failed")
+        await self._retried(lambda: self._sink.publish("callback_failed", event, msg_id))
 
     async def webhook_gone(self, request: ExecutionRequested, webhook_id: UUID, reason: str, now: datetime) -> None:
         """Switch off a webhook whose receiver answered 410 Gone (idempotent: an event id derived from the attempt)."""

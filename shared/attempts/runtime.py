@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.attempts.callbacks import failure_callback, result_callback
 from shared.attempts.executor import Executor
 from shared.attempts.recorder import AttemptRecorder
 from shared.contracts.executions import (
@@ -89,7 +90,10 @@ class AttemptRuntime:
             "response_body": outcome.response_body,
         }
         if isinstance(outcome, AttemptSucceeded):
-            await self._recorder.succeeded(ExecutionSucceeded(**envelope_of(request), **ended, result=outcome.result))
+            succeeded = ExecutionSucceeded(**envelope_of(request), **ended, result=outcome.result)
+            await self._recorder.succeeded(succeeded)
+            if (callback := result_callback(request, succeeded, None)) is not None:
+                await self._recorder.callback(callback)
             return
         failed = ExecutionFailed(
             **envelope_of(request),
@@ -134,6 +138,7 @@ class AttemptRuntime:
             await self._recorder.webhook_gone(request, request.webhook.id, GONE_REASON, now)
         await self._recorder.failed(failed)
         next_step = after_failure(request, fate, now)
+        retry_at = next_step.due_at if isinstance(next_step, Retry) else None
         if isinstance(next_step, Retry):
             scheduled = ExecutionRetryScheduled(
                 **envelope_of(request),
@@ -152,6 +157,12 @@ class AttemptRuntime:
                 ExecutionDeadLettered(**envelope_of(request), occurred_at=now, reason=failed.error)
             )
             DEAD_LETTERS.inc()
+        # The outcome's callback, then the dead letter's: each once what it reports is recorded.
+        if (callback := result_callback(request, failed, retry_at)) is not None:
+            await self._recorder.callback(callback)
+        dead = next_step is not None and retry_at is None
+        if dead and (callback := failure_callback(request, now, failed.error)) is not None:
+            await self._recorder.callback(callback)
 
     async def skip(self, request: ExecutionRequested, reason: str) -> None:
         """Record that `request` does not run, saying why (withdrawn, nothing to deliver to)."""

@@ -20,7 +20,7 @@ from shared.bus.streams import timers_bucket
 from shared.contracts.codec import encode
 from shared.contracts.executions import ExecutionEvent, ExecutionRequested
 from shared.contracts.subjects import Names
-from shared.contracts.timers import RetryTimer
+from shared.contracts.timers import RetryTimer, timer_name
 from shared.settings import Settings
 
 
@@ -55,7 +55,7 @@ class JetStreamSink:
         await self._publisher.publish(result_message(self._names, kind, event, msg_id))
 
     async def put_timer(self, timer: RetryTimer) -> None:
-        key = self._names.timer_key(timer.request.job_id, timer.request.execution_id)
+        key = self._names.timer_key(timer.request.job_id, timer_name(timer.request))
         await self._timers.put(key, encode(timer))
 
     async def disable_webhook(self, request: ExecutionRequested, webhook_id: UUID, reason: str, now: datetime) -> None:

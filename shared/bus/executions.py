@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from nats.js import JetStreamContext
 
 from shared.bus.pipelined import Outgoing
+from shared.contracts.callbacks import CallbackRequested, callback_message_id
 from shared.contracts.codec import encode
 from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent, ExecutionRequested
 from shared.contracts.subjects import Names
@@ -59,3 +60,18 @@ async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionR
     if request.task is None:
         raise ValueError(f"execution {request.execution_id} names no task to hand over")
     await publish_requested(js, names, request, names.task_subject(request.task.name))
+
+
+def callback_message(names: Names, event: CallbackRequested) -> Outgoing:
+    """A callback to send, as a message (one message id per try of the callback)."""
+    msg_id = callback_message_id(event.execution_id, event.kind, event.callback_attempt, "requested")
+    return result_message(names, "callback", event, msg_id)
+
+
+async def publish_timed(js: JetStreamContext, names: Names, request: ExecutionRequested | CallbackRequested) -> None:
+    """Publish what a durable timer held: the next attempt of an execution, or the next try of a callback."""
+    if isinstance(request, ExecutionRequested):
+        await publish_requested(js, names, request)
+        return
+    message = callback_message(names, request)
+    await js.publish(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})

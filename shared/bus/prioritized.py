@@ -33,6 +33,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared.bus.overlap import Deferred
+from shared.contracts.callbacks import CallbackRequested
 from shared.contracts.codec import decode_execution_event
 from shared.contracts.executions import ExecutionRequested
 from shared.observability.logs import execution_fields
@@ -50,7 +51,11 @@ FETCH_RETRY_SECONDS = 1.0
 # not sent (a crash in between) redelivers a request whose outcome is stored; its repeat is dropped by message id.
 ACK_BATCH_SECONDS = 0.005
 
-Handler = Callable[[ExecutionRequested, Msg], Coroutine[Any, Any, None]]
+# What a consumer runs: requested executions (the dispatchers' consumer) or callbacks to send (their callback
+# consumer). A callback has the default priority and no fire time.
+Request = ExecutionRequested | CallbackRequested
+Handler = Callable[[Request, Msg], Coroutine[Any, Any, None]]
+DEFAULT_PRIORITY = 5
 
 
 class Slots(asyncio.Semaphore):
@@ -112,19 +117,20 @@ class _Waiting:
     """A heap of fetched messages: highest priority first, then oldest."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, int, ExecutionRequested, Msg]] = []
+        self._heap: list[tuple[int, int, int, Request, Msg]] = []
         self._count = 0
         self.changed = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, request: ExecutionRequested, msg: Msg) -> None:
+    def push(self, request: Request, msg: Msg) -> None:
         self._count += 1
-        heapq.heappush(self._heap, (-request.priority, msg.metadata.sequence.stream, self._count, request, msg))
+        priority = request.priority if isinstance(request, ExecutionRequested) else DEFAULT_PRIORITY
+        heapq.heappush(self._heap, (-priority, msg.metadata.sequence.stream, self._count, request, msg))
         self.changed.set()
 
-    def pop(self) -> tuple[ExecutionRequested, Msg]:
+    def pop(self) -> tuple[Request, Msg]:
         _, _, _, request, msg = heapq.heappop(self._heap)
         self.changed.set()
         return request, msg
@@ -162,7 +168,7 @@ class PrioritizedConsumer:
         self._acks = _Acks(ack_every)
         # Messages fetched before their fire time (published ahead), released into `_waiting` at that instant: one
         # timer per instant (to the millisecond), since a busy second's occurrences share theirs.
-        self._held: dict[float, tuple[asyncio.TimerHandle, list[tuple[ExecutionRequested, Msg]]]] = {}
+        self._held: dict[float, tuple[asyncio.TimerHandle, list[tuple[Request, Msg]]]] = {}
         self._running: dict[asyncio.Task[None], Msg] = {}  # each run in flight, with its message
         # Every message in hand (held, waiting or running), by id, with when the server last heard of it (its
         # delivery or the last in_progress), in loop time: only those not heard of for a while are kept alive.
@@ -229,12 +235,13 @@ class PrioritizedConsumer:
             log.error("terminating undecodable message on %s: %s", msg.subject, exc)
             await msg.term()
             return
-        if not isinstance(event, ExecutionRequested):
-            log.error("terminating %s on %s: not a requested execution", type(event).__name__, msg.subject)
+        if not isinstance(event, ExecutionRequested | CallbackRequested):
+            log.error("terminating %s on %s: nothing to run", type(event).__name__, msg.subject)
             await msg.term()
             return
         self._in_hand[id(msg)] = (msg, asyncio.get_running_loop().time())
-        delay = (event.fire_at - datetime.now(UTC)).total_seconds() if event.fire_at is not None else 0.0
+        fire_at = event.fire_at if isinstance(event, ExecutionRequested) else None
+        delay = (fire_at - datetime.now(UTC)).total_seconds() if fire_at is not None else 0.0
         # Never held longer than the lead: a ticker whose clock runs ahead of this one's must not delay deliveries
         # by its skew.
         delay = min(delay, self._max_hold)
@@ -273,7 +280,7 @@ class PrioritizedConsumer:
             self._running[running] = msg
             running.add_done_callback(self._finished)
 
-    async def _settle(self, request: ExecutionRequested, msg: Msg) -> None:
+    async def _settle(self, request: Request, msg: Msg) -> None:
         try:
             await self._handle(request, msg)
         except Deferred as deferred:

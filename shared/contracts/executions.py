@@ -9,6 +9,8 @@ from uuid import UUID
 
 import msgspec
 
+from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested
+from shared.contracts.execution_envelope import ExecutionEnvelope
 from shared.contracts.jobs import JobState, RetryPolicy, TaskSpec, WebhookSpec
 
 _EXECUTION_NAMESPACE = uuid.UUID("5b0d3f5e-6f43-4c8e-9a0e-2f4f1b8c7d21")
@@ -41,25 +43,7 @@ def missed_execution_id(occurrence: str) -> UUID:
     return uuid.uuid5(_EXECUTION_NAMESPACE, f"{occurrence}|missed")
 
 
-# Version 2 of the execution events: a webhook attempt's ExecutionStarted is published only when the attempt is
-# still running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS (the result carries started_at and worker_id either
-# way). Version 1 events (every attempt started, then its result) are read the same way.
-EXECUTION_SCHEMA_VERSION = 2
-
-
-class _ExecutionEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event_type"):
-    """Envelope shared by execution events."""
-
-    schema_version: int = EXECUTION_SCHEMA_VERSION
-    execution_id: UUID
-    occurrence_id: str
-    job_id: UUID
-    account_id: UUID
-    attempt: int = 1
-    occurred_at: datetime
-
-
-class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionRequested(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """An occurrence is due (the ticker), or was asked for now (`manual`, the api). Carries a snapshot of the
     target, a webhook or a task, so delivery needs no look-up.
 
@@ -84,6 +68,9 @@ class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     # When to deliver: the nominal time plus the job's jitter. The ticker publishes up to a short lead before it
     # and the dispatcher waits for it. None (manual runs, retries, re-drives, older events): at once.
     fire_at: datetime | None = None
+    # Where the outcome of each attempt, and the dead letter of the occurrence, are sent (the job's, when it fired).
+    callback_url: str | None = None
+    failure_callback_url: str | None = None
 
     def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
         """The request for the following attempt of the same occurrence and target."""
@@ -99,7 +86,7 @@ class ExecutionRequested(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
         )
 
 
-class ExecutionStarted(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionStarted(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """An attempt is running: a task a worker took, or a webhook delivery still running after a threshold.
 
     Since schema version 2 a quick webhook attempt has no ExecutionStarted: its result, which carries `started_at`
@@ -110,7 +97,7 @@ class ExecutionStarted(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     started_at: datetime
 
 
-class ExecutionSucceeded(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionSucceeded(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """The receiver answered 2xx, or the task returned (`result`, any JSON value)."""
 
     worker_id: str
@@ -122,7 +109,7 @@ class ExecutionSucceeded(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     result: Any = None
 
 
-class ExecutionFailed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionFailed(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """The attempt failed: a non-2xx answer, a network error, or (timed_out) no answer in time."""
 
     worker_id: str
@@ -136,7 +123,7 @@ class ExecutionFailed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     traceback: str | None = None
 
 
-class ExecutionRetryScheduled(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionRetryScheduled(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """Attempt `attempt` failed and the next one is due at `retry_at` (a durable timer the ticker holds)."""
 
     retry_at: datetime
@@ -145,20 +132,20 @@ class ExecutionRetryScheduled(_ExecutionEvent, frozen=True, kw_only=True, tag=Tr
     reason: str
 
 
-class ExecutionDeadLettered(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionDeadLettered(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """Attempt `attempt` was the last one the policy allows, or one that cannot succeed; an operator may re-drive."""
 
     reason: str
 
 
-class WebhookDisabledByReceiver(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class WebhookDisabledByReceiver(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """The receiver answered 410 Gone: the webhook is switched off and not called again."""
 
     webhook_id: UUID
     reason: str
 
 
-class ExecutionMissed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionMissed(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """An occurrence fell due while no ticker was looking and the job's misfire policy did not fire it.
 
     `more_missed`: more occurrences of the job were missed in the same stretch than are recorded one by one
@@ -172,7 +159,7 @@ class ExecutionMissed(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
     more_missed: bool = False
 
 
-class ExecutionSkipped(_ExecutionEvent, frozen=True, kw_only=True, tag=True):
+class ExecutionSkipped(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """The job's overlap policy kept this execution from running: the previous occurrence was still running
     (`skip`), or one was already waiting behind it (`queue_one`)."""
 
@@ -189,6 +176,9 @@ ExecutionEvent = (
     | WebhookDisabledByReceiver
     | ExecutionMissed
     | ExecutionSkipped
+    | CallbackRequested
+    | CallbackDelivered
+    | CallbackFailed
 )
 
 # The subject kinds (<ns>.executions.<kind>.<account>.<job>) each event type is published under. A failure that
@@ -203,6 +193,9 @@ SUBJECT_KINDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
     WebhookDisabledByReceiver: ("webhook_disabled",),
     ExecutionMissed: ("missed",),
     ExecutionSkipped: ("skipped",),
+    CallbackRequested: ("callback",),
+    CallbackDelivered: ("callback_delivered",),
+    CallbackFailed: ("callback_failed",),
 }
 
 
@@ -245,6 +238,8 @@ def occurrence_requests(
             timeout_seconds=job.timeout_seconds,
             overlap=job.overlap,
             fire_at=fire_at,
+            callback_url=job.callback_url,
+            failure_callback_url=job.failure_callback_url,
         )
         for webhook, target_task in targets
     ]
@@ -260,7 +255,8 @@ class ResultEnvelope(TypedDict):
     attempt: int
 
 
-def envelope_of(request: ExecutionRequested) -> ResultEnvelope:
+def envelope_of(request: ExecutionEnvelope) -> ResultEnvelope:
+    """The fields an event about `request`'s attempt copies from it."""
     return ResultEnvelope(
         execution_id=request.execution_id,
         occurrence_id=request.occurrence_id,

@@ -94,6 +94,10 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     overlap: Literal["allow", "skip", "queue_one"] = "allow"
     # Occurrences of the schedule the job does not have (days, or cron rules on its wall-clock time); None: none.
     exclusions: Exclusions | None = None
+    # Sent each attempt's outcome (`callback_url`) and each dead letter (`failure_callback_url`): see
+    # shared/contracts/callbacks.py.
+    callback_url: str | None = None
+    failure_callback_url: str | None = None
     description: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 JOBS subjects:       <ns>.jobs.<partition>.<account_id>.<job_id>     (one subject per job: its event log)
 EXECUTIONS subjects: <ns>.executions.<kind>.<account_id>.<job_id>
-    (kind: requested, started, succeeded, failed, retry_scheduled, dead_lettered, webhook_disabled)
+    (kind: requested, started, succeeded, failed, timed_out, retry_scheduled, dead_lettered, webhook_disabled,
+    missed, skipped, callback, callback_delivered, callback_failed)
 PARTITIONS is part of the subject layout and fixed for the life of a store.
 """
 
@@ -49,6 +50,15 @@ class Names:
     @property
     def requested_filter(self) -> str:
         return f"{self.namespace}.executions.requested.>"
+
+    @property
+    def callback_filter(self) -> str:
+        """Callbacks to send (CallbackRequested), which the dispatchers' callback consumer takes."""
+        return f"{self.namespace}.executions.callback.>"
+
+    @property
+    def callback_consumer(self) -> str:
+        return f"{self.namespace}_callbacks"
 
     @property
     def tasks_stream(self) -> str:
@@ -103,9 +113,10 @@ class Names:
         rescheduled): one key per execution id."""
         return f"{self.namespace}_withdrawn"
 
-    def timer_key(self, job_id: UUID, execution_id: UUID) -> str:
-        """Timers are keyed by partition first, so a ticker can watch only the partitions it owns."""
-        return f"{partition_of(job_id)}.{execution_id}"
+    def timer_key(self, job_id: UUID, name: UUID | str) -> str:
+        """Timers are keyed by partition first, so a ticker can watch only the partitions it owns (`name`: see
+        shared.contracts.timers.timer_name)."""
+        return f"{partition_of(job_id)}.{name}"
 
     @property
     def projection_channel(self) -> str:

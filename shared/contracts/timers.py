@@ -6,6 +6,7 @@ from datetime import datetime
 
 import msgspec
 
+from shared.contracts.callbacks import CallbackRequested
 from shared.contracts.executions import ExecutionRequested
 
 # Timers may be set at most this far ahead: backoff caps (and Retry-After, at most a day) are bounded by it.
@@ -13,7 +14,16 @@ MAX_TIMER_DELAY_SECONDS = 7 * 86400
 
 
 class RetryTimer(msgspec.Struct, frozen=True, kw_only=True):
-    """Publish `request` at `due_at`. The key is the request's execution id, so writing it twice is harmless."""
+    """Publish `request` at `due_at`: the next attempt of an execution, or the next try of a callback. The key is
+    derived from what it publishes, so writing it twice is harmless."""
 
     due_at: datetime
-    request: ExecutionRequested
+    request: ExecutionRequested | CallbackRequested
+
+
+def timer_name(request: ExecutionRequested | CallbackRequested) -> str:
+    """What names a timer within its partition: the next attempt's execution id, or for a callback's next try the
+    attempt's execution id and the callback's kind (a later try of the same callback rewrites it)."""
+    if isinstance(request, CallbackRequested):
+        return f"{request.execution_id}.{request.kind}"
+    return str(request.execution_id)

@@ -16,6 +16,8 @@ Field = Literal[
     "start_at",
     "end_at",
     "exclusions",
+    "callback_url",
+    "failure_callback_url",
     "webhooks",
     "url",
     "method",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -139,6 +140,19 @@ def checked_url(url: str) -> str:
     if port == 0:
         raise ValidationFailed("url port must be between 1 and 65535", "url")
     return url
+
+
+CallbackField = Literal["callback_url", "failure_callback_url"]
+
+
+def checked_callback_url(url: str | None, field: CallbackField) -> str | None:
+    """A callback URL, checked as a webhook's is (the egress policy is the api's to check), or None for none."""
+    if url is None:
+        return None
+    try:
+        return checked_url(url)
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"{field}: {exc.detail}", field) from None
 
 
 def checked_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -44,6 +44,8 @@ class JobDraft:
     start_at: datetime | None = None
     end_at: datetime | None = None
     exclusions: Exclusions | None = None
+    callback_url: str | None = None
+    failure_callback_url: str | None = None
     priority: int = 5
     description: str | None = None
     tags: tuple[str, ...] = ()

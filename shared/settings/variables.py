@@ -69,6 +69,14 @@ class Variables(BaseSettings):
         validation_alias="SCHEDULER_DELIVERY_TIMEOUT_SECONDS",
         description="The per-attempt timeout of a job that sets none (status timed_out).",
     )
+    callback_retry_base_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        validation_alias="SCHEDULER_CALLBACK_RETRY_BASE_SECONDS",
+        description="The wait before a failed callback's first retry; each later one waits twice as long, at most"
+        " 30 minutes, and a callback is tried 6 times.",
+    )
     max_delivery_timeout_seconds: float = Field(
         120.0,
         gt=0,

@@ -88,6 +88,8 @@ def dev_server(nats_url: str, postgres_admin_url: str, tmp_path_factory: pytest.
         "SCHEDULER_DELIVERY_TIMEOUT_SECONDS": "5",
         "SCHEDULER_MAX_DELIVERY_TIMEOUT_SECONDS": "8",
         "SCHEDULER_ACK_WAIT_SECONDS": "10",
+        # Callbacks are retried after 1, 2, 4... seconds instead of 10, 20, 40...
+        "SCHEDULER_CALLBACK_RETRY_BASE_SECONDS": "1",
     }
     log = directory / "dev.log"
     # One process: the API's behaviour is the same in both layouts, and a process per service would cost every

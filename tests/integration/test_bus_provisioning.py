@@ -54,14 +54,16 @@ async def test_drifted_consumer_is_updated(settings: Settings) -> None:
     js = nc.jetstream()
     try:
         await ensure_streams(js, settings)
-        assert (await ensure_dispatcher_consumer(js, settings) or "").startswith("created")
-        assert await ensure_dispatcher_consumer(js, settings) is None
+        created = await ensure_dispatcher_consumer(js, settings)
+        assert len(created) == 2 and all(line.startswith("created") for line in created), created
+        assert await ensure_dispatcher_consumer(js, settings) == []
         changed = settings.replaced(max_ack_pending=500)
-        line = await ensure_dispatcher_consumer(js, changed)
-        assert line is not None and "max_ack_pending" in line
+        lines = await ensure_dispatcher_consumer(js, changed)
+        assert len(lines) == 2 and all("max_ack_pending" in line for line in lines), lines
         names = Names(settings.namespace)
-        info = await js.consumer_info(names.executions_stream, names.dispatcher_consumer)
-        assert info.config.max_ack_pending == 500
+        for consumer in (names.dispatcher_consumer, names.callback_consumer):
+            info = await js.consumer_info(names.executions_stream, consumer)
+            assert info.config.max_ack_pending == 500
     finally:
         await nc.close()
 

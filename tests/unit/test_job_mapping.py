@@ -64,6 +64,8 @@ def record_of(draft: Any, **columns: Any) -> JobRecord:
         "start_at": draft.start_at,
         "end_at": draft.end_at,
         "exclusions": msgspec.to_builtins(draft.exclusions) if draft.exclusions is not None else None,
+        "callback_url": draft.callback_url,
+        "failure_callback_url": draft.failure_callback_url,
         "priority": draft.priority,
         "tags": list(draft.tags),
         "metadata": draft.metadata,

@@ -102,6 +102,8 @@ def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_seq
         jitter_seconds=3.0,
         overlap="queue_one",
         exclusions=Exclusions(dates=(date(2026, 12, 25),), rules=("0 9 * * 1",)),
+        callback_url="https://example.com/results",
+        failure_callback_url="https://example.com/failures",
         description="d",
         tags=("a", "b"),
         metadata={"m": 1},
@@ -138,6 +140,8 @@ def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_seq
         "jitter_seconds": 3.0,
         "overlap": "queue_one",
         "exclusions": {"dates": ("2026-12-25",), "rules": ("0 9 * * 1",)},
+        "callback_url": "https://example.com/results",
+        "failure_callback_url": "https://example.com/failures",
     }
     # A job's first event: no webhooks, and none of an earlier state to remove.
     assert rows(step, "webhooks") == [] and not [w for w in step.writes if w.sql.startswith("DELETE")]

@@ -42,6 +42,8 @@ def row(schedule: dict[str, Any], **changes: Any) -> dict[str, Any]:
         "start_at": None,
         "end_at": None,
         "exclusions": None,
+        "callback_url": None,
+        "failure_callback_url": None,
         "priority": 7,
         "tags": ["a", "b"],
         "metadata": {"team": "x"},

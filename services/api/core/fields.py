@@ -26,6 +26,8 @@ JitterSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
 JobKind = Literal["cron", "interval", "date", "calendar"]
 Text = Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
+# A webhook's or a callback's URL (checked further by the job domain and the egress policy).
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=NO_NUL)]
 # Tags are filtered as a comma-separated list, so a tag has no comma.
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^,\x00]+$")]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]

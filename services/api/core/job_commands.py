@@ -29,7 +29,14 @@ from services.api.core.idempotency import RequestKey
 from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, append_to_latest, load_live
 from shared.contracts.jobs import JobEvent
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
-from shared.domain.job_checks import MAX_EVENT_BYTES, MAX_WEBHOOKS_PER_JOB, checked_url
+from shared.domain.errors import Field
+from shared.domain.job_checks import (
+    MAX_EVENT_BYTES,
+    MAX_WEBHOOKS_PER_JOB,
+    CallbackField,
+    checked_callback_url,
+    checked_url,
+)
 from shared.domain.job_commands import (
     AddWebhook,
     ChangeJob,
@@ -96,12 +103,23 @@ class JobCommands:
         """A valid URL whose host the egress policy allows (checked again at every delivery)."""
         with translated():
             url = checked_url(url)
+        await self._allowed(url, "url")
+        return url
+
+    async def _allowed(self, url: str, field: Field) -> None:
         if self._egress is not None:
             try:
                 await self._egress.check_target(URL(url).raw_host or "")
             except EgressRefusedError as exc:
-                raise ValidationFailedError(f"url: {exc}", field="url") from None
-        return url
+                raise ValidationFailedError(f"{field}: {exc}", field=field) from None
+
+    async def _checked_callbacks(self, urls: dict[CallbackField, str | None]) -> None:
+        """Callback URLs given: valid, and to hosts the egress policy allows (checked again at every send)."""
+        for field, url in urls.items():
+            with translated():
+                url = checked_callback_url(url, field)
+            if url is not None:
+                await self._allowed(url, field)
 
     async def checked_webhook(
         self, url: str, headers: dict[str, str], body_template: str | None, content_type: str
@@ -131,6 +149,9 @@ class JobCommands:
             return await self._keyed_job(key, made)
         for hook in draft.webhooks:
             await self._checked_target(hook.url)
+        await self._checked_callbacks(
+            {"callback_url": draft.callback_url, "failure_callback_url": draft.failure_callback_url}
+        )
         command = CreateJob(
             account_id=account_id, draft=draft, require_target=require_target, max_timeout_seconds=self._max_timeout
         )
@@ -172,6 +193,8 @@ class JobCommands:
         """
         with translated():
             changes = checked_changes(changes, self._max_timeout)
+        given = changes.given()
+        await self._checked_callbacks({f: given[f] for f in ("callback_url", "failure_callback_url") if f in given})
         command = ChangeJob(changes, require_target=require_target, max_timeout_seconds=self._max_timeout)
         return await self._change(principal, job_id, command)
 

@@ -27,6 +27,7 @@ from services.api.core.fields import (
     Tags,
     Text,
     TimeZone,
+    Url,
 )
 
 # The field that carries each kind of schedule. The messages of job_mapping.py name fields as this input does.
@@ -79,6 +80,8 @@ class JobInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     start_at: datetime | UnsetType | None = UNSET
     end_at: datetime | UnsetType | None = UNSET
     exclusions: ExclusionsBody | UnsetType | None = UNSET
+    callback_url: Url | UnsetType | None = UNSET
+    failure_callback_url: Url | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     created_by: ShortText | UnsetType | None = UNSET

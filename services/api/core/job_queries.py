@@ -37,8 +37,9 @@ CASE
 END"""
 _COLUMNS = f"""
 j.id, j.account_id, j.number, j.name, j.description, j.type, j.schedule, j.timezone, j.enabled, j.task, j.retry,
-    j.timeout_seconds, j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at, j.exclusions, j.priority, j.tags,
-    j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at, {NEXT_RUN_AT} AS next_run_at"""
+    j.timeout_seconds, j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at, j.exclusions, j.callback_url,
+    j.failure_callback_url, j.priority, j.tags, j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at,
+    {NEXT_RUN_AT} AS next_run_at"""
 _FROM = "FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
 
 
@@ -69,6 +70,8 @@ class JobRecord:
     start_at: datetime | None
     end_at: datetime | None
     exclusions: Exclusions | None
+    callback_url: str | None
+    failure_callback_url: str | None
     priority: int
     tags: tuple[str, ...]
     metadata: dict[str, Any]

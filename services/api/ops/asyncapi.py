@@ -14,7 +14,8 @@ from uuid import UUID
 
 import msgspec
 
-from shared.contracts.executions import EXECUTION_SCHEMA_VERSION, SUBJECT_KINDS, ExecutionEvent
+from shared.contracts.execution_envelope import EXECUTION_SCHEMA_VERSION
+from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent
 from shared.contracts.jobs import JobEvent
 from shared.contracts.subjects import PARTITIONS, Names, partition_of
 from shared.settings import Settings
@@ -23,7 +24,10 @@ ASYNCAPI_VERSION = "3.0.0"
 # 0.2.0: execution events' schema_version 2, where a webhook attempt has an ExecutionStarted only when it was still
 # running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS (its result carries started_at either way).
 # 0.3.0: a job's state has `exclusions` (null when it has none; absent from events written before it).
-DOCUMENT_VERSION = "0.3.0"
+# 0.4.0: result callbacks: a job's state and ExecutionRequested have `callback_url` and `failure_callback_url`, and
+# the callback events CallbackRequested, CallbackDelivered and CallbackFailed (kinds callback, callback_delivered,
+# callback_failed).
+DOCUMENT_VERSION = "0.4.0"
 SCHEMA_REF = "#/components/schemas/{name}"
 
 # The subject kinds come from SUBJECT_KINDS, the table publish_result enforces. An event type missing there still
@@ -39,7 +43,7 @@ _HEADERS = {
         "Nats-Msg-Id": {
             "type": "string",
             "description": "Deduplication id: the event id of a job event; the execution id (plus a suffix for"
-            " results) of an execution event. Consumers may use it to drop redeliveries.",
+            " results and callbacks) of an execution event. Consumers may use it to drop redeliveries.",
         }
     },
 }
@@ -165,7 +169,10 @@ def _document(namespace: str) -> dict[str, Any]:
             " published for tasks and for webhook deliveries still running after a threshold"
             " (SCHEDULER_STARTED_EVENT_AFTER_SECONDS, 1 s by default); a quicker delivery's only event after its"
             " ExecutionRequested is its result, which carries started_at and worker_id. Version 1 published"
-            " ExecutionStarted for every attempt.",
+            " ExecutionStarted for every attempt. A job with a `callback_url` (or `failure_callback_url`) gets"
+            " CallbackRequested after each attempt's result (or its occurrence's dead letter); its `body` is what"
+            " the callback's receiver is sent, and it ends as CallbackDelivered or, after its tries, a CallbackFailed"
+            " with `final` true.",
         },
         "defaultContentType": "application/json",
         "servers": {

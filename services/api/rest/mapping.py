@@ -64,6 +64,8 @@ def job_out(job: JobRecord) -> JobOut:
         start_at=job.start_at,
         end_at=job.end_at,
         exclusions=exclusions_body(job.exclusions),
+        callback_url=job.callback_url,
+        failure_callback_url=job.failure_callback_url,
     )
 
 
@@ -90,6 +92,8 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         start_at=job.start_at,
         end_at=job.end_at,
         exclusions=exclusions_body(job.exclusions),
+        callback_url=job.callback_url,
+        failure_callback_url=job.failure_callback_url,
     )
 
 

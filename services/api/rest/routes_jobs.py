@@ -96,6 +96,8 @@ class JobController(Controller):
             start_at=data.start_at,
             end_at=data.end_at,
             exclusions=exclusions_of(data.exclusions),
+            callback_url=data.callback_url,
+            failure_callback_url=data.failure_callback_url,
             webhooks=tuple(webhook_draft(w) for w in data.webhooks or ()),
         )
         key = await request_key_of(request, idempotency_key, data.account_id)
@@ -163,6 +165,8 @@ class JobController(Controller):
             start_at=data.start_at,
             end_at=data.end_at,
             exclusions=exclusions,
+            callback_url=data.callback_url,
+            failure_callback_url=data.failure_callback_url,
         )
         appended = await commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
         return await changed_job(pool, projection, appended)

@@ -18,13 +18,13 @@ from services.api.core.fields import (
     Name,
     Overlap,
     TimeZone,
+    Url,
 )
 from shared.contracts.timers import MAX_TIMER_DELAY_SECONDS
 
 CronText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL, examples=["0 2 * * *"])]
 # Stored as a Postgres integer.
 JobType = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=NO_NUL)]
 ContentType = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\r\n\x00]+$")]
 # Bounds keep a job's event (which carries all its webhooks) well under NATS's message size limit.
 _Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
@@ -81,6 +81,8 @@ class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     start_at: datetime | None = None
     end_at: datetime | None = None
     exclusions: ExclusionsBody | None = None
+    callback_url: Url | None = None
+    failure_callback_url: Url | None = None
     webhooks: Annotated[list[NewWebhook], msgspec.Meta(max_length=20)] | None = None
 
 
@@ -103,6 +105,9 @@ class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     end_at: datetime | UnsetType | None = UNSET
     # null removes every exclusion.
     exclusions: ExclusionsBody | UnsetType | None = UNSET
+    # null stops the callbacks.
+    callback_url: Url | UnsetType | None = UNSET
+    failure_callback_url: Url | UnsetType | None = UNSET
 
 
 class JobOut(msgspec.Struct, kw_only=True):
@@ -127,6 +132,8 @@ class JobOut(msgspec.Struct, kw_only=True):
     start_at: datetime | None
     end_at: datetime | None
     exclusions: ExclusionsBody | None
+    callback_url: str | None
+    failure_callback_url: str | None
     # Only in the answer to a POST /api/jobs that gave webhooks: them, with their ids.
     webhooks: list[WebhookOut] | UnsetType = UNSET
 
