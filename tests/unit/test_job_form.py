@@ -195,3 +195,20 @@ def test_exclusions_go_through_the_form_one_a_line_and_come_back_as_shown() -> N
         create_input(form(cron_expression="0 9 * * *", exclusions="2026-13-45"))
     assert bad.value.field == "exclusions"
     assert box_of("exclusions") == "exclusions"  # where the API's error on a bad rule is shown
+
+
+def test_callback_urls_go_through_the_form_and_an_emptied_box_stops_them() -> None:
+    job = record(cron_expression="0 9 * * *", callback_url=" https://example.com/results ", failure_callback_url="")
+    assert (job.callback_url, job.failure_callback_url) == ("https://example.com/results", None)
+    shown = edited(job)
+    assert (shown.get("callback_url"), shown.get("failure_callback_url")) == ("https://example.com/results", "")
+    now = datetime.now(UTC)
+    unchanged = changes_from(update_input(shown, job_view(job)), job, now)
+    assert (unchanged.callback_url, unchanged.failure_callback_url) == ("https://example.com/results", None)
+    changed = changes_from(
+        update_input(edited(job, callback_url="", failure_callback_url="https://example.com/dead"), job_view(job)),
+        job,
+        now,
+    )
+    assert (changed.callback_url, changed.failure_callback_url) == (None, "https://example.com/dead")
+    assert box_of("callback_url") == "callback_url"  # where the API's error on a bad URL is shown

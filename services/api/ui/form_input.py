@@ -82,6 +82,8 @@ def _body(form: JobForm) -> dict[str, Any]:
         "overlap": form.get("overlap_policy") or "allow",
         "jitter_seconds": form.get("jitter_seconds") or "0",
         "exclusions": _exclusions(form),
+        "callback_url": _optional(form, "callback_url"),
+        "failure_callback_url": _optional(form, "failure_callback_url"),
         "tags": [t.strip() for t in form.get("tags").split(",") if t.strip()],
     }
     if form.action == "task":

@@ -143,6 +143,8 @@ def form_of(job: JobView, webhook: WebhookRecord | None, account_id: UUID) -> Jo
         "overlap_policy": job.overlap_policy,
         "jitter_seconds": f"{job.jitter_seconds:g}",
         "exclusions": exclusions_box(job.exclusions),
+        "callback_url": job.callback_url or "",
+        "failure_callback_url": job.failure_callback_url or "",
         "tags": ", ".join(job.tags),
     }
     if webhook is not None:

@@ -44,6 +44,8 @@ class JobView:
     start_at: datetime | None
     end_at: datetime | None
     exclusions: Exclusions | None
+    callback_url: str | None
+    failure_callback_url: str | None
     tags: tuple[str, ...]
     metadata: dict[str, Any]
     created_by: str | None
@@ -79,6 +81,8 @@ def job_view(job: JobRecord) -> JobView:
         start_at=job.start_at,
         end_at=job.end_at,
         exclusions=job.exclusions,
+        callback_url=job.callback_url,
+        failure_callback_url=job.failure_callback_url,
         tags=job.tags,
         metadata=job.metadata,
         created_by=job.created_by,
