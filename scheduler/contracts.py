@@ -13,8 +13,9 @@
   `MisfirePolicy` and a `Schedule`).
 - Execution events (EXECUTIONS stream): `ExecutionRequested`, `ExecutionStarted`, `ExecutionSucceeded`,
   `ExecutionFailed`, `ExecutionRetryScheduled`, `ExecutionDeadLettered`, `WebhookDisabledByReceiver`,
-  `ExecutionMissed`, `ExecutionSkipped`, and a callback's `CallbackRequested` (its `CallbackBody` is what the
-  callback's receiver gets), `CallbackDelivered`, `CallbackFailed`; `ExecutionEvent` is their union.
+  `ExecutionMissed`, `ExecutionSkipped`, `ExecutionWaiting` (a delivery waiting for its flow-control key), and a
+  callback's `CallbackRequested` (its `CallbackBody` is what the callback's receiver gets), `CallbackDelivered`,
+  `CallbackFailed`; `ExecutionEvent` is their union. A job's `FlowControl` is part of its state.
 - `decode_job_event`, `decode_execution_event`: a message's bytes to its event (msgspec.ValidationError if foreign).
 - `Names`: stream and subject names under a namespace; `partition_of`: a job's partition in its JOBS subject.
 
@@ -33,9 +34,11 @@ from shared.contracts.executions import (
     ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
+    ExecutionWaiting,
     WebhookDisabledByReceiver,
 )
 from shared.contracts.jobs import (
+    FlowControl,
     JobCreated,
     JobDeleted,
     JobEvent,
@@ -80,6 +83,8 @@ __all__ = [
     "ExecutionSkipped",
     "ExecutionStarted",
     "ExecutionSucceeded",
+    "ExecutionWaiting",
+    "FlowControl",
     "IntervalSchedule",
     "JobCreated",
     "JobDeleted",

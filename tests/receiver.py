@@ -33,6 +33,11 @@ class Receiver:
     scripts: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     # Bytes to answer with on these paths instead of `reply`.
     bodies: dict[str, bytes] = field(default_factory=dict)
+    # Answers on these paths take this long (seconds): a slow receiver.
+    slow: dict[str, float] = field(default_factory=dict)
+    # Requests being answered now, and the most there ever were at once, by path.
+    in_flight: dict[str, int] = field(default_factory=dict)
+    most_in_flight: dict[str, int] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -42,6 +47,15 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
     async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        self.in_flight[path] = self.in_flight.get(path, 0) + 1
+        self.most_in_flight[path] = max(self.most_in_flight.get(path, 0), self.in_flight[path])
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight[path] -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         self.calls.append(
             Call(
                 request.method,
@@ -54,6 +68,8 @@ class Receiver:
         )
         if request.path in self.gates:
             await self.gates[request.path].wait()
+        if request.path in self.slow:
+            await asyncio.sleep(self.slow[request.path])  # the receiver's own work, not a test's wait
         if self.scripts.get(request.path):
             status, headers = self.scripts[request.path].pop(0)
             return web.Response(status=status, headers=headers, text=self.reply)

@@ -41,11 +41,31 @@ def callback_consumer_config(settings: Settings) -> ConsumerConfig:
     )
 
 
+def waiting_consumer_config(settings: Settings) -> ConsumerConfig:
+    """The dispatchers' third consumer: deliveries waiting for their flow-control key, handed back with a delay while
+    it stays at its limit. Their own max ack pending, so waiting deliveries never hold up the requested ones."""
+    names = Names(settings.namespace)
+    return ConsumerConfig(
+        durable_name=names.waiting_consumer,
+        filter_subject=names.waiting_filter,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait_seconds,
+        max_ack_pending=settings.flow_max_waiting,
+        max_deliver=-1,
+    )
+
+
 async def ensure_dispatcher_consumer(js: JetStreamContext, settings: Settings) -> list[str]:
     """Create the consumers, or update one whose configuration drifted. Returns what was done, if anything."""
     stream = Names(settings.namespace).executions_stream
     done = []
-    for config in (dispatcher_consumer_config(settings), callback_consumer_config(settings)):
+    configs = (
+        dispatcher_consumer_config(settings),
+        callback_consumer_config(settings),
+        waiting_consumer_config(settings),
+    )
+    for config in configs:
         if (line := await ensure_consumer(js, stream, config, _COMPARED)) is not None:
             done.append(line)
     return done

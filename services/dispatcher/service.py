@@ -18,18 +18,21 @@ from nats.js import JetStreamContext
 
 from services.dispatcher.callback_sender import CallbackSender
 from services.dispatcher.consumer_config import ensure_dispatcher_consumer
+from services.dispatcher.flow_gate import FlowGate
 from services.dispatcher.webhook_executor import WebhookExecutor
 from shared.attempts.recorder import AttemptRecorder
 from shared.attempts.runtime import AttemptRuntime
 from shared.attempts.sink import open_jetstream_sink
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import hand_over_task
+from shared.bus.flow_control import FlowLimiter, flow_bucket
 from shared.bus.overlap import RunningRuns, running_bucket, under_overlap_policy
 from shared.bus.prioritized import PrioritizedConsumer, Request, Slots
 from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
 from shared.bus.streams import ensure_streams
 from shared.bus.withdrawals import WITHDRAWN_REASON, Withdrawals, withdrawn_bucket
 from shared.contracts.callbacks import CallbackRequested
+from shared.contracts.executions import ExecutionWaiting
 from shared.contracts.subjects import Names
 from shared.delivery.egress import GuardedResolver
 from shared.delivery.http_client import HttpClient
@@ -55,6 +58,7 @@ class Dispatcher:
         runs: RunningRuns,
         withdrawals: Withdrawals,
         callbacks: CallbackSender,
+        flow: FlowGate,
     ) -> None:
         self._settings = settings
         self._names = Names(settings.namespace)
@@ -64,6 +68,7 @@ class Dispatcher:
         self._runs = runs
         self._withdrawals = withdrawals
         self._callbacks = callbacks
+        self._flow = flow
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and deliver (and send callbacks) until `stop` is set; what is in flight finishes before it returns."""
@@ -71,6 +76,7 @@ class Dispatcher:
         subs = [
             await self._js.pull_subscribe_bind(names.dispatcher_consumer, stream=names.executions_stream),
             await self._js.pull_subscribe_bind(names.callback_consumer, stream=names.executions_stream),
+            await self._js.pull_subscribe_bind(names.waiting_consumer, stream=names.executions_stream),
         ]
         deliveries = PrioritizedConsumer(
             subs[0],
@@ -87,20 +93,30 @@ class Dispatcher:
             lookahead=CALLBACK_LOOKAHEAD,
             ack_wait_seconds=settings.ack_wait_seconds,
         )
+        # Deliveries that wait for their flow-control key (and wait here a moment for a place) have slots of their
+        # own: however many wait, they never take one from the deliveries of other destinations.
+        waiting = PrioritizedConsumer(
+            subs[2], self._handle, slots=Slots(settings.dispatcher_concurrency), lookahead=settings.dispatch_lookahead,
+            ack_wait_seconds=settings.ack_wait_seconds,
+        )  # fmt: skip
         try:
-            # One consumer failing ends the other (handing back what it holds) and the dispatcher with it.
+            # One consumer failing ends the others (handing back what they hold) and the dispatcher with them.
             async with asyncio.TaskGroup() as group:
-                group.create_task(deliveries.run(stop))
-                group.create_task(callbacks.run(stop))
+                for consumer in (deliveries, callbacks, waiting):
+                    group.create_task(consumer.run(stop))
         finally:
             for sub in subs:
                 with contextlib.suppress(nats.errors.Error):
                     await sub.unsubscribe()
 
-    async def _handle(self, request: Request, _msg: Msg) -> None:
+    async def _handle(self, request: Request, msg: Msg) -> None:
         if isinstance(request, CallbackRequested):
             await self._callbacks.send(request)
-        elif request.execution_id in self._withdrawals:
+            return
+        waited = isinstance(request, ExecutionWaiting)
+        if isinstance(request, ExecutionWaiting):
+            request = request.request
+        if request.execution_id in self._withdrawals:
             await self._runtime.skip(request, WITHDRAWN_REASON)
         elif request.task is not None:
             # Workers run tasks and record them; the dispatcher only queues them in the TASKS stream.
@@ -109,13 +125,15 @@ class Dispatcher:
             # Nothing was sent, so nothing failed: the occurrence is recorded, saying why, and not retried.
             await self._runtime.skip(request, NO_TARGET_REASON)
         else:
-            await under_overlap_policy(
+            deliver = functools.partial(
+                under_overlap_policy,
                 self._runs,
                 request,
                 functools.partial(self._runtime.run, request, self._webhooks),
                 functools.partial(self._runtime.skip_by_overlap, request),
                 refresh_every=self._settings.ack_wait_seconds / 3,
             )
+            await self._flow.run(request, msg, waited, deliver)
 
 
 @asynccontextmanager
@@ -142,4 +160,6 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
         )
         webhooks = WebhookExecutor(client, secrets, settings)
         callbacks = CallbackSender(client, secrets, recorder, settings)
-        yield Dispatcher(settings, js, runtime, webhooks, runs, withdrawals, callbacks)
+        limiter = FlowLimiter(await flow_bucket(js, settings), hold_for=settings.ack_wait_seconds)
+        flow = FlowGate(limiter, recorder, refresh_every=settings.ack_wait_seconds / 3)
+        yield Dispatcher(settings, js, runtime, webhooks, runs, withdrawals, callbacks, flow)

@@ -21,6 +21,7 @@ from shared.contracts.executions import (
     ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
+    ExecutionWaiting,
     WebhookDisabledByReceiver,
     nominal_time_of,
 )
@@ -383,8 +384,10 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
         return Step(None, REQUESTED, (Write(_INSERT_MISSED, args),))
     if isinstance(event, WebhookDisabledByReceiver):
         return None  # the job event that disables the webhook updates the webhooks table
-    if isinstance(event, CallbackRequested | CallbackDelivered | CallbackFailed):
-        return None  # callbacks are events and metrics; the read models do not keep them
+    if isinstance(event, CallbackRequested | CallbackDelivered | CallbackFailed | ExecutionWaiting):
+        # Callbacks, and deliveries waiting for their flow-control key, are events and metrics; the read models do
+        # not keep them (a waiting execution stays queued until it runs).
+        return None
     assert isinstance(event, ExecutionFailed)
     status = "timed_out" if event.timed_out else "failure"
     return _finished_step(event, status, nominal, error=event.error, result=None, traceback=event.traceback)

@@ -20,7 +20,8 @@ ON CONFLICT (id) DO UPDATE SET
     metadata = EXCLUDED.metadata, created_by = EXCLUDED.created_by, timeout_seconds = EXCLUDED.timeout_seconds,
     misfire = EXCLUDED.misfire, start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
     jitter_seconds = EXCLUDED.jitter_seconds, overlap = EXCLUDED.overlap, exclusions = EXCLUDED.exclusions,
-    callback_url = EXCLUDED.callback_url, failure_callback_url = EXCLUDED.failure_callback_url
+    callback_url = EXCLUDED.callback_url, failure_callback_url = EXCLUDED.failure_callback_url,
+    flow_control = EXCLUDED.flow_control
 WHERE jobs.version < EXCLUDED.version
 """
 
@@ -29,11 +30,12 @@ _UPSERT_JOB = (
 INSERT INTO jobs (
     id, account_id, name, type, schedule, timezone, enabled, version, next_run_at, created_at, updated_at,
     number, kind, task, retry, priority, description, tags, metadata, created_by, timeout_seconds, misfire,
-    start_at, end_at, jitter_seconds, overlap, exclusions, callback_url, failure_callback_url
+    start_at, end_at, jitter_seconds, overlap, exclusions, callback_url, failure_callback_url,
+    flow_control
 )
 VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-    $25, $26, $27, $28, $29
+    $25, $26, $27, $28, $29, $30
 )
 """
     + _JOB_CHANGES
@@ -46,27 +48,29 @@ _UPSERT_JOBS = Many(
 INSERT INTO jobs (
     id, account_id, name, type, schedule, timezone, enabled, version, next_run_at, created_at, updated_at,
     number, kind, task, retry, priority, description, tags, metadata, created_by, timeout_seconds, misfire,
-    start_at, end_at, jitter_seconds, overlap, exclusions, callback_url, failure_callback_url
+    start_at, end_at, jitter_seconds, overlap, exclusions, callback_url, failure_callback_url,
+    flow_control
 )
 SELECT u.id, u.account_id, u.name, u.type, u.schedule::jsonb, u.timezone, u.enabled, u.version, u.next_run_at,
     u.created_at, u.updated_at, u.number, u.kind, u.task::jsonb, u.retry::jsonb, u.priority, u.description,
     ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.metadata::jsonb, u.created_by, u.timeout_seconds,
     u.misfire::jsonb, u.start_at, u.end_at, u.jitter_seconds, u.overlap, u.exclusions::jsonb,
-    u.callback_url, u.failure_callback_url
+    u.callback_url, u.failure_callback_url, u.flow_control::jsonb
 FROM unnest(
     $1::uuid[], $2::uuid[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::boolean[], $8::bigint[],
     $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::text[], $14::text[], $15::text[],
     $16::integer[], $17::text[], $18::text[], $19::text[], $20::text[], $21::double precision[], $22::text[],
     $23::timestamptz[], $24::timestamptz[], $25::double precision[], $26::text[], $27::text[],
-    $28::text[], $29::text[]
+    $28::text[], $29::text[], $30::text[]
 ) AS u(
     id, account_id, name, type, schedule, timezone, enabled, version, next_run_at, created_at, updated_at,
     number, kind, task, retry, priority, description, tags, metadata, created_by, timeout_seconds, misfire,
-    start_at, end_at, jitter_seconds, overlap, exclusions, callback_url, failure_callback_url
+    start_at, end_at, jitter_seconds, overlap, exclusions, callback_url, failure_callback_url,
+    flow_control
 )
 """
     + _JOB_CHANGES,
-    json=frozenset({4, 13, 14, 17, 18, 21, 26}),
+    json=frozenset({4, 13, 14, 17, 18, 21, 26, 29}),
 )
 
 _UPSERT_WEBHOOK = """
@@ -162,6 +166,7 @@ def job_row(event: JobEvent, sequence: int) -> dict[str, Any]:
         "exclusions": msgspec.to_builtins(job.exclusions) if job.exclusions is not None else None,
         "callback_url": job.callback_url,
         "failure_callback_url": job.failure_callback_url,
+        "flow_control": msgspec.to_builtins(job.flow_control) if job.flow_control is not None else None,
     }
 
 

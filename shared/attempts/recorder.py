@@ -31,6 +31,7 @@ from shared.contracts.executions import (
     ExecutionSkipped,
     ExecutionStarted,
     ExecutionSucceeded,
+    ExecutionWaiting,
 )
 from shared.contracts.timers import RetryTimer
 
@@ -79,6 +80,10 @@ class AttemptRecorder:
 
     async def skipped(self, event: ExecutionSkipped) -> None:
         await self._publish("skipped", event, "skipped")
+
+    async def waiting(self, event: ExecutionWaiting) -> None:
+        """A delivery waits for its flow-control key (published once per execution: a repeat is dropped)."""
+        await self._publish("waiting", event, "waiting")
 
     async def callback(self, event: CallbackRequested) -> None:
         """A callback to send (its first try, or a retry a timer publishes)."""

@@ -35,7 +35,7 @@ from nats.js import JetStreamContext
 from shared.bus.overlap import Deferred
 from shared.contracts.callbacks import CallbackRequested
 from shared.contracts.codec import decode_execution_event
-from shared.contracts.executions import ExecutionRequested
+from shared.contracts.executions import ExecutionRequested, ExecutionWaiting
 from shared.observability.logs import execution_fields
 from shared.observability.metrics import CONSUMER_PENDING
 
@@ -51,9 +51,10 @@ FETCH_RETRY_SECONDS = 1.0
 # not sent (a crash in between) redelivers a request whose outcome is stored; its repeat is dropped by message id.
 ACK_BATCH_SECONDS = 0.005
 
-# What a consumer runs: requested executions (the dispatchers' consumer) or callbacks to send (their callback
-# consumer). A callback has the default priority and no fire time.
-Request = ExecutionRequested | CallbackRequested
+# What a consumer runs: requested executions (the dispatchers' consumer), callbacks to send (their callback
+# consumer) or deliveries waiting for their flow-control key (their waiting consumer). A callback has the default
+# priority; only a requested execution has a fire time.
+Request = ExecutionRequested | CallbackRequested | ExecutionWaiting
 Handler = Callable[[Request, Msg], Coroutine[Any, Any, None]]
 DEFAULT_PRIORITY = 5
 
@@ -126,7 +127,10 @@ class _Waiting:
 
     def push(self, request: Request, msg: Msg) -> None:
         self._count += 1
-        priority = request.priority if isinstance(request, ExecutionRequested) else DEFAULT_PRIORITY
+        if isinstance(request, ExecutionWaiting):
+            priority = request.request.priority
+        else:
+            priority = request.priority if isinstance(request, ExecutionRequested) else DEFAULT_PRIORITY
         heapq.heappush(self._heap, (-priority, msg.metadata.sequence.stream, self._count, request, msg))
         self.changed.set()
 
@@ -235,7 +239,7 @@ class PrioritizedConsumer:
             log.error("terminating undecodable message on %s: %s", msg.subject, exc)
             await msg.term()
             return
-        if not isinstance(event, ExecutionRequested | CallbackRequested):
+        if not isinstance(event, ExecutionRequested | CallbackRequested | ExecutionWaiting):
             log.error("terminating %s on %s: nothing to run", type(event).__name__, msg.subject)
             await msg.term()
             return

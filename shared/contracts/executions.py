@@ -11,7 +11,7 @@ import msgspec
 
 from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.execution_envelope import ExecutionEnvelope
-from shared.contracts.jobs import JobState, RetryPolicy, TaskSpec, WebhookSpec
+from shared.contracts.jobs import FlowControl, JobState, RetryPolicy, TaskSpec, WebhookSpec
 
 _EXECUTION_NAMESPACE = uuid.UUID("5b0d3f5e-6f43-4c8e-9a0e-2f4f1b8c7d21")
 
@@ -71,6 +71,8 @@ class ExecutionRequested(ExecutionEnvelope, frozen=True, kw_only=True, tag=True)
     # Where the outcome of each attempt, and the dead letter of the occurrence, are sent (the job's, when it fired).
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    # The job's flow control when it fired (a webhook delivery waits while its key is at a limit).
+    flow_control: FlowControl | None = None
 
     def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
         """The request for the following attempt of the same occurrence and target."""
@@ -84,6 +86,15 @@ class ExecutionRequested(ExecutionEnvelope, frozen=True, kw_only=True, tag=True)
             redrive=redrive,
             fire_at=None,
         )
+
+
+class ExecutionWaiting(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
+    """`request` found its flow-control key at a limit (`reason`: parallelism or rate) and waits its turn on the
+    dispatchers' waiting consumer instead of the requested one (so waiting deliveries never hold up others)."""
+
+    key: str
+    reason: str
+    request: ExecutionRequested
 
 
 class ExecutionStarted(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
@@ -176,6 +187,7 @@ ExecutionEvent = (
     | WebhookDisabledByReceiver
     | ExecutionMissed
     | ExecutionSkipped
+    | ExecutionWaiting
     | CallbackRequested
     | CallbackDelivered
     | CallbackFailed
@@ -193,6 +205,7 @@ SUBJECT_KINDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
     WebhookDisabledByReceiver: ("webhook_disabled",),
     ExecutionMissed: ("missed",),
     ExecutionSkipped: ("skipped",),
+    ExecutionWaiting: ("waiting",),
     CallbackRequested: ("callback",),
     CallbackDelivered: ("callback_delivered",),
     CallbackFailed: ("callback_failed",),
@@ -240,6 +253,7 @@ def occurrence_requests(
             fire_at=fire_at,
             callback_url=job.callback_url,
             failure_callback_url=job.failure_callback_url,
+            flow_control=job.flow_control,
         )
         for webhook, target_task in targets
     ]

@@ -63,6 +63,17 @@ class MisfirePolicy(msgspec.Struct, frozen=True, kw_only=True):
     grace_seconds: float | None = None
 
 
+class FlowControl(msgspec.Struct, frozen=True, kw_only=True):
+    """Limits on a job's webhook deliveries, shared by every job of the account naming the same `key` (the account's
+    name for a destination): at most `parallelism` in flight, at most `rate` started per `period_seconds`. A delivery
+    over a limit waits (see shared/bus/flow_control.py); each delivery is held to its own job's limits."""
+
+    key: str
+    parallelism: int | None = None
+    rate: int | None = None
+    period_seconds: float = 1.0
+
+
 class JobState(msgspec.Struct, frozen=True, kw_only=True):
     """The whole job as of one event.
 
@@ -98,6 +109,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     # shared/contracts/callbacks.py.
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    # Limits on its webhook deliveries, shared with the account's other jobs of the same key; None: none.
+    flow_control: FlowControl | None = None
     description: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -3,7 +3,7 @@
 JOBS subjects:       <ns>.jobs.<partition>.<account_id>.<job_id>     (one subject per job: its event log)
 EXECUTIONS subjects: <ns>.executions.<kind>.<account_id>.<job_id>
     (kind: requested, started, succeeded, failed, timed_out, retry_scheduled, dead_lettered, webhook_disabled,
-    missed, skipped, callback, callback_delivered, callback_failed)
+    missed, skipped, waiting, callback, callback_delivered, callback_failed)
 PARTITIONS is part of the subject layout and fixed for the life of a store.
 """
 
@@ -59,6 +59,20 @@ class Names:
     @property
     def callback_consumer(self) -> str:
         return f"{self.namespace}_callbacks"
+
+    @property
+    def waiting_filter(self) -> str:
+        """Deliveries waiting for their flow-control key (ExecutionWaiting), which the waiting consumer takes."""
+        return f"{self.namespace}.executions.waiting.>"
+
+    @property
+    def waiting_consumer(self) -> str:
+        return f"{self.namespace}_waiting"
+
+    @property
+    def flow_bucket(self) -> str:
+        """Flow control's shared state: per account and key, the deliveries in flight and the rate window."""
+        return f"{self.namespace}_flow"
 
     @property
     def tasks_stream(self) -> str:

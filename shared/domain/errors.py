@@ -18,6 +18,7 @@ Field = Literal[
     "exclusions",
     "callback_url",
     "failure_callback_url",
+    "flow_control",
     "webhooks",
     "url",
     "method",

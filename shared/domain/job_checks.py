@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from shared.contracts.codec import encode
-from shared.contracts.jobs import JobCreated, JobEvent, JobState, JobUpdated
+from shared.contracts.jobs import FlowControl, JobCreated, JobEvent, JobState, JobUpdated
 from shared.contracts.schedules import CronSchedule, Exclusions, Schedule, kind_of
 from shared.contracts.task_names import check_task_name
 from shared.delivery.templates import TemplateError, check_template
@@ -140,6 +140,28 @@ def checked_url(url: str) -> str:
     if port == 0:
         raise ValidationFailed("url port must be between 1 and 65535", "url")
     return url
+
+
+# A flow-control key: the account's own name for a destination (a token of the flow bucket's keys).
+FLOW_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_FLOW_PARALLELISM, MAX_FLOW_RATE, MAX_FLOW_PERIOD_SECONDS = 1000, 1_000_000, 86400.0
+
+
+def checked_flow_control(flow: FlowControl | None) -> FlowControl | None:
+    """Flow control with a usable key and at least one limit, each within its bounds."""
+    if flow is None:
+        return None
+    if not FLOW_KEY.fullmatch(flow.key):
+        raise ValidationFailed("flow_control: key is 1-64 letters, digits, '-' or '_'", "flow_control")
+    if flow.parallelism is None and flow.rate is None:
+        raise ValidationFailed("flow_control: give a parallelism, a rate or both", "flow_control")
+    if flow.parallelism is not None and not 1 <= flow.parallelism <= MAX_FLOW_PARALLELISM:
+        raise ValidationFailed(f"flow_control: parallelism is 1-{MAX_FLOW_PARALLELISM}", "flow_control")
+    if flow.rate is not None and not 1 <= flow.rate <= MAX_FLOW_RATE:
+        raise ValidationFailed(f"flow_control: rate is 1-{MAX_FLOW_RATE}", "flow_control")
+    if not 1 <= flow.period_seconds <= MAX_FLOW_PERIOD_SECONDS:
+        raise ValidationFailed(f"flow_control: period_seconds is 1-{MAX_FLOW_PERIOD_SECONDS:g}", "flow_control")
+    return flow
 
 
 CallbackField = Literal["callback_url", "failure_callback_url"]

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
+from shared.contracts.jobs import FlowControl, MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import Exclusions, Schedule
 from shared.domain.job_patches import JobChanges, WebhookChanges
 
@@ -46,6 +46,7 @@ class JobDraft:
     exclusions: Exclusions | None = None
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    flow_control: FlowControl | None = None
     priority: int = 5
     description: str | None = None
     tags: tuple[str, ...] = ()

@@ -30,6 +30,7 @@ from shared.domain.job_checks import (
     check_window,
     checked_callback_url,
     checked_exclusions,
+    checked_flow_control,
     checked_schedule,
     checked_task_name,
     checked_timezone,
@@ -123,6 +124,7 @@ def create_job(command: CreateJob, now: datetime) -> JobCreated:
         exclusions=checked_exclusions(draft.exclusions),
         callback_url=checked_callback_url(draft.callback_url, "callback_url"),
         failure_callback_url=checked_callback_url(draft.failure_callback_url, "failure_callback_url"),
+        flow_control=checked_flow_control(draft.flow_control),
         priority=draft.priority,
         description=draft.description,
         tags=draft.tags,
@@ -171,6 +173,8 @@ def checked_changes(changes: JobChanges, max_timeout_seconds: float | None = Non
     if "failure_callback_url" in values:
         url = checked_callback_url(values["failure_callback_url"], "failure_callback_url")
         changes = dataclasses.replace(changes, failure_callback_url=url)
+    if "flow_control" in values:
+        changes = dataclasses.replace(changes, flow_control=checked_flow_control(values["flow_control"]))
     return changes
 
 

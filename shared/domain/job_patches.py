@@ -10,7 +10,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
+from shared.contracts.jobs import FlowControl, MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import Exclusions, Schedule
 from shared.domain.errors import ValidationFailed
 
@@ -93,6 +93,7 @@ class JobChanges:
     exclusions: Exclusions | UnsetType | None = UNSET
     callback_url: str | UnsetType | None = UNSET
     failure_callback_url: str | UnsetType | None = UNSET
+    flow_control: FlowControl | UnsetType | None = UNSET
     priority: int | UnsetType = UNSET
     description: str | UnsetType | None = UNSET
     tags: tuple[str, ...] | UnsetType = UNSET

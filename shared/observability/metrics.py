@@ -37,6 +37,11 @@ DELIVERY_SECONDS = Histogram(
 )
 RETRIES_SCHEDULED = Counter("scheduler_retries_scheduled_total", "Failed attempts given another attempt")
 DEAD_LETTERS = Counter("scheduler_dead_letters_total", "Occurrences dead-lettered after their last attempt")
+FLOW_WAITS = Counter(
+    "scheduler_flow_waits_total",
+    "Looks at a flow-control key that found it at a limit (parallelism or rate): the delivery waited",
+    ["reason"],
+)
 CALLBACKS = Counter(
     "scheduler_callbacks_total",
     "Tries of result and failure callbacks by outcome (delivered, retrying, failed: given up)",

@@ -103,6 +103,13 @@ class Variables(BaseSettings):
         validation_alias="SCHEDULER_DISPATCHER_CONCURRENCY",
         description="Deliveries in flight per dispatcher.",
     )
+    flow_max_waiting: int = Field(
+        20000,
+        gt=0,
+        validation_alias="SCHEDULER_FLOW_MAX_WAITING",
+        description="Deliveries waiting for their flow-control key that the dispatchers look at again in turn (the"
+        " waiting consumer's max ack pending); more wait in the stream, in order, until room is made.",
+    )
     dispatch_lookahead: int = Field(
         256,
         ge=0,

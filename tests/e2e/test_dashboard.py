@@ -466,7 +466,7 @@ async def test_a_webhook_job_is_created_with_its_webhook_even_for_a_date_just_pa
     assert status == 200 and [j["name"] for j in page["items"]] == ["just past"]
 
 
-async def test_exclusions_and_callbacks_typed_in_the_form_are_kept_and_shown_on_the_job_page(
+async def test_exclusions_callbacks_and_flow_control_typed_in_the_form_are_kept_and_shown_on_the_job_page(
     signed_in: Session, receiver: Receiver, account_id: uuid.UUID
 ) -> None:
     page, api = signed_in.page, signed_in.api
@@ -482,10 +482,13 @@ async def test_exclusions_and_callbacks_typed_in_the_form_are_kept_and_shown_on_
     await expect(page.locator("#schedule-preview .fire-times li").first).to_contain_text(third.strftime(shown))
     await page.fill("#f-url", receiver.url)
     await page.fill("#f-failure_callback_url", "https://example.com/dead-letters")
+    await page.fill("#f-flow_key", "billing-api")
+    await page.fill("#f-flow_parallelism", "10")
     await page.click("text=Create job")
     await expect(page.locator(".notice")).to_have_text("Job created.")
     await expect(page.locator("#job-exclusions")).to_contain_text(first.date().isoformat())
     await expect(page.locator("#job-callbacks")).to_contain_text("dead letters to https://example.com/dead-letters")
+    await expect(page.locator("#job-flow")).to_have_text("billing-api at most 10 in flight")
     await expect(page.locator(".fire-times li").first).to_contain_text(third.strftime(shown))
     await screenshot(page, "job-page-exclusions")
     job_id = page.url.split("?")[0].rsplit("/", 1)[1]
@@ -493,16 +496,22 @@ async def test_exclusions_and_callbacks_typed_in_the_form_are_kept_and_shown_on_
     assert status == 200 and job["next_run_at"] == third.strftime("%Y-%m-%dT%H:%M:%SZ"), job
     assert job["exclusions"] == {"dates": [first.date().isoformat()], "rules": [f"0 9 {second.day} {second.month} *"]}
     assert (job["callback_url"], job["failure_callback_url"]) == (None, "https://example.com/dead-letters")
+    assert job["flow_control"] == {"key": "billing-api", "parallelism": 10, "rate": None, "period_seconds": 1.0}
 
     # Emptied in the form, they are gone.
     await page.goto(f"{signed_in.base}/ui/jobs/{job_id}/edit")
     await page.fill("#f-exclusions", "")
     await page.fill("#f-callback_url", "https://example.com/results")
     await page.fill("#f-failure_callback_url", "")
+    await page.fill("#f-flow_parallelism", "")
+    await page.fill("#f-flow_rate", "100")
+    await page.fill("#f-flow_period_seconds", "60")
     await page.click("text=Save changes")
     await expect(page.locator(".fire-times li").first).to_contain_text(first.strftime(shown))
     await expect(page.locator("#job-exclusions")).to_have_count(0)
     await expect(page.locator("#job-callbacks")).to_have_text("results to https://example.com/results")
+    await expect(page.locator("#job-flow")).to_have_text("billing-api at most 100 per 60 s")
     status, job = await api.call("GET", f"/api/jobs/{job_id}")
     assert job["exclusions"] is None and job["next_run_at"] == first.strftime("%Y-%m-%dT%H:%M:%SZ"), job
     assert (job["callback_url"], job["failure_callback_url"]) == ("https://example.com/results", None)
+    assert job["flow_control"] == {"key": "billing-api", "parallelism": None, "rate": 100, "period_seconds": 60.0}

@@ -2,7 +2,9 @@
 
 Pass criteria: every occurrence of every job, from its first to its last, is recorded exactly once and delivered;
 a receiver sees an occurrence twice only if it was in flight at the kill, and then with the same `webhook-id`. One
-job excludes its even seconds: across the ticker's failover none of them fires, and none of its odd ones is lost.
+job excludes its even seconds: across the ticker's failover none of them fires, and none of its odd ones is lost. Two
+jobs share a flow-control key with room for one delivery at a time, so one of them waits every second: the dispatcher
+killed may hold waiting deliveries or the key's place, and still nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 JOBS = 6
 LEASE_TTL = "3"
 EXCLUDED = {"rules": ["*/2 * * * * *"]}  # job 0 fires on odd seconds only
+SHARED_KEY = {"key": "one-at-a-time", "parallelism": 1}  # jobs 1 and 2: one of them waits every second
 
 
 async def lease_owners(settings: Settings) -> dict[str, str]:
@@ -43,6 +46,17 @@ async def lease_owners(settings: Settings) -> dict[str, str]:
     try:
         leases = Leases(await leases_bucket(nc.jetstream(), settings), "observer")
         return {key: await leases.owner(key) or "" for key in await leases.keys("")}
+    finally:
+        await nc.close()
+
+
+async def waited_for_their_key(settings: Settings) -> int:
+    """How many deliveries waited for their flow-control key (ExecutionWaiting events in the stream)."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        names = Names(settings.namespace)
+        info = await nc.jetstream().stream_info(names.executions_stream, subjects_filter=names.waiting_filter)
+        return sum((info.state.subjects or {}).values())
     finally:
         await nc.close()
 
@@ -64,7 +78,8 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
             for i in range(JOBS):
                 # Created paused and resumed once its webhook is on, so every occurrence has somewhere to go.
                 body = {"account_id": str(account_id), "name": f"j{i}", "schedule": "* * * * * *", "type": 1,
-                        "enabled": False} | ({"exclusions": EXCLUDED} if i == 0 else {})  # fmt: skip
+                        "enabled": False} | ({"exclusions": EXCLUDED} if i == 0 else {}) | (
+                        {"flow_control": SHARED_KEY} if i in (1, 2) else {})  # fmt: skip
                 status, job = await api.call("POST", "/api/jobs", json=body)
                 assert status == 201, job
                 await add_webhook(api, job["id"], receiver.url_for(f"/j{i}"))
@@ -139,6 +154,7 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
                 twice = {t for t in calls if calls.count(t) > 1}
                 in_flight = (killed_at - timedelta(seconds=3), killed_at + timedelta(seconds=1))
                 assert all(in_flight[0] <= t <= in_flight[1] for t in twice), (f"job {i}", sorted(twice), killed_at)
+            assert await waited_for_their_key(settings) > 0, "jobs 1 and 2 never waited: flow control went untested"
     finally:
         codes = {name: stop_process(p) for name, p in processes.items()}
     logs = {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}

@@ -55,10 +55,11 @@ async def test_drifted_consumer_is_updated(settings: Settings) -> None:
     try:
         await ensure_streams(js, settings)
         created = await ensure_dispatcher_consumer(js, settings)
-        assert len(created) == 2 and all(line.startswith("created") for line in created), created
+        assert len(created) == 3 and all(line.startswith("created") for line in created), created
         assert await ensure_dispatcher_consumer(js, settings) == []
         changed = settings.replaced(max_ack_pending=500)
         lines = await ensure_dispatcher_consumer(js, changed)
+        # The waiting consumer's max ack pending is SCHEDULER_FLOW_MAX_WAITING: it stays.
         assert len(lines) == 2 and all("max_ack_pending" in line for line in lines), lines
         names = Names(settings.namespace)
         for consumer in (names.dispatcher_consumer, names.callback_consumer):

@@ -228,16 +228,14 @@ async def test_the_per_statement_job_counters_take_over_from_the_row_trigger_on_
     try:
         async with pool.acquire() as conn:
             await _migrated_before(conn, 9)
-            # Today's statements write the jobs' exclusions (0011) and callbacks (0012): stand-ins let them run on
-            # the old schema.
-            later = "ADD COLUMN exclusions jsonb, ADD COLUMN callback_url text, ADD COLUMN failure_callback_url text"
-            await conn.execute(f"ALTER TABLE jobs {later}")
+            # Today's statements write the jobs' exclusions (0011), callbacks (0012) and flow control (0013):
+            # stand-ins let them run on the old schema.
+            later = ("exclusions jsonb", "callback_url text", "failure_callback_url text", "flow_control jsonb")
+            await conn.execute(f"ALTER TABLE jobs {', '.join(f'ADD COLUMN {c}' for c in later)}")
             states = [job_state(enabled=n % 2 == 0) for n in range(20)]
             for n, state in enumerate(states, 1):  # counted by the row trigger
                 await apply_job_event(conn, job_created(state), n)
-            await conn.execute(
-                "ALTER TABLE jobs DROP COLUMN exclusions, DROP COLUMN callback_url, DROP COLUMN failure_callback_url"
-            )
+            await conn.execute(f"ALTER TABLE jobs {', '.join(f'DROP COLUMN {c.split()[0]}' for c in later)}")
             assert (await migrate(conn))[0] == "0009_job_counters_per_statement.sql"
             assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'jobs_counted'") == 0
             await apply_steps(conn, [job_step(e, n) for n, e in enumerate(_job_changes(states), 100)])

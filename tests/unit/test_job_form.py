@@ -17,7 +17,7 @@ from services.api.core.job_queries import JobRecord
 from services.api.ui.form_input import create_input, update_input, webhook_input
 from services.api.ui.job_form import FormError, JobForm, account_of, box_of, form_of, new_form
 from services.api.ui.job_view import job_view
-from shared.contracts.jobs import TaskSpec
+from shared.contracts.jobs import FlowControl, TaskSpec
 from shared.contracts.schedules import CalendarRule, CalendarSchedule, DateSchedule, Exclusions, IntervalSchedule
 from shared.domain.job_patches import TaskPatch
 from tests.unit.test_job_mapping import record_of
@@ -212,3 +212,24 @@ def test_callback_urls_go_through_the_form_and_an_emptied_box_stops_them() -> No
     )
     assert (changed.callback_url, changed.failure_callback_url) == (None, "https://example.com/dead")
     assert box_of("callback_url") == "callback_url"  # where the API's error on a bad URL is shown
+
+
+def test_flow_control_goes_through_the_form_and_needs_a_key_for_its_limits() -> None:
+    job = record(cron_expression="0 9 * * *", flow_key=" billing ", flow_parallelism="10", flow_period_seconds="")
+    assert job.flow_control == FlowControl(key="billing", parallelism=10)
+    shown = edited(job)
+    assert (shown.get("flow_key"), shown.get("flow_parallelism"), shown.get("flow_period_seconds")) == (
+        "billing",
+        "10",
+        "1",
+    )
+    now = datetime.now(UTC)
+    assert changes_from(update_input(shown, job_view(job)), job, now).flow_control == job.flow_control
+    lifted = changes_from(update_input(edited(job, flow_key="", flow_parallelism=""), job_view(job)), job, now)
+    assert lifted.flow_control is None
+    with pytest.raises(FormError) as bad:
+        create_input(form(cron_expression="0 9 * * *", flow_rate="5"))
+    assert bad.value.field == "flow_key"
+    with pytest.raises(FormError) as bad:
+        create_input(form(cron_expression="0 9 * * *", flow_key="b", flow_parallelism="0"))
+    assert bad.value.field == "flow_key"  # the API's refusal of a bound, shown on the key's box

@@ -66,6 +66,7 @@ def record_of(draft: Any, **columns: Any) -> JobRecord:
         "exclusions": msgspec.to_builtins(draft.exclusions) if draft.exclusions is not None else None,
         "callback_url": draft.callback_url,
         "failure_callback_url": draft.failure_callback_url,
+        "flow_control": msgspec.to_builtins(draft.flow_control) if draft.flow_control is not None else None,
         "priority": draft.priority,
         "tags": list(draft.tags),
         "metadata": draft.metadata,

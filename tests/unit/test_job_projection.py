@@ -13,6 +13,7 @@ import pytest
 from services.projector.batched_writes import Step, Write
 from services.projector.job_projection import job_row, job_step, webhook_row
 from shared.contracts.jobs import (
+    FlowControl,
     JobCreated,
     JobDeleted,
     JobEvent,
@@ -104,6 +105,7 @@ def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_seq
         exclusions=Exclusions(dates=(date(2026, 12, 25),), rules=("0 9 * * 1",)),
         callback_url="https://example.com/results",
         failure_callback_url="https://example.com/failures",
+        flow_control=FlowControl(key="billing-api", parallelism=10, rate=100, period_seconds=60),
         description="d",
         tags=("a", "b"),
         metadata={"m": 1},
@@ -142,6 +144,7 @@ def test_a_created_job_is_a_row_with_every_field_of_its_state_and_its_stream_seq
         "exclusions": {"dates": ("2026-12-25",), "rules": ("0 9 * * 1",)},
         "callback_url": "https://example.com/results",
         "failure_callback_url": "https://example.com/failures",
+        "flow_control": {"key": "billing-api", "parallelism": 10, "rate": 100, "period_seconds": 60},
     }
     # A job's first event: no webhooks, and none of an earlier state to remove.
     assert rows(step, "webhooks") == [] and not [w for w in step.writes if w.sql.startswith("DELETE")]

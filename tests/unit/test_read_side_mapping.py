@@ -44,6 +44,7 @@ def row(schedule: dict[str, Any], **changes: Any) -> dict[str, Any]:
         "exclusions": None,
         "callback_url": None,
         "failure_callback_url": None,
+        "flow_control": None,
         "priority": 7,
         "tags": ["a", "b"],
         "metadata": {"team": "x"},

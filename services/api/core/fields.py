@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from shared.contracts.jobs import MisfirePolicy
+from shared.contracts.jobs import FlowControl, MisfirePolicy
 from shared.contracts.schedules import Exclusions
 from shared.schedule.exclusions import MAX_DATES, MAX_RULES
 
@@ -59,6 +59,31 @@ class ExclusionsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         list[Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]],
         msgspec.Meta(max_length=MAX_RULES, examples=[["* * 25 12 *"]]),
     ] = msgspec.field(default_factory=list)
+
+
+class FlowControlBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Limits on the job's webhook deliveries, shared with the account's other jobs naming the same `key`: at most
+    `parallelism` in flight, at most `rate` started per `period_seconds` (fixed windows). Deliveries over a limit wait
+    their turn; each is held to its own job's limits, so jobs sharing a key should give the same ones."""
+
+    key: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["billing-api"])]
+    parallelism: Annotated[int, msgspec.Meta(ge=1, le=1000, examples=[10])] | None = None
+    rate: Annotated[int, msgspec.Meta(ge=1, le=1_000_000, examples=[100])] | None = None
+    period_seconds: Annotated[float, msgspec.Meta(ge=1, le=86400, examples=[60])] = 1.0
+
+
+def flow_control_body(flow: FlowControl | None) -> FlowControlBody | None:
+    if flow is None:
+        return None
+    return FlowControlBody(
+        key=flow.key, parallelism=flow.parallelism, rate=flow.rate, period_seconds=flow.period_seconds
+    )
+
+
+def flow_control_of(body: FlowControlBody | None) -> FlowControl | None:
+    if body is None:
+        return None
+    return FlowControl(key=body.key, parallelism=body.parallelism, rate=body.rate, period_seconds=body.period_seconds)
 
 
 def exclusions_body(exclusions: Exclusions | None) -> ExclusionsBody | None:

@@ -15,6 +15,7 @@ from services.api.core.fields import (
     CalendarInput,
     Delay,
     ExclusionsBody,
+    FlowControlBody,
     JitterSeconds,
     JobKind,
     MisfirePolicyBody,
@@ -82,6 +83,7 @@ class JobInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     exclusions: ExclusionsBody | UnsetType | None = UNSET
     callback_url: Url | UnsetType | None = UNSET
     failure_callback_url: Url | UnsetType | None = UNSET
+    flow_control: FlowControlBody | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     created_by: ShortText | UnsetType | None = UNSET

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from msgspec import UNSET, UnsetType
 
 from services.api.core.api_errors import ValidationFailedError, translated
-from services.api.core.fields import MisfirePolicyBody, exclusions_of, misfire_policy_of
+from services.api.core.fields import MisfirePolicyBody, exclusions_of, flow_control_of, misfire_policy_of
 from services.api.core.job_input import SCHEDULE_FIELDS, JobInput
 from services.api.core.schedule_input import check_schedule_fields, refused, schedule_from
 from shared.contracts.jobs import RetryPolicy, TaskSpec
@@ -103,6 +103,7 @@ def draft_from(given: JobInput, now: datetime) -> JobDraft:
         exclusions=exclusions_of(data.get("exclusions")),
         callback_url=data.get("callback_url"),
         failure_callback_url=data.get("failure_callback_url"),
+        flow_control=flow_control_of(data.get("flow_control")),
         priority=data["priority"],
         description=data.get("description"),
         tags=tuple(dict.fromkeys(data["tags"])),
@@ -153,6 +154,7 @@ def changes_from(given: JobInput, current: ScheduledJob, now: datetime) -> JobCh
         exclusions=exclusions_of(data["exclusions"]) if "exclusions" in data else UNSET,
         callback_url=data.get("callback_url", UNSET),
         failure_callback_url=data.get("failure_callback_url", UNSET),
+        flow_control=flow_control_of(data["flow_control"]) if "flow_control" in data else UNSET,
         priority=data.get("priority", UNSET),
         description=data.get("description", UNSET),
         tags=tuple(dict.fromkeys(data["tags"])) if "tags" in data else UNSET,

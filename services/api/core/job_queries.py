@@ -12,7 +12,7 @@ import msgspec
 
 from services.api.core.fields import Overlap
 from services.api.core.stats import account_scope
-from shared.contracts.jobs import MisfirePolicy, RetryPolicy, TaskSpec
+from shared.contracts.jobs import FlowControl, MisfirePolicy, RetryPolicy, TaskSpec
 from shared.contracts.schedules import Exclusions, Schedule
 
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled", "paused"]
@@ -38,8 +38,8 @@ END"""
 _COLUMNS = f"""
 j.id, j.account_id, j.number, j.name, j.description, j.type, j.schedule, j.timezone, j.enabled, j.task, j.retry,
     j.timeout_seconds, j.misfire, j.overlap, j.jitter_seconds, j.start_at, j.end_at, j.exclusions, j.callback_url,
-    j.failure_callback_url, j.priority, j.tags, j.metadata, j.created_by, j.created_at, j.updated_at, r.last_run_at,
-    {NEXT_RUN_AT} AS next_run_at"""
+    j.failure_callback_url, j.flow_control, j.priority, j.tags, j.metadata, j.created_by, j.created_at, j.updated_at,
+    r.last_run_at, {NEXT_RUN_AT} AS next_run_at"""
 _FROM = "FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
 
 
@@ -72,6 +72,7 @@ class JobRecord:
     exclusions: Exclusions | None
     callback_url: str | None
     failure_callback_url: str | None
+    flow_control: FlowControl | None
     priority: int
     tags: tuple[str, ...]
     metadata: dict[str, Any]
@@ -90,6 +91,7 @@ def job_record(row: asyncpg.Record) -> JobRecord:
     values["retry"] = msgspec.convert(values["retry"] or {}, RetryPolicy)
     values["misfire"] = msgspec.convert(values["misfire"], MisfirePolicy)
     values["exclusions"] = msgspec.convert(values["exclusions"], Exclusions) if values["exclusions"] else None
+    values["flow_control"] = msgspec.convert(values["flow_control"], FlowControl) if values["flow_control"] else None
     values["tags"] = tuple(values["tags"])
     return JobRecord(**values)
 

@@ -24,9 +24,9 @@ ASYNCAPI_VERSION = "3.0.0"
 # 0.2.0: execution events' schema_version 2, where a webhook attempt has an ExecutionStarted only when it was still
 # running after SCHEDULER_STARTED_EVENT_AFTER_SECONDS (its result carries started_at either way).
 # 0.3.0: a job's state has `exclusions` (null when it has none; absent from events written before it).
-# 0.4.0: result callbacks: a job's state and ExecutionRequested have `callback_url` and `failure_callback_url`, and
-# the callback events CallbackRequested, CallbackDelivered and CallbackFailed (kinds callback, callback_delivered,
-# callback_failed).
+# 0.4.0: result callbacks and flow control: a job's state and ExecutionRequested have `callback_url`,
+# `failure_callback_url` and `flow_control`; the callback events CallbackRequested, CallbackDelivered and
+# CallbackFailed (kinds callback, callback_delivered, callback_failed), and ExecutionWaiting (kind waiting).
 DOCUMENT_VERSION = "0.4.0"
 SCHEMA_REF = "#/components/schemas/{name}"
 
@@ -172,7 +172,8 @@ def _document(namespace: str) -> dict[str, Any]:
             " ExecutionStarted for every attempt. A job with a `callback_url` (or `failure_callback_url`) gets"
             " CallbackRequested after each attempt's result (or its occurrence's dead letter); its `body` is what"
             " the callback's receiver is sent, and it ends as CallbackDelivered or, after its tries, a CallbackFailed"
-            " with `final` true.",
+            " with `final` true. A delivery whose flow-control key is at a limit is published as ExecutionWaiting"
+            " and delivered once the key has room.",
         },
         "defaultContentType": "application/json",
         "servers": {

@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 
 from services.api.core.execution_queries import ExecutionRecord
-from services.api.core.fields import exclusions_body, misfire_policy_body
+from services.api.core.fields import exclusions_body, flow_control_body, misfire_policy_body
 from services.api.core.job_commands import WebhookDraft
 from services.api.core.job_queries import JobRecord
 from services.api.core.webhook_queries import WebhookRecord
@@ -66,6 +66,7 @@ def job_out(job: JobRecord) -> JobOut:
         exclusions=exclusions_body(job.exclusions),
         callback_url=job.callback_url,
         failure_callback_url=job.failure_callback_url,
+        flow_control=flow_control_body(job.flow_control),
     )
 
 
@@ -94,6 +95,7 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         exclusions=exclusions_body(job.exclusions),
         callback_url=job.callback_url,
         failure_callback_url=job.failure_callback_url,
+        flow_control=flow_control_body(job.flow_control),
     )
 
 

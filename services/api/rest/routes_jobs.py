@@ -15,7 +15,13 @@ from msgspec import UNSET, UnsetType
 from services.api.core.api_errors import JobNotFoundError
 from services.api.core.auth import Principal
 from services.api.core.execution_queries import count_executions, list_executions
-from services.api.core.fields import ExecutionStatus, MisfirePolicyBody, exclusions_of, misfire_policy_of
+from services.api.core.fields import (
+    ExecutionStatus,
+    MisfirePolicyBody,
+    exclusions_of,
+    flow_control_of,
+    misfire_policy_of,
+)
 from services.api.core.ids import parse_id
 from services.api.core.job_commands import Appended, JobChanges, JobCommands, JobDraft
 from services.api.core.job_queries import JobFilter, count_jobs, job_by_id, list_jobs
@@ -98,6 +104,7 @@ class JobController(Controller):
             exclusions=exclusions_of(data.exclusions),
             callback_url=data.callback_url,
             failure_callback_url=data.failure_callback_url,
+            flow_control=flow_control_of(data.flow_control),
             webhooks=tuple(webhook_draft(w) for w in data.webhooks or ()),
         )
         key = await request_key_of(request, idempotency_key, data.account_id)
@@ -151,6 +158,7 @@ class JobController(Controller):
         retry = UNSET if isinstance(data.retry_policy, UnsetType) else retry_policy_of(data.retry_policy)
         misfire = UNSET if isinstance(data.misfire_policy, UnsetType) else misfire_policy_of(data.misfire_policy)
         exclusions = UNSET if isinstance(data.exclusions, UnsetType) else exclusions_of(data.exclusions)
+        flow = UNSET if isinstance(data.flow_control, UnsetType) else flow_control_of(data.flow_control)
         changes = JobChanges(
             name=data.name,
             schedule=schedule,
@@ -167,6 +175,7 @@ class JobController(Controller):
             exclusions=exclusions,
             callback_url=data.callback_url,
             failure_callback_url=data.failure_callback_url,
+            flow_control=flow,
         )
         appended = await commands.update_job(principal, parse_id(job_id, JobNotFoundError, "job"), changes)
         return await changed_job(pool, projection, appended)

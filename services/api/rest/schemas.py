@@ -12,6 +12,7 @@ from msgspec import UNSET, UnsetType
 from services.api.core.fields import (
     NO_NUL,
     ExclusionsBody,
+    FlowControlBody,
     HttpMethod,
     JitterSeconds,
     MisfirePolicyBody,
@@ -83,6 +84,7 @@ class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     exclusions: ExclusionsBody | None = None
     callback_url: Url | None = None
     failure_callback_url: Url | None = None
+    flow_control: FlowControlBody | None = None
     webhooks: Annotated[list[NewWebhook], msgspec.Meta(max_length=20)] | None = None
 
 
@@ -108,6 +110,8 @@ class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # null stops the callbacks.
     callback_url: Url | UnsetType | None = UNSET
     failure_callback_url: Url | UnsetType | None = UNSET
+    # null lifts the limits.
+    flow_control: FlowControlBody | UnsetType | None = UNSET
 
 
 class JobOut(msgspec.Struct, kw_only=True):
@@ -134,6 +138,7 @@ class JobOut(msgspec.Struct, kw_only=True):
     exclusions: ExclusionsBody | None
     callback_url: str | None
     failure_callback_url: str | None
+    flow_control: FlowControlBody | None
     # Only in the answer to a POST /api/jobs that gave webhooks: them, with their ids.
     webhooks: list[WebhookOut] | UnsetType = UNSET
 

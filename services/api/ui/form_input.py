@@ -84,6 +84,7 @@ def _body(form: JobForm) -> dict[str, Any]:
         "exclusions": _exclusions(form),
         "callback_url": _optional(form, "callback_url"),
         "failure_callback_url": _optional(form, "failure_callback_url"),
+        "flow_control": _flow_control(form),
         "tags": [t.strip() for t in form.get("tags").split(",") if t.strip()],
     }
     if form.action == "task":
@@ -99,6 +100,17 @@ def _exclusions(form: JobForm) -> dict[str, list[str]] | None:
     for line in filter(None, (line.strip() for line in form.get("exclusions").splitlines())):
         found["dates" if _DATE_LINE.fullmatch(line) else "rules"].append(line)
     return found if found["dates"] or found["rules"] else None
+
+
+def _flow_control(form: JobForm) -> dict[str, str | None] | None:
+    """The flow-control boxes: None when no key is given (limits without a key are refused)."""
+    key = _optional(form, "flow_key")
+    limits = {name: _optional(form, f"flow_{name}") for name in ("parallelism", "rate", "period_seconds")}
+    if key is None:
+        if limits["parallelism"] or limits["rate"]:
+            raise FormError("flow control needs a key: the name the limits are shared under", "flow_key")
+        return None
+    return {"key": key, **{name: value for name, value in limits.items() if value is not None}}
 
 
 def _converted(body: dict[str, Any]) -> JobInput:

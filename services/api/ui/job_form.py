@@ -19,6 +19,7 @@ from services.api.core.fields import HttpMethod, JobKind
 from services.api.core.job_input import input_field
 from services.api.core.webhook_queries import WebhookRecord
 from services.api.ui.job_view import JobView, whole
+from shared.contracts.jobs import FlowControl
 from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, Exclusions, IntervalSchedule
 from shared.schedule.wallclock import to_wall, zone
 
@@ -31,6 +32,7 @@ _BOXES = {
     "enabled": "is_active",
     "misfire": "misfire_policy",
     "overlap": "overlap_policy",
+    "flow_control": "flow_key",
 }
 
 
@@ -145,6 +147,7 @@ def form_of(job: JobView, webhook: WebhookRecord | None, account_id: UUID) -> Jo
         "exclusions": exclusions_box(job.exclusions),
         "callback_url": job.callback_url or "",
         "failure_callback_url": job.failure_callback_url or "",
+        **flow_boxes(job.flow_control),
         "tags": ", ".join(job.tags),
     }
     if webhook is not None:
@@ -156,6 +159,18 @@ def form_of(job: JobView, webhook: WebhookRecord | None, account_id: UUID) -> Jo
             "content_type": webhook.content_type,
         }
     return JobForm(values=values)
+
+
+def flow_boxes(flow: FlowControl | None) -> dict[str, str]:
+    """A job's flow control as the form's four boxes show it (empty ones for none)."""
+    if flow is None:
+        return {"flow_key": "", "flow_parallelism": "", "flow_rate": "", "flow_period_seconds": ""}
+    return {
+        "flow_key": flow.key,
+        "flow_parallelism": "" if flow.parallelism is None else str(flow.parallelism),
+        "flow_rate": "" if flow.rate is None else str(flow.rate),
+        "flow_period_seconds": f"{flow.period_seconds:g}",
+    }
 
 
 def exclusions_box(exclusions: Exclusions | None) -> str:

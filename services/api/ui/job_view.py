@@ -9,6 +9,7 @@ from typing import Any
 
 from services.api.core.fields import MisfirePolicyBody, misfire_policy_body
 from services.api.core.job_queries import JobRecord
+from shared.contracts.jobs import FlowControl
 from shared.contracts.schedules import CronSchedule, Exclusions, Schedule, kind_of
 
 
@@ -46,6 +47,7 @@ class JobView:
     exclusions: Exclusions | None
     callback_url: str | None
     failure_callback_url: str | None
+    flow_control: FlowControl | None
     tags: tuple[str, ...]
     metadata: dict[str, Any]
     created_by: str | None
@@ -83,6 +85,7 @@ def job_view(job: JobRecord) -> JobView:
         exclusions=job.exclusions,
         callback_url=job.callback_url,
         failure_callback_url=job.failure_callback_url,
+        flow_control=job.flow_control,
         tags=job.tags,
         metadata=job.metadata,
         created_by=job.created_by,
