@@ -39,7 +39,14 @@ class DeliveryOutcome:
 
 def template_variables(request: ExecutionRequested) -> dict[str, str | int]:
     """What a body template may use (see shared/delivery/templates.py)."""
+    up = request.upstream
     return {
+        "upstream_job_id": str(up.job_id) if up else "",
+        "upstream_occurrence_id": up.occurrence_id if up else "",
+        "upstream_status": up.status if up else "",
+        "upstream_response_code": up.response_code if up and up.response_code is not None else "",
+        "upstream_response_body": up.response_body or "" if up else "",
+        "upstream_error": up.error or "" if up else "",
         "job_id": str(request.job_id),
         "job_name": request.job_name,
         "account_id": str(request.account_id),

@@ -11,12 +11,15 @@ from datetime import UTC, datetime
 import asyncpg
 from nats.js import JetStreamContext
 
+from services.projector.chain_runner import ChainRunner
 from services.projector.execution_projection import execution_step
 from services.projector.job_projection import job_step
 from services.projector.migrate import migrate
 from services.projector.retention import keep_history
 from services.projector.stream_reader import Projection, run_projection
+from shared.bus.chain_consumer import ensure_chain_consumer
 from shared.bus.connection import BUS_ERRORS, connect, disconnect
+from shared.bus.job_store import NatsJobEventStore
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ensure_streams
 from shared.contracts.codec import decode_execution_event, decode_job_event
@@ -143,10 +146,12 @@ class Projector:
         return "unknown"
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Project both streams until `stop` is set."""
+        """Project both streams, and fire chained jobs, until `stop` is set."""
+        chains = ChainRunner(self._js, self._pool, NatsJobEventStore(self._js, self._names), self._names)
         async with task_group() as tg:
             for projection in self.projections():
                 tg.create_task(self._supervise(projection, stop))
+            tg.create_task(chains.run(stop))
 
 
 @contextlib.asynccontextmanager
@@ -162,5 +167,6 @@ async def open_projector(settings: Settings) -> AsyncIterator[Projector]:
             await migrate(conn)
         js = nc.jetstream()
         await ensure_streams(js, settings)
+        await ensure_chain_consumer(js, settings)
         leases = Leases(await leases_bucket(js, settings), settings.worker_id)
         yield Projector(settings, js, pool, leases)

@@ -43,6 +43,20 @@ def missed_execution_id(occurrence: str) -> UUID:
     return uuid.uuid5(_EXECUTION_NAMESPACE, f"{occurrence}|missed")
 
 
+class Upstream(msgspec.Struct, frozen=True, kw_only=True):
+    """What a chained job's occurrence followed: the upstream job's execution and how it ended (`status` success or
+    dead_letter), its answer's code and body (truncated), for the chained job's body template."""
+
+    job_id: UUID
+    occurrence_id: str
+    execution_id: UUID
+    status: str
+    response_code: int | None = None
+    response_body: str | None = None
+    # Why a dead-lettered upstream execution failed.
+    error: str | None = None
+
+
 class ExecutionRequested(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     """An occurrence is due (the ticker), or was asked for now (`manual`, the api). Carries a snapshot of the
     target, a webhook or a task, so delivery needs no look-up.
@@ -73,6 +87,8 @@ class ExecutionRequested(ExecutionEnvelope, frozen=True, kw_only=True, tag=True)
     failure_callback_url: str | None = None
     # The job's flow control when it fired (a webhook delivery waits while its key is at a limit).
     flow_control: FlowControl | None = None
+    # For an occurrence of a chained job: the upstream execution whose end fired it.
+    upstream: Upstream | None = None
 
     def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
         """The request for the following attempt of the same occurrence and target."""
@@ -222,6 +238,7 @@ def occurrence_requests(
     manual: bool = False,
     task: TaskSpec | None = None,
     fire_at: datetime | None = None,
+    upstream: Upstream | None = None,
 ) -> list[ExecutionRequested]:
     """One ExecutionRequested per target of the occurrence: each webhook, and the task (or `task`, overriding it).
 
@@ -254,6 +271,7 @@ def occurrence_requests(
             callback_url=job.callback_url,
             failure_callback_url=job.failure_callback_url,
             flow_control=job.flow_control,
+            upstream=upstream,
         )
         for webhook, target_task in targets
     ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
+from uuid import UUID
 
 import msgspec
 
@@ -61,11 +62,22 @@ class CalendarSchedule(msgspec.Struct, frozen=True, kw_only=True, tag="calendar"
     anchor: datetime
 
 
-Schedule = CronSchedule | IntervalSchedule | DateSchedule | CalendarSchedule
+ChainOutcome = Literal["success", "failure", "completion"]
+
+
+class AfterSchedule(msgspec.Struct, frozen=True, kw_only=True, tag="after", tag_field="kind"):
+    """A link of a chain: the job fires when an occurrence of job `job_id` ends `on` success (a delivery answered
+    2xx, a task returned), failure (dead-lettered after its retries) or completion (either). No times of its own."""
+
+    job_id: UUID
+    on: ChainOutcome = "success"
+
+
+Schedule = CronSchedule | IntervalSchedule | DateSchedule | CalendarSchedule | AfterSchedule
 
 
 def kind_of(schedule: Schedule) -> str:
-    """The schedule's kind: cron, interval, date or calendar (its tag)."""
+    """The schedule's kind: cron, interval, date, calendar or after (its tag)."""
     tag = schedule.__struct_config__.tag
     assert isinstance(tag, str)
     return tag

@@ -29,6 +29,13 @@ VARIABLES = (
     "occurrence_id",
     "nominal_time",
     "attempt",
+    # A chained job's occurrence: the upstream job's execution that fired it (empty for any other occurrence).
+    "upstream_job_id",
+    "upstream_occurrence_id",
+    "upstream_status",
+    "upstream_response_code",
+    "upstream_response_body",
+    "upstream_error",
 )
 
 
@@ -83,6 +90,12 @@ def sample_variables() -> dict[str, str | int]:
         "occurrence_id": f"{zero}_20000101T000000.000000Z",
         "nominal_time": datetime(2000, 1, 1, tzinfo=UTC).isoformat().replace("+00:00", "Z"),
         "attempt": 1,
+        "upstream_job_id": str(zero),
+        "upstream_occurrence_id": f"{zero}_20000101T000000.000000Z",
+        "upstream_status": "success",
+        "upstream_response_code": 200,
+        "upstream_response_body": "ok",
+        "upstream_error": "",
     }
 
 

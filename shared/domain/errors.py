@@ -19,6 +19,7 @@ Field = Literal[
     "callback_url",
     "failure_callback_url",
     "flow_control",
+    "after",
     "webhooks",
     "url",
     "method",

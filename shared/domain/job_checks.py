@@ -13,7 +13,7 @@ import msgspec
 
 from shared.contracts.codec import encode
 from shared.contracts.jobs import FlowControl, JobCreated, JobEvent, JobState, JobUpdated
-from shared.contracts.schedules import CronSchedule, Exclusions, Schedule, kind_of
+from shared.contracts.schedules import AfterSchedule, CronSchedule, Exclusions, Schedule, kind_of
 from shared.contracts.task_names import check_task_name
 from shared.delivery.templates import TemplateError, check_template
 from shared.domain.errors import InvalidCron, ValidationFailed
@@ -210,7 +210,12 @@ def check_window(state: JobState) -> None:
 
 
 def check_fires(event: JobEvent) -> None:
-    """An enabled job must fire at least once more; a schedule entirely in the past is a mistake."""
+    """An enabled job must fire at least once more; a schedule entirely in the past is a mistake. A chain's link
+    fires when its upstream job's occurrences end, never at a time of its own."""
+    if isinstance(event.job.schedule, AfterSchedule):
+        if event.job.schedule.job_id == event.job_id:
+            raise ValidationFailed("after: a job cannot run after itself", "schedule", schedule_kind="after")
+        return
     if event.job.enabled and event.next_run_at is None:
         if event.job.end_at is not None and event.job.end_at <= event.occurred_at:
             raise ValidationFailed("end_at is in the past: the job would never fire", "end_at")

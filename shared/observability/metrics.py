@@ -37,6 +37,7 @@ DELIVERY_SECONDS = Histogram(
 )
 RETRIES_SCHEDULED = Counter("scheduler_retries_scheduled_total", "Failed attempts given another attempt")
 DEAD_LETTERS = Counter("scheduler_dead_letters_total", "Occurrences dead-lettered after their last attempt")
+CHAIN_RUNS = Counter("scheduler_chain_runs_total", "Occurrences of chained jobs fired by an upstream occurrence's end")
 FLOW_WAITS = Counter(
     "scheduler_flow_waits_total",
     "Looks at a flow-control key that found it at a limit (parallelism or rate): the delivery waited",

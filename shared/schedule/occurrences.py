@@ -11,7 +11,14 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
-from shared.contracts.schedules import CalendarSchedule, CronSchedule, DateSchedule, IntervalSchedule, Schedule
+from shared.contracts.schedules import (
+    AfterSchedule,
+    CalendarSchedule,
+    CronSchedule,
+    DateSchedule,
+    IntervalSchedule,
+    Schedule,
+)
 from shared.schedule.calendar import check_calendar, walls_after
 from shared.schedule.errors import InvalidCronExpressionError
 from shared.schedule.wallclock import to_instant, to_wall, zone
@@ -124,6 +131,8 @@ def next_after(schedule: Schedule, timezone: str, after: datetime) -> datetime |
         tz = zone(timezone)
         walls = walls_after(schedule, _wall_start(after, tz), to_wall(schedule.anchor, tz), timezone)
         return next(_instants_after(walls, tz, after), None)
+    if isinstance(schedule, AfterSchedule):
+        return None  # a chain's link fires when its upstream job's occurrence ends, never at a time
     if isinstance(schedule, IntervalSchedule):
         anchor = schedule.anchor.astimezone(UTC)
         if after < anchor:

@@ -28,6 +28,10 @@ JOB_FIELDS = {
     "start_at",
     "end_at",
     "exclusions",
+    "callback_url",
+    "failure_callback_url",
+    "flow_control",
+    "after",
     "id",
     "account_id",
     "name",
@@ -123,7 +127,11 @@ async def test_create_refuses_bad_input_with_400(
 async def test_missing_fields_and_malformed_json_are_400(api: Api, account_id: uuid.UUID) -> None:
     status, error = await api.call("POST", "/api/jobs", json={"account_id": str(account_id), "name": "n"})
     assert_error(status, error, 400, "VALIDATION_ERROR")
-    assert "schedule" in error["detail"]
+    assert "type" in error["detail"]
+    # Neither a schedule nor `after` (a chain's link): the job would have no way to fire.
+    status, error = await api.call("POST", "/api/jobs", json={"account_id": str(account_id), "name": "n", "type": 1})
+    assert_error(status, error, 400, "VALIDATION_ERROR")
+    assert "schedule" in error["detail"], error
     status, error = await api.call(
         "POST", "/api/jobs", data=b'{"account_id": ', headers={"Content-Type": "application/json"}
     )

@@ -515,3 +515,25 @@ async def test_exclusions_callbacks_and_flow_control_typed_in_the_form_are_kept_
     assert job["exclusions"] is None and job["next_run_at"] == first.strftime("%Y-%m-%dT%H:%M:%SZ"), job
     assert (job["callback_url"], job["failure_callback_url"]) == ("https://example.com/results", None)
     assert job["flow_control"] == {"key": "billing-api", "parallelism": None, "rate": 100, "period_seconds": 60.0}
+
+
+async def test_a_jobs_chain_is_shown_on_its_page_both_ways(signed_in: Session, account_id: uuid.UUID) -> None:
+    page, api = signed_in.page, signed_in.api
+    base = {"account_id": str(account_id), "type": 1}
+    status, first = await api.call("POST", "/api/jobs", json=base | {"name": "extract", "schedule": "0 2 * * *"})
+    assert status == 201, first
+    status, second = await api.call(
+        "POST", "/api/jobs", json=base | {"name": "load", "after": {"job_id": first["id"], "on": "completion"}}
+    )
+    assert status == 201, second
+    await page.goto(f"{signed_in.base}/ui/jobs/{second['id']}")
+    await expect(page.locator("#chain-upstream")).to_have_text(
+        "Runs after extract, each time an occurrence of it ends."
+    )
+    await page.click("#chain-upstream a")
+    await expect(page.locator("#chain-downstream li")).to_have_text(["load on completion"])
+    await screenshot(page, "job-page-chain")
+    status, _ = await api.call("DELETE", f"/api/jobs/{first['id']}")
+    assert status == 204
+    await page.goto(f"{signed_in.base}/ui/jobs/{second['id']}")
+    await expect(page.locator("#chain-upstream")).to_contain_text("(deleted: it will not run again)")

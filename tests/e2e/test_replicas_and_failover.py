@@ -4,7 +4,8 @@ Pass criteria: every occurrence of every job, from its first to its last, is rec
 a receiver sees an occurrence twice only if it was in flight at the kill, and then with the same `webhook-id`. One
 job excludes its even seconds: across the ticker's failover none of them fires, and none of its odd ones is lost. Two
 jobs share a flow-control key with room for one delivery at a time, so one of them waits every second: the dispatcher
-killed may hold waiting deliveries or the key's place, and still nothing is lost or doubled.
+killed may hold waiting deliveries or the key's place, and still nothing is lost or doubled. A job runs after job 3
+(a chain's link, fired by the projectors): it runs exactly once for each of job 3's occurrences, across the kills.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
                 status, job = await api.call("POST", "/api/jobs", json=body)
                 assert status == 201, job
                 await add_webhook(api, job["id"], receiver.url_for(f"/j{i}"))
+                if i == 3:  # linked before job 3 fires at all, so it runs after every occurrence of it
+                    link = {"account_id": str(account_id), "name": "after j3", "type": 1,
+                            "after": {"job_id": job["id"], "on": "success"},
+                            "webhooks": [{"url": receiver.url_for("/chained")}]}  # fmt: skip
+                    status, chained = await api.call("POST", "/api/jobs", json=link)
+                    assert status == 201, chained
                 status, _ = await api.call("PATCH", f"/api/jobs/{job['id']}/enable")
                 assert status == 200
                 jobs.append(job)
@@ -154,6 +161,23 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
                 twice = {t for t in calls if calls.count(t) > 1}
                 in_flight = (killed_at - timedelta(seconds=3), killed_at + timedelta(seconds=1))
                 assert all(in_flight[0] <= t <= in_flight[1] for t in twice), (f"job {i}", sorted(twice), killed_at)
+                if i == 3:
+                    upstream = recorded
+
+            # The chain's link: once for each of job 3's occurrences (all succeeded), none lost, none twice.
+            async def chain_settled() -> list[dict[str, Any]] | None:
+                items = await settled(chained["id"], "/chained")
+                return items if items is not None and len(items) >= len(upstream) else None
+
+            try:
+                links = await eventually(chain_settled, timeout=60, what="the chained job's records")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; still unsettled: {unsettled}") from None
+            assert sorted(scheduled_at(e) for e in links) == upstream, "a link lost or fired twice"
+            calls = [nominal_of(c.headers["webhook-id"]) for c in receiver.on("/chained")]
+            assert set(calls) == set(upstream)
+            twice = {t for t in calls if calls.count(t) > 1}
+            assert all(in_flight[0] <= t <= in_flight[1] for t in twice), ("chained", sorted(twice), killed_at)
             assert await waited_for_their_key(settings) > 0, "jobs 1 and 2 never waited: flow control went untested"
     finally:
         codes = {name: stop_process(p) for name, p in processes.items()}

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import msgspec
 
 from shared.contracts.jobs import FlowControl, MisfirePolicy
-from shared.contracts.schedules import Exclusions
+from shared.contracts.schedules import AfterSchedule, ChainOutcome, Exclusions, Schedule
 from shared.schedule.exclusions import MAX_DATES, MAX_RULES
 
 # Postgres text and jsonb cannot hold NUL, so no string may carry one into the read models.
@@ -59,6 +60,22 @@ class ExclusionsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         list[Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]],
         msgspec.Meta(max_length=MAX_RULES, examples=[["* * 25 12 *"]]),
     ] = msgspec.field(default_factory=list)
+
+
+class AfterBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A link of a chain: the job runs when an occurrence of job `job_id` (of the same account) ends `on` success
+    (a 2xx, or a task's return), failure (dead-lettered after its retries) or completion (either)."""
+
+    job_id: UUID
+    on: ChainOutcome = "success"
+
+
+def after_body(schedule: Schedule) -> AfterBody | None:
+    return AfterBody(job_id=schedule.job_id, on=schedule.on) if isinstance(schedule, AfterSchedule) else None
+
+
+def after_of(body: AfterBody) -> AfterSchedule:
+    return AfterSchedule(job_id=body.job_id, on=body.on)
 
 
 class FlowControlBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

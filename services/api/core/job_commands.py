@@ -28,6 +28,7 @@ from services.api.core.auth import Principal
 from services.api.core.idempotency import RequestKey
 from shared.bus.job_store import ConcurrencyError, JobEventStore, Loaded, append_to_latest, load_live
 from shared.contracts.jobs import JobEvent
+from shared.contracts.schedules import AfterSchedule, Schedule
 from shared.delivery.egress import EgressPolicy, EgressRefusedError
 from shared.domain.errors import Field
 from shared.domain.job_checks import (
@@ -70,6 +71,8 @@ __all__ = [
 
 # A command whose target changed under it is re-read and retried this many times before a 409.
 APPEND_ATTEMPTS = 3
+# A chain is at most this many jobs deep (its first job and the links after it).
+MAX_CHAIN_DEPTH = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,29 @@ class JobCommands:
             except EgressRefusedError as exc:
                 raise ValidationFailedError(f"{field}: {exc}", field=field) from None
 
+    async def _checked_chain(self, account_id: UUID, job_id: UUID | None, schedule: Schedule) -> None:
+        """A chain's link to a job of the same account that exists, without a cycle, at most MAX_CHAIN_DEPTH deep
+        (the jobs above it, walked up through their links)."""
+        if not isinstance(schedule, AfterSchedule):
+            return
+        upstream, above = schedule.job_id, 1  # the jobs above this one in the chain
+        while True:
+            if upstream == job_id:
+                detail = f"after: job {upstream} runs after this one: that would be a cycle"
+                raise ValidationFailedError(detail, "after")
+            loaded = await load_live(self._store, upstream)
+            if loaded is None or loaded.event.account_id != account_id:
+                if above == 1:
+                    raise ValidationFailedError(f"after: job {upstream} not found in this account", "after")
+                return  # a link above was deleted: the chain is cut there
+            link = loaded.event.job.schedule
+            if not isinstance(link, AfterSchedule):
+                return
+            above += 1
+            if above + 1 > MAX_CHAIN_DEPTH:
+                raise ValidationFailedError(f"after: a chain is at most {MAX_CHAIN_DEPTH} jobs deep", "after")
+            upstream = link.job_id
+
     async def _checked_callbacks(self, urls: dict[CallbackField, str | None]) -> None:
         """Callback URLs given: valid, and to hosts the egress policy allows (checked again at every send)."""
         for field, url in urls.items():
@@ -152,6 +178,7 @@ class JobCommands:
         await self._checked_callbacks(
             {"callback_url": draft.callback_url, "failure_callback_url": draft.failure_callback_url}
         )
+        await self._checked_chain(account_id, None, draft.schedule)
         command = CreateJob(
             account_id=account_id, draft=draft, require_target=require_target, max_timeout_seconds=self._max_timeout
         )
@@ -195,6 +222,12 @@ class JobCommands:
             changes = checked_changes(changes, self._max_timeout)
         given = changes.given()
         await self._checked_callbacks({f: given[f] for f in ("callback_url", "failure_callback_url") if f in given})
+        if isinstance(given.get("schedule"), AfterSchedule):
+            current = await load_live(self._store, job_id)
+            if current is None:
+                raise JobNotFoundError(f"job {job_id} not found")
+            principal.check_account(current.event.account_id)
+            await self._checked_chain(current.event.account_id, job_id, given["schedule"])
         command = ChangeJob(changes, require_target=require_target, max_timeout_seconds=self._max_timeout)
         return await self._change(principal, job_id, command)
 

@@ -104,6 +104,8 @@ class JobFilter:
     tags: tuple[str, ...] = ()
     kind: str | None = None
     enabled: bool | None = None
+    # Leave chained jobs out (the NEXUS surface, whose document has no such kind of job).
+    unchained: bool = False
 
     def where(self, accounts: frozenset[UUID] | None, args: list[Any]) -> str:
         conditions = [account_scope(accounts, args, "j.account_id")]
@@ -120,12 +122,14 @@ class JobFilter:
         if self.enabled is not None:
             args.append(self.enabled)
             conditions.append(f"j.enabled = ${len(args)}")
+        if self.unchained:
+            conditions.append("j.kind <> 'after'")
         return " AND ".join(conditions)
 
     def counter(self) -> str | None:
         """The `job_stats` expression that counts what this filter matches (per account), or None for a search by
         name, tags or kind, which only a count of the rows can answer."""
-        if self.text or self.tags or self.kind is not None:
+        if self.text or self.tags or self.kind is not None or self.unchained:
             return None
         return {None: "total", True: "enabled", False: "total - enabled"}[self.enabled]
 
@@ -140,10 +144,26 @@ async def job_by_number(pool: asyncpg.Pool, number: int, *, status: bool = False
     return None if row is None else job_record(row)
 
 
-async def job_ref(pool: asyncpg.Pool, number: int) -> tuple[UUID, UUID] | None:
-    """The id and account of the job numbered `number`, for routes that act on a job without showing it."""
-    row = await pool.fetchrow("SELECT id, account_id FROM jobs WHERE number = $1", number)
-    return None if row is None else (row["id"], row["account_id"])
+# At most this many jobs may run after one job (a chain fans out that far at each link).
+MAX_JOBS_AFTER = 50
+
+
+async def jobs_after(pool: asyncpg.Pool, job_id: UUID) -> list[tuple[UUID, str, str, bool]]:
+    """The jobs that run after `job_id` (id, name, the outcome they run on, enabled), oldest first."""
+    rows = await pool.fetch(
+        "SELECT id, name, schedule->>'on' AS on, enabled FROM jobs WHERE kind = 'after' AND schedule->>'job_id' = $1"
+        " ORDER BY number LIMIT $2",
+        str(job_id),
+        MAX_JOBS_AFTER + 1,
+    )
+    return [(r["id"], r["name"], r["on"], r["enabled"]) for r in rows]
+
+
+async def job_ref(pool: asyncpg.Pool, number: int) -> tuple[UUID, UUID, str] | None:
+    """The id, account and schedule kind of the job numbered `number`, for routes that act on a job without showing
+    it."""
+    row = await pool.fetchrow("SELECT id, account_id, kind FROM jobs WHERE number = $1", number)
+    return None if row is None else (row["id"], row["account_id"], row["kind"])
 
 
 async def list_jobs(

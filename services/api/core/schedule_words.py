@@ -16,6 +16,7 @@ from cron_descriptor import (
 )
 
 from shared.contracts.schedules import (
+    AfterSchedule,
     CalendarSchedule,
     CronSchedule,
     DateSchedule,
@@ -84,6 +85,9 @@ def describe_schedule(schedule: Schedule, timezone: str) -> str:
         return f"Every {_duration(schedule.every_seconds)}, counted from {_shown(schedule.anchor, tz)}"
     if isinstance(schedule, DateSchedule):
         return f"Once, at {_shown(schedule.at, tz)}"
+    if isinstance(schedule, AfterSchedule):
+        ended = {"success": "succeeds", "failure": "fails (is dead-lettered)", "completion": "ends"}[schedule.on]
+        return f"After each occurrence of job {schedule.job_id} that {ended}"
     assert isinstance(schedule, CalendarSchedule)
     if schedule.rule is None:
         return f"By the rule {schedule.rrule} ({timezone})"

@@ -16,6 +16,7 @@ from services.api.core.job_queries import JobRecord, job_by_id, job_by_number, j
 from services.api.http.dependencies import bearer_principal, provide_principal
 from services.api.nexus.read_models import nexus_job
 from services.api.nexus.schemas import NexusJob
+from shared.contracts.schedules import kind_of
 
 
 def job_number(raw: str) -> int:
@@ -61,9 +62,9 @@ def account_of(principal: Principal, header: str | None) -> UUID:
 async def job_id_of(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> UUID:
     """The id of the job numbered `raw_id`, if the caller may act on it (without reading the whole job)."""
     found = await job_ref(pool, job_number(raw_id))
-    if found is None:
+    if found is None or found[2] == "after":  # a chained job has no place in this surface's document
         raise JobNotFoundError(f"job {raw_id} not found")
-    job_id, account_id = found
+    job_id, account_id, _ = found
     principal.check_account(account_id)
     return job_id
 
@@ -71,7 +72,7 @@ async def job_id_of(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> UU
 async def job_of(pool: asyncpg.Pool, principal: Principal, raw_id: str) -> JobRecord:
     """The job numbered `raw_id`, with its status, if the caller may see it."""
     found = await job_by_number(pool, job_number(raw_id), status=True)
-    if found is None:
+    if found is None or kind_of(found.schedule) == "after":  # a chained job has no place in this surface's document
         raise JobNotFoundError(f"job {raw_id} not found")
     principal.check_account(found.account_id)
     return found

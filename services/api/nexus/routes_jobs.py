@@ -113,7 +113,7 @@ class NexusJobController(Controller):
         tags: Annotated[str | None, QueryParameter(description="Comma-separated; a job must have all")] = None,
     ) -> list[NexusJob]:
         wanted = tuple(t.strip() for t in (tags or "").split(",") if t.strip())
-        found = JobFilter(tags=wanted, kind=job_type, enabled=is_active)
+        found = JobFilter(tags=wanted, kind=job_type, enabled=is_active, unchained=True)
         jobs = await list_jobs(pool, principal.accounts, found, skip=skip, limit=limit, status=True)
         return [nexus_job(j) for j in jobs]
 

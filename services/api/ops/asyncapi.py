@@ -26,7 +26,8 @@ ASYNCAPI_VERSION = "3.0.0"
 # 0.3.0: a job's state has `exclusions` (null when it has none; absent from events written before it).
 # 0.4.0: result callbacks and flow control: a job's state and ExecutionRequested have `callback_url`,
 # `failure_callback_url` and `flow_control`; the callback events CallbackRequested, CallbackDelivered and
-# CallbackFailed (kinds callback, callback_delivered, callback_failed), and ExecutionWaiting (kind waiting).
+# CallbackFailed (kinds callback, callback_delivered, callback_failed), and ExecutionWaiting (kind waiting); job
+# chains: a schedule of kind `after`, and ExecutionRequested's `upstream`.
 DOCUMENT_VERSION = "0.4.0"
 SCHEMA_REF = "#/components/schemas/{name}"
 
@@ -173,7 +174,8 @@ def _document(namespace: str) -> dict[str, Any]:
             " CallbackRequested after each attempt's result (or its occurrence's dead letter); its `body` is what"
             " the callback's receiver is sent, and it ends as CallbackDelivered or, after its tries, a CallbackFailed"
             " with `final` true. A delivery whose flow-control key is at a limit is published as ExecutionWaiting"
-            " and delivered once the key has room.",
+            " and delivered once the key has room. A chained job (schedule kind `after`) fires when an occurrence of"
+            " the job it runs after ends; its ExecutionRequested carries `upstream`.",
         },
         "defaultContentType": "application/json",
         "servers": {

@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 
 from services.api.core.execution_queries import ExecutionRecord
-from services.api.core.fields import exclusions_body, flow_control_body, misfire_policy_body
+from services.api.core.fields import after_body, exclusions_body, flow_control_body, misfire_policy_body
 from services.api.core.job_commands import WebhookDraft
 from services.api.core.job_queries import JobRecord
 from services.api.core.webhook_queries import WebhookRecord
@@ -67,6 +67,7 @@ def job_out(job: JobRecord) -> JobOut:
         callback_url=job.callback_url,
         failure_callback_url=job.failure_callback_url,
         flow_control=flow_control_body(job.flow_control),
+        after=after_body(job.schedule),
     )
 
 
@@ -96,6 +97,7 @@ def job_from_event(event: JobEvent, last_run_at: datetime | None = None) -> JobO
         callback_url=job.callback_url,
         failure_callback_url=job.failure_callback_url,
         flow_control=flow_control_body(job.flow_control),
+        after=after_body(job.schedule),
     )
 
 

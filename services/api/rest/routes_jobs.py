@@ -12,19 +12,20 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from services.api.core.api_errors import JobNotFoundError
+from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
 from services.api.core.execution_queries import count_executions, list_executions
 from services.api.core.fields import (
     ExecutionStatus,
     MisfirePolicyBody,
+    after_of,
     exclusions_of,
     flow_control_of,
     misfire_policy_of,
 )
 from services.api.core.ids import parse_id
 from services.api.core.job_commands import Appended, JobChanges, JobCommands, JobDraft
-from services.api.core.job_queries import JobFilter, count_jobs, job_by_id, list_jobs
+from services.api.core.job_queries import MAX_JOBS_AFTER, JobFilter, count_jobs, job_by_id, jobs_after, list_jobs
 from services.api.core.projection_wait import ProjectionWait
 from services.api.http.idempotency_header import IdempotencyKeyHeader, request_key_of
 from services.api.http.openapi_docs import BEARER, BODY, PROTECTED, create_error_responses, error_responses
@@ -37,7 +38,7 @@ from services.api.rest.mapping import (
     webhook_out,
 )
 from services.api.rest.schemas import ExecutionOut, JobCreate, JobOut, JobUpdate, Page, RetryPolicyBody
-from shared.contracts.schedules import CronSchedule
+from shared.contracts.schedules import AfterSchedule, CronSchedule, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,13 @@ async def changed_job(pool: asyncpg.Pool, projection: ProjectionWait, appended: 
     return job_from_event(appended.event, current.last_run_at if current else None)
 
 
+async def _room_after(pool: asyncpg.Pool, schedule: Schedule) -> None:
+    """A chain's link only to a job with fewer than MAX_JOBS_AFTER jobs after it already."""
+    if isinstance(schedule, AfterSchedule) and len(await jobs_after(pool, schedule.job_id)) >= MAX_JOBS_AFTER:
+        detail = f"after: at most {MAX_JOBS_AFTER} jobs may run after one job"
+        raise ValidationFailedError(detail, "after")
+
+
 class JobController(Controller):
     path = "/api/jobs"
     tags = ["jobs"]
@@ -88,9 +96,17 @@ class JobController(Controller):
         projection: NamedDependency[ProjectionWait],
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> JobOut:
+        if (data.schedule is None) == (data.after is None):
+            raise ValidationFailedError("give a schedule (cron) or after (a job to run after), not both", "schedule")
+        given: Schedule
+        if data.schedule is not None:
+            given = CronSchedule(expression=data.schedule)
+        else:
+            assert data.after is not None
+            given = after_of(data.after)
         draft = JobDraft(
             name=data.name,
-            schedule=CronSchedule(expression=data.schedule),
+            schedule=given,
             type=data.type,
             timezone=data.timezone,
             enabled=data.enabled,
@@ -107,6 +123,7 @@ class JobController(Controller):
             flow_control=flow_control_of(data.flow_control),
             webhooks=tuple(webhook_draft(w) for w in data.webhooks or ()),
         )
+        await _room_after(pool, given)
         key = await request_key_of(request, idempotency_key, data.account_id)
         appended = await commands.create_job(principal, account_id=data.account_id, draft=draft, key=key)
         if key is None:
@@ -154,7 +171,14 @@ class JobController(Controller):
         pool: NamedDependency[asyncpg.Pool],
         projection: NamedDependency[ProjectionWait],
     ) -> JobOut:
-        schedule = UNSET if isinstance(data.schedule, UnsetType) else CronSchedule(expression=data.schedule)
+        if not isinstance(data.schedule, UnsetType) and not isinstance(data.after, UnsetType):
+            raise ValidationFailedError("give a schedule (cron) or after (a job to run after), not both", "schedule")
+        schedule: Schedule | UnsetType = UNSET
+        if not isinstance(data.schedule, UnsetType):
+            schedule = CronSchedule(expression=data.schedule)
+        elif not isinstance(data.after, UnsetType):
+            schedule = after_of(data.after)
+            await _room_after(pool, schedule)
         retry = UNSET if isinstance(data.retry_policy, UnsetType) else retry_policy_of(data.retry_policy)
         misfire = UNSET if isinstance(data.misfire_policy, UnsetType) else misfire_policy_of(data.misfire_policy)
         exclusions = UNSET if isinstance(data.exclusions, UnsetType) else exclusions_of(data.exclusions)

@@ -11,6 +11,7 @@ from msgspec import UNSET, UnsetType
 
 from services.api.core.fields import (
     NO_NUL,
+    AfterBody,
     ExclusionsBody,
     FlowControlBody,
     HttpMethod,
@@ -70,7 +71,9 @@ class JobCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     account_id: UUID
     name: Name
-    schedule: CronText
+    # One of the two: a cron expression, or `after` (a link of a chain, with no times of its own).
+    schedule: CronText | None = None
+    after: AfterBody | None = None
     type: JobType
     timezone: TimeZone = "UTC"
     enabled: bool = True
@@ -92,7 +95,9 @@ class JobUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of PUT /api/jobs/{job_id}: any subset of the fields; the others stay as they are."""
 
     name: Name | UnsetType = UNSET
+    # Either: a cron expression (a chained job becomes a scheduled one), or `after` (the job becomes a chain's link).
     schedule: CronText | UnsetType = UNSET
+    after: AfterBody | UnsetType = UNSET
     type: JobType | UnsetType = UNSET
     timezone: TimeZone | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
@@ -139,6 +144,8 @@ class JobOut(msgspec.Struct, kw_only=True):
     callback_url: str | None
     failure_callback_url: str | None
     flow_control: FlowControlBody | None
+    # The job this one runs after (a chain's link; its `schedule` is then this as JSON), or null.
+    after: AfterBody | None
     # Only in the answer to a POST /api/jobs that gave webhooks: them, with their ids.
     webhooks: list[WebhookOut] | UnsetType = UNSET
 

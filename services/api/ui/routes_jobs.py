@@ -20,7 +20,7 @@ from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
 from services.api.core.ids import parse_id
 from services.api.core.job_commands import JobCommands
-from services.api.core.job_queries import JobFilter, JobRecord, job_by_id
+from services.api.core.job_queries import JobFilter, JobRecord, job_by_id, jobs_after
 from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.core.schedule_words import describe_schedule, next_fire_times
@@ -30,6 +30,7 @@ from services.api.ui.job_view import job_view
 from services.api.ui.queries import ExecutionFilter, search_executions, search_jobs
 from services.api.ui.session import UI_PATH
 from services.api.ui.views import fragment, page, see_other, wants_fragment
+from shared.contracts.schedules import AfterSchedule
 from shared.schedule.wallclock import zone
 
 PAGE_SIZE = 25
@@ -80,6 +81,17 @@ async def _set_enabled(
     appended = await commands.set_enabled(principal, parse_id(job_id, JobNotFoundError, "job"), enabled)
     await projection.job_event(appended.sequence)
     return see_other(f"{UI_PATH}/jobs/{job_id}", "resumed" if enabled else "paused")
+
+
+async def _chain(pool: asyncpg.Pool, record: JobRecord) -> dict[str, Any]:
+    """The job's place in a chain: the job it runs after (None when that one was deleted) and those after it."""
+    link = record.schedule
+    upstream = await job_by_id(pool, link.job_id) if isinstance(link, AfterSchedule) else None
+    return {
+        "after": link if isinstance(link, AfterSchedule) else None,
+        "upstream": upstream,
+        "downstream": await jobs_after(pool, record.id),
+    }
 
 
 class JobsController(Controller):
@@ -143,6 +155,7 @@ class JobsController(Controller):
             "webhooks": await job_webhooks(pool, record.id),
             "executions": await _recent_executions(pool, record.id),
             "metadata": msgspec.json.encode(job.metadata).decode() if job.metadata else None,
+            **await _chain(pool, record),
         }
         return page(request, "job.html", principal, "jobs", **context)
 
