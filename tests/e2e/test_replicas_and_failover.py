@@ -167,6 +167,8 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
             # The chain's link: once for each of job 3's occurrences (all succeeded), none lost, none twice.
             async def chain_settled() -> list[dict[str, Any]] | None:
                 items = await settled(chained["id"], "/chained")
+                have = {scheduled_at(e) for e in items or []}
+                unsettled["links missing for"] = sorted(t.isoformat() for t in set(upstream) - have)
                 return items if items is not None and len(items) >= len(upstream) else None
 
             try:
