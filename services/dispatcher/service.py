@@ -23,7 +23,6 @@ from services.dispatcher.webhook_executor import WebhookExecutor
 from shared.attempts.recorder import AttemptRecorder
 from shared.attempts.runtime import AttemptRuntime
 from shared.attempts.sink import open_jetstream_sink
-from shared.bus.chain_consumer import ensure_chain_consumer
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import hand_over_task
 from shared.bus.flow_control import FlowLimiter, flow_bucket
@@ -146,7 +145,6 @@ async def open_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
         js = nc.jetstream()
         await ensure_streams(js, settings)
         await ensure_dispatcher_consumer(js, settings)
-        await ensure_chain_consumer(js, settings)  # before any result is published: it takes new ones only
         recorder = AttemptRecorder(await open_jetstream_sink(js, settings))
         secrets = SigningSecretStore(await signing_bucket(js, settings))
         runs = RunningRuns(await running_bucket(js, settings))

@@ -1,9 +1,11 @@
 """Job chains: when an occurrence of a job ends (a success, or a dead letter), the jobs that run after it on that
 outcome fire, each once per upstream occurrence.
 
-The runner is a durable consumer of the results (`<ns>_chains`, shared by every projector replica) in the projector
-process, the one with the read models: they say which jobs run after a job (an index on the link). Each downstream
-job is then loaded from its event log, so its link, state and webhooks are its latest. Its occurrence has the upstream
+The runner works inside the live projection of the EXECUTIONS stream, which reads every result anyway: before a
+batch's transaction commits (and its position moves), the results of jobs that have jobs after them (the read model
+says which: an index on the link) fire those jobs. A failure rolls the batch back and it is done again; a crash
+between the publishes and the commit does it again too. Replays fire nothing. Each downstream job is loaded from
+its event log, so its link, state and webhooks are its latest. Its occurrence has the upstream
 occurrence's nominal time, so its id (`<job>_<time>`) and its executions' ids are the same however often the result
 is seen again: a redelivery, another webhook of the upstream occurrence, or a cycle closed by two concurrent changes,
 are all dropped as duplicates. A paused downstream job records the occurrence as missed, saying why.
@@ -11,21 +13,14 @@ are all dropped as duplicates. A paused downstream job records the occurrence as
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import asyncpg
-import msgspec
-import nats.errors
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared.bus.executions import publish_requested, result_message
 from shared.bus.job_store import JobEventStore, load_live
-from shared.contracts.codec import decode_execution_event
 from shared.contracts.executions import (
     ExecutionDeadLettered,
     ExecutionMissed,
@@ -39,6 +34,7 @@ from shared.contracts.executions import (
 from shared.contracts.jobs import JobState
 from shared.contracts.schedules import AfterSchedule, ChainOutcome
 from shared.contracts.subjects import Names
+from shared.db.pool import DbConnection
 from shared.observability.metrics import CHAIN_RUNS
 
 log = logging.getLogger(__name__)
@@ -47,14 +43,12 @@ log = logging.getLogger(__name__)
 UPSTREAM_BODY_KEPT = 4096
 # At most this many jobs fire after one occurrence (the api refuses more links to one job).
 MAX_FIRED_AFTER = 50
-FETCH_BATCH = 32
-FETCH_WAIT_SECONDS = 1.0
-RETRY_SECONDS = 1.0
 
+# The jobs that have jobs after them (through the partial index on the link).
+_LINKED = "SELECT DISTINCT schedule->>'job_id' AS id FROM jobs WHERE kind = 'after'"
 _DOWNSTREAM = """
 SELECT id FROM jobs WHERE kind = 'after' AND schedule->>'job_id' = $1 ORDER BY number LIMIT $2
 """
-_ERRORS = (nats.errors.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 def fires_on(link: ChainOutcome, ended: str) -> bool:
@@ -62,54 +56,35 @@ def fires_on(link: ChainOutcome, ended: str) -> bool:
 
 
 class ChainRunner:
-    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, store: JobEventStore, names: Names) -> None:
+    """Fires chained jobs from the results in a batch of the live execution projection, inside its transaction."""
+
+    def __init__(self, js: JetStreamContext, store: JobEventStore, names: Names, fresh_for_seconds: float) -> None:
         self._js = js
-        self._pool = pool
         self._store = store
         self._names = names
+        # Results older than this fire nothing: JetStream drops a repeated publish only within its duplicate window,
+        # so a projection rebuilt from the streams (from position 0) must not fire the links of old results again.
+        self._fresh_for = timedelta(seconds=fresh_for_seconds)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Fire what each result leads to until `stop` is set."""
-        sub = await self._js.pull_subscribe_bind(self._names.chain_consumer, stream=self._names.executions_stream)
-        try:
-            while not stop.is_set():
-                try:
-                    msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_SECONDS)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                except nats.errors.Error as exc:
-                    log.warning("fetching results for chains failed, trying again: %r", exc)
-                    await asyncio.sleep(RETRY_SECONDS)
-                    continue
-                for msg in msgs:
-                    await self._settle(msg)
-        finally:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
-
-    async def _settle(self, msg: Msg) -> None:
-        try:
-            event = decode_execution_event(msg.data)
-        except msgspec.ValidationError as exc:
-            log.error("terminating an undecodable result on %s: %s", msg.subject, exc)
-            await msg.term()
+    async def before_commit(self, conn: DbConnection, events: list[object]) -> None:
+        """Most results are of jobs nothing runs after: the batch's results are sorted against the jobs that have
+        links (read once per batch that has results, in its transaction) and only those fire anything."""
+        oldest = datetime.now(UTC) - self._fresh_for
+        ended = [
+            e for e in events if isinstance(e, ExecutionSucceeded | ExecutionDeadLettered) and e.occurred_at > oldest
+        ]
+        if not ended:
             return
-        try:
-            if isinstance(event, ExecutionSucceeded | ExecutionDeadLettered):
-                await self._fire_after(event)
-        except _ERRORS as exc:
-            log.warning("could not fire the jobs after %s, trying again: %s", event.occurrence_id, exc)
-            with contextlib.suppress(nats.errors.Error):
-                await msg.nak(delay=RETRY_SECONDS)
-            return
-        with contextlib.suppress(nats.errors.Error):  # not acked: it comes back, and its repeats are dropped
-            await msg.ack()
+        linked = {r["id"] for r in await conn.fetch(_LINKED)}
+        for event in ended:
+            if str(event.job_id) in linked:
+                await self._fire_after(conn, event)
 
-    async def _fire_after(self, event: ExecutionSucceeded | ExecutionDeadLettered) -> None:
+    async def _fire_after(self, conn: DbConnection, event: ExecutionSucceeded | ExecutionDeadLettered) -> None:
         nominal = nominal_time_of(event.occurrence_id)
         if nominal is None:
             return
-        rows = await self._pool.fetch(_DOWNSTREAM, str(event.job_id), MAX_FIRED_AFTER)
+        rows = await conn.fetch(_DOWNSTREAM, str(event.job_id), MAX_FIRED_AFTER)
         if not rows:
             return
         if isinstance(event, ExecutionSucceeded):

@@ -17,7 +17,6 @@ from services.projector.job_projection import job_step
 from services.projector.migrate import migrate
 from services.projector.retention import keep_history
 from services.projector.stream_reader import Projection, run_projection
-from shared.bus.chain_consumer import ensure_chain_consumer
 from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.leases import Leases, leases_bucket
@@ -57,6 +56,8 @@ class Projector:
         self._js = js
         self._pool = pool
         self._leases = leases
+        store = NatsJobEventStore(js, self._names)
+        self._chains = ChainRunner(js, store, self._names, fresh_for_seconds=settings.duplicate_window_seconds)
 
     def projections(self) -> list[Projection]:
         return projections(self._names)
@@ -102,7 +103,11 @@ class Projector:
             try:
                 if projection.stream == self._names.executions_stream:
                     upkeep = await self._keep_history(halt)
-                await run_projection(self._js, self._pool, projection, self._names.projection_channel, halt)
+                # The live projection of results fires the chained jobs they lead to (replays do not).
+                chains = self._chains.before_commit if projection.stream == self._names.executions_stream else None
+                await run_projection(
+                    self._js, self._pool, projection, self._names.projection_channel, halt, before_commit=chains
+                )
             except Exception as exc:
                 # Nothing was committed for the failed batch: resume from the stored position after a pause.
                 log.exception("projection %s failed, restarting: %s", projection.stream, exc)
@@ -146,12 +151,10 @@ class Projector:
         return "unknown"
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Project both streams, and fire chained jobs, until `stop` is set."""
-        chains = ChainRunner(self._js, self._pool, NatsJobEventStore(self._js, self._names), self._names)
+        """Project both streams until `stop` is set."""
         async with task_group() as tg:
             for projection in self.projections():
                 tg.create_task(self._supervise(projection, stop))
-            tg.create_task(chains.run(stop))
 
 
 @contextlib.asynccontextmanager
@@ -167,6 +170,5 @@ async def open_projector(settings: Settings) -> AsyncIterator[Projector]:
             await migrate(conn)
         js = nc.jetstream()
         await ensure_streams(js, settings)
-        await ensure_chain_consumer(js, settings)
         leases = Leases(await leases_bucket(js, settings), settings.worker_id)
         yield Projector(settings, js, pool, leases)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.projector.batched_writes import Step, apply_steps
 from shared.bus.ordered_reader import OrderedReader, sequences
+from shared.db.pool import DbConnection
 from shared.observability.metrics import PROJECTED_BATCHES, PROJECTED_EVENTS, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ class Projection:
     step: Callable[[Any, int], Step | None]
 
 
+# What a live projection does with a batch's events inside its transaction, before its position moves (the chains
+# fired by results): a failure rolls the batch back, so it is done again with the batch. Replays have none.
+BeforeCommit = Callable[[DbConnection, list[Any]], Awaitable[None]]
+
+
 async def stored_position(pool: asyncpg.Pool, stream: str) -> int:
     """The last stream sequence applied to the read model (0 when none)."""
     value = await pool.fetchval("SELECT position FROM projector_positions WHERE stream = $1", stream)
@@ -53,7 +59,8 @@ class StaleWriterError(Exception):
     """Another projector applied these events first: this one must re-read from the stored position."""
 
 
-def _steps(projection: Projection, batch: list[Msg]) -> list[Step]:
+def _steps(projection: Projection, batch: list[Msg], events: list[Any] | None = None) -> list[Step]:
+    """The batch's writes; `events`, if given, receives its decoded events."""
     steps = []
     for msg in batch:
         try:
@@ -62,6 +69,8 @@ def _steps(projection: Projection, batch: list[Msg]) -> list[Step]:
             # A message that is not one of our events cannot be applied by any retry: skip it, loudly.
             log.error("skipping undecodable message %s seq %s: %s", msg.subject, sequences(msg)[0], exc)
             continue
+        if events is not None:
+            events.append(event)
         if (step := projection.step(event, sequences(msg)[0])) is not None:
             steps.append(step)
     return steps
@@ -82,11 +91,19 @@ SELECT count(*) FROM moved, pg_notify($4, $5)
 
 
 async def _apply_batch(
-    pool: asyncpg.Pool, projection: Projection, channel: str, batch: list[Msg], steps: list[Step]
+    pool: asyncpg.Pool,
+    projection: Projection,
+    channel: str,
+    batch: list[Msg],
+    steps: list[Step],
+    before_commit: tuple[BeforeCommit, list[Any]] | None = None,
 ) -> int:
     first, last = sequences(batch[0])[0], sequences(batch[-1])[0]
     async with pool.acquire() as conn, conn.transaction():
         await apply_steps(conn, steps)
+        if before_commit is not None:
+            hook, events = before_commit
+            await hook(conn, events)
         moved = await conn.fetchval(
             _MOVE_POSITION, projection.stream, first, last, channel, f"{projection.stream}:{last}"
         )
@@ -105,17 +122,24 @@ class _Pipeline:
     """Applies batches one transaction after another while the caller reads and decodes the next batch, so
     Python's work and Postgres's overlap (each alone was about half of a replay's time)."""
 
-    def __init__(self, pool: asyncpg.Pool, projection: Projection, channel: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, projection: Projection, channel: str, before_commit: BeforeCommit | None = None
+    ) -> None:
         self._pool = pool
         self._projection = projection
         self._channel = channel
+        self._before_commit = before_commit
         self._running: asyncio.Task[int] | None = None
 
     async def submit(self, batch: list[Msg]) -> int | None:
         """Start applying `batch` once the one before is committed; returns the position that one reached."""
-        steps = _steps(self._projection, batch)
+        events: list[Any] | None = [] if self._before_commit is not None else None
+        steps = _steps(self._projection, batch, events)
+        hook = (self._before_commit, events) if self._before_commit is not None and events is not None else None
         reached = await self.drain()
-        self._running = asyncio.create_task(_apply_batch(self._pool, self._projection, self._channel, batch, steps))
+        self._running = asyncio.create_task(
+            _apply_batch(self._pool, self._projection, self._channel, batch, steps, hook)
+        )
         return reached
 
     async def drain(self) -> int | None:
@@ -157,13 +181,15 @@ async def run_projection(
     stop: asyncio.Event,
     *,
     linger: float = LINGER_SECONDS,
+    before_commit: BeforeCommit | None = None,
 ) -> None:
     """Follow the stream until `stop` is set. A batch that is not full starts no sooner than `linger` after the one
-    before, and takes what arrived meanwhile (full batches, a backlog, go straight through the pipeline)."""
+    before, and takes what arrived meanwhile (full batches, a backlog, go straight through the pipeline).
+    `before_commit`: what is done with each batch's events in its transaction (see BeforeCommit)."""
     position = await stored_position(pool, projection.stream)
     reader = await _reader_after(js, projection, position)
     log.info("projecting %s from position %d", projection.stream, position)
-    pipeline = _Pipeline(pool, projection, channel)
+    pipeline = _Pipeline(pool, projection, channel, before_commit)
     loop = asyncio.get_running_loop()
     last_taken = -linger
     try:

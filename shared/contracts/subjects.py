@@ -61,11 +61,6 @@ class Names:
         return f"{self.namespace}_callbacks"
 
     @property
-    def chain_consumer(self) -> str:
-        """The projectors' consumer of results that may fire chained jobs."""
-        return f"{self.namespace}_chains"
-
-    @property
     def waiting_filter(self) -> str:
         """Deliveries waiting for their flow-control key (ExecutionWaiting), which the waiting consumer takes."""
         return f"{self.namespace}.executions.waiting.>"
