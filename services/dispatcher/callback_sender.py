@@ -54,17 +54,17 @@ class CallbackSender:
     async def send(self, callback: CallbackRequested) -> None:
         now = datetime.now(UTC)
         outcome = await self._try(callback, now)
-        envelope, finished_at = envelope_of(callback), datetime.now(UTC)
+        # What the try's event says either way; a failure adds why, and when the next try is due.
+        delivered = CallbackDelivered(
+            **envelope_of(callback),
+            occurred_at=datetime.now(UTC),
+            kind=callback.kind,
+            url=callback.url,
+            callback_attempt=callback.callback_attempt,
+            response_code=outcome.response_code,
+            duration_ms=outcome.duration_ms,
+        )
         if outcome.error is None:
-            delivered = CallbackDelivered(
-                **envelope,
-                occurred_at=finished_at,
-                kind=callback.kind,
-                url=callback.url,
-                callback_attempt=callback.callback_attempt,
-                response_code=outcome.response_code,
-                duration_ms=outcome.duration_ms,
-            )
             await self._recorder.callback_delivered(delivered)
             CALLBACKS.labels(callback.kind, "delivered").inc()
             return
@@ -80,13 +80,7 @@ class CallbackSender:
                 ),
             )
         failed = CallbackFailed(
-            **envelope,
-            occurred_at=finished_at,
-            kind=callback.kind,
-            url=callback.url,
-            callback_attempt=callback.callback_attempt,
-            response_code=outcome.response_code,
-            duration_ms=outcome.duration_ms,
+            **msgspec.structs.asdict(delivered),
             error=outcome.error,
             retry_at=retry.due_at if retry else None,
             final=retry is None,

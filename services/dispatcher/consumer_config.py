@@ -13,47 +13,36 @@ from shared.settings import Settings
 _COMPARED = ("filter_subject", "ack_policy", "ack_wait", "max_ack_pending", "max_deliver", "deliver_policy")
 
 
-def dispatcher_consumer_config(settings: Settings) -> ConsumerConfig:
-    names = Names(settings.namespace)
+def _durable(name: str, filter_subject: str, max_ack_pending: int, settings: Settings) -> ConsumerConfig:
     return ConsumerConfig(
-        durable_name=names.dispatcher_consumer,
-        filter_subject=names.requested_filter,
+        durable_name=name,
+        filter_subject=filter_subject,
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=settings.ack_wait_seconds,
-        max_ack_pending=settings.max_ack_pending,
+        max_ack_pending=max_ack_pending,
         max_deliver=-1,
     )
+
+
+def dispatcher_consumer_config(settings: Settings) -> ConsumerConfig:
+    """Requested executions: in flight, waiting by priority, and held until their fire time."""
+    names = Names(settings.namespace)
+    return _durable(names.dispatcher_consumer, names.requested_filter, settings.max_ack_pending, settings)
 
 
 def callback_consumer_config(settings: Settings) -> ConsumerConfig:
     """The dispatchers' second consumer: callbacks to send (their retries are timers, so only tries in flight are
     pending)."""
     names = Names(settings.namespace)
-    return ConsumerConfig(
-        durable_name=names.callback_consumer,
-        filter_subject=names.callback_filter,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=settings.ack_wait_seconds,
-        max_ack_pending=settings.max_ack_pending,
-        max_deliver=-1,
-    )
+    return _durable(names.callback_consumer, names.callback_filter, settings.max_ack_pending, settings)
 
 
 def waiting_consumer_config(settings: Settings) -> ConsumerConfig:
     """The dispatchers' third consumer: deliveries waiting for their flow-control key, handed back with a delay while
     it stays at its limit. Their own max ack pending, so waiting deliveries never hold up the requested ones."""
     names = Names(settings.namespace)
-    return ConsumerConfig(
-        durable_name=names.waiting_consumer,
-        filter_subject=names.waiting_filter,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=settings.ack_wait_seconds,
-        max_ack_pending=settings.flow_max_waiting,
-        max_deliver=-1,
-    )
+    return _durable(names.waiting_consumer, names.waiting_filter, settings.flow_max_waiting, settings)
 
 
 async def ensure_dispatcher_consumer(js: JetStreamContext, settings: Settings) -> list[str]:
