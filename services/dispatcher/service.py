@@ -125,15 +125,16 @@ class Dispatcher:
             # Nothing was sent, so nothing failed: the occurrence is recorded, saying why, and not retried.
             await self._runtime.skip(request, NO_TARGET_REASON)
         else:
-            deliver = functools.partial(
-                under_overlap_policy,
+            # Flow control inside the overlap policy: an occurrence it skips, or holds back behind a run in flight,
+            # takes no place and uses none of the key's rate.
+            run = functools.partial(self._runtime.run, request, self._webhooks)
+            await under_overlap_policy(
                 self._runs,
                 request,
-                functools.partial(self._runtime.run, request, self._webhooks),
+                functools.partial(self._flow.run, request, msg, waited, run),
                 functools.partial(self._runtime.skip_by_overlap, request),
                 refresh_every=self._settings.ack_wait_seconds / 3,
             )
-            await self._flow.run(request, msg, waited, deliver)
 
 
 @asynccontextmanager

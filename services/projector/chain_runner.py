@@ -45,7 +45,12 @@ UPSTREAM_BODY_KEPT = 4096
 MAX_FIRED_AFTER = 50
 
 # The jobs that have jobs after them (through the partial index on the link).
-_LINKED = "SELECT DISTINCT schedule->>'job_id' AS id FROM jobs WHERE kind = 'after'"
+_LINKED = "SELECT DISTINCT schedule->>'job_id' AS id FROM jobs WHERE kind = 'after' AND schedule->>'job_id' = ANY($1)"
+# A link fires once per upstream occurrence, whatever repeats its results (the row is the proof it fired).
+_FIRED_ONCE = """
+INSERT INTO chain_firings (job_id, upstream_occurrence_id, fired_at) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING job_id
+"""
 _DOWNSTREAM = """
 SELECT id FROM jobs WHERE kind = 'after' AND schedule->>'job_id' = $1 ORDER BY number LIMIT $2
 """
@@ -75,7 +80,7 @@ class ChainRunner:
         ]
         if not ended:
             return
-        linked = {r["id"] for r in await conn.fetch(_LINKED)}
+        linked = {r["id"] for r in await conn.fetch(_LINKED, list({str(e.job_id) for e in ended}))}
         for event in ended:
             if str(event.job_id) in linked:
                 await self._fire_after(conn, event)
@@ -115,6 +120,8 @@ class ChainRunner:
             job, link = loaded.event.job, loaded.event.job.schedule
             if not isinstance(link, AfterSchedule) or link.job_id != event.job_id or not fires_on(link.on, ended):
                 continue
+            if await conn.fetchval(_FIRED_ONCE, job.id, event.occurrence_id, now) is None:
+                continue  # fired already for this occurrence (its other webhook, a re-drive, a repeated batch)
             if not job.enabled:
                 await self._missed(job, nominal, now, event.job_id)
                 continue

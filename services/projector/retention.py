@@ -78,6 +78,8 @@ async def keep_history(conn: DbConnection, retention: Retention, now: datetime) 
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         stored = await stored_horizon(conn)
         dropped, purged = await _purge(conn, stored) if stored is not None else (0, 0)
+        if stored is not None:  # the links fired for occurrences the history no longer holds
+            await conn.execute("DELETE FROM chain_firings WHERE fired_at < $1", stored)
         horizon = await _store(conn, stored, retention.horizon(now))
         made = await _make(conn, retention.partitions(now, horizon))
     return Upkeep(made, dropped, purged, horizon)

@@ -23,7 +23,8 @@ class RetryTimer(msgspec.Struct, frozen=True, kw_only=True):
 
 def timer_name(request: ExecutionRequested | CallbackRequested) -> str:
     """What names a timer within its partition: the next attempt's execution id, or for a callback's next try the
-    attempt's execution id and the callback's kind (a later try of the same callback rewrites it)."""
+    attempt's execution id, the callback's kind and the try's number (each try its own: the ticker deletes a fired
+    timer after publishing it, and must not delete the next try's, written meanwhile)."""
     if isinstance(request, CallbackRequested):
-        return f"{request.execution_id}.{request.kind}"
+        return f"{request.execution_id}.{request.kind}.{request.callback_attempt}"
     return str(request.execution_id)

@@ -533,6 +533,12 @@ async def test_a_jobs_chain_is_shown_on_its_page_both_ways(signed_in: Session, a
     await page.click("#chain-upstream a")
     await expect(page.locator("#chain-downstream li")).to_have_text(["load on completion"])
     await screenshot(page, "job-page-chain")
+    # The jobs list and a chained job's edit page show it (its schedule is no time, and the form has no such kind).
+    listed = await page.goto(f"{signed_in.base}/ui/jobs")
+    assert listed is not None and listed.status == 200
+    await expect(page.get_by_text("load", exact=True)).to_have_count(1)
+    edit = await page.goto(f"{signed_in.base}/ui/jobs/{second['id']}/edit")
+    assert edit is not None and edit.status == 200
     status, _ = await api.call("DELETE", f"/api/jobs/{first['id']}")
     assert status == 204
     await page.goto(f"{signed_in.base}/ui/jobs/{second['id']}")

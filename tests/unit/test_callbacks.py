@@ -114,6 +114,8 @@ def test_callbacks_keep_one_webhook_id_per_kind_and_their_own_timers() -> None:
     assert dead is not None
     names = {timer_name(request), timer_name(dead), timer_name(msgspec.structs.replace(dead, kind="result"))}
     assert len(names) == 3, "an attempt's retry, its result callback and its failure callback never share a timer"
+    retried = msgspec.structs.replace(dead, callback_attempt=2)
+    assert timer_name(retried) != timer_name(dead), "the next try's timer is not the one the ticker deletes"
     assert result_callback(msgspec.structs.replace(request, callback_url=None), _ok(), None) is None
 
 
