@@ -13,6 +13,7 @@ are all dropped as duplicates. A paused downstream job records the occurrence as
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -113,8 +114,9 @@ class ChainRunner:
                 error=event.reason,
             )
         now = datetime.now(UTC)
-        for row in rows:
-            loaded = await load_live(self._store, row["id"])
+        # The downstream jobs are read at once, not one round trip after another, while the transaction is open.
+        found = await asyncio.gather(*(load_live(self._store, row["id"]) for row in rows))
+        for loaded in found:
             if loaded is None:
                 continue
             job, link = loaded.event.job, loaded.event.job.schedule

@@ -60,6 +60,16 @@ async def test_a_chained_job_is_shown_with_its_link_and_bad_links_are_refused(ap
     status, error = await api.call("POST", "/api/jobs", json=base | {"after": {"job_id": link["id"]}})
     refused(status, error, "at most 10 jobs deep")
 
+    # At most 50 jobs after one; the 50th may still change the outcome it runs on.
+    hub = await create_job(api, account_id, "0 9 * * *")
+    spokes = [await chained(api, account_id, hub["id"]) for _ in range(50)]
+    status, error = await api.call("POST", "/api/jobs", json=base | {"after": {"job_id": hub["id"]}})
+    refused(status, error, "at most 50 jobs")
+    status, changed = await api.call(
+        "PUT", f"/api/jobs/{spokes[-1]['id']}", json={"after": {"job_id": hub["id"], "on": "completion"}}
+    )
+    assert status == 200 and changed["after"]["on"] == "completion", changed
+
     # A chained job can become a scheduled one again.
     status, rescheduled = await api.call("PUT", f"/api/jobs/{b['id']}", json={"schedule": "0 10 * * *"})
     assert status == 200 and rescheduled["after"] is None and rescheduled["next_run_at"] is not None, rescheduled

@@ -73,9 +73,13 @@ async def changed_job(pool: asyncpg.Pool, projection: ProjectionWait, appended: 
     return job_from_event(appended.event, current.last_run_at if current else None)
 
 
-async def _room_after(pool: asyncpg.Pool, schedule: Schedule) -> None:
-    """A chain's link only to a job with fewer than MAX_JOBS_AFTER jobs after it already."""
-    if isinstance(schedule, AfterSchedule) and len(await jobs_after(pool, schedule.job_id)) >= MAX_JOBS_AFTER:
+async def _room_after(pool: asyncpg.Pool, schedule: Schedule, job_id: UUID | None = None) -> None:
+    """A chain's link only to a job with fewer than MAX_JOBS_AFTER jobs after it already (`job_id`, the job being
+    changed, not counted: changing its link's outcome takes no new room)."""
+    if not isinstance(schedule, AfterSchedule):
+        return
+    others = [j for j in await jobs_after(pool, schedule.job_id) if j[0] != job_id]
+    if len(others) >= MAX_JOBS_AFTER:
         detail = f"after: at most {MAX_JOBS_AFTER} jobs may run after one job"
         raise ValidationFailedError(detail, "after")
 
@@ -178,7 +182,7 @@ class JobController(Controller):
             schedule = CronSchedule(expression=data.schedule)
         elif not isinstance(data.after, UnsetType):
             schedule = after_of(data.after)
-            await _room_after(pool, schedule)
+            await _room_after(pool, schedule, parse_id(job_id, JobNotFoundError, "job"))
         retry = UNSET if isinstance(data.retry_policy, UnsetType) else retry_policy_of(data.retry_policy)
         misfire = UNSET if isinstance(data.misfire_policy, UnsetType) else misfire_policy_of(data.misfire_policy)
         exclusions = UNSET if isinstance(data.exclusions, UnsetType) else exclusions_of(data.exclusions)
