@@ -113,9 +113,9 @@ class Dispatcher:
         if isinstance(request, CallbackRequested):
             await self._callbacks.send(request)
             return
-        waited = isinstance(request, ExecutionWaiting)
+        waited = False
         if isinstance(request, ExecutionWaiting):
-            request = request.request
+            request, waited = request.request, True
         if request.execution_id in self._withdrawals:
             await self._runtime.skip(request, WITHDRAWN_REASON)
         elif request.task is not None:

@@ -14,13 +14,12 @@ are all dropped as duplicates. A paused downstream job records the occurrence as
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from nats.js import JetStreamContext
 
-from shared.bus.executions import publish_requested, result_message
+from shared.bus.executions import publish_requested, publish_result
 from shared.bus.job_store import JobEventStore, load_live
 from shared.contracts.executions import (
     ExecutionDeadLettered,
@@ -37,8 +36,6 @@ from shared.contracts.schedules import AfterSchedule, ChainOutcome
 from shared.contracts.subjects import Names
 from shared.db.pool import DbConnection
 from shared.observability.metrics import CHAIN_RUNS
-
-log = logging.getLogger(__name__)
 
 # The upstream answer's body a downstream body template may use, at most (characters).
 UPSTREAM_BODY_KEPT = 4096
@@ -93,26 +90,22 @@ class ChainRunner:
         rows = await conn.fetch(_DOWNSTREAM, str(event.job_id), MAX_FIRED_AFTER)
         if not rows:
             return
-        if isinstance(event, ExecutionSucceeded):
-            body = event.response_body[:UPSTREAM_BODY_KEPT] if event.response_body is not None else None
-            ended = "success"
-            upstream = Upstream(
-                job_id=event.job_id,
-                occurrence_id=event.occurrence_id,
-                execution_id=event.execution_id,
-                status="success",
-                response_code=event.response_code,
-                response_body=body,
-            )
-        else:
-            ended = "failure"
-            upstream = Upstream(
-                job_id=event.job_id,
-                occurrence_id=event.occurrence_id,
-                execution_id=event.execution_id,
-                status="dead_letter",
-                error=event.reason,
-            )
+        succeeded = isinstance(event, ExecutionSucceeded)
+        code, body, error = (
+            (event.response_code, event.response_body, None)
+            if isinstance(event, ExecutionSucceeded)
+            else (None, None, event.reason)
+        )
+        ended = "success" if succeeded else "failure"
+        upstream = Upstream(
+            job_id=event.job_id,
+            occurrence_id=event.occurrence_id,
+            execution_id=event.execution_id,
+            status="success" if succeeded else "dead_letter",
+            response_code=code,
+            response_body=body[:UPSTREAM_BODY_KEPT] if body is not None else None,
+            error=error,
+        )
         now = datetime.now(UTC)
         # The downstream jobs are read at once, not one round trip after another, while the transaction is open.
         found = await asyncio.gather(*(load_live(self._store, row["id"]) for row in rows))
@@ -147,5 +140,4 @@ class ChainRunner:
             policy="chain",
             reason=f"the job was paused when the occurrence of job {upstream} it runs after ended",
         )
-        message = result_message(self._names, "missed", event, str(event.execution_id))
-        await self._js.publish(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
+        await publish_result(self._js, self._names, "missed", event, str(event.execution_id))

@@ -133,9 +133,8 @@ class _Pipeline:
 
     async def submit(self, batch: list[Msg]) -> int | None:
         """Start applying `batch` once the one before is committed; returns the position that one reached."""
-        events: list[Any] | None = [] if self._before_commit is not None else None
-        steps = _steps(self._projection, batch, events)
-        hook = (self._before_commit, events) if self._before_commit is not None and events is not None else None
+        hook: tuple[BeforeCommit, list[Any]] | None = (self._before_commit, []) if self._before_commit else None
+        steps = _steps(self._projection, batch, hook[1] if hook is not None else None)
         reached = await self.drain()
         self._running = asyncio.create_task(
             _apply_batch(self._pool, self._projection, self._channel, batch, steps, hook)

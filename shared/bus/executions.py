@@ -62,16 +62,10 @@ async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionR
     await publish_requested(js, names, request, names.task_subject(request.task.name))
 
 
-def callback_message(names: Names, event: CallbackRequested) -> Outgoing:
-    """A callback to send, as a message (one message id per try of the callback)."""
-    msg_id = callback_message_id(event.execution_id, event.kind, event.callback_attempt, "requested")
-    return result_message(names, "callback", event, msg_id)
-
-
 async def publish_timed(js: JetStreamContext, names: Names, request: ExecutionRequested | CallbackRequested) -> None:
     """Publish what a durable timer held: the next attempt of an execution, or the next try of a callback."""
     if isinstance(request, ExecutionRequested):
         await publish_requested(js, names, request)
         return
-    message = callback_message(names, request)
-    await js.publish(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
+    msg_id = callback_message_id(request.execution_id, request.kind, request.callback_attempt, "requested")
+    await publish_result(js, names, "callback", request, msg_id)
