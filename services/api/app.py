@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.api.core.auth import Authenticator
+from services.api.core.backfills import Backfills
 from services.api.core.dead_letters import Redriver
 from services.api.core.job_commands import JobCommands
 from services.api.core.live_feed import LiveFeed
@@ -31,6 +32,7 @@ from services.api.nexus.routes_jobs import NexusJobController
 from services.api.ops.routes_asyncapi import asyncapi_json
 from services.api.ops.routes_health import health, health_detailed
 from services.api.ops.routes_metrics import metrics_endpoint
+from services.api.rest.routes_backfills import BackfillController
 from services.api.rest.routes_dead_letters import DeadLetterController
 from services.api.rest.routes_jobs import JobController
 from services.api.rest.routes_signing import SigningSecretController
@@ -116,6 +118,7 @@ async def connected(settings: Settings, authenticator: Authenticator) -> AsyncIt
             ),
             ticker_kv=ticker_kv,
             run_now=RunNow(store, publish),
+            backfills=Backfills(store, js, names, pool, settings.retention),
             redriver=Redriver(pool, js, names, store, publish),
             signing=SigningSecretStore(await signing_bucket(js, settings)),
             live=live,
@@ -145,6 +148,7 @@ def create_app(settings: Settings) -> Litestar:
             asyncapi_json,
             metrics_endpoint,
             JobController,
+            BackfillController,
             WebhookController,
             DeadLetterController,
             SigningSecretController,

@@ -9,7 +9,9 @@ from typing import Any
 
 import msgspec
 
+from services.projector.backfill_projection import backfill_step
 from services.projector.batched_writes import Folding, Many, Step, Write, apply_steps
+from shared.contracts.backfills import BackfillCancelled, BackfillCompleted, BackfillProgressed, BackfillRequested
 from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.executions import (
     ExecutionDeadLettered,
@@ -35,9 +37,9 @@ _RETAINED = "COALESCE((SELECT horizon FROM execution_retention), '-infinity')"
 _INSERT_REQUESTED = f"""
 INSERT INTO executions (
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
-    redrive, timeout_seconds
+    redrive, timeout_seconds, backfill_id
 )
-SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12
+SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13
 WHERE $6 >= {_RETAINED}
 ON CONFLICT DO NOTHING
 """
@@ -45,16 +47,16 @@ ON CONFLICT DO NOTHING
 _INSERT_REQUESTED_MANY = Many(f"""
 INSERT INTO executions (
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
-    redrive, timeout_seconds
+    redrive, timeout_seconds, backfill_id
 )
 SELECT u.id, u.occurrence_id, u.job_id, u.account_id, u.webhook_id, u.nominal_time, 'queued', u.attempt, u.created_at,
-    u.number, u.manual, u.redrive, u.timeout_seconds
+    u.number, u.manual, u.redrive, u.timeout_seconds, u.backfill_id
 FROM unnest(
     $1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::integer[], $8::timestamptz[],
-    $9::bigint[], $10::boolean[], $11::boolean[], $12::double precision[]
+    $9::bigint[], $10::boolean[], $11::boolean[], $12::double precision[], $13::uuid[]
 ) AS u(
     id, occurrence_id, job_id, account_id, webhook_id, nominal_time, attempt, created_at, number, manual, redrive,
-    timeout_seconds
+    timeout_seconds, backfill_id
 )
 WHERE u.nominal_time >= {_RETAINED}
 ON CONFLICT DO NOTHING
@@ -69,21 +71,21 @@ WITH inserted AS (
     INSERT INTO executions (
         id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
         redrive, timeout_seconds, worker_id, started_at, finished_at, duration_ms, response_code, response_body,
-        error, result, traceback, retry_at, dead_lettered_at
+        error, result, traceback, retry_at, dead_lettered_at, backfill_id
     )
     SELECT u.id, u.occurrence_id, u.job_id, u.account_id, u.webhook_id, u.nominal_time, u.status, u.attempt,
         u.created_at, u.number, u.manual, u.redrive, u.timeout_seconds, u.worker_id, u.started_at, u.finished_at,
         u.duration_ms, u.response_code, u.response_body, u.error, u.result::jsonb, u.traceback, u.retry_at,
-        u.dead_lettered_at
+        u.dead_lettered_at, u.backfill_id
     FROM unnest(
         $1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::text[], $8::integer[],
         $9::timestamptz[], $10::bigint[], $11::boolean[], $12::boolean[], $13::double precision[], $14::text[],
         $15::timestamptz[], $16::timestamptz[], $17::integer[], $18::integer[], $19::text[], $20::text[],
-        $21::text[], $22::text[], $23::timestamptz[], $24::timestamptz[]
+        $21::text[], $22::text[], $23::timestamptz[], $24::timestamptz[], $26::uuid[]
     ) AS u(
         id, occurrence_id, job_id, account_id, webhook_id, nominal_time, status, attempt, created_at, number, manual,
         redrive, timeout_seconds, worker_id, started_at, finished_at, duration_ms, response_code, response_body,
-        error, result, traceback, retry_at, dead_lettered_at
+        error, result, traceback, retry_at, dead_lettered_at, backfill_id
     )
     WHERE u.nominal_time >= {_RETAINED}
     ON CONFLICT DO NOTHING
@@ -265,14 +267,13 @@ class ExecutionRow(msgspec.Struct, frozen=True):
 
     def args(self) -> tuple[Any, ...]:
         """_INSERT_FOLDED's values for this row."""
-        (id_, occurrence, job, account, webhook, nominal, attempt, created, number, manual, redrive, timeout) = (
-            self.requested
-        )
+        (id_, occurrence, job, account, webhook, nominal, attempt, created, number, manual, redrive, timeout,
+         backfill) = self.requested  # fmt: skip
         return (
             id_, occurrence, job, account, webhook, nominal, self.status, attempt, created, number, manual, redrive,
             timeout, self.worker_id, self.started_at, self.finished_at, self.duration_ms, self.response_code,
             self.response_body, self.error, self.result, self.traceback, self.retry_at, self.dead_lettered_at,
-            ",".join(self.held),
+            ",".join(self.held), backfill,
         )  # fmt: skip
 
 
@@ -321,6 +322,8 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
 
     An execution's number is the stream sequence of its ExecutionRequested.
     """
+    if isinstance(event, BackfillRequested | BackfillProgressed | BackfillCompleted | BackfillCancelled):
+        return backfill_step(event)
     if isinstance(event, ExecutionRequested):
         webhook_id = event.webhook.id if event.webhook else None
         requested = (
@@ -336,6 +339,7 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
             event.manual,
             event.redrive,
             event.timeout_seconds,
+            event.backfill_id,
         )
         writes = [Write(_INSERT_REQUESTED, requested, _INSERT_REQUESTED_MANY)]
         if event.redrive:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 from nats.js import JetStreamContext
 
+from services.projector.backfill_runner import BackfillRunner
 from services.projector.chain_runner import ChainRunner
 from services.projector.execution_projection import execution_step
 from services.projector.job_projection import job_step
@@ -32,6 +33,8 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
+# The lease of the backfills' runner (services/projector/backfill_runner.py).
+BACKFILLS_LEASE = "projector.backfills"
 # The execution history's upkeep runs this often at most (more often with narrow partitions: a quarter of one).
 UPKEEP_EVERY_SECONDS = 600.0
 # Errors an upkeep run meets that the next run may not: logged, and the projection goes on.
@@ -58,6 +61,7 @@ class Projector:
         self._leases = leases
         store = NatsJobEventStore(js, self._names)
         self._chains = ChainRunner(js, store, self._names, fresh_for_seconds=settings.duplicate_window_seconds)
+        self._backfills = BackfillRunner(js, pool, store, self._names)
 
     def projections(self) -> list[Projection]:
         return projections(self._names)
@@ -95,33 +99,61 @@ class Projector:
                 continue
             standby_logged = False
             PROJECTOR_LEASES_HELD.inc()
-            halt = asyncio.Event()
-            keeper = asyncio.create_task(self._hold(key, stop, halt))
             # The execution history is kept by whoever projects it, so one projector at a time purges (and none
             # while a replay holds the lease).
-            upkeep: asyncio.Task[None] | None = None
+            executions = projection.stream == self._names.executions_stream
             try:
-                if projection.stream == self._names.executions_stream:
-                    upkeep = await self._keep_history(halt)
-                # The live projection of results fires the chained jobs they lead to (replays do not).
-                chains = self._chains.before_commit if projection.stream == self._names.executions_stream else None
-                await run_projection(
-                    self._js, self._pool, projection, self._names.projection_channel, halt, before_commit=chains
-                )
+                async with self._holding(key, stop) as halt:
+                    upkeep = await self._keep_history(halt) if executions else None
+                    try:
+                        # The live projection of results fires the chained jobs they lead to (replays do not).
+                        chains = self._chains.before_commit if executions else None
+                        await run_projection(
+                            self._js, self._pool, projection, self._names.projection_channel, halt, before_commit=chains
+                        )
+                    finally:
+                        if upkeep is not None:
+                            upkeep.cancel()
+                            await asyncio.gather(upkeep, return_exceptions=True)
             except Exception as exc:
                 # Nothing was committed for the failed batch: resume from the stored position after a pause.
                 log.exception("projection %s failed, restarting: %s", projection.stream, exc)
                 await pause(stop, RESTART_DELAY_SECONDS)
             finally:
                 PROJECTOR_LEASES_HELD.dec()
-                keeper.cancel()
-                if upkeep is not None:
-                    upkeep.cancel()
-                await asyncio.gather(keeper, *([upkeep] if upkeep else []), return_exceptions=True)
-                # Stopping or failed: hand the stream over at once rather than at expiry (after a failure this
-                # projector may well take it again).
-                with contextlib.suppress(*BUS_ERRORS):
-                    await self._leases.release(key)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, key: str, stop: asyncio.Event) -> AsyncIterator[asyncio.Event]:
+        """The lease `key` (acquired) kept renewed; yields the event set when it is lost. On the way out it is handed
+        over at once rather than at expiry (after a failure this projector may well take it again)."""
+        halt = asyncio.Event()
+        keeper = asyncio.create_task(self._hold(key, stop, halt))
+        try:
+            yield halt
+        finally:
+            halt.set()
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            with contextlib.suppress(*BUS_ERRORS):
+                await self._leases.release(key)
+
+    async def _run_backfills(self, stop: asyncio.Event) -> None:
+        """Run the backfills while holding their lease (one runner for the whole system); as a standby, wait."""
+        while not stop.is_set():
+            try:
+                held = await self._leases.acquire(BACKFILLS_LEASE)
+            except BUS_ERRORS as exc:
+                log.warning("could not reach the leases bucket: %s", exc)
+                held = False
+            if not held:
+                await pause(stop, self._settings.lease_ttl_seconds / 3)
+                continue
+            try:
+                async with self._holding(BACKFILLS_LEASE, stop) as halt:
+                    await self._backfills.run(halt)
+            except Exception as exc:
+                log.exception("the backfills' runner failed, restarting: %s", exc)
+                await pause(stop, RESTART_DELAY_SECONDS)
 
     async def _keep_history(self, halt: asyncio.Event) -> asyncio.Task[None]:
         """Make the executions table's partitions and purge what is older than the retention: once now, then in
@@ -155,6 +187,7 @@ class Projector:
         async with task_group() as tg:
             for projection in self.projections():
                 tg.create_task(self._supervise(projection, stop))
+            tg.create_task(self._run_backfills(stop))
 
 
 @contextlib.asynccontextmanager

@@ -23,8 +23,8 @@ import nats.errors
 from shared.attempts.sink import AttemptSink
 from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested, callback_message_id
 from shared.contracts.executions import (
+    AttemptEvent,
     ExecutionDeadLettered,
-    ExecutionEvent,
     ExecutionFailed,
     ExecutionRequested,
     ExecutionRetryScheduled,
@@ -105,7 +105,7 @@ class AttemptRecorder:
         """Switch off a webhook whose receiver answered 410 Gone (idempotent: an event id derived from the attempt)."""
         await self._retried(lambda: self._sink.disable_webhook(request, webhook_id, reason, now))
 
-    async def _publish(self, kind: str, event: ExecutionEvent, suffix: str) -> None:
+    async def _publish(self, kind: str, event: AttemptEvent, suffix: str) -> None:
         msg_id = f"{event.execution_id}:{suffix}"
         await self._retried(lambda: self._sink.publish(kind, event, msg_id))
 

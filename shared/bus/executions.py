@@ -49,10 +49,12 @@ async def publish_result(
     kind: str,
     event: ExecutionEvent,
     msg_id: str,
-) -> None:
-    """Publish an execution transition under `kind`; `msg_id` makes a repeat after a crash a duplicate."""
+) -> int:
+    """Publish an execution transition under `kind`; `msg_id` makes a repeat after a crash a duplicate. Returns the
+    stream sequence (the original one for a duplicate)."""
     message = result_message(names, kind, event, msg_id)
-    await js.publish(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
+    ack = await js.publish(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
+    return ack.seq
 
 
 async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionRequested) -> None:

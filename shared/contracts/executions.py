@@ -9,6 +9,7 @@ from uuid import UUID
 
 import msgspec
 
+from shared.contracts.backfills import BackfillCancelled, BackfillCompleted, BackfillProgressed, BackfillRequested
 from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.execution_envelope import ExecutionEnvelope
 from shared.contracts.jobs import FlowControl, JobState, RetryPolicy, TaskSpec, WebhookSpec
@@ -89,6 +90,8 @@ class ExecutionRequested(ExecutionEnvelope, frozen=True, kw_only=True, tag=True)
     flow_control: FlowControl | None = None
     # For an occurrence of a chained job: the upstream execution whose end fired it.
     upstream: Upstream | None = None
+    # For an occurrence a backfill ran: that backfill (its later attempts keep it).
+    backfill_id: UUID | None = None
 
     def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
         """The request for the following attempt of the same occurrence and target."""
@@ -193,7 +196,8 @@ class ExecutionSkipped(ExecutionEnvelope, frozen=True, kw_only=True, tag=True):
     reason: str
 
 
-ExecutionEvent = (
+# The events about one attempt of an occurrence (each carries its execution id).
+AttemptEvent = (
     ExecutionRequested
     | ExecutionStarted
     | ExecutionSucceeded
@@ -208,6 +212,9 @@ ExecutionEvent = (
     | CallbackDelivered
     | CallbackFailed
 )
+
+# Everything the EXECUTIONS stream holds: attempts' events, and backfills'.
+ExecutionEvent = AttemptEvent | BackfillRequested | BackfillProgressed | BackfillCompleted | BackfillCancelled
 
 # The subject kinds (<ns>.executions.<kind>.<account>.<job>) each event type is published under. A failure that
 # timed out goes under `timed_out`, so subscribers can follow timeouts alone.
@@ -225,6 +232,10 @@ SUBJECT_KINDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
     CallbackRequested: ("callback",),
     CallbackDelivered: ("callback_delivered",),
     CallbackFailed: ("callback_failed",),
+    BackfillRequested: ("backfill",),
+    BackfillProgressed: ("backfill",),
+    BackfillCompleted: ("backfill",),
+    BackfillCancelled: ("backfill",),
 }
 
 
@@ -239,6 +250,7 @@ def occurrence_requests(
     task: TaskSpec | None = None,
     fire_at: datetime | None = None,
     upstream: Upstream | None = None,
+    backfill_id: UUID | None = None,
 ) -> list[ExecutionRequested]:
     """One ExecutionRequested per target of the occurrence: each webhook, and the task (or `task`, overriding it).
 
@@ -272,6 +284,7 @@ def occurrence_requests(
             failure_callback_url=job.failure_callback_url,
             flow_control=job.flow_control,
             upstream=upstream,
+            backfill_id=backfill_id,
         )
         for webhook, target_task in targets
     ]

@@ -37,6 +37,10 @@ DELIVERY_SECONDS = Histogram(
 )
 RETRIES_SCHEDULED = Counter("scheduler_retries_scheduled_total", "Failed attempts given another attempt")
 DEAD_LETTERS = Counter("scheduler_dead_letters_total", "Occurrences dead-lettered after their last attempt")
+BACKFILL_REQUESTS = Counter(
+    "scheduler_backfill_requests_total",
+    "Executions backfills requested (targets of past occurrences that had not succeeded)",
+)
 CHAIN_RUNS = Counter("scheduler_chain_runs_total", "Occurrences of chained jobs fired by an upstream occurrence's end")
 FLOW_WAITS = Counter(
     "scheduler_flow_waits_total",

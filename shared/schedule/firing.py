@@ -7,6 +7,7 @@ amount derived from the occurrence itself, so every ticker (and a restarted one)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
@@ -72,3 +73,11 @@ def jitter_of(state: Timed, nominal: datetime) -> timedelta:
     digest = hashlib.blake2b(f"{state.id}|{nominal.isoformat()}".encode(), digest_size=8).digest()
     fraction = int.from_bytes(digest, "big") / 2**64
     return timedelta(seconds=state.jitter_seconds * fraction)
+
+
+def fires_between(state: Timed, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The job's nominal occurrences in [start, end], in order (within its window, not excluded)."""
+    t = next_fire(state, start - _TICK)
+    while t is not None and t <= end:
+        yield t
+        t = next_fire(state, t)

@@ -60,6 +60,10 @@ class ExecutionNotFoundError(SchedulerApiError):
     code = "EXECUTION_NOT_FOUND"
 
 
+class BackfillNotFoundError(SchedulerApiError):
+    code = "BACKFILL_NOT_FOUND"
+
+
 class WebhookNotFoundError(SchedulerApiError):
     code = "WEBHOOK_NOT_FOUND"
 

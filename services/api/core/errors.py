@@ -14,6 +14,7 @@ import asyncpg
 import nats.errors
 
 from services.api.core.api_errors import (
+    BackfillNotFoundError,
     ConflictError,
     DependencyUnavailableError,
     ExecutionNotFoundError,
@@ -46,6 +47,7 @@ _DOMAIN_STATUS: dict[type[SchedulerApiError], int] = {
     UnauthorizedError: 401,
     ForbiddenError: 403,
     JobNotFoundError: 404,
+    BackfillNotFoundError: 404,
     ExecutionNotFoundError: 404,
     WebhookNotFoundError: 404,
     ConflictError: 409,

@@ -13,7 +13,7 @@ import asyncpg
 EXECUTION_COLUMNS = (
     "id, number, job_id, webhook_id, occurrence_id, nominal_time, status, attempt, started_at, finished_at,"
     " duration_ms, response_code, response_body, result, error, traceback, worker_id, created_at, retry_at,"
-    " dead_lettered_at"
+    " dead_lettered_at, backfill_id"
 )
 
 
@@ -42,6 +42,7 @@ class ExecutionRecord:
     created_at: datetime
     retry_at: datetime | None
     dead_lettered_at: datetime | None
+    backfill_id: UUID | None = None
 
 
 def execution_record(row: asyncpg.Record) -> ExecutionRecord:

@@ -21,6 +21,7 @@ from nats.js.kv import KeyValue
 
 from services.api.core.api_errors import DependencyUnavailableError
 from services.api.core.auth import Authenticator, Principal
+from services.api.core.backfills import Backfills
 from services.api.core.dead_letters import Redriver
 from services.api.core.job_commands import JobCommands
 from services.api.core.live_feed import LiveFeed
@@ -47,6 +48,7 @@ class ApiServices:
     commands: JobCommands
     ticker_kv: KeyValue
     run_now: RunNow
+    backfills: Backfills
     redriver: Redriver
     signing: SigningSecretStore
     live: LiveFeed
@@ -134,6 +136,10 @@ async def provide_run_now(state: State) -> RunNow:
     return services_of(state).run_now
 
 
+async def provide_backfills(state: State) -> Backfills:
+    return services_of(state).backfills
+
+
 async def provide_redriver(state: State) -> Redriver:
     return services_of(state).redriver
 
@@ -154,6 +160,7 @@ def dependencies() -> dict[str, Provide]:
         "projection": Provide(provide_projection),
         "commands": Provide(provide_commands),
         "run_now": Provide(provide_run_now),
+        "backfills": Provide(provide_backfills),
         "redriver": Provide(provide_redriver),
         "signing": Provide(provide_signing),
         "live": Provide(provide_live),

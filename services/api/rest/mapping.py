@@ -149,4 +149,5 @@ def execution_out(execution: ExecutionRecord) -> ExecutionOut:
         created_at=execution.created_at,
         retry_at=execution.retry_at,
         dead_lettered_at=execution.dead_lettered_at,
+        backfill_id=execution.backfill_id,
     )

@@ -22,6 +22,7 @@ from services.api.core.fields import (
     TimeZone,
     Url,
 )
+from shared.contracts.backfills import DEFAULT_BACKFILL_RATE, MAX_BACKFILL_RATE, MIN_BACKFILL_RATE
 from shared.contracts.timers import MAX_TIMER_DELAY_SECONDS
 
 CronText = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL, examples=["0 2 * * *"])]
@@ -212,6 +213,41 @@ class ExecutionOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     retry_at: datetime | None = None
     dead_lettered_at: datetime | None = None
+    # The backfill that requested it, if one did.
+    backfill_id: UUID | None = None
+
+
+class BackfillCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Run the job's occurrences in [start, end] that have not succeeded, at most `per_second` a second."""
+
+    start: datetime
+    end: datetime
+    per_second: Annotated[int, msgspec.Meta(ge=MIN_BACKFILL_RATE, le=MAX_BACKFILL_RATE)] = DEFAULT_BACKFILL_RATE
+
+
+class BackfillOut(msgspec.Struct, kw_only=True):
+    """A backfill: `status` running, completed or cancelled (`reason` says why); `done` of its `total` occurrences
+    walked (up to `through`); of their targets, `requested` run by it, `already_succeeded` and `in_flight` left
+    alone."""
+
+    id: UUID
+    job_id: UUID
+    account_id: UUID
+    start: datetime
+    end: datetime
+    per_second: int
+    status: str
+    total: int
+    done: int
+    requested: int
+    already_succeeded: int
+    in_flight: int
+    through: datetime | None
+    reason: str | None
+    requested_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
 
 
 class Page(msgspec.Struct, Generic[T], kw_only=True):
