@@ -6,6 +6,9 @@ job excludes its even seconds: across the ticker's failover none of them fires, 
 jobs share a flow-control key with room for one delivery at a time, so one of them waits every second: the dispatcher
 killed may hold waiting deliveries or the key's place, and still nothing is lost or doubled. A job runs after job 3
 (a chain's link, fired by the projectors): it runs exactly once for each of job 3's occurrences, across the kills.
+Job 4 is backfilled over 30 seconds before it existed and its first occurrences, and the projector running the
+backfill is killed mid-way (beside the one projecting results, when they differ: a third projector survives): every
+occurrence of the range is delivered, the ones that had succeeded are not delivered again, none twice.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ JOBS = 6
 LEASE_TTL = "3"
 EXCLUDED = {"rules": ["*/2 * * * * *"]}  # job 0 fires on odd seconds only
 SHARED_KEY = {"key": "one-at-a-time", "parallelism": 1}  # jobs 1 and 2: one of them waits every second
+BACKFILLED = 4
+BACKFILL_LEASE = "projector.backfills"
 
 
 async def lease_owners(settings: Settings) -> dict[str, str]:
@@ -49,6 +54,10 @@ async def lease_owners(settings: Settings) -> dict[str, str]:
         return {key: await leases.owner(key) or "" for key in await leases.keys("")}
     finally:
         await nc.close()
+
+
+def withdrawn(execution: dict[str, Any]) -> bool:
+    return execution["status"] == "skipped" and "withdrawn before its fire time" in (execution["error"] or "")
 
 
 async def waited_for_their_key(settings: Settings) -> int:
@@ -68,7 +77,7 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
     env = service_env(settings) | {"SCHEDULER_LEASE_TTL_SECONDS": LEASE_TTL}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for service in ("projector", "ticker", "dispatcher"):
-        for replica in "ab":
+        for replica in "abc" if service == "projector" else "ab":
             name = f"{service}-{replica}"
             processes[name] = start_process([service], env | {"SCHEDULER_INSTANCE_ID": name}, tmp_path / f"{name}.log")
     processes["api"] = start_process(["api"], env, tmp_path / "api.log")
@@ -104,9 +113,33 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
             for i in range(JOBS):
                 await eventually(lambda i=i: len(receiver.on(f"/j{i}")) >= 3, timeout=30, what=f"job {i} firing")
 
+            # Job 4's backfill: 30 seconds before its first occurrence (never fired) and its first two (succeeded,
+            # and recorded so before it starts), walked at 5 a second, so the kills come in the middle of it.
+            backfilled = jobs[BACKFILLED]
+            first = min(nominal_of(c.headers["webhook-id"]) for c in receiver.on(f"/j{BACKFILLED}"))
+            range_ = (first - timedelta(seconds=30), first + timedelta(seconds=1))
+
+            async def recorded_before() -> bool:
+                items = (await executions(api, backfilled["id"], "?limit=1000"))["items"]
+                return sum(e["status"] == "success" and scheduled_at(e) <= range_[1] for e in items) == 2
+
+            await eventually(recorded_before, timeout=20, what="job 4's first two occurrences recorded")
+            body = {"start": range_[0].isoformat(), "end": range_[1].isoformat(), "per_second": 5}
+            status, backfill = await api.call("POST", f"/api/jobs/{backfilled['id']}/backfills", json=body)
+            assert status == 202 and backfill["total"] == 32, backfill
+            await eventually(
+                lambda: sum(nominal_of(c.headers["webhook-id"]) < first for c in receiver.on(f"/j{BACKFILLED}")) >= 5,
+                timeout=20,
+                what="the backfill under way",
+            )
+
             names = Names(settings.namespace)
+            owners = await lease_owners(settings)
             active_projector = owners[f"projector.{names.executions_stream}"]
-            for victim in ("ticker-a", "dispatcher-a", active_projector):
+            victims = ["ticker-a", "dispatcher-a", active_projector]
+            if owners.get(BACKFILL_LEASE) not in (None, active_projector):
+                victims.append(owners[BACKFILL_LEASE])
+            for victim in victims:
                 processes[victim].send_signal(signal.SIGKILL)
                 killed.append(victim)
             killed_at = datetime.now(UTC)
@@ -125,6 +158,15 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
                     timeout=30,
                     what=f"job {i} firing after the takeover",
                 )
+
+            # The backfill ends before the jobs are paused (a paused job's backfill waits for it).
+            async def backfill_ended() -> dict[str, Any] | None:
+                status, found = await api.call("GET", f"/api/jobs/{backfilled['id']}/backfills/{backfill['id']}")
+                assert status == 200, found
+                return found if found["status"] != "running" else None  # type: ignore[no-any-return]
+
+            ended = await eventually(backfill_ended, timeout=60, what="the backfill to end")
+            pausing_at = datetime.now(UTC)
             for job in jobs:
                 status, _ = await api.call("PATCH", f"/api/jobs/{job['id']}/disable")
                 assert status == 200
@@ -134,6 +176,9 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
 
             async def settled(job_id: str, path: str) -> list[dict[str, Any]] | None:
                 items = (await executions(api, job_id, "?limit=1000"))["items"]
+                # An occurrence published ahead of its time (the fire lead) and withdrawn by the pause is no
+                # occurrence the job had: the pause came before its fire time.
+                items = [e for e in items if not (withdrawn(e) and scheduled_at(e) >= pausing_at)]
                 delivered = {c.headers["webhook-id"] for c in receiver.on(path)}
                 pending = [(e["status"], e["scheduled_at"], e["error"]) for e in items if e["status"] != "success"]
                 unrecorded = delivered - {e["occurrence_id"] for e in items}
@@ -160,7 +205,13 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
                 assert set(calls) == set(recorded), f"job {i}: delivered and recorded differ"
                 twice = {t for t in calls if calls.count(t) > 1}
                 in_flight = (killed_at - timedelta(seconds=3), killed_at + timedelta(seconds=1))
-                assert all(in_flight[0] <= t <= in_flight[1] for t in twice), (f"job {i}", sorted(twice), killed_at)
+                # Twice only if it was in flight at the kill: due then, or (a backfilled one) first delivered then.
+                first_call = {}
+                for c in receiver.on(f"/j{i}"):
+                    first_call.setdefault(nominal_of(c.headers["webhook-id"]), datetime.fromtimestamp(c.at, UTC))
+                assert all(
+                    in_flight[0] <= t <= in_flight[1] or in_flight[0] <= first_call[t] <= in_flight[1] for t in twice
+                ), (f"job {i}", sorted(twice), killed_at)
                 if i == 3:
                     upstream = recorded
 
@@ -181,6 +232,16 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
             twice = {t for t in calls if calls.count(t) > 1}
             assert all(in_flight[0] <= t <= in_flight[1] for t in twice), ("chained", sorted(twice), killed_at)
             assert await waited_for_their_key(settings) > 0, "jobs 1 and 2 never waited: flow control went untested"
+
+            # The backfill: every occurrence of its range was delivered (the never-fired ones by it), and the two
+            # that had succeeded were not delivered again (the per-job checks above: none lost, none twice).
+            assert ended["status"] == "completed", ended
+            assert (ended["done"], ended["requested"], ended["already_succeeded"]) == (32, 30, 2), ended
+            in_range = [c for c in receiver.on(f"/j{BACKFILLED}") if nominal_of(c.headers["webhook-id"]) <= range_[1]]
+            assert {nominal_of(c.headers["webhook-id"]) for c in in_range} == {
+                range_[0] + timedelta(seconds=s) for s in range(32)
+            }, "an occurrence of the backfill's range was not delivered"
+            assert sum(nominal_of(c.headers["webhook-id"]) >= first for c in in_range) == 2, "a success delivered again"
     finally:
         codes = {name: stop_process(p) for name, p in processes.items()}
     logs = {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}
