@@ -15,13 +15,22 @@
   `ExecutionFailed`, `ExecutionRetryScheduled`, `ExecutionDeadLettered`, `WebhookDisabledByReceiver`,
   `ExecutionMissed`, `ExecutionSkipped`, `ExecutionWaiting` (a delivery waiting for its flow-control key), and a
   callback's `CallbackRequested` (its `CallbackBody` is what the callback's receiver gets), `CallbackDelivered`,
-  `CallbackFailed`; `ExecutionEvent` is their union. A job's `FlowControl` is part of its state.
+  `CallbackFailed`, and a backfill's `BackfillRequested`, `BackfillProgressed` (with its `BackfillCounts`),
+  `BackfillCompleted`, `BackfillCancelled`; `ExecutionEvent` is their union. A job's `FlowControl` is part of its
+  state.
 - `decode_job_event`, `decode_execution_event`: a message's bytes to its event (msgspec.ValidationError if foreign).
 - `Names`: stream and subject names under a namespace; `partition_of`: a job's partition in its JOBS subject.
 
 (`scheduler.events` is the `scheduler events tail` command, not these definitions; they live in shared/contracts/.)
 """
 
+from shared.contracts.backfills import (
+    BackfillCancelled,
+    BackfillCompleted,
+    BackfillCounts,
+    BackfillProgressed,
+    BackfillRequested,
+)
 from shared.contracts.callbacks import CallbackBody, CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.codec import decode_execution_event, decode_job_event
 from shared.contracts.executions import (
@@ -66,6 +75,11 @@ from shared.contracts.schedules import (
 from shared.contracts.subjects import Names, partition_of
 
 __all__ = [
+    "BackfillCancelled",
+    "BackfillCompleted",
+    "BackfillCounts",
+    "BackfillProgressed",
+    "BackfillRequested",
     "CalendarRule",
     "CalendarSchedule",
     "CallbackBody",

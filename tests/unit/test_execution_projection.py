@@ -92,6 +92,7 @@ def test_a_scheduled_request_queues_the_execution_and_moves_the_jobs_run_times()
         False,
         False,
         7.0,
+        None,  # no backfill requested it
     )
     assert "INSERT INTO job_runs" in advance.sql
     assert advance.args == (STATE.id, NOMINAL, NOMINAL + timedelta(minutes=1), 3)
@@ -271,6 +272,7 @@ FOLDED = (
     "id", "occurrence_id", "job_id", "account_id", "webhook_id", "nominal_time", "status", "attempt", "created_at",
     "number", "manual", "redrive", "timeout_seconds", "worker_id", "started_at", "finished_at", "duration_ms",
     "response_code", "response_body", "error", "result", "traceback", "retry_at", "dead_lettered_at", "held",
+    "backfill_id",
 )  # fmt: skip
 START = ExecutionStarted(**COMMON, occurred_at=STARTED_AT, worker_id="w0", started_at=STARTED_AT)
 SUCCESS = ExecutionSucceeded(**COMMON, **DONE, response_code=200, response_body="ok", result=[1])
@@ -286,7 +288,16 @@ def test_a_request_and_its_result_in_one_batch_are_one_insert_of_the_final_row()
         "worker_id": "w1", "started_at": STARTED_AT, "finished_at": FINISHED_AT, "duration_ms": 2000,
         "response_code": 200, "response_body": "ok", "error": None, "result": [1], "traceback": None,
         "retry_at": None, "dead_lettered_at": None, "held": "queued",  # the counters had a row for it on the way
+        "backfill_id": None,
     }  # fmt: skip
+
+
+def test_the_backfill_that_requested_an_execution_is_written_with_it_alone_or_folded() -> None:
+    backfill = uuid.uuid4()
+    request = msgspec.structs.replace(REQUEST, backfill_id=backfill)
+    step = execution_step(request, 12)
+    assert step is not None and step.writes[0].args[-1] == backfill
+    assert dict(zip(FOLDED, folded(request, SUCCESS), strict=True))["backfill_id"] == backfill
 
 
 def test_a_folded_result_keeps_the_start_of_the_start_event_as_its_statement_does() -> None:

@@ -14,6 +14,7 @@ from services.api.core.api_errors import ValidationFailedError
 from services.api.core.fields import MisfirePolicyBody
 from services.api.core.job_mapping import changes_from, draft_from
 from services.api.core.job_queries import JobRecord
+from services.api.ui.backfill_form import BackfillForm, backfill_form_from, backfill_input, new_backfill_form
 from services.api.ui.form_input import create_input, update_input, webhook_input
 from services.api.ui.job_form import FormError, JobForm, account_of, box_of, form_of, new_form
 from services.api.ui.job_view import job_view
@@ -233,3 +234,47 @@ def test_flow_control_goes_through_the_form_and_needs_a_key_for_its_limits() -> 
     with pytest.raises(FormError) as bad:
         create_input(form(cron_expression="0 9 * * *", flow_key="b", flow_parallelism="0"))
     assert bad.value.field == "flow_key"  # the API's refusal of a bound, shown on the key's box
+
+
+# The job page's other form: a backfill's range and rate.
+
+
+def test_a_backfill_forms_datetime_local_boxes_are_utc_and_its_rate_defaults_to_ten() -> None:
+    given = backfill_input(
+        backfill_form_from({"start": "2026-11-23T09:15", "end": " 2026-11-23T10:00:30 ", "per_second": "",
+                            "_csrf_token": "x", "other": "y"})
+    )  # fmt: skip
+    assert given.start == datetime(2026, 11, 23, 9, 15, tzinfo=UTC)
+    assert given.end == datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
+    assert given.per_second == 10
+    offset = backfill_input(BackfillForm(values={"start": "2026-11-23T09:15+01:00", "end": "2026-11-23T10:00"}))
+    assert offset.start == datetime(2026, 11, 23, 8, 15, tzinfo=UTC)
+
+
+def test_a_new_backfill_form_offers_the_last_hour_to_the_minute() -> None:
+    shown = new_backfill_form(datetime(2026, 11, 23, 10, 7, 42, tzinfo=UTC))
+    assert shown.values == {"start": "2026-11-23T09:07", "end": "2026-11-23T10:07", "per_second": "10"}
+    assert backfill_input(shown).end == datetime(2026, 11, 23, 10, 7, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        ({"end": "2026-11-23T10:00"}, "start", "start: a time is required"),
+        ({"start": "2026-11-23T09:00", "end": "yesterday"}, "end", "end must be a time such as"),
+        ({"start": "0001-01-01T00:00", "end": "2026-11-23T10:00"}, "start", "start must be"),
+        ({"start": "2026-11-23T09:00", "end": "2026-11-23T10:00", "per_second": "fast"}, "per_second", "whole number"),
+    ],
+)
+def test_a_backfill_form_value_that_cannot_be_read_is_an_error_on_its_box(
+    values: dict[str, str], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationFailedError) as bad:
+        backfill_input(BackfillForm(values=values))
+    assert bad.value.field == field and message in bad.value.detail, bad.value.detail
+    shown = BackfillForm(values=values)
+    shown.fail(bad.value.detail, bad.value.field)
+    assert shown.errors == {field: bad.value.detail}
+    whole = BackfillForm()
+    whole.fail("a chained job has no schedule of its own", "job_id")  # the core's error about the job: the form's
+    assert whole.errors == {"form": "a chained job has no schedule of its own"}

@@ -28,7 +28,9 @@ ASYNCAPI_VERSION = "3.0.0"
 # `failure_callback_url` and `flow_control`; the callback events CallbackRequested, CallbackDelivered and
 # CallbackFailed (kinds callback, callback_delivered, callback_failed), and ExecutionWaiting (kind waiting); job
 # chains: a schedule of kind `after`, and ExecutionRequested's `upstream`.
-DOCUMENT_VERSION = "0.4.0"
+# 0.5.0: backfills: BackfillRequested, BackfillProgressed, BackfillCompleted and BackfillCancelled (kind backfill),
+# and ExecutionRequested's `backfill_id`.
+DOCUMENT_VERSION = "0.5.0"
 SCHEMA_REF = "#/components/schemas/{name}"
 
 # The subject kinds come from SUBJECT_KINDS, the table publish_result enforces. An event type missing there still

@@ -15,6 +15,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from services.api.ui.errors import ui_exception_handlers
+from services.api.ui.routes_backfills import BackfillsController
 from services.api.ui.routes_executions import ExecutionsController
 from services.api.ui.routes_job_form import JobFormController
 from services.api.ui.routes_jobs import JobsController
@@ -43,6 +44,7 @@ def ui_router(settings: Settings) -> Router:
             OverviewController,
             JobsController,
             JobFormController,
+            BackfillsController,
             ExecutionsController,
             live,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),

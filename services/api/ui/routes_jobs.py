@@ -1,4 +1,5 @@
-"""Jobs: the searchable list, a job's page, and the actions on it (run now, pause, resume, delete)."""
+"""Jobs: the searchable list, a job's page, and the actions on it (run now, pause, resume, delete; backfills are
+routes_backfills.py's)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from litestar.response import Redirect, Template
 
 from services.api.core.api_errors import JobNotFoundError, ValidationFailedError
 from services.api.core.auth import Principal
+from services.api.core.backfills import list_backfills
 from services.api.core.ids import parse_id
 from services.api.core.job_commands import JobCommands
 from services.api.core.job_queries import JobFilter, JobRecord, job_by_id, jobs_after
@@ -25,6 +27,7 @@ from services.api.core.projection_wait import ProjectionWait
 from services.api.core.run_now import RunNow
 from services.api.core.schedule_words import describe_schedule, next_fire_times
 from services.api.core.webhook_queries import job_webhooks
+from services.api.ui.backfill_form import LIMITS, BackfillForm, new_backfill_form
 from services.api.ui.job_form import KINDS
 from services.api.ui.job_view import job_view
 from services.api.ui.queries import ExecutionFilter, search_executions, search_jobs
@@ -37,6 +40,7 @@ PAGE_SIZE = 25
 MAX_PAGE = 4000
 NEXT_RUNS = 10
 RECENT_EXECUTIONS = 20
+BACKFILLS_SHOWN = 20
 
 
 def job_filter(request: Request[Any, Any, Any]) -> tuple[JobFilter, int]:
@@ -94,6 +98,52 @@ async def _chain(pool: asyncpg.Pool, record: JobRecord) -> dict[str, Any]:
     }
 
 
+async def job_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    pool: asyncpg.Pool,
+    record: JobRecord,
+    *,
+    backfill_form: BackfillForm | None = None,
+    status: int = 200,
+) -> Template:
+    """The job's page (its access already checked); a backfill form given is shown as typed, with its errors."""
+    job, account_id, schedule = job_view(record), record.account_id, record.schedule
+    now = datetime.now(UTC)
+    backfills, backfills_total = await list_backfills(pool, record.id, skip=0, limit=BACKFILLS_SHOWN)
+    context = {
+        "job": job,
+        "account_id": account_id,
+        "words": describe_schedule(schedule, job.timezone),
+        "fire_times": await asyncio.to_thread(
+            functools.partial(
+                next_fire_times,
+                schedule,
+                job.timezone,
+                now,
+                NEXT_RUNS,
+                start_at=job.start_at,
+                end_at=job.end_at,
+                exclusions=job.exclusions,
+            )
+        )
+        if job.is_active
+        else [],
+        "zone_now": now.astimezone(zone(job.timezone)),
+        "webhooks": await job_webhooks(pool, record.id),
+        "executions": await _recent_executions(pool, record.id),
+        "metadata": msgspec.json.encode(job.metadata).decode() if job.metadata else None,
+        "backfills": backfills,
+        "backfills_total": backfills_total,
+        "backfill_form": backfill_form or new_backfill_form(now),
+        "backfill_limits": LIMITS,
+        **await _chain(pool, record),
+    }
+    response = page(request, "job.html", principal, "jobs", **context)
+    response.status_code = status
+    return response
+
+
 class JobsController(Controller):
     path = "/jobs"
 
@@ -130,34 +180,7 @@ class JobsController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[asyncpg.Pool],
     ) -> Template:
-        record = await owned_job(pool, principal, job_id)
-        job, account_id, schedule = job_view(record), record.account_id, record.schedule
-        now = datetime.now(UTC)
-        context = {
-            "job": job,
-            "account_id": account_id,
-            "words": describe_schedule(schedule, job.timezone),
-            "fire_times": await asyncio.to_thread(
-                functools.partial(
-                    next_fire_times,
-                    schedule,
-                    job.timezone,
-                    now,
-                    NEXT_RUNS,
-                    start_at=job.start_at,
-                    end_at=job.end_at,
-                    exclusions=job.exclusions,
-                )
-            )
-            if job.is_active
-            else [],
-            "zone_now": now.astimezone(zone(job.timezone)),
-            "webhooks": await job_webhooks(pool, record.id),
-            "executions": await _recent_executions(pool, record.id),
-            "metadata": msgspec.json.encode(job.metadata).decode() if job.metadata else None,
-            **await _chain(pool, record),
-        }
-        return page(request, "job.html", principal, "jobs", **context)
+        return await job_page(request, principal, pool, await owned_job(pool, principal, job_id))
 
     @get("/{job_id:str}/executions")
     async def executions(

@@ -24,6 +24,9 @@ NOTICES = {
     "resumed": "Job resumed.",
     "deleted": "Job deleted.",
     "ran": "Run requested: the execution appears below as soon as it is recorded.",
+    "backfill-started": "Backfill started: its occurrences are requested at the rate given (while the job is paused,"
+    " it waits).",
+    "backfill-cancelled": "Backfill cancelled: it requests nothing more (what it requested still runs).",
     "signed-out": "Signed out.",
 }
 
