@@ -13,6 +13,7 @@ from shared.bus.connection import connect, disconnect
 from shared.bus.heartbeat import latest_heartbeat
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ticker_bucket
+from shared.contracts.backfills import BACKFILLS_LEASE
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
 from shared.settings import Settings
@@ -44,6 +45,7 @@ async def gather_status(settings: Settings) -> dict[str, Any]:
         leases = Leases(await leases_bucket(js, settings), "status")
         partitions: dict[str, list[int]] = defaultdict(list)
         projectors: dict[str, str] = {}
+        backfills: str | None = None
         members: list[str] = []
         for key in await leases.keys(""):
             owner = await leases.owner(key) or "?"
@@ -51,6 +53,8 @@ async def gather_status(settings: Settings) -> dict[str, Any]:
                 partitions[owner].append(int(key.removeprefix(PARTITION_PREFIX)))
             elif key.startswith(MEMBER_PREFIX):
                 members.append(key.removeprefix(MEMBER_PREFIX))
+            elif key == BACKFILLS_LEASE:
+                backfills = owner
             elif key.startswith("projector."):
                 projectors[key.removeprefix("projector.")] = owner
         heartbeat: dict[str, Any] | None = None
@@ -79,6 +83,7 @@ async def gather_status(settings: Settings) -> dict[str, Any]:
         "ticker_heartbeat": heartbeat,
         "projectors": projectors,
         "projection": projection,
+        "backfill_runner": backfills,
     }
 
 
@@ -102,4 +107,5 @@ def render(status: dict[str, Any]) -> list[str]:
     for stream, p in status["projection"].items():
         owner = status["projectors"].get(stream, "nobody")
         out.append(f"  {stream:<28} position {p['position']:>10}  lag {p['lag']:>8}  writer {owner}")
+    out.append(f"backfills: run by {status['backfill_runner'] or 'nobody'}")
     return out

@@ -22,6 +22,7 @@ from shared.bus.connection import BUS_ERRORS, connect, disconnect
 from shared.bus.job_store import NatsJobEventStore
 from shared.bus.leases import Leases, leases_bucket
 from shared.bus.streams import ensure_streams
+from shared.contracts.backfills import BACKFILLS_LEASE
 from shared.contracts.codec import decode_execution_event, decode_job_event
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
@@ -33,8 +34,6 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
-# The lease of the backfills' runner (services/projector/backfill_runner.py).
-BACKFILLS_LEASE = "projector.backfills"
 # The execution history's upkeep runs this often at most (more often with narrow partitions: a quarter of one).
 UPKEEP_EVERY_SECONDS = 600.0
 # Errors an upkeep run meets that the next run may not: logged, and the projection goes on.

@@ -21,6 +21,8 @@ MIN_BACKFILL_RATE = 1
 MAX_BACKFILL_RATE = 100
 DEFAULT_BACKFILL_RATE = 10
 MAX_RUNNING_BACKFILLS = 3
+# The lease of the one runner of every backfill (a projector holds it).
+BACKFILLS_LEASE = "projector.backfills"
 
 
 class BackfillCounts(msgspec.Struct, frozen=True, kw_only=True):

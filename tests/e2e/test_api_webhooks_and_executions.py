@@ -35,6 +35,7 @@ WEBHOOK_FIELDS = {
     "updated_at",
 }
 EXECUTION_FIELDS = {
+    "backfill_id",
     "retry_at",
     "dead_lettered_at",
     "id",

@@ -59,6 +59,7 @@ async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
         assert len(status["tickers"]["members"]) == 1 and status["ticker_heartbeat"]["age_seconds"] < 10
         assert set(status["projection"]) == {names.jobs_stream, names.executions_stream}
         assert set(status["projectors"]) == {names.jobs_stream, names.executions_stream}
+        assert status["backfill_runner"] == status["projectors"][names.executions_stream]  # the one projector
 
         async def rendered() -> str | None:
             # A point-in-time read of the leases bucket (a listing through an ordered consumer), which a loaded box
@@ -67,7 +68,7 @@ async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
             return text if "tickers (1 alive)" in text else None
 
         text = await eventually(rendered, timeout=60, what="status showing the one ticker")
-        assert "position" in text and "writer nobody" not in text, text
+        assert "position" in text and "writer nobody" not in text and "backfills: run by nobody" not in text, text
         for job in (created, other):
             status_code, _ = await api.call("PATCH", f"/api/jobs/{job['job']['id']}/disable")
             assert status_code == 200

@@ -104,8 +104,10 @@ async def test_executions_from_before_partitioning_keep_their_rows_and_counts(co
         if number < 10:
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number, name)
-    # Today's statements read the retention's horizon (0010): a stand-in lets them run on the old schema.
+    # Today's statements read the retention's horizon (0010) and write a backfill's id (0015): stand-ins let them
+    # run on the old schema (0015 adds the column only where it is missing).
     await conn.execute("CREATE TABLE execution_retention (horizon timestamptz)")
+    await conn.execute("ALTER TABLE executions ADD COLUMN backfill_id uuid")
     job = job_state()
     await apply(conn, executions_of(job, 6, NOW - timedelta(hours=2)), 1)
     await conn.execute("DROP TABLE execution_retention")

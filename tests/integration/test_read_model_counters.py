@@ -148,8 +148,10 @@ async def test_the_per_statement_counters_take_over_from_the_row_trigger_on_an_e
             await _migrated_before(conn, 8)
             job = job_state()
             events = executions_of(job, 4)
-            # Today's statements read the retention's horizon (0010): a stand-in lets them run on the old schema.
+            # Today's statements read the retention's horizon (0010) and write a backfill's id (0015): stand-ins let
+            # them run on the old schema (0015 adds the column only where it is missing).
             await conn.execute("CREATE TABLE execution_retention (horizon timestamptz)")
+            await conn.execute("ALTER TABLE executions ADD COLUMN backfill_id uuid")
             for sequence, event in enumerate(events[:5], start=1):  # counted by the row trigger
                 await apply_execution_event(conn, event, sequence)
             await conn.execute("DROP TABLE execution_retention")

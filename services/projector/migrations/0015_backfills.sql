@@ -24,4 +24,4 @@ CREATE INDEX backfills_by_job ON backfills (job_id, created_at DESC, id DESC);
 CREATE INDEX backfills_running ON backfills (account_id) WHERE status = 'running';
 
 -- The backfill an execution was requested by (null for every other): its runner recognises what it already ran.
-ALTER TABLE executions ADD COLUMN backfill_id uuid;
+ALTER TABLE executions ADD COLUMN IF NOT EXISTS backfill_id uuid;
