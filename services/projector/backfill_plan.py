@@ -36,9 +36,10 @@ class Plan:
 
 def plan(targets: Iterable[UUID | None], recorded: Iterable[Recorded], backfill_id: UUID) -> Plan:
     """Each target: already run by this backfill (a repeat after a crash: counted as requested, not run again); its
-    latest attempt succeeded (left alone); still under way (left alone); otherwise (never ran, missed, skipped,
-    dead-lettered) it runs as the attempt after its last."""
-    rows = list(recorded)
+    latest attempt succeeded (left alone); still under way (left alone); never ran (or only missed): it runs as
+    attempt 1; otherwise (skipped, dead-lettered) it runs as the attempt after its last."""
+    # The record of a missed occurrence is no attempt of any target (its id is its own): a missed target never ran.
+    rows = [r for r in recorded if r.status != "missed"]
     result = Plan()
     for target in targets:
         mine = [r for r in rows if r.webhook_id == target]

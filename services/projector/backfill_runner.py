@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
-import msgspec
 from nats.js import JetStreamContext
 
 from services.projector.backfill_plan import Recorded, counted, plan
@@ -30,9 +29,10 @@ from shared.contracts.backfills import (
     BackfillProgressed,
     backfill_message_id,
 )
-from shared.contracts.executions import ExecutionRequested, execution_id, occurrence_id, occurrence_requests
+from shared.contracts.executions import ExecutionRequested, has_target, occurrence_id, occurrence_requests
 from shared.contracts.schedules import AfterSchedule
 from shared.contracts.subjects import Names
+from shared.domain.retention import Retention
 from shared.observability.metrics import BACKFILL_REQUESTS
 from shared.runtime.periodic import pause
 from shared.schedule.firing import next_fire
@@ -55,14 +55,19 @@ _RECORDED = """
 SELECT webhook_id, attempt, status, backfill_id FROM executions WHERE occurrence_id = $1 AND nominal_time = $2
 """
 _POSITION = "SELECT position FROM projector_positions WHERE stream = $1"
+# Before each occurrence: whether the backfill still runs (a cancel stops it at once) and the stored horizon.
+_LOOK = "SELECT status, (SELECT horizon FROM execution_retention) AS horizon FROM backfills WHERE id = $1"
 
 
 class BackfillRunner:
-    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, store: JobEventStore, names: Names) -> None:
+    def __init__(
+        self, js: JetStreamContext, pool: asyncpg.Pool, store: JobEventStore, names: Names, retention: Retention
+    ) -> None:
         self._js = js
         self._pool = pool
         self._store = store
         self._names = names
+        self._retention = retention
 
     async def run(self, halt: asyncio.Event) -> None:
         """Run every backfill until `halt` (the lease was lost, or the projector stops)."""
@@ -72,6 +77,7 @@ class BackfillRunner:
         try:
             while not halt.is_set():
                 rows = {row["id"]: row for row in await self._pool.fetch(_RUNNING)}
+                failed = False
                 for backfill_id, task in list(running.items()):
                     if task.done() or backfill_id not in rows:
                         task.cancel()  # cancelled (or ended): it requests nothing more
@@ -80,6 +86,11 @@ class BackfillRunner:
                             ended.add(backfill_id)
                         elif task.done() and not task.cancelled():
                             log.error("backfill %s failed, retrying: %s", backfill_id, task.exception())
+                            failed = True
+                if failed:
+                    # It resumes from its last progress: what it requested since is in the read model first.
+                    await self._caught_up(halt)
+                    rows = {row["id"]: row for row in await self._pool.fetch(_RUNNING)}
                 for backfill_id, row in rows.items():
                     if backfill_id not in running and backfill_id not in ended:
                         running[backfill_id] = asyncio.create_task(self._walk(row))
@@ -118,20 +129,30 @@ class BackfillRunner:
 
         envelope = {"backfill_id": backfill_id, "job_id": job_id, "account_id": row["account_id"]}
         while True:
+            look = await self._pool.fetchrow(_LOOK, backfill_id)
+            if look is None or look["status"] != "running":
+                return  # cancelled: from the next occurrence on, nothing more is requested
             loaded = await load_live(self._store, job_id)
             if loaded is None or isinstance(loaded.event.job.schedule, AfterSchedule):
                 reason = "the job was deleted" if loaded is None else "the job runs after another now"
                 await end_with(BackfillCancelled(**envelope, occurred_at=datetime.now(UTC), reason=reason), "cancelled")
                 return
             job = loaded.event.job
-            if not job.enabled:  # a paused job's backfills wait for it
+            if not job.enabled or not has_target(job):  # a paused job's backfills (or one with nothing to run) wait
                 await asyncio.sleep(LOOK_EVERY_SECONDS)
                 continue
-            nominal = next_fire(job, cursor)
-            if nominal is None or nominal > end:
-                await end_with(BackfillCompleted(**envelope, occurred_at=datetime.now(UTC), counts=counts), "completed")
-                return
+            # Off the event loop: a schedule with many exclusions may take a while to step over them.
+            nominal = await asyncio.to_thread(next_fire, job, cursor)
             now = datetime.now(UTC)
+            if nominal is None or nominal > end:
+                await end_with(BackfillCompleted(**envelope, occurred_at=now, counts=counts), "completed")
+                return
+            horizon = max((h for h in (look["horizon"], self._retention.horizon(now)) if h is not None), default=None)
+            if horizon is not None and nominal < horizon:
+                # Its executions are purged (or about to be): whether it succeeded can no longer be told.
+                reason = f"the rest of its range fell behind the execution history's horizon ({horizon.isoformat()})"
+                await end_with(BackfillCancelled(**envelope, occurred_at=now, reason=reason), "cancelled")
+                return
             requests = occurrence_requests(
                 job, job_version=loaded.event.version, nominal_time=nominal, occurred_at=now,
                 next_run_at=loaded.event.next_run_at, backfill_id=backfill_id,
@@ -144,7 +165,7 @@ class BackfillRunner:
             for request in requests:
                 attempt = step.run.get(target_of(request))
                 if attempt is not None:
-                    await publish_requested(self._js, self._names, as_attempt(request, attempt))
+                    await publish_requested(self._js, self._names, as_attempt(request, attempt, now))
                     BACKFILL_REQUESTS.inc()
             counts, cursor = counted(counts, step), nominal
             if (
@@ -155,17 +176,19 @@ class BackfillRunner:
                 msg_id = backfill_message_id(backfill_id, f"progressed-{cursor.isoformat()}")
                 await publish_result(self._js, self._names, "backfill", event, msg_id)
                 reported_at, reported_done = time.monotonic(), counts.done
-            next_at = max(next_at + spacing, time.monotonic())
-            await asyncio.sleep(next_at - time.monotonic())
+            if step.run:  # the rate is of occurrences run: one with nothing to run is walked past at once
+                next_at = max(next_at + spacing, time.monotonic())
+                await asyncio.sleep(next_at - time.monotonic())
 
 
 def target_of(request: ExecutionRequested) -> UUID | None:
     return request.webhook.id if request.webhook is not None else None
 
 
-def as_attempt(request: ExecutionRequested, attempt: int) -> ExecutionRequested:
-    """`request` (attempt 1 of its target) as attempt `attempt` of the same occurrence and target."""
+def as_attempt(request: ExecutionRequested, attempt: int, now: datetime) -> ExecutionRequested:
+    """`request` (attempt 1 of its target) as attempt `attempt` of the same occurrence and target. A later attempt
+    runs an occurrence that ended (dead-lettered or skipped) again: it is a re-drive, so the read model takes the
+    earlier dead letter off the list and an operator's re-drive does not run it a second time."""
     if attempt == 1:
         return request
-    execution = execution_id(request.occurrence_id, target_of(request), attempt)
-    return msgspec.structs.replace(request, attempt=attempt, execution_id=execution)
+    return request.next_attempt(now, redrive=True, attempt=attempt)

@@ -159,8 +159,8 @@ async def _live_horizon(admin: asyncpg.Connection) -> datetime | None:
 
 async def _take_over_the_purged(admin: asyncpg.Connection, pool: asyncpg.Pool, settings: Settings) -> None:
     """With the projector's leases held (nobody writes either side): purge both sides to the live horizon, then take
-    over what the events no longer tell: the purged counts (and the counter rows only purged rows made), and the
-    last runs of jobs with no run left in the stream."""
+    over what the events no longer tell: the purged counts (and the counter rows only purged rows made), the last
+    runs of jobs with no run left in the stream, and the backfills whose events have aged out of it."""
     horizon = await _live_horizon(admin)
     if horizon is None:
         return
@@ -171,6 +171,8 @@ async def _take_over_the_purged(admin: asyncpg.Connection, pool: asyncpg.Pool, s
         await conn.execute("DELETE FROM execution_stats_purged")
         await conn.execute(f"INSERT INTO execution_stats_purged SELECT * FROM {LIVE_SCHEMA}.execution_stats_purged")
         await conn.execute(f"INSERT INTO job_runs SELECT * FROM {LIVE_SCHEMA}.job_runs ON CONFLICT (job_id) DO NOTHING")
+        # Backfills whose first events the stream no longer holds (a backfill's row is kept; its events age out).
+        await conn.execute(f"INSERT INTO backfills SELECT * FROM {LIVE_SCHEMA}.backfills ON CONFLICT (id) DO NOTHING")
         # A counter row stays once made, at zero when its executions are purged (or moved on to other statuses).
         await conn.execute(
             "INSERT INTO execution_stats (account_id, status, executions, duration_ms_sum, durations)"

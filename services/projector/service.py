@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -60,7 +61,7 @@ class Projector:
         self._leases = leases
         store = NatsJobEventStore(js, self._names)
         self._chains = ChainRunner(js, store, self._names, fresh_for_seconds=settings.duplicate_window_seconds)
-        self._backfills = BackfillRunner(js, pool, store, self._names)
+        self._backfills = BackfillRunner(js, pool, store, self._names, settings.retention)
 
     def projections(self) -> list[Projection]:
         return projections(self._names)
@@ -68,8 +69,17 @@ class Projector:
     async def _hold(self, key: str, stop: asyncio.Event, halt: asyncio.Event) -> None:
         """Renew the lease until `stop`; set `halt` when it is lost or on the way out."""
 
+        renewed_at = time.monotonic()
+
         async def renew() -> bool:
+            nonlocal renewed_at
+            if time.monotonic() - renewed_at > self._settings.lease_ttl_seconds:
+                # Renewals that failed for a whole TTL (the bus unreachable): the lease may have expired and been
+                # taken, so stop rather than write beside its new holder.
+                log.warning("could not renew the lease on %s for a whole TTL: giving it up", key)
+                return False
             if await self._leases.renew(key):
+                renewed_at = time.monotonic()
                 return True
             log.warning("lost the lease on %s: another projector writes it now", key)
             return False

@@ -21,6 +21,9 @@ MIN_BACKFILL_RATE = 1
 MAX_BACKFILL_RATE = 100
 DEFAULT_BACKFILL_RATE = 10
 MAX_RUNNING_BACKFILLS = 3
+# A range ends at least this long before now, beyond the job's jitter: by then the ticker has published every
+# occurrence of it that it will (a backfill must not run one the ticker is about to publish).
+BACKFILL_SETTLE_SECONDS = 10.0
 # The lease of the one runner of every backfill (a projector holds it).
 BACKFILLS_LEASE = "projector.backfills"
 

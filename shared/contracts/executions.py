@@ -93,9 +93,11 @@ class ExecutionRequested(ExecutionEnvelope, frozen=True, kw_only=True, tag=True)
     # For an occurrence a backfill ran: that backfill (its later attempts keep it).
     backfill_id: UUID | None = None
 
-    def next_attempt(self, occurred_at: datetime, *, redrive: bool = False) -> ExecutionRequested:
-        """The request for the following attempt of the same occurrence and target."""
-        attempt = self.attempt + 1
+    def next_attempt(
+        self, occurred_at: datetime, *, redrive: bool = False, attempt: int | None = None
+    ) -> ExecutionRequested:
+        """The request for the following attempt (or attempt `attempt`) of the same occurrence and target."""
+        attempt = self.attempt + 1 if attempt is None else attempt
         webhook_id = self.webhook.id if self.webhook is not None else None
         return msgspec.structs.replace(
             self,
@@ -237,6 +239,11 @@ SUBJECT_KINDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
     BackfillCompleted: ("backfill",),
     BackfillCancelled: ("backfill",),
 }
+
+
+def has_target(job: JobState) -> bool:
+    """Whether an occurrence of `job` has something to run: an enabled webhook, or a task."""
+    return job.task is not None or any(w.enabled for w in job.webhooks)
 
 
 def occurrence_requests(

@@ -71,7 +71,15 @@ def _wait_healthy(url: str, process_alive: object, log: Path, timeout: float = 6
 
 
 @pytest.fixture(scope="module")
-def dev_server(nats_url: str, postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+def dev_server_env() -> dict[str, str]:
+    """Settings a module's `scheduler dev` adds to the tests' own (a module overrides this fixture to change them)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def dev_server(
+    nats_url: str, postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory, dev_server_env: dict[str, str]
+) -> Iterator[DevServer]:
     """`scheduler dev` on the test servers, with its own database and namespace, healthy (ticker beating)."""
     directory = tmp_path_factory.mktemp("dev")
     name = f"dev_{uuid.uuid4().hex[:12]}"
@@ -90,7 +98,7 @@ def dev_server(nats_url: str, postgres_admin_url: str, tmp_path_factory: pytest.
         "SCHEDULER_ACK_WAIT_SECONDS": "10",
         # Callbacks are retried after 1, 2, 4... seconds instead of 10, 20, 40...
         "SCHEDULER_CALLBACK_RETRY_BASE_SECONDS": "1",
-    }
+    } | dev_server_env
     log = directory / "dev.log"
     # One process: the API's behaviour is the same in both layouts, and a process per service would cost every
     # module using this fixture four interpreters' start-up. The default layout has its own tests

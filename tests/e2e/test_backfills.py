@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.contracts.backfills import BACKFILL_SETTLE_SECONDS
 from tests.e2e.harness import Api
 from tests.e2e.test_api_jobs import assert_error
 from tests.e2e.test_api_webhooks_and_executions import executions
@@ -73,6 +74,17 @@ async def test_a_backfill_runs_only_what_has_not_succeeded_and_each_once(
     total = int((end - start).total_seconds()) + 1
     calls_before = Counter(c.headers["webhook-id"] for c in receiver.on("/bf"))
 
+    # A range ends a little before now (the job's jitter and BACKFILL_SETTLE_SECONDS): until then it is refused.
+    status, error = await api.call(
+        "POST", f"/api/jobs/{job['id']}/backfills", json={"start": stamp(start), "end": stamp(end)}
+    )
+    assert_error(status, error, 400, "VALIDATION_ERROR")
+    assert "s ago" in error["detail"], error
+    await eventually(
+        lambda: datetime.now(UTC) > end + timedelta(seconds=BACKFILL_SETTLE_SECONDS),
+        timeout=20,
+        what="the range settled",
+    )
     backfill = await start_backfill(api, job["id"], start, end, per_second=50)
     assert backfill["total"] == total and backfill["per_second"] == 50
     # A paused job's backfill waits for it.
@@ -100,6 +112,9 @@ async def test_a_backfill_runs_only_what_has_not_succeeded_and_each_once(
     assert len(mine) == total - len(succeeded)
     assert {e["attempt"] for e in mine if e["occurrence_id"] in dead} == {2}
     assert {e["attempt"] for e in mine if e["occurrence_id"] not in dead} == {1}
+    # The dead letter it ran again is one no more (as after a re-drive), so re-driving the job's dead letters finds none.
+    status, letters = await api.call("GET", f"/api/dead-letters?job_id={job['id']}")
+    assert status == 200 and letters["items"] == [], letters
 
     # The same range again: everything in it has succeeded, so nothing runs.
     again = await ended(api, job["id"], (await start_backfill(api, job["id"], start, end, per_second=100))["id"])
@@ -122,7 +137,7 @@ async def test_backfills_are_refused_outside_their_limits_and_cancelled_on_reque
 ) -> None:
     job = await create_job(api, account_id, EVERY_SECOND, enabled=False, webhooks=[{"url": receiver.url_for("/c")}])
     path = f"/api/jobs/{job['id']}/backfills"
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)  # a range must end a little before now
 
     async def refused(body: dict[str, Any], says: str, status_wanted: int = 400, at: str = path) -> None:
         status, error = await api.call("POST", at, json=body)
@@ -131,7 +146,7 @@ async def test_backfills_are_refused_outside_their_limits_and_cancelled_on_reque
         assert says in error["detail"], error
 
     hour = timedelta(hours=1)
-    await refused({"start": stamp(now - hour), "end": stamp(now + hour)}, "future")
+    await refused({"start": stamp(now - hour), "end": stamp(now + hour)}, "at least 10 s ago")
     await refused({"start": stamp(now), "end": stamp(now - hour)}, "before end")
     await refused({"start": stamp(now - hour), "end": stamp(now), "per_second": 0}, "per_second")
     await refused({"start": stamp(now - hour), "end": stamp(now), "per_second": 101}, "per_second")

@@ -1,5 +1,7 @@
 """A job's exclusions on the primary API, against `scheduler dev`: set, shown, changed, cleared, refused when bad,
-and what fires (nothing excluded fires or is recorded)."""
+and what fires (nothing excluded fires or is recorded), down to a DST-change day: a backfill runs the days of this
+year's two changes in Europe/Berlin for jobs with and without exclusions, and exactly the excluded occurrence is
+missing."""
 
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ from tests.receiver import Receiver
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def dev_server_env() -> dict[str, str]:
+    """This year's DST changes are older than the default retention (30 days): a backfill may reach back to them."""
+    return {"SCHEDULER_EXECUTION_RETENTION_DAYS": "400"}
 
 
 def _at(text: str) -> datetime:
@@ -119,3 +127,53 @@ async def test_an_excluded_second_neither_fires_nor_is_recorded(
     # Consecutive odd seconds two apart: the even one between them was not an occurrence at all.
     ordered = sorted(set(delivered))
     assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(ordered)), ordered
+
+
+BERLIN_SPRING_FORWARD = datetime(2026, 3, 29, tzinfo=UTC)  # 02:00 CET became 03:00 CEST
+BERLIN_FALL_BACK = datetime(2026, 10, 25, tzinfo=UTC)  # 03:00 CEST became 02:00 CET: 02:30 happened twice
+
+
+async def _backfilled(
+    api: Api, account_id: uuid.UUID, receiver: Receiver, day: datetime, exclusions: dict[str, Any] | None
+) -> set[datetime]:
+    """The nominal times a daily 02:30 Europe/Berlin job delivered, backfilled from the day before `day` to the day
+    after."""
+    path = f"/dst-{uuid.uuid4().hex[:8]}"
+    job = await create_job(api, account_id, "30 2 * * *", timezone="Europe/Berlin", exclusions=exclusions,
+                           webhooks=[{"url": receiver.url_for(path)}])  # fmt: skip
+    body = {"start": (day - timedelta(days=1)).isoformat(), "end": (day + timedelta(days=2)).isoformat(),
+            "per_second": 100}  # fmt: skip
+    status, backfill = await api.call("POST", f"/api/jobs/{job['id']}/backfills", json=body)
+    assert status == 202, backfill
+
+    async def ended() -> dict[str, Any] | None:
+        status, found = await api.call("GET", f"/api/jobs/{job['id']}/backfills/{backfill['id']}")
+        assert status == 200, found
+        return found if found["status"] == "completed" else None  # type: ignore[no-any-return]
+
+    done = await eventually(ended, timeout=20, what="the backfill")
+    await eventually(lambda: len(receiver.on(path)) >= done["requested"], timeout=20, what="its deliveries")
+    delivered = [nominal_of(c.headers["webhook-id"]) for c in receiver.on(path)]
+    assert len(delivered) == len(set(delivered)) == backfill["total"], delivered
+    return set(delivered)
+
+
+async def test_an_exclusion_on_a_dst_change_day_removes_exactly_the_excluded_occurrence(
+    api: Api, account_id: uuid.UUID, receiver: Receiver
+) -> None:
+    # Spring forward: 02:30 does not exist that day, so the occurrence fires at 03:00 CEST (01:00 UTC).
+    everything = await _backfilled(api, account_id, receiver, BERLIN_SPRING_FORWARD, None)
+    moved = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    assert everything == {datetime(2026, 3, 28, 1, 30, tzinfo=UTC), moved, datetime(2026, 3, 30, 0, 30, tzinfo=UTC)}
+    # A rule matches the wall-clock time the occurrence fires at: 03:00 removes that day's, 02:00 every other day's.
+    at_three = await _backfilled(api, account_id, receiver, BERLIN_SPRING_FORWARD, {"rules": ["* 3 * * *"]})
+    assert everything - at_three == {moved}
+    at_two = await _backfilled(api, account_id, receiver, BERLIN_SPRING_FORWARD, {"rules": ["* 2 * * *"]})
+    assert at_two == {moved}
+
+    # Fall back: 02:30 happens twice and fires the first time (00:30 UTC); the day's date removes exactly that one.
+    everything = await _backfilled(api, account_id, receiver, BERLIN_FALL_BACK, None)
+    once = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert everything == {datetime(2026, 10, 24, 0, 30, tzinfo=UTC), once, datetime(2026, 10, 26, 1, 30, tzinfo=UTC)}
+    without_the_day = await _backfilled(api, account_id, receiver, BERLIN_FALL_BACK, {"dates": ["2026-10-25"]})
+    assert everything - without_the_day == {once}

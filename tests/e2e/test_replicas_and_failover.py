@@ -29,6 +29,7 @@ from scheduler.embedded import EmbeddedNatsCluster
 from services.ticker.partitions import PARTITION_PREFIX
 from shared.bus.connection import servers
 from shared.bus.leases import Leases, leases_bucket
+from shared.contracts.backfills import BACKFILL_SETTLE_SECONDS
 from shared.contracts.subjects import PARTITIONS, Names
 from shared.settings import Settings
 from tests.e2e.harness import api_client, scheduled_at, service_env, start_process, stop_process
@@ -124,6 +125,8 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
                 return sum(e["status"] == "success" and scheduled_at(e) <= range_[1] for e in items) == 2
 
             await eventually(recorded_before, timeout=20, what="job 4's first two occurrences recorded")
+            settled_at = range_[1] + timedelta(seconds=BACKFILL_SETTLE_SECONDS)  # a range must end a little before now
+            await eventually(lambda: datetime.now(UTC) > settled_at, timeout=20, what="the range to settle")
             body = {"start": range_[0].isoformat(), "end": range_[1].isoformat(), "per_second": 5}
             status, backfill = await api.call("POST", f"/api/jobs/{backfilled['id']}/backfills", json=body)
             assert status == 202 and backfill["total"] == 32, backfill

@@ -34,11 +34,11 @@ def test_a_target_still_under_way_is_left_alone() -> None:
         assert result.run == {} and result.in_flight == 1, status
 
 
-def test_missed_skipped_and_dead_lettered_targets_run_as_the_next_attempt() -> None:
+def test_missed_skipped_and_dead_lettered_targets_run_again() -> None:
     assert plan([A], [Recorded(A, 1, "skipped", None)], MINE).run == {A: 2}
     assert plan([A], [Recorded(A, 3, "dead_letter", None), Recorded(A, 2, "failure", None)], MINE).run == {A: 4}
-    # The record of a missed occurrence has no webhook: the task's target (None) is the one it matches.
-    assert plan([None], [Recorded(None, 1, "missed", None)], MINE).run == {None: 2}
+    # The record of a missed occurrence (no webhook, its own id) is no attempt: its targets run as attempt 1.
+    assert plan([None], [Recorded(None, 1, "missed", None)], MINE).run == {None: 1}
     assert plan([A], [Recorded(None, 1, "missed", None)], MINE).run == {A: 1}
 
 

@@ -251,10 +251,10 @@ def test_a_backfill_forms_datetime_local_boxes_are_utc_and_its_rate_defaults_to_
     assert offset.start == datetime(2026, 11, 23, 8, 15, tzinfo=UTC)
 
 
-def test_a_new_backfill_form_offers_the_last_hour_to_the_minute() -> None:
+def test_a_new_backfill_form_offers_an_hour_ending_a_minute_before_now() -> None:
     shown = new_backfill_form(datetime(2026, 11, 23, 10, 7, 42, tzinfo=UTC))
-    assert shown.values == {"start": "2026-11-23T09:07", "end": "2026-11-23T10:07", "per_second": "10"}
-    assert backfill_input(shown).end == datetime(2026, 11, 23, 10, 7, tzinfo=UTC)
+    assert shown.values == {"start": "2026-11-23T09:06", "end": "2026-11-23T10:06", "per_second": "10"}
+    assert backfill_input(shown).end == datetime(2026, 11, 23, 10, 6, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

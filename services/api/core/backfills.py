@@ -3,11 +3,13 @@ on the EXECUTIONS stream; the projector's runner does the rest. Listing them rea
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -18,6 +20,7 @@ from services.api.core.auth import Principal
 from shared.bus.executions import publish_result
 from shared.bus.job_store import JobEventStore, load_live
 from shared.contracts.backfills import (
+    BACKFILL_SETTLE_SECONDS,
     MAX_BACKFILL_OCCURRENCES,
     MAX_BACKFILL_RATE,
     MAX_RUNNING_BACKFILLS,
@@ -26,6 +29,8 @@ from shared.contracts.backfills import (
     BackfillRequested,
     backfill_message_id,
 )
+from shared.contracts.executions import has_target
+from shared.contracts.jobs import JobState
 from shared.contracts.schedules import AfterSchedule
 from shared.contracts.subjects import Names
 from shared.domain.errors import ValidationFailed
@@ -94,6 +99,22 @@ def _checked_time(moment: datetime, field: str) -> datetime:
     return checked
 
 
+# Counting a range's occurrences stops after this long (a schedule whose exclusions remove most candidates).
+COUNT_BUDGET_SECONDS = 2.0
+
+
+def _count(job: JobState, start: datetime, end: datetime) -> int | None:
+    """How many occurrences `job` has in [start, end], up to one more than a backfill may hold; None when counting
+    them takes longer than the budget."""
+    deadline = time.monotonic() + COUNT_BUDGET_SECONDS
+    total = 0
+    for _ in itertools.islice(fires_between(job, start, end), MAX_BACKFILL_OCCURRENCES + 1):
+        total += 1
+        if time.monotonic() > deadline:
+            return None
+    return total
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     event: BackfillRequested
@@ -131,14 +152,19 @@ class Backfills:
             raise ValidationFailedError(
                 "a chained job has no schedule of its own to backfill: backfill the job it runs after", "job_id"
             )
-        if job.task is None and not any(w.enabled for w in job.webhooks):
+        if not has_target(job):
             raise ValidationFailedError("the job has nothing to run: no task and no enabled webhook", "job_id")
         start, end = _checked_time(start, "start"), _checked_time(end, "end")
         now = self._clock()
         if start >= end:
             raise ValidationFailedError("start: must be before end", "start")
-        if end > now:
-            raise ValidationFailedError("end: must not be in the future (a backfill runs the past)", "end")
+        settle = timedelta(seconds=job.jitter_seconds + BACKFILL_SETTLE_SECONDS)
+        if end > now - settle:
+            detail = (
+                f"end: must be at least {settle.total_seconds():g} s ago (the job's jitter and"
+                f" {BACKFILL_SETTLE_SECONDS:g} s), so the ticker has fired what it will: a backfill runs the past"
+            )
+            raise ValidationFailedError(detail, "end")
         if not MIN_BACKFILL_RATE <= per_second <= MAX_BACKFILL_RATE:
             detail = f"per_second: must be {MIN_BACKFILL_RATE}-{MAX_BACKFILL_RATE}"
             raise ValidationFailedError(detail, "per_second")
@@ -149,12 +175,6 @@ class Backfills:
                 " succeeded is unknown"
             )
             raise ValidationFailedError(detail, "start")
-        total = sum(1 for _ in itertools.islice(fires_between(job, start, end), MAX_BACKFILL_OCCURRENCES + 1))
-        if total > MAX_BACKFILL_OCCURRENCES:
-            detail = f"the range holds more than {MAX_BACKFILL_OCCURRENCES:,} occurrences of the job; narrow it"
-            raise ValidationFailedError(detail, "end")
-        if total == 0:
-            raise ValidationFailedError("the range holds no occurrence of the job", "start")
         running = await self._pool.fetchval(
             "SELECT count(*) FROM backfills WHERE account_id = $1 AND status = 'running'", job.account_id
         )
@@ -163,6 +183,18 @@ class Backfills:
                 f"the account has {running} backfills running (at most {MAX_RUNNING_BACKFILLS}): cancel one or wait"
             )
             raise ConflictError(detail)
+        total = await asyncio.to_thread(_count, job, start, end)
+        if total is None:
+            raise ValidationFailedError(
+                f"the range's occurrences take more than {COUNT_BUDGET_SECONDS:g} s to count (its schedule excludes"
+                " much of it): narrow it",
+                "end",
+            )
+        if total > MAX_BACKFILL_OCCURRENCES:
+            detail = f"the range holds more than {MAX_BACKFILL_OCCURRENCES:,} occurrences of the job; narrow it"
+            raise ValidationFailedError(detail, "end")
+        if total == 0:
+            raise ValidationFailedError("the range holds no occurrence of the job", "start")
         event = BackfillRequested(
             backfill_id=uuid.uuid4(), job_id=job.id, account_id=job.account_id, occurred_at=now, start=start, end=end,
             per_second=per_second, total=total, requested_by=principal.subject,

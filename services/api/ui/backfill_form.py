@@ -52,8 +52,9 @@ class BackfillForm:
 
 
 def new_backfill_form(now: datetime) -> BackfillForm:
-    """The last hour, to the minute, at the default rate."""
-    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    """The hour up to the minute before the last whole one (a range must end a little before now, so the ticker has
+    fired what it will), at the default rate."""
+    end = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
     return BackfillForm(
         values={
             "start": (end - timedelta(hours=1)).strftime(_SHOWN),
