@@ -90,17 +90,20 @@ class Projector:
         finally:
             halt.set()
 
+    async def _acquire(self, key: str) -> bool:
+        """Take the lease `key` if nobody holds it (False, too, when the bus cannot be reached)."""
+        try:
+            return await self._leases.acquire(key)
+        except BUS_ERRORS as exc:
+            log.warning("could not reach the leases bucket: %s", exc)
+            return False
+
     async def _supervise(self, projection: Projection, stop: asyncio.Event) -> None:
         """Project the stream while holding its lease; as a standby, wait for the lease."""
         key = f"projector.{projection.stream}"
         standby_logged = False
         while not stop.is_set():
-            try:
-                held = await self._leases.acquire(key)
-            except BUS_ERRORS as exc:
-                log.warning("could not reach the leases bucket: %s", exc)
-                held = False
-            if not held:
+            if not await self._acquire(key):
                 if not standby_logged:
                     log.info("standing by for %s (%s holds it)", projection.stream, await self._owner(key))
                     standby_logged = True
@@ -149,12 +152,7 @@ class Projector:
     async def _run_backfills(self, stop: asyncio.Event) -> None:
         """Run the backfills while holding their lease (one runner for the whole system); as a standby, wait."""
         while not stop.is_set():
-            try:
-                held = await self._leases.acquire(BACKFILLS_LEASE)
-            except BUS_ERRORS as exc:
-                log.warning("could not reach the leases bucket: %s", exc)
-                held = False
-            if not held:
+            if not await self._acquire(BACKFILLS_LEASE):
                 await pause(stop, self._settings.lease_ttl_seconds / 3)
                 continue
             try:

@@ -112,7 +112,7 @@ async def test_a_backfill_runs_only_what_has_not_succeeded_and_each_once(
     assert len(mine) == total - len(succeeded)
     assert {e["attempt"] for e in mine if e["occurrence_id"] in dead} == {2}
     assert {e["attempt"] for e in mine if e["occurrence_id"] not in dead} == {1}
-    # The dead letter it ran again is one no more (as after a re-drive), so re-driving the job's dead letters finds none.
+    # The dead letter it ran again is one no more (as after a re-drive): a re-drive of the job finds none.
     status, letters = await api.call("GET", f"/api/dead-letters?job_id={job['id']}")
     assert status == 200 and letters["items"] == [], letters
 
