@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
@@ -17,7 +16,7 @@ import jwt
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.browser import launched, screenshot
+from tests.e2e.browser import WAIT_MS, Session, launched, screenshot, signed_in_session
 from tests.e2e.conftest import DevServer, token_for
 from tests.e2e.harness import Api, create_firing_job
 from tests.receiver import Receiver
@@ -25,35 +24,14 @@ from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-WAIT_MS = 20_000
 expect.set_options(timeout=WAIT_MS)
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    page: Page
-    base: str
-    api: Api
 
 
 @pytest.fixture
 async def signed_in(dev_server: DevServer, api: Api, account_id: uuid.UUID) -> AsyncIterator[Session]:
     """A browser page signed in to the dashboard with a token for `account_id`."""
-    async with launched() as browser:
-        context = await browser.new_context(viewport={"width": 1280, "height": 860})
-        page = await context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        await sign_in(page, dev_server.base_url, token_for(account_id))
-        yield Session(page, dev_server.base_url, api)
-        await context.close()
-
-
-async def sign_in(page: Page, base: str, token: str) -> None:
-    await page.goto(base + "/")
-    await expect(page).to_have_url(re.compile(r"/ui/sign-in"))
-    await page.fill("#token", token)
-    await page.click("button[type=submit]")
-    await expect(page).to_have_url(base + "/ui")
+    async with signed_in_session(dev_server.base_url, api, token_for(account_id)) as session:
+        yield session
 
 
 async def live(page: Page) -> None:

@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.browser import launched, screenshot
+from tests.e2e.browser import Session, screenshot, signed_in_session
 from tests.e2e.conftest import DevServer, token_for
 from tests.e2e.harness import Api
 from tests.e2e.test_backfills import EVERY_SECOND, start_backfill
 from tests.e2e.test_chains import chained
-from tests.e2e.test_dashboard import WAIT_MS, Session, live, sign_in
+from tests.e2e.test_dashboard import live
 from tests.e2e.test_delivery_retries import create_job
 from tests.receiver import Receiver
 
@@ -31,13 +31,8 @@ SHOWN = "%Y-%m-%d %H:%M:%SZ"  # how the dashboard shows a time
 
 @pytest.fixture
 async def signed_in(dev_server: DevServer, api: Api, account_id: uuid.UUID) -> AsyncIterator[Session]:
-    async with launched() as browser:
-        context = await browser.new_context(viewport={"width": 1280, "height": 860})
-        page = await context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        await sign_in(page, dev_server.base_url, token_for(account_id))
-        yield Session(page, dev_server.base_url, api)
-        await context.close()
+    async with signed_in_session(dev_server.base_url, api, token_for(account_id)) as session:
+        yield session
 
 
 async def paused_job(api: Api, account_id: uuid.UUID, receiver: Receiver) -> dict[str, Any]:
