@@ -4,13 +4,11 @@ core's message (never a 500), the form's CSRF token required, and a chained job 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from playwright.async_api import expect
 
@@ -19,7 +17,7 @@ from tests.e2e.conftest import DevServer, token_for
 from tests.e2e.harness import Api
 from tests.e2e.test_backfills import EVERY_SECOND, start_backfill
 from tests.e2e.test_chains import chained
-from tests.e2e.test_dashboard import live
+from tests.e2e.test_dashboard import _form_token, _signed_in_session, live
 from tests.e2e.test_delivery_retries import create_job
 from tests.receiver import Receiver
 
@@ -106,19 +104,6 @@ async def test_a_backfill_is_started_from_the_job_page_and_cancelled_with_its_bu
     assert await page.evaluate("window.notReloaded") is True
 
 
-async def _signed_in_session(base: str, token: str) -> tuple[aiohttp.ClientSession, str]:
-    """A cookie-keeping HTTP client signed in to the dashboard, and the CSRF token its forms carry."""
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with session.get(base + "/ui/sign-in") as response:
-        csrf = re.search(r'name="_csrf_token" value="([0-9a-f]+)"', await response.text())
-    assert csrf is not None
-    async with session.post(
-        base + "/ui/sign-in", data={"token": token, "_csrf_token": csrf[1]}, allow_redirects=False
-    ) as response:
-        assert response.status == 303, await response.text()
-    return session, csrf[1]
-
-
 async def test_a_refused_backfill_shows_the_cores_message_on_the_job_page_never_a_500(
     dev_server: DevServer, api: Api, receiver: Receiver, account_id: uuid.UUID
 ) -> None:
@@ -132,7 +117,8 @@ async def test_a_refused_backfill_shows_the_cores_message_on_the_job_page_never_
     def box(moment: datetime) -> str:
         return moment.strftime(BOX)
 
-    session, csrf = await _signed_in_session(base, token_for(account_id))
+    session = await _signed_in_session(base, token_for(account_id))
+    csrf = await _form_token(session, f"{base}/ui/jobs/{job['id']}")
     async with session:
 
         async def refused(form: dict[str, str], status: int, says: str, at: str = path) -> str:
@@ -194,7 +180,8 @@ async def test_a_refused_backfill_shows_the_cores_message_on_the_job_page_never_
         assert f'data-backfill="{running[0]["id"]}" data-status="cancelled"' in text
 
     # Another account's job: 403, nothing started.
-    stranger, stranger_csrf = await _signed_in_session(base, token_for(uuid.uuid4()))
+    stranger = await _signed_in_session(base, token_for(uuid.uuid4()))
+    stranger_csrf = await _form_token(stranger, f"{base}/ui")
     async with stranger:
         form = {"start": box(now - hour), "end": box(now), "_csrf_token": stranger_csrf}
         async with stranger.post(path, data=form, allow_redirects=False) as response:
