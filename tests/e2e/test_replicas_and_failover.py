@@ -333,7 +333,9 @@ async def test_what_a_killed_dispatcher_held_or_was_delivering_comes_back_within
                 status, job = await api.call("POST", "/api/jobs", json=body)
                 assert status == 201, job
                 jobs[path] = (job, at.replace(microsecond=0))
-            await eventually(lambda: receiver.on("/slow"), timeout=20, what="the slow delivery to start")
+            await eventually(
+                lambda: receiver.on("/slow"), timeout=40, what="the slow delivery to start"
+            )  # R3 streams start slowly on a busy box
 
             async def both_in_hand() -> bool:
                 info = await js.consumer_info(names.executions_stream, names.dispatcher_consumer)
