@@ -1,0 +1,1 @@
+"""Programs that use the scheduler from outside, as its users' own services would."""
