@@ -16,6 +16,7 @@ from shared.contracts.subjects import Names
 from shared.settings import Settings
 from tests.e2e.harness import api_client, create_firing_job, service_env, start_process, stop_process
 from tests.receiver import Receiver
+from tests.unit.test_alert_rules import queried_metrics
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -79,6 +80,15 @@ async def test_each_service_reports_health_and_metrics(
                 what="projected events counted",
             )
             assert await metric("projector", "scheduler_projector_streams_held") == 2
+
+            # Every metric the Grafana dashboard and the alert rules (deploy/) query is one a service serves.
+            served: set[str] = set()
+            for name in ports:
+                status, text = await get(name, "/metrics")
+                assert status == 200
+                served |= metric_names(text)
+            missing = queried_metrics() - served
+            assert not missing, f"queried but served by no service: {sorted(missing)}"
     finally:
         codes = {name: stop_process(p) for name, p in processes.items()}
     assert all(code == 0 for code in codes.values()), codes
@@ -90,6 +100,17 @@ async def test_each_service_reports_health_and_metrics(
         assert {"asctime", "level", "name", "message"} <= set(record), record
         others = [line for line in text.splitlines() if line.strip() and not line.startswith("{")]
         assert not others, f"{name} logged lines that are not JSON: {others[:5]}"
+
+
+def metric_names(text: str) -> set[str]:
+    """The metric names a scrape holds: its samples', and every declared family's (a labelled metric nothing has
+    counted yet has no sample, only its `# TYPE` line; a histogram's queries name its series)."""
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            names |= {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"} if kind == "histogram" else {name}
+    return names
 
 
 async def _status_is(call: object, expected: int) -> bool:
