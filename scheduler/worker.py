@@ -15,7 +15,7 @@ Run it with `scheduler worker --app reports:worker`, or from code with
   fire, `concurrency` at a time in this process, recording each run as an execution.
 - `TaskFunction`: one registered task, as `worker.tasks[name]` holds it.
 - `load_settings`, `Settings`, `SettingsError`: the configuration `Worker.run` takes (NATS_URL, SCHEDULER_NAMESPACE,
-  ...; see the README's Configuration table).
+  ...; see docs/configuration.md).
 
 This is the public face of `shared.worker`, which the services share; import it from here.
 """

@@ -1,6 +1,6 @@
 """What a backfill does with one occurrence: for each of its targets (a webhook, or the task), given the executions
-the read model holds of that occurrence, run it (and as which attempt) or leave it (and why). Pure, so the rules the
-README states are tested on their own."""
+the read model holds of that occurrence, run it (and as which attempt) or leave it (and why). Pure, so the rules
+docs/schedules.md states are tested on their own."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def explained(exc: ValidationError) -> str:
 
 class Settings(Variables):
     """Typed, frozen configuration: every field is one environment variable (shared/settings/variables.py, and the
-    README's Configuration table). Build it with `load_settings`; derive a changed copy with `replaced`."""
+    table of docs/configuration.md). Build it with `load_settings`; derive a changed copy with `replaced`."""
 
     model_config = SettingsConfigDict(
         frozen=True,

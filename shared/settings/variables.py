@@ -1,6 +1,6 @@
 """Every setting: its environment variable (the field's alias), type, bounds, default and meaning.
 
-The README's Configuration table lists the same variables (a unit test keeps the two in step).
+The table of docs/configuration.md lists the same variables (a unit test keeps the two in step).
 """
 
 from __future__ import annotations

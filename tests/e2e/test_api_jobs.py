@@ -18,7 +18,7 @@ from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
-# The document's fields, and this system's delivery policies (README: retries and timeouts).
+# The document's fields, and this system's delivery policies (docs/api.md: retries and timeouts).
 JOB_FIELDS = {
     "retry_policy",
     "timeout_seconds",

@@ -19,7 +19,7 @@ from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
-# The document's fields and this system's additions (README): a webhook switched off by 410 Gone, retry timing.
+# The document's fields and this system's additions (docs/api.md): a webhook switched off by 410 Gone, retry timing.
 WEBHOOK_FIELDS = {
     "enabled",
     "disabled_reason",

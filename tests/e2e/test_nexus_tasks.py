@@ -162,10 +162,10 @@ def test_worker_refuses_a_bad_app() -> None:
         assert message in result.stderr, result.stderr
 
 
-async def test_the_readme_worker_example_runs(dev_server: DevServer, api: Api, tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    example = re.search(r"```python\n(# reports\.py\n.*?)```", readme, re.DOTALL)
-    assert example, "the README's worker example (a python block starting '# reports.py') is gone"
+async def test_the_documented_worker_example_runs(dev_server: DevServer, api: Api, tmp_path: Path) -> None:
+    page = (Path(__file__).parents[2] / "docs" / "workers.md").read_text()
+    example = re.search(r"```python\n(# reports\.py\n.*?)```", page, re.DOTALL)
+    assert example, "the worker example of docs/workers.md (a python block starting '# reports.py') is gone"
     (tmp_path / "reports.py").write_text(example[1])
     report = await task_job(api, "tasks.generate_report")
     cleanup = await task_job(api, "tasks.cleanup")

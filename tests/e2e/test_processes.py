@@ -157,12 +157,16 @@ async def test_dev_stops_everything_after_restarting_from_a_power_cut(tmp_path: 
         _kill_postmaster(data_dir)
 
 
-README = Path(__file__).parents[2] / "README.md"
+# The pages that hold the worker example and the operators' commands (docs/workers.md, docs/operations.md).
+DOCS = Path(__file__).parents[2] / "docs"
+WORKERS_PAGE, OPERATIONS_PAGE = DOCS / "workers.md", DOCS / "operations.md"
 
 
-def _readme_commands(prefix: str) -> list[list[str]]:
-    """The README's `uv run scheduler <prefix>...` command lines, as arguments (comments dropped)."""
-    found = re.findall(rf"^uv run scheduler ({prefix}[^#\n]*)", README.read_text(), re.MULTILINE)
+def _documented_commands(prefix: str) -> list[list[str]]:
+    """The docs' `uv run scheduler <prefix>...` command lines (workers and operations pages), as arguments (comments
+    dropped)."""
+    text = WORKERS_PAGE.read_text() + "\n" + OPERATIONS_PAGE.read_text()
+    found = re.findall(rf"^uv run scheduler ({prefix}[^#\n]*)", text, re.MULTILINE)
     return [line.split() for line in found]
 
 
@@ -189,15 +193,15 @@ async def _task_completes(api: Any, job: dict[str, Any]) -> None:
 async def test_a_worker_and_operators_find_dev_from_a_second_terminal_across_a_restart(
     tmp_path: Path, outside_pytest_tmp: Path
 ) -> None:
-    """The README's way, verbatim: `scheduler dev` in one terminal; the worker and the operators' commands in a
-    second one, in the same directory, with nothing exported. Ctrl-C stops dev quietly; dev comes back on the same
-    NATS port, and the worker, never restarted, carries on."""
+    """The documented way (docs/workers.md, docs/operations.md), verbatim: `scheduler dev` in one terminal; the
+    worker and the operators' commands in a second one, in the same directory, with nothing exported. Ctrl-C stops
+    dev quietly; dev comes back on the same NATS port, and the worker, never restarted, carries on."""
     home, port, log, worker_log = outside_pytest_tmp, free_port(), tmp_path / "dev.log", tmp_path / "worker.log"
-    example = re.search(r"```python\n(# reports\.py\n.*?)```", README.read_text(), re.DOTALL)
-    assert example, "the README's worker example is gone"
+    example = re.search(r"```python\n(# reports\.py\n.*?)```", WORKERS_PAGE.read_text(), re.DOTALL)
+    assert example, "the worker example of docs/workers.md is gone"
     (home / "reports.py").write_text(example[1])
     worker_args = ["worker", "--app", "reports:worker"]
-    assert worker_args in _readme_commands("worker"), "the README's worker command (with nothing exported) is gone"
+    assert worker_args in _documented_commands("worker"), "the docs' worker command (with nothing exported) is gone"
     started: list[psutil.Process] = []
     dev = _start_in_own_group(["dev", "--port", str(port)], log, cwd=home)
     started += [psutil.Process(dev.pid)]
@@ -214,10 +218,10 @@ async def test_a_worker_and_operators_find_dev_from_a_second_terminal_across_a_r
             assert status == 201, job
             await _task_completes(api, job)  # the worker found dev's NATS with no NATS_URL
 
-            # The README's operators' commands, as written (placeholders filled), in the second terminal.
+            # The operators' commands of docs/operations.md, as written (placeholders filled), in the second terminal.
             status, page = await api.call("GET", f"/api/jobs?account_id={_banner_value(log, 'account')}")
             assert status == 200 and len(page["items"]) == 1, page
-            commands = _readme_commands("(?:dlq|status)")
+            commands = _documented_commands("(?:dlq|status)")
             assert len(commands) >= 3, commands
             for args in commands:
                 args = [page["items"][0]["id"] if a in ("<job_id>", "<id>") else a for a in args]

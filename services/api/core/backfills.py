@@ -1,5 +1,5 @@
-"""Backfills at the api: starting one (checked against the limits the README states) and cancelling one are events
-on the EXECUTIONS stream; the projector's runner does the rest. Listing them reads the read model."""
+"""Backfills at the api: starting one (checked against the limits docs/schedules.md states) and cancelling one are
+events on the EXECUTIONS stream; the projector's runner does the rest. Listing them reads the read model."""
 
 from __future__ import annotations
 
