@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import uvicorn
 
+from shared.observability import tracing
 from shared.observability.ops_server import OpsServer, Readiness
 from shared.runtime.tasks import task_group
 from shared.settings import Settings
@@ -147,6 +148,7 @@ async def run_services(
     """Enter the named services in SERVICES order (each connects as it is entered), run them all until `stop` or a
     failure, then close them in reverse order."""
     ordered = sorted(names, key=list(SERVICES).index)
+    tracing.configure(ordered)  # only if the OTEL_* variables ask for traces
     readiness = Readiness(services=ordered)
     ops = OpsServer(settings.ops_host, settings.ops_port, readiness) if settings.ops_port is not None else None
     if ops is not None:

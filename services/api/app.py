@@ -26,6 +26,7 @@ from services.api.http.docs_pages import docs_assets, docs_pages
 from services.api.http.error_responses import PrimaryErrors, exception_handlers
 from services.api.http.openapi_docs import BEARER_SCHEME
 from services.api.http.request_bodies import MAX_BODY_BYTES, JsonBodyRequest, StrictJsonBodyRequest
+from services.api.http.tracing_middleware import traced
 from services.api.nexus.errors import NexusErrors
 from services.api.nexus.routes_cron import NexusCronController
 from services.api.nexus.routes_jobs import NexusJobController
@@ -164,6 +165,7 @@ def create_app(settings: Settings) -> Litestar:
         template_config=template_config(),
         before_request=root_to_dashboard,
         guards=[authenticate_first],
+        middleware=[traced],
         # Bodies: at most 1 MiB (413 past it) and 64 levels deep; /api and /webhooks type-strict, /api/v1 lax.
         request_max_body_size=MAX_BODY_BYTES,
         request_class=StrictJsonBodyRequest,

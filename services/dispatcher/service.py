@@ -36,6 +36,7 @@ from shared.contracts.executions import ExecutionWaiting
 from shared.contracts.subjects import Names
 from shared.delivery.egress import GuardedResolver
 from shared.delivery.http_client import HttpClient
+from shared.observability import tracing
 from shared.settings import Settings
 
 # An occurrence of a job with no enabled webhook: created before its webhook, or its receiver answered 410.
@@ -110,6 +111,14 @@ class Dispatcher:
                     await sub.unsubscribe()
 
     async def _handle(self, request: Request, msg: Msg) -> None:
+        if not tracing.enabled():
+            await self._dispatch(request, msg)
+            return
+        what = {"execution.id": str(request.execution_id), "job.id": str(request.job_id)}
+        with tracing.span(f"dispatch {type(request).__name__}", tracing.CONSUMER, parent=msg.headers, attributes=what):
+            await self._dispatch(request, msg)
+
+    async def _dispatch(self, request: Request, msg: Msg) -> None:
         if isinstance(request, CallbackRequested):
             await self._callbacks.send(request)
             return

@@ -18,6 +18,7 @@ from shared.delivery.http_client import ConnectError, HttpClient
 from shared.delivery.http_connection import HttpClientError
 from shared.delivery.signing import signature_headers
 from shared.delivery.templates import TemplateError, render, sent_content_type
+from shared.observability import tracing
 
 USER_AGENT = "scheduler-dispatcher/0.1"
 
@@ -131,7 +132,12 @@ async def send(
         if egress is not None:
             egress.check_literal(url.raw_host or "")
         async with asyncio.timeout(timeout):
-            answer = await client.send(method, url, headers.items(), body, body_limit)
+            if tracing.enabled():  # a client span, whose trace context the receiver gets (`traceparent`)
+                what = {"http.request.method": method, "url.full": str(url)}
+                with tracing.span(f"{method} {url.host}", tracing.CLIENT, attributes=what):
+                    answer = await client.send(method, url, tracing.inject(headers).items(), body, body_limit)
+            else:
+                answer = await client.send(method, url, headers.items(), body, body_limit)
     except TimeoutError:
         return DeliveryOutcome(elapsed(), error=f"no response within {timeout:g} s", timed_out=True)
     except EgressRefusedError as exc:

@@ -21,6 +21,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from services.projector.batched_writes import Step, apply_steps
 from shared.bus.ordered_reader import OrderedReader, sequences
 from shared.db.pool import DbConnection
+from shared.observability import tracing
 from shared.observability.metrics import PROJECTED_BATCHES, PROJECTED_EVENTS, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,24 @@ SELECT count(*) FROM moved, pg_notify($4, $5)
 
 
 async def _apply_batch(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    channel: str,
+    batch: list[Msg],
+    steps: list[Step],
+    before_commit: tuple[BeforeCommit, list[Any]] | None = None,
+) -> int:
+    if not tracing.enabled():
+        return await _write_batch(pool, projection, channel, batch, steps, before_commit)
+    # The write continues the trace of the first event that carries one (an api command's); the others are links.
+    carried = [m.headers for m in batch if m.headers and "traceparent" in m.headers]
+    parent, links = (carried[0], carried[1:]) if carried else (None, [])
+    what = {"stream": projection.stream, "events": len(batch)}
+    with tracing.span(f"project {projection.stream}", tracing.CONSUMER, parent=parent, links=links, attributes=what):
+        return await _write_batch(pool, projection, channel, batch, steps, before_commit)
+
+
+async def _write_batch(
     pool: asyncpg.Pool,
     projection: Projection,
     channel: str,

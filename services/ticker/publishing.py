@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -20,6 +21,7 @@ from shared.contracts.executions import (
 )
 from shared.contracts.jobs import JobState
 from shared.contracts.subjects import Names
+from shared.observability import tracing
 from shared.observability.metrics import FIRE_LATENESS, OCCURRENCES_MISSED, OCCURRENCES_PUBLISHED
 from shared.schedule.firing import jitter_of
 
@@ -55,7 +57,13 @@ async def publish_due(
         if fire_at > now:  # recorded before publishing, so a change arriving meanwhile withdraws them
             latest, ids = ahead.get(job.id, (fire_at, []))
             ahead[job.id] = (max(latest, fire_at), [*ids, *(e.execution_id for e in events)])
-        outgoing.extend(requested_message(names, event) for event in events)
+        if tracing.enabled():  # each occurrence is the root of a trace its delivery continues
+            with tracing.span("fire occurrence", tracing.PRODUCER, attributes={"job.id": str(job.id),
+                              "occurrence.id": events[0].occurrence_id}):  # fmt: skip
+                carried = tracing.carried()
+            outgoing.extend(dataclasses.replace(requested_message(names, e), extra=carried) for e in events)
+        else:
+            outgoing.extend(requested_message(names, event) for event in events)
     await publish_all(js, outgoing)
     published = clock()
     for fire_at in fire_times:

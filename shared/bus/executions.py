@@ -11,6 +11,7 @@ from shared.contracts.callbacks import CallbackRequested, callback_message_id
 from shared.contracts.codec import encode
 from shared.contracts.executions import SUBJECT_KINDS, ExecutionEvent, ExecutionRequested
 from shared.contracts.subjects import Names
+from shared.observability import tracing
 
 # Publishes one requested execution; returns its stream sequence.
 PublishRequested = Callable[[ExecutionRequested], Awaitable[int]]
@@ -30,7 +31,11 @@ def result_message(names: Names, kind: str, event: ExecutionEvent, msg_id: str) 
 
 
 async def publish_requested(
-    js: JetStreamContext, names: Names, event: ExecutionRequested, subject: str | None = None
+    js: JetStreamContext,
+    names: Names,
+    event: ExecutionRequested,
+    subject: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> int:
     """Publish with the execution id as message id, so a repeat within the duplicate window is dropped.
 
@@ -38,7 +43,7 @@ async def publish_requested(
     executions (a task's subject in the TASKS stream).
     """
     message = requested_message(names, event)
-    headers = {"Nats-Msg-Id": message.msg_id}
+    headers = {"Nats-Msg-Id": message.msg_id} | (extra or {})
     ack = await js.publish(subject or message.subject, message.payload, headers=headers)
     return ack.seq
 
@@ -61,7 +66,8 @@ async def hand_over_task(js: JetStreamContext, names: Names, request: ExecutionR
     """Queue a task execution for workers; it waits in the TASKS stream until one acknowledges it."""
     if request.task is None:
         raise ValueError(f"execution {request.execution_id} names no task to hand over")
-    await publish_requested(js, names, request, names.task_subject(request.task.name))
+    # The worker's span continues the dispatcher's trace.
+    await publish_requested(js, names, request, names.task_subject(request.task.name), tracing.carried())
 
 
 async def publish_timed(js: JetStreamContext, names: Names, request: ExecutionRequested | CallbackRequested) -> None:

@@ -16,6 +16,7 @@ from nats.js.errors import APIError, NotFoundError
 from shared.contracts.codec import decode_job_event, encode
 from shared.contracts.jobs import JobDeleted, JobEvent
 from shared.contracts.subjects import Names
+from shared.observability import tracing
 
 WRONG_LAST_SEQUENCE = 10071
 
@@ -118,7 +119,10 @@ class NatsJobEventStore:
             # refuse now, so a failed command is one that did not happen.
             raise nats.errors.ConnectionReconnectingError
         try:
-            ack = await self._js.publish(subject, encode(event), headers=headers)
+            with tracing.span(
+                f"append {type(event).__name__}", tracing.PRODUCER, attributes={"job.id": str(event.job_id)}
+            ):
+                ack = await self._js.publish(subject, encode(event), headers=tracing.inject(headers))
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise ConcurrencyError(f"job {event.job_id} changed concurrently") from exc

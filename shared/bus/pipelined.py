@@ -47,6 +47,12 @@ class Outgoing:
     subject: str
     payload: bytes
     msg_id: str
+    # More headers (a trace context), when there are any.
+    extra: dict[str, str] | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Nats-Msg-Id": self.msg_id}
+        return headers if self.extra is None else headers | self.extra
 
 
 class BatchNotStored(nats.errors.Error):
@@ -124,9 +130,7 @@ async def _round(
             sent = {}
             for i in pending[start : start + WINDOW]:
                 message = messages[i]
-                sent[i] = await js.publish_async(
-                    message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id}
-                )
+                sent[i] = await js.publish_async(message.subject, message.payload, headers=message.headers())
             futures.update(sent)
             # The window before this one must be answered before the next goes out: at most two in flight.
             if previous is not None and not await settled(previous):
@@ -161,7 +165,7 @@ class AckedPublisher:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def publish(self, message: Outgoing) -> PubAck:
-        ack = await self._js.publish_async(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
+        ack = await self._js.publish_async(message.subject, message.payload, headers=message.headers())
         loop = asyncio.get_running_loop()
         self._deadlines[ack] = loop.time() + self._timeout
         if self._sweeper is None or self._sweeper.done():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.contracts.task_names import check_task_name
+from shared.observability import tracing
 from shared.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,4 +69,5 @@ class Worker:
         """Consume this worker's tasks until `stop` is set; runs in flight finish first."""
         from shared.worker.runner import WorkerRunner  # the runner imports this module
 
+        tracing.configure(["worker"])  # only if the OTEL_* variables ask for traces
         await WorkerRunner(self, settings).run(stop)

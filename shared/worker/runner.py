@@ -25,6 +25,7 @@ from shared.bus.prioritized import PrioritizedConsumer, Slots
 from shared.bus.streams import ensure_streams
 from shared.contracts.executions import ExecutionRequested
 from shared.contracts.subjects import Names
+from shared.observability import tracing
 from shared.settings import Settings
 from shared.worker.app import TaskFunction, Worker
 from shared.worker.task_executor import TaskExecutor
@@ -121,6 +122,14 @@ class _Consuming:
         )
 
     async def _run(self, executor: TaskExecutor, request: ExecutionRequested, msg: Msg) -> None:
+        if tracing.enabled():
+            what = {"execution.id": str(request.execution_id), "task.name": request.task.name if request.task else ""}
+            with tracing.span(f"task {what['task.name']}", tracing.CONSUMER, parent=msg.headers, attributes=what):
+                await self._run_task(executor, request, msg)
+        else:
+            await self._run_task(executor, request, msg)
+
+    async def _run_task(self, executor: TaskExecutor, request: ExecutionRequested, msg: Msg) -> None:
         progress = asyncio.create_task(_keep_alive(msg))
         try:
             await self.runtime.run(request, executor)

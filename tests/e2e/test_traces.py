@@ -1,0 +1,117 @@
+"""Traces across the pipeline, with an in-memory span exporter and the four services in this process on real NATS
+and Postgres: one occurrence is one connected trace from the ticker's publish to the receiver (which gets its
+`traceparent`), and an api command's trace reaches the projector's write of its event. Off, nothing is traced."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from shared.contracts.subjects import Names
+from shared.observability import tracing
+from shared.settings import Settings
+from tests.e2e.harness import api_client, in_process
+from tests.e2e.test_delivery_retries import once_soon
+from tests.receiver import Receiver
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def exported() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.disable()
+
+
+def named(spans: tuple[ReadableSpan, ...], prefix: str, **attributes: Any) -> list[ReadableSpan]:
+    return [
+        s for s in spans
+        if s.name.startswith(prefix) and all((s.attributes or {}).get(k) == v for k, v in attributes.items())
+    ]  # fmt: skip
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+async def test_one_occurrence_is_one_trace_from_the_ticker_to_the_receiver(
+    settings: Settings,
+    receiver: Receiver,
+    account_id: uuid.UUID,
+    auth_headers: dict[str, str],
+    exported: InMemorySpanExporter,
+) -> None:
+    async with in_process(settings), api_client(settings.api_port, auth_headers) as api:
+        body = {"account_id": str(account_id), "name": "traced", "type": 1, "schedule": once_soon(2),
+                "webhooks": [{"url": receiver.url_for("/traced")}]}  # fmt: skip
+        status, job = await api.call("POST", "/api/jobs", json=body)
+        assert status == 201, job
+        (call,) = await eventually(lambda: receiver.on("/traced"), timeout=20, what="the delivery")
+
+        def delivered() -> tuple[ReadableSpan, ...] | None:
+            spans = exported.get_finished_spans()
+            return spans if named(spans, "dispatch", **{"job.id": job["id"]}) else None
+
+        spans = await eventually(delivered, timeout=10, what="the dispatcher's span")
+    # The receiver's traceparent: version, trace id, parent span id, flags.
+    version, trace_hex, parent_hex, _flags = call.headers["traceparent"].split("-")
+    assert version == "00"
+    (fire,) = named(spans, "fire occurrence", **{"job.id": job["id"]})
+    (dispatch,) = named(spans, "dispatch", **{"job.id": job["id"]})
+    (client,) = [s for s in spans if s.kind == SpanKind.CLIENT and s.context.trace_id == fire.context.trace_id]
+    assert fire.kind == SpanKind.PRODUCER and fire.parent is None, "the occurrence starts its trace"
+    assert {s.context.trace_id for s in (fire, dispatch, client)} == {int(trace_hex, 16)}
+    assert parent_of(dispatch) == fire.context.span_id, "the delivery continues the ticker's publish"
+    assert parent_of(client) == dispatch.context.span_id
+    assert int(parent_hex, 16) == client.context.span_id, "the receiver's parent is the HTTP request's span"
+    assert (client.attributes or {})["url.full"] == receiver.url_for("/traced")
+
+
+async def test_an_api_command_is_traced_to_the_projectors_write(
+    settings: Settings, account_id: uuid.UUID, auth_headers: dict[str, str], exported: InMemorySpanExporter
+) -> None:
+    # The caller's own trace, continued by the api.
+    caller_trace = uuid.uuid4().hex
+    traceparent = f"00-{caller_trace}-{uuid.uuid4().hex[:16]}-01"
+    async with in_process(settings), api_client(settings.api_port, auth_headers | {"traceparent": traceparent}) as api:
+        body = {"account_id": str(account_id), "name": "command", "type": 1, "schedule": "0 9 * * *"}
+        status, job = await api.call("POST", "/api/jobs", json=body)
+        assert status == 201, job
+        jobs_stream = Names(settings.namespace).jobs_stream
+
+        def projected() -> tuple[ReadableSpan, ...] | None:
+            spans = exported.get_finished_spans()
+            mine = [s for s in named(spans, f"project {jobs_stream}") if s.context.trace_id == int(caller_trace, 16)]
+            return spans if mine else None
+
+        spans = await eventually(projected, timeout=10, what="the projector's span in the command's trace")
+    (request,) = [s for s in spans if s.kind == SpanKind.SERVER and s.name == "POST /api/jobs"]
+    (append,) = named(spans, "append JobCreated", **{"job.id": job["id"]})
+    (write,) = [s for s in named(spans, f"project {jobs_stream}") if s.context.trace_id == int(caller_trace, 16)]
+    assert {s.context.trace_id for s in (request, append, write)} == {int(caller_trace, 16)}
+    assert parent_of(append) == request.context.span_id
+    assert parent_of(write) == append.context.span_id, "the projector's write continues the append"
+
+
+def test_tracing_is_off_unless_the_otel_variables_ask_for_it() -> None:
+    assert not tracing.enabled()
+    assert tracing.carried() is None and tracing.inject({"a": "b"}) == {"a": "b"}
+    assert not tracing.wanted({})
+    assert tracing.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert tracing.wanted({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"})
+    assert not tracing.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"})
+    assert not tracing.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"})
