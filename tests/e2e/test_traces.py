@@ -14,11 +14,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from scheduler.worker import Worker
+from shared.bus.executions import hand_over_task
+from shared.contracts.jobs import TaskSpec
 from shared.contracts.subjects import Names
 from shared.observability import tracing
 from shared.settings import Settings
 from tests.e2e.harness import api_client, in_process
 from tests.e2e.test_delivery_retries import once_soon
+from tests.integration.test_priority import bus, request, running
 from tests.receiver import Receiver
 from tests.waiting import eventually
 
@@ -105,6 +109,34 @@ async def test_an_api_command_is_traced_to_the_projectors_write(
     assert {s.context.trace_id for s in (request, append, write)} == {int(caller_trace, 16)}
     assert parent_of(append) == request.context.span_id
     assert parent_of(write) == append.context.span_id, "the projector's write continues the append"
+
+
+async def test_a_task_continues_the_trace_of_the_delivery_that_queued_it(
+    settings: Settings, exported: InMemorySpanExporter
+) -> None:
+    names = Names(settings.namespace)
+    worker = Worker("traced", concurrency=1)
+    ran: list[int] = []
+
+    @worker.task("tests.traced")
+    async def record(n: int) -> None:
+        ran.append(n)
+
+    queued = request(5, task=TaskSpec(name="tests.traced", args=(7,)))
+    async with bus(settings) as js, running(lambda stop: worker.run(settings, stop)):
+        with tracing.span("dispatch (the test's)", tracing.CONSUMER):  # as the dispatcher hands a task over
+            await hand_over_task(js, names, queued)
+        await eventually(lambda: ran, timeout=20, what="the task run")
+
+        def task_span() -> tuple[ReadableSpan, ...] | None:
+            spans = exported.get_finished_spans()
+            return spans if named(spans, "task tests.traced") else None
+
+        spans = await eventually(task_span, timeout=10, what="the worker's span")
+    (dispatch,) = named(spans, "dispatch (the test's)")
+    (task,) = named(spans, "task tests.traced", **{"execution.id": str(queued.execution_id)})
+    assert task.kind == SpanKind.CONSUMER and ran == [7]
+    assert task.context.trace_id == dispatch.context.trace_id and parent_of(task) == dispatch.context.span_id
 
 
 def test_tracing_is_off_unless_the_otel_variables_ask_for_it() -> None:
