@@ -7,8 +7,10 @@ the scheduler's services use (`scheduler.contracts`). Run it beside `uv run sche
 
     uv run python -m examples.failure_counter
 
-It finds the running `scheduler dev` in `.scheduler` (or `--data-dir`'s directory in SCHEDULER_DATA_DIR); against
-another installation set NATS_URL and SCHEDULER_NAMESPACE.
+It finds the running `scheduler dev` in `.scheduler` (or, for `scheduler dev --data-dir D`, in SCHEDULER_DATA_DIR=D);
+against another installation set NATS_URL and SCHEDULER_NAMESPACE. Its consumers start from the moment they are
+first made, and its counts are of what it has seen since it started (kept in memory: a real service would store
+them). Delete its consumers (`failure_counter_failed`, `..._timed_out`, `..._dead_lettered`) when done with it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from faststream import FastStream
+import msgspec
+from faststream import AckPolicy, FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from nats.js.api import DeliverPolicy
 
 from scheduler.contracts import (
     ExecutionDeadLettered,
@@ -70,13 +74,22 @@ def build(nats_url: str, namespace: str, book: FailureBook, durable: str = "fail
     stream = JStream(names.executions_stream, declare=False)
 
     async def on_result(message: NatsMessage) -> None:
-        book.record(decode_execution_event(message.body))
+        try:
+            event = decode_execution_event(message.body)
+        except msgspec.ValidationError as exc:  # not one of the scheduler's events: said, and acknowledged
+            log.error("skipping a message on %s that is no execution event: %s", message.raw_message.subject, exc)
+            return
+        book.record(event)
 
     for kind in KINDS:
         subscriber = broker.subscriber(
-            f"{namespace}.executions.{kind}.>",
+            names.execution_subject(kind, "*", "*"),  # any account, any job
             stream=stream,
             durable=f"{durable}_{kind}",
+            # A new consumer starts from now, not from the stream's whole retained history; once made, it goes
+            # on from where it stopped. Handled messages are acknowledged, and so are ones the handler skips.
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.ACK,
             pull_sub=PullSub(batch_size=100, timeout=1.0),
         )
         subscriber(on_result)
@@ -88,9 +101,16 @@ def _where() -> tuple[str, str]:
     nats_url = os.environ.get("NATS_URL")
     if nats_url:
         return nats_url, os.environ.get("SCHEDULER_NAMESPACE", "scheduler")
-    from scheduler.endpoints import find  # only for finding a local `scheduler dev`
+    from scheduler.endpoints import DevNotRunningError, find  # only for finding a local `scheduler dev`
 
-    dev = find(Path(os.environ.get("SCHEDULER_DATA_DIR", ".scheduler")))
+    data_dir = Path(os.environ.get("SCHEDULER_DATA_DIR", ".scheduler"))
+    try:
+        dev = find(data_dir)
+    except DevNotRunningError:
+        raise SystemExit(
+            f"no scheduler dev runs on {data_dir}: start `uv run scheduler dev` (with --data-dir, set"
+            " SCHEDULER_DATA_DIR to it), or set NATS_URL and SCHEDULER_NAMESPACE"
+        ) from None
     return dev.nats_url, dev.namespace
 
 

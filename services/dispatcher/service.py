@@ -26,7 +26,7 @@ from shared.attempts.sink import open_jetstream_sink
 from shared.bus.connection import connect, disconnect
 from shared.bus.executions import hand_over_task
 from shared.bus.flow_control import FlowLimiter, flow_bucket
-from shared.bus.overlap import RunningRuns, running_bucket, under_overlap_policy
+from shared.bus.overlap import Deferred, RunningRuns, running_bucket, under_overlap_policy
 from shared.bus.prioritized import PrioritizedConsumer, Request, Slots
 from shared.bus.signing_secrets import SigningSecretStore, signing_bucket
 from shared.bus.streams import ensure_streams
@@ -115,7 +115,9 @@ class Dispatcher:
             await self._dispatch(request, msg)
             return
         what = {"execution.id": str(request.execution_id), "job.id": str(request.job_id)}
-        with tracing.span(f"dispatch {type(request).__name__}", tracing.CONSUMER, parent=msg.headers, attributes=what):
+        name = f"dispatch {type(request).__name__}"
+        # A delivery handed back to wait (overlap, flow control) is no error.
+        with tracing.span(name, tracing.CONSUMER, parent=msg.headers, attributes=what, expected=(Deferred,)):
             await self._dispatch(request, msg)
 
     async def _dispatch(self, request: Request, msg: Msg) -> None:

@@ -133,9 +133,14 @@ async def send(
             egress.check_literal(url.raw_host or "")
         async with asyncio.timeout(timeout):
             if tracing.enabled():  # a client span, whose trace context the receiver gets (`traceparent`)
-                what = {"http.request.method": method, "url.full": str(url)}
-                with tracing.span(f"{method} {url.host}", tracing.CLIENT, attributes=what):
+                # Host and scheme only: a webhook's path and query often hold its secret (Slack, Discord, tokens).
+                what = {"http.request.method": method, "server.address": url.host or "", "url.scheme": url.scheme}
+                with tracing.span(f"{method}", tracing.CLIENT, attributes=what) as current:
                     answer = await client.send(method, url, tracing.inject(headers).items(), body, body_limit)
+                    if current is not None:
+                        current.set_attribute("http.response.status_code", answer.status)
+                        if answer.status >= 400:
+                            tracing.failed(current, f"HTTP {answer.status}")
             else:
                 answer = await client.send(method, url, headers.items(), body, body_limit)
     except TimeoutError:

@@ -27,7 +27,7 @@ from shared.contracts.backfills import BACKFILLS_LEASE
 from shared.contracts.codec import decode_execution_event, decode_job_event
 from shared.contracts.subjects import Names
 from shared.db.pool import create_pool
-from shared.observability.metrics import PROJECTOR_LEASES_HELD
+from shared.observability.metrics import PROJECTION_LAG, PROJECTOR_LEASES_HELD
 from shared.runtime.periodic import pause, periodically
 from shared.runtime.tasks import task_group
 from shared.settings import Settings
@@ -133,6 +133,8 @@ class Projector:
                 await pause(stop, RESTART_DELAY_SECONDS)
             finally:
                 PROJECTOR_LEASES_HELD.dec()
+                # Another projector writes it now (or will): this one's last figure would be a stale alarm.
+                PROJECTION_LAG.labels(projection.stream).set(0)
 
     @contextlib.asynccontextmanager
     async def _holding(self, key: str, stop: asyncio.Event) -> AsyncIterator[asyncio.Event]:

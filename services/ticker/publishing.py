@@ -9,6 +9,7 @@ from datetime import datetime
 from uuid import UUID
 
 from nats.js import JetStreamContext
+from opentelemetry.trace import Span
 
 from services.ticker.schedule_index import DueOccurrence, MissedOccurrence
 from shared.bus.executions import requested_message, result_message
@@ -43,6 +44,7 @@ async def publish_due(
     ordered = sorted(((occ, _whole(occ)) for occ in occurrences), key=lambda o: (o[0].nominal_time, -o[1].priority))
     outgoing: list[Outgoing] = []
     fire_times = []
+    spans: list[Span | None] = []
     for occ, job in ordered:
         fire_at = occ.nominal_time + jitter_of(job, occ.nominal_time)
         fire_times.append(fire_at)
@@ -58,13 +60,21 @@ async def publish_due(
             latest, ids = ahead.get(job.id, (fire_at, []))
             ahead[job.id] = (max(latest, fire_at), [*ids, *(e.execution_id for e in events)])
         if tracing.enabled():  # each occurrence is the root of a trace its delivery continues
-            with tracing.span("fire occurrence", tracing.PRODUCER, attributes={"job.id": str(job.id),
-                              "occurrence.id": events[0].occurrence_id}):  # fmt: skip
-                carried = tracing.carried()
+            what = {"job.id": str(job.id), "occurrence.id": events[0].occurrence_id}
+            fired = tracing.start("fire occurrence", tracing.PRODUCER, attributes=what)
+            spans.append(fired)
+            carried = tracing.headers_of(fired)
             outgoing.extend(dataclasses.replace(requested_message(names, e), extra=carried) for e in events)
         else:
             outgoing.extend(requested_message(names, event) for event in events)
-    await publish_all(js, outgoing)
+    try:
+        await publish_all(js, outgoing)
+    except BaseException as exc:
+        for fired in spans:
+            tracing.end(fired, exc)
+        raise
+    for fired in spans:  # each span covers its occurrence's publish (the batch's)
+        tracing.end(fired)
     published = clock()
     for fire_at in fire_times:
         FIRE_LATENESS.observe(max(0.0, (published - fire_at).total_seconds()))

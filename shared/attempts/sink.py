@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -21,6 +22,7 @@ from shared.contracts.codec import encode
 from shared.contracts.executions import ExecutionEvent, ExecutionRequested
 from shared.contracts.subjects import Names
 from shared.contracts.timers import RetryTimer, timer_name
+from shared.observability import tracing
 from shared.settings import Settings
 
 
@@ -52,7 +54,10 @@ class JetStreamSink:
         self._publisher = AckedPublisher(js)
 
     async def publish(self, kind: str, event: ExecutionEvent, msg_id: str) -> None:
-        await self._publisher.publish(result_message(self._names, kind, event, msg_id))
+        message = result_message(self._names, kind, event, msg_id)
+        if tracing.enabled():  # the delivery's trace goes on with what it published (a wait, a result)
+            message = dataclasses.replace(message, extra=tracing.carried())
+        await self._publisher.publish(message)
 
     async def put_timer(self, timer: RetryTimer) -> None:
         key = self._names.timer_key(timer.request.job_id, timer_name(timer.request))

@@ -52,6 +52,12 @@ CALLBACKS = Counter(
     "Tries of result and failure callbacks by outcome (delivered, retrying, failed: given up)",
     ["kind", "outcome"],
 )
+# Every label set of these counters exists from the start (at 0), so a rule's increase() sees their first step.
+for _kind in ("result", "failure"):
+    for _outcome in ("delivered", "retrying", "failed"):
+        CALLBACKS.labels(_kind, _outcome)
+for _reason in ("parallelism", "rate"):
+    FLOW_WAITS.labels(_reason)
 SKIPPED_BY_OVERLAP = Counter("scheduler_skipped_by_overlap_total", "Executions the overlap policy did not run")
 CONSUMER_PENDING = Gauge(
     "scheduler_consumer_pending", "Messages of a durable consumer not yet delivered (its lag)", ["consumer"]

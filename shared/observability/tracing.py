@@ -13,6 +13,7 @@ and one api command: the request, the event's append, and the projector's write 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -20,10 +21,13 @@ from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Link, SpanKind, Tracer
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+log = logging.getLogger(__name__)
 _PROPAGATOR = TraceContextTextMapPropagator()
+# The SDK keeps at most 128 links on a span: the rest are not even read.
+MAX_LINKS = 128
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 
@@ -47,8 +51,16 @@ def wanted(environ: Mapping[str, str] = os.environ) -> bool:
 
 def configure(services: Sequence[str]) -> None:
     """Export this process's spans over OTLP if the variables ask for it (see `wanted`); otherwise nothing."""
-    if _tracer is not None or not wanted():
+    if _tracer is not None:
         return
+    configured = trace.get_tracer_provider()
+    if isinstance(configured, TracerProvider):  # the process's own (a worker's app set one up): its spans go there
+        enable(configured)
+        return
+    if not wanted():
+        return
+    if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").startswith("grpc"):
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: traces go over OTLP/HTTP (port 4318)")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -85,19 +97,60 @@ def span(
     parent: Mapping[str, str] | None = None,
     links: Sequence[Mapping[str, str]] = (),
     attributes: Mapping[str, Any] | None = None,
-) -> Iterator[None]:
-    """A span around the block, current inside it (so spans and headers made there are its children). `parent`:
-    the headers of the message that caused it (its trace context); `links`: headers of other messages it handles.
-    Tracing off: nothing at all."""
+    expected: tuple[type[BaseException], ...] = (),
+) -> Iterator[Span | None]:
+    """A span around the block, current inside it (so spans and headers made there are its children), given to the
+    block to add to. `parent`: the headers of the message that caused it (its trace context); `links`: headers of
+    other messages it handles (at most MAX_LINKS). An exception ends it as an error, unless it is `expected` (control
+    flow, such as a delivery handed back to wait); a cancellation (a timeout) too. Tracing off: nothing at all."""
     if _tracer is None:
-        yield
+        yield None
         return
     context = _PROPAGATOR.extract(parent) if parent else None
-    linked = [
-        Link(c) for h in links if (c := trace.get_current_span(_PROPAGATOR.extract(h)).get_span_context()).is_valid
-    ]
-    with _tracer.start_as_current_span(name, context=context, kind=kind, links=linked, attributes=attributes):
-        yield
+    contexts = (trace.get_current_span(_PROPAGATOR.extract(h)).get_span_context() for h in links[:MAX_LINKS])
+    linked = [Link(c) for c in contexts if c.is_valid]
+    with _tracer.start_as_current_span(
+        name, context=context, kind=kind, links=linked, attributes=attributes,
+        record_exception=False, set_status_on_exception=False,
+    ) as current:  # fmt: skip
+        try:
+            yield current
+        except expected:
+            raise
+        except BaseException as exc:
+            current.record_exception(exc)
+            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+
+
+def start(name: str, kind: SpanKind = INTERNAL, *, attributes: Mapping[str, Any] | None = None) -> Span | None:
+    """A span that is not made current and is ended by the caller (`end`): for work that outlives a block, such as
+    occurrences published in one batch. None when tracing is off."""
+    return None if _tracer is None else _tracer.start_span(name, kind=kind, attributes=attributes)
+
+
+def end(started: Span | None, error: BaseException | None = None) -> None:
+    if started is None:
+        return
+    if error is not None:
+        started.record_exception(error)
+        started.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    started.end()
+
+
+def headers_of(started: Span | None) -> dict[str, str] | None:
+    """The trace context of `started` as message headers (None for None)."""
+    if started is None:
+        return None
+    headers: dict[str, str] = {}
+    _PROPAGATOR.inject(headers, context=trace.set_span_in_context(started))
+    return headers
+
+
+def failed(current: Span | None, description: str) -> None:
+    """Mark `current` as an error that raised nothing (an HTTP answer of 5xx)."""
+    if current is not None:
+        current.set_status(Status(StatusCode.ERROR, description))
 
 
 _Headers = TypeVar("_Headers", bound=MutableMapping[str, str])

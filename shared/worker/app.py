@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from shared.contracts.task_names import check_task_name
 from shared.observability import tracing
+from shared.observability.ops_server import OpsServer, Readiness
 from shared.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,4 +71,14 @@ class Worker:
         from shared.worker.runner import WorkerRunner  # the runner imports this module
 
         tracing.configure(["worker"])  # only if the OTEL_* variables ask for traces
-        await WorkerRunner(self, settings).run(stop)
+        # Its own /livez, /readyz and /metrics on SCHEDULER_OPS_PORT, as every service process has.
+        readiness = Readiness(services=["worker"], started=True)
+        ops = OpsServer(settings.ops_host, settings.ops_port, readiness) if settings.ops_port is not None else None
+        if ops is not None:
+            await ops.start()
+        try:
+            await WorkerRunner(self, settings).run(stop)
+        finally:
+            readiness.stopping = True
+            if ops is not None:
+                await ops.close()

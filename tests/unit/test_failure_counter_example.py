@@ -62,3 +62,17 @@ async def test_failures_are_counted_per_job_and_dead_letters_kept(caplog: pytest
     assert book.dead_letters == [dead]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [f"dead letter: job {one}, occurrence {dead.occurrence_id}, after attempt 3: {dead.reason}"]
+
+
+async def test_a_message_that_is_no_execution_event_is_logged_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    book = FailureBook()
+    app = build("nats://127.0.0.1:1", NAMES.namespace, book)
+    job = uuid.uuid4()
+    with caplog.at_level(logging.INFO, logger="failure_counter"):
+        async with TestNatsBroker(app.broker) as broker:
+            subject = NAMES.execution_subject("failed", ACCOUNT, job)
+            await broker.publish(b'{"event_type": "Nonsense"}', subject, stream=NAMES.executions_stream)
+            await publish(broker, failed(job, 1))  # and it goes on
+    assert book.failures == {job: 1}
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "no execution event" in errors[0], errors
