@@ -9,9 +9,13 @@ from pathlib import Path
 import asyncpg
 import hypothesis
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from scheduler.embedded import EmbeddedNatsCluster
 from services.api.core.auth import mint_token
+from shared.observability import tracing
 from shared.settings import Settings, load_settings
 from tests.receiver import Receiver
 from tests.servers import nats_server, postgres_server, with_database
@@ -106,3 +110,16 @@ async def receiver() -> AsyncIterator[Receiver]:
     r = await Receiver().start()
     yield r
     await r.stop()
+
+
+@pytest.fixture
+def exported() -> Iterator[InMemorySpanExporter]:
+    """Traces on for the test, into memory (shared/observability/tracing.py), and off again after it."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.disable()

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -111,13 +111,7 @@ class Dispatcher:
                     await sub.unsubscribe()
 
     async def _handle(self, request: Request, msg: Msg) -> None:
-        if not tracing.enabled():
-            await self._dispatch(request, msg)
-            return
-        what = {"execution.id": str(request.execution_id), "job.id": str(request.job_id)}
-        name = f"dispatch {type(request).__name__}"
-        # A delivery handed back to wait (overlap, flow control) is no error.
-        with tracing.span(name, tracing.CONSUMER, parent=msg.headers, attributes=what, expected=(Deferred,)):
+        with _dispatch_span(request, msg):
             await self._dispatch(request, msg)
 
     async def _dispatch(self, request: Request, msg: Msg) -> None:
@@ -146,6 +140,16 @@ class Dispatcher:
                 functools.partial(self._runtime.skip_by_overlap, request),
                 refresh_every=self._settings.ack_wait_seconds / 3,
             )
+
+
+def _dispatch_span(request: Request, msg: Msg) -> AbstractContextManager[object]:
+    """The span of one request's handling, continuing the trace its message carries (nothing while tracing is off,
+    and nothing built for it). A delivery handed back to wait (overlap, flow control) is no error."""
+    if not tracing.enabled():
+        return tracing.NO_SPAN
+    what = {"execution.id": str(request.execution_id), "job.id": str(request.job_id)}
+    name = f"dispatch {type(request).__name__}"
+    return tracing.span(name, tracing.CONSUMER, parent=msg.headers, attributes=what, expected=(Deferred,))
 
 
 @asynccontextmanager

@@ -132,17 +132,19 @@ async def send(
         if egress is not None:
             egress.check_literal(url.raw_host or "")
         async with asyncio.timeout(timeout):
-            if tracing.enabled():  # a client span, whose trace context the receiver gets (`traceparent`)
-                # Host and scheme only: a webhook's path and query often hold its secret (Slack, Discord, tokens).
-                what = {"http.request.method": method, "server.address": url.host or "", "url.scheme": url.scheme}
-                with tracing.span(f"{method}", tracing.CLIENT, attributes=what) as current:
-                    answer = await client.send(method, url, tracing.inject(headers).items(), body, body_limit)
-                    if current is not None:
-                        current.set_attribute("http.response.status_code", answer.status)
-                        if answer.status >= 400:
-                            tracing.failed(current, f"HTTP {answer.status}")
-            else:
-                answer = await client.send(method, url, headers.items(), body, body_limit)
+            # A client span, whose trace context the receiver gets (`traceparent`); host and scheme only: a
+            # webhook's path and query often hold its secret (Slack, Discord, tokens).
+            what = (
+                {"http.request.method": method, "server.address": url.host or "", "url.scheme": url.scheme}
+                if tracing.enabled()
+                else None
+            )
+            with tracing.span(method, tracing.CLIENT, attributes=what) as current:
+                answer = await client.send(method, url, tracing.inject(headers).items(), body, body_limit)
+                if current is not None:
+                    current.set_attribute("http.response.status_code", answer.status)
+                    if answer.status >= 400:
+                        tracing.failed(current, f"HTTP {answer.status}")
     except TimeoutError:
         return DeliveryOutcome(elapsed(), error=f"no response within {timeout:g} s", timed_out=True)
     except EgressRefusedError as exc:

@@ -4,12 +4,7 @@ stays as it ended: a late progress or a second end changes nothing."""
 from __future__ import annotations
 
 from services.projector.batched_writes import Step, Write
-from shared.contracts.backfills import (
-    BackfillCancelled,
-    BackfillCompleted,
-    BackfillProgressed,
-    BackfillRequested,
-)
+from shared.contracts.backfills import BackfillCompleted, BackfillEvent, BackfillProgressed, BackfillRequested
 from shared.db.pool import without_nul
 
 _REQUESTED = """
@@ -36,7 +31,7 @@ WHERE id = $1 AND status = 'running'
 _ALONE = 0
 
 
-def backfill_step(event: BackfillRequested | BackfillProgressed | BackfillCompleted | BackfillCancelled) -> Step:
+def backfill_step(event: BackfillEvent) -> Step:
     if isinstance(event, BackfillRequested):
         args: tuple[object, ...] = (
             event.backfill_id, event.job_id, event.account_id, event.start, event.end, event.per_second, event.total,

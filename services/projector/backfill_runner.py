@@ -147,7 +147,7 @@ class BackfillRunner:
             if nominal is None or nominal > end:
                 await end_with(BackfillCompleted(**envelope, occurred_at=now, counts=counts), "completed")
                 return
-            horizon = max((h for h in (look["horizon"], self._retention.horizon(now)) if h is not None), default=None)
+            horizon = self._retention.history_from(look["horizon"], now)
             if horizon is not None and nominal < horizon:
                 # Its executions are purged (or about to be): whether it succeeded can no longer be told.
                 reason = f"the rest of its range fell behind the execution history's horizon ({horizon.isoformat()})"

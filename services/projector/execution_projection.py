@@ -11,7 +11,7 @@ import msgspec
 
 from services.projector.backfill_projection import backfill_step
 from services.projector.batched_writes import Folding, Many, Step, Write, apply_steps
-from shared.contracts.backfills import BackfillCancelled, BackfillCompleted, BackfillProgressed, BackfillRequested
+from shared.contracts.backfills import BackfillEvent
 from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.executions import (
     ExecutionDeadLettered,
@@ -322,7 +322,7 @@ def execution_step(event: ExecutionEvent, sequence: int) -> Step | None:
 
     An execution's number is the stream sequence of its ExecutionRequested.
     """
-    if isinstance(event, BackfillRequested | BackfillProgressed | BackfillCompleted | BackfillCancelled):
+    if isinstance(event, BackfillEvent):
         return backfill_step(event)
     if isinstance(event, ExecutionRequested):
         webhook_id = event.webhook.id if event.webhook else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,42 +100,38 @@ async def _apply_batch(
     steps: list[Step],
     before_commit: tuple[BeforeCommit, list[Any]] | None = None,
 ) -> int:
-    if not tracing.enabled():
-        return await _write_batch(pool, projection, channel, batch, steps, before_commit)
-    # The write continues the trace of the first event that carries one (an api command's); the others are links.
-    carried = [m.headers for m in batch if m.headers and "traceparent" in m.headers]
-    parent, links = (carried[0], carried[1:]) if carried else (None, [])
-    what = {"stream": projection.stream, "events": len(batch)}
-    with tracing.span(f"project {projection.stream}", tracing.CONSUMER, parent=parent, links=links, attributes=what):
-        return await _write_batch(pool, projection, channel, batch, steps, before_commit)
-
-
-async def _write_batch(
-    pool: asyncpg.Pool,
-    projection: Projection,
-    channel: str,
-    batch: list[Msg],
-    steps: list[Step],
-    before_commit: tuple[BeforeCommit, list[Any]] | None = None,
-) -> int:
     first, last = sequences(batch[0])[0], sequences(batch[-1])[0]
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_steps(conn, steps)
-        if before_commit is not None:
-            hook, events = before_commit
-            await hook(conn, events)
-        moved = await conn.fetchval(
-            _MOVE_POSITION, projection.stream, first, last, channel, f"{projection.stream}:{last}"
-        )
-        if not moved:  # raising rolls the batch's writes back
-            stored = await conn.fetchval(
-                "SELECT position FROM projector_positions WHERE stream = $1", projection.stream
+    with _batch_span(projection, batch):  # the commit included
+        async with pool.acquire() as conn, conn.transaction():
+            await apply_steps(conn, steps)
+            if before_commit is not None:
+                hook, events = before_commit
+                await hook(conn, events)
+            moved = await conn.fetchval(
+                _MOVE_POSITION, projection.stream, first, last, channel, f"{projection.stream}:{last}"
             )
-            raise StaleWriterError(f"{projection.stream} is at {stored}, past this batch: another projector wrote it")
+            if not moved:  # raising rolls the batch's writes back
+                stored = await conn.fetchval(
+                    "SELECT position FROM projector_positions WHERE stream = $1", projection.stream
+                )
+                raise StaleWriterError(
+                    f"{projection.stream} is at {stored}, past this batch: another projector wrote it"
+                )
     PROJECTED_EVENTS.labels(projection.stream).inc(len(batch))
     PROJECTED_BATCHES.labels(projection.stream).inc()
     PROJECTION_LAG.labels(projection.stream).set(batch[-1].metadata.num_pending or 0)
     return last
+
+
+def _batch_span(projection: Projection, batch: list[Msg]) -> AbstractContextManager[object]:
+    """The span of a batch's write: it continues the trace of the first event that carries one (an api command's),
+    the others are its links. Nothing is looked at while tracing is off."""
+    if not tracing.enabled():
+        return tracing.NO_SPAN
+    carried = [m.headers for m in batch if m.headers and "traceparent" in m.headers]
+    parent, links = (carried[0], carried[1:]) if carried else (None, [])
+    what = {"stream": projection.stream, "events": len(batch)}
+    return tracing.span(f"project {projection.stream}", tracing.CONSUMER, parent=parent, links=links, attributes=what)
 
 
 class _Pipeline:

@@ -9,7 +9,13 @@ from uuid import UUID
 
 import msgspec
 
-from shared.contracts.backfills import BackfillCancelled, BackfillCompleted, BackfillProgressed, BackfillRequested
+from shared.contracts.backfills import (
+    BackfillCancelled,
+    BackfillCompleted,
+    BackfillEvent,
+    BackfillProgressed,
+    BackfillRequested,
+)
 from shared.contracts.callbacks import CallbackDelivered, CallbackFailed, CallbackRequested
 from shared.contracts.execution_envelope import ExecutionEnvelope
 from shared.contracts.jobs import FlowControl, JobState, RetryPolicy, TaskSpec, WebhookSpec
@@ -216,7 +222,7 @@ AttemptEvent = (
 )
 
 # Everything the EXECUTIONS stream holds: attempts' events, and backfills'.
-ExecutionEvent = AttemptEvent | BackfillRequested | BackfillProgressed | BackfillCompleted | BackfillCancelled
+ExecutionEvent = AttemptEvent | BackfillEvent
 
 # The subject kinds (<ns>.executions.<kind>.<account>.<job>) each event type is published under. A failure that
 # timed out goes under `timed_out`, so subscribers can follow timeouts alone.

@@ -43,6 +43,12 @@ class Retention:
             return None
         return self.start_of(now - timedelta(seconds=self.seconds))
 
+    def history_from(self, stored: datetime | None, now: datetime) -> datetime | None:
+        """Where the execution history begins: the later of the horizon the last purge stored and the one the next
+        purge will use (None: all of it is kept). An occurrence before it has no outcome to look at, or soon none."""
+        found = [h for h in (stored, self.horizon(now)) if h is not None]
+        return max(found) if found else None
+
     def partitions(self, now: datetime, horizon: datetime | None) -> list[tuple[datetime, datetime]]:
         """The [lower, upper) bounds of the partitions that should exist at `now`: from the horizon's (or the
         present's, with no horizon) to AHEAD past the present's."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from opentelemetry import trace
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The SDK keeps at most 128 links on a span: the rest are not even read.
 MAX_LINKS = 128
+# What `span` is while tracing is off: entered and left for nothing.
+NO_SPAN: AbstractContextManager[None] = nullcontext()
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 
@@ -89,7 +91,6 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-@contextmanager
 def span(
     name: str,
     kind: SpanKind = INTERNAL,
@@ -98,18 +99,31 @@ def span(
     links: Sequence[Mapping[str, str]] = (),
     attributes: Mapping[str, Any] | None = None,
     expected: tuple[type[BaseException], ...] = (),
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A span around the block, current inside it (so spans and headers made there are its children), given to the
     block to add to. `parent`: the headers of the message that caused it (its trace context); `links`: headers of
     other messages it handles (at most MAX_LINKS). An exception ends it as an error, unless it is `expected` (control
-    flow, such as a delivery handed back to wait); a cancellation (a timeout) too. Tracing off: nothing at all."""
+    flow, such as a delivery handed back to wait); a cancellation (a timeout) too. Tracing off: one shared no-op that
+    gives the block None (callers whose attributes cost something to build check `enabled()` first)."""
     if _tracer is None:
-        yield None
-        return
+        return NO_SPAN
+    return _span(_tracer, name, kind, parent, links, attributes, expected)
+
+
+@contextmanager
+def _span(
+    tracer: Tracer,
+    name: str,
+    kind: SpanKind,
+    parent: Mapping[str, str] | None,
+    links: Sequence[Mapping[str, str]],
+    attributes: Mapping[str, Any] | None,
+    expected: tuple[type[BaseException], ...],
+) -> Iterator[Span]:
     context = _PROPAGATOR.extract(parent) if parent else None
     contexts = (trace.get_current_span(_PROPAGATOR.extract(h)).get_span_context() for h in links[:MAX_LINKS])
     linked = [Link(c) for c in contexts if c.is_valid]
-    with _tracer.start_as_current_span(
+    with tracer.start_as_current_span(
         name, context=context, kind=kind, links=linked, attributes=attributes,
         record_exception=False, set_status_on_exception=False,
     ) as current:  # fmt: skip

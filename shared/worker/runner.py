@@ -122,17 +122,12 @@ class _Consuming:
         )
 
     async def _run(self, executor: TaskExecutor, request: ExecutionRequested, msg: Msg) -> None:
-        if tracing.enabled():
-            what = {"execution.id": str(request.execution_id), "task.name": request.task.name if request.task else ""}
-            with tracing.span(f"task {what['task.name']}", tracing.CONSUMER, parent=msg.headers, attributes=what):
-                await self._run_task(executor, request, msg)
-        else:
-            await self._run_task(executor, request, msg)
-
-    async def _run_task(self, executor: TaskExecutor, request: ExecutionRequested, msg: Msg) -> None:
+        task = request.task.name if request.task is not None else ""
+        what = {"execution.id": str(request.execution_id), "task.name": task} if tracing.enabled() else None
         progress = asyncio.create_task(_keep_alive(msg))
         try:
-            await self.runtime.run(request, executor)
+            with tracing.span(f"task {task}", tracing.CONSUMER, parent=msg.headers, attributes=what):
+                await self.runtime.run(request, executor)
         finally:
             progress.cancel()
 

@@ -214,9 +214,7 @@ class Backfills:
 
     async def _horizon(self, now: datetime) -> datetime | None:
         stored = await self._pool.fetchval("SELECT horizon FROM execution_retention")
-        coming = self._retention.horizon(now)
-        found = [h for h in (stored, coming) if h is not None]
-        return max(found) if found else None
+        return self._retention.history_from(stored, now)
 
     async def _publish(self, event: BackfillRequested | BackfillCancelled, what: str) -> int:
         return await publish_result(

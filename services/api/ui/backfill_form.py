@@ -11,13 +11,13 @@ from typing import Any
 from services.api.core.api_errors import ValidationFailedError
 from services.api.ui.views import time_param
 from shared.contracts.backfills import (
+    DEFAULT_BACKFILL_RATE,
     MAX_BACKFILL_OCCURRENCES,
     MAX_BACKFILL_RATE,
     MAX_RUNNING_BACKFILLS,
     MIN_BACKFILL_RATE,
 )
 
-DEFAULT_RATE = 10
 # The form's boxes; an error on any other field (the job itself: a chained job, nothing to run) is the form's.
 BOXES = ("start", "end", "per_second")
 _SHOWN = "%Y-%m-%dT%H:%M"
@@ -59,7 +59,7 @@ def new_backfill_form(now: datetime) -> BackfillForm:
         values={
             "start": (end - timedelta(hours=1)).strftime(_SHOWN),
             "end": end.strftime(_SHOWN),
-            "per_second": str(DEFAULT_RATE),
+            "per_second": str(DEFAULT_BACKFILL_RATE),
         }
     )
 
@@ -77,7 +77,7 @@ def backfill_input(form: BackfillForm) -> BackfillInput:
         if moment is None:
             raise ValidationFailedError(f"{name}: a time is required", name)
         times[name] = moment
-    raw = form.get("per_second") or str(DEFAULT_RATE)
+    raw = form.get("per_second") or str(DEFAULT_BACKFILL_RATE)
     try:
         per_second = int(raw)
     except ValueError:
