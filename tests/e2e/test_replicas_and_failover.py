@@ -137,8 +137,15 @@ async def test_one_of_each_service_killed_mid_run_loses_and_doubles_nothing(
             )
 
             names = Names(settings.namespace)
-            owners = await lease_owners(settings)
-            active_projector = owners[f"projector.{names.executions_stream}"]
+            executions_lease = f"projector.{names.executions_stream}"
+
+            async def projectors_held() -> dict[str, str] | None:
+                # A point-in-time listing of the leases bucket: read again rather than trust one that lacks a lease.
+                owners = await lease_owners(settings)
+                return owners if owners.get(executions_lease) else None
+
+            owners = await eventually(projectors_held, timeout=20, what="the projector of results holding its lease")
+            active_projector = owners[executions_lease]
             victims = ["ticker-a", "dispatcher-a", active_projector]
             if owners.get(BACKFILL_LEASE) not in (None, active_projector):
                 victims.append(owners[BACKFILL_LEASE])
