@@ -73,7 +73,9 @@ async def test_concurrent_single_publishes_get_their_own_acks_and_an_unanswered_
     js = nc.jetstream()
     stream = f"ACKED_{uuid.uuid4().hex[:8]}"
     await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.>"], duplicate_window=60))
-    publisher = AckedPublisher(js, timeout=0.5, sweep_every=0.05)
+    # Acks that come must be awaited patiently (a loaded CI box once took over 0.5 s for 300); only the one that
+    # never comes is given a short time.
+    publisher = AckedPublisher(js, timeout=10, sweep_every=0.05)
     messages = [Outgoing(f"{stream}.m", f"{i}".encode(), f"id-{i}") for i in range(300)]
     acks = await asyncio.gather(*(publisher.publish(m) for m in messages))
     assert sorted(a.seq for a in acks) == list(range(1, 301)) and not any(a.duplicate for a in acks)
@@ -84,7 +86,8 @@ async def test_concurrent_single_publishes_get_their_own_acks_and_an_unanswered_
 
     # A subject someone listens on but no stream stores: the ack never comes.
     silent = await nc.subscribe(f"silent.{stream}")
+    impatient = AckedPublisher(js, timeout=0.5, sweep_every=0.05)
     with pytest.raises(TimeoutError):
-        await publisher.publish(Outgoing(f"silent.{stream}", b"x", "never acked"))
+        await impatient.publish(Outgoing(f"silent.{stream}", b"x", "never acked"))
     await silent.unsubscribe()
     assert js.publish_async_pending() == 0, "a timed-out ack still holds its slot"
