@@ -81,7 +81,7 @@ async def keep_history(conn: DbConnection, retention: Retention, now: datetime) 
         if stored is not None:  # the links fired for occurrences the history no longer holds
             await conn.execute("DELETE FROM chain_firings WHERE fired_at < $1", stored)
         horizon = await _store(conn, stored, retention.horizon(now))
-        made = await _make(conn, retention.partitions(now, horizon))
+    made = await _make(conn, retention.partitions(now, horizon))
     return Upkeep(made, dropped, purged, horizon)
 
 
@@ -128,22 +128,29 @@ async def _purge(conn: DbConnection, horizon: datetime) -> tuple[int, int]:
 
 
 async def _make(conn: DbConnection, bounds: list[tuple[datetime, datetime]]) -> int:
-    """Make the partitions of `bounds` that no partition overlaps yet."""
-    existing = [(r["lower"], r["upper"]) for r in await conn.fetch("SELECT lower, upper FROM execution_partitions")]
+    """Make the partitions of `bounds` that no partition overlaps yet, each in a transaction of its own.
+
+    Attaching a partition locks the default partition, and so every read of the executions table, until its
+    transaction ends: one transaction for all of them (a first start makes the whole retention's, hundreds with a
+    long one) kept the API's queries of executions waiting for seconds. Now a read waits for one partition at most.
+    """
     made = 0
     for lower, upper in bounds:
-        if any(low < upper and lower < up for low, up in existing):
-            continue
-        table = f"executions_{lower:%Y%m%d_%H%M%S}"
-        await conn.execute(f"CREATE TABLE {table} (LIKE executions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-        await conn.execute(_TAKE_FROM_DEFAULT.format(table=table), lower, upper)
-        await conn.execute(
-            f"ALTER TABLE executions ATTACH PARTITION {table}"
-            f" FOR VALUES FROM ('{lower.isoformat()}') TO ('{upper.isoformat()}')"
-        )
-        await conn.execute(
-            "INSERT INTO execution_partitions (name, lower, upper) VALUES ($1, $2, $3)", table, lower, upper
-        )
-        existing.append((lower, upper))
-        made += 1
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM execution_partitions WHERE lower < $2 AND $1 < upper)", lower, upper
+            ):
+                continue
+            table = f"executions_{lower:%Y%m%d_%H%M%S}"
+            await conn.execute(f"CREATE TABLE {table} (LIKE executions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+            await conn.execute(_TAKE_FROM_DEFAULT.format(table=table), lower, upper)
+            await conn.execute(
+                f"ALTER TABLE executions ATTACH PARTITION {table}"
+                f" FOR VALUES FROM ('{lower.isoformat()}') TO ('{upper.isoformat()}')"
+            )
+            await conn.execute(
+                "INSERT INTO execution_partitions (name, lower, upper) VALUES ($1, $2, $3)", table, lower, upper
+            )
+            made += 1
     return made

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 
 from services.api.core.stats import counter_totals
@@ -47,6 +49,41 @@ async def test_partitions_are_made_ahead_and_rows_land_in_their_day(conn: DbConn
     job = job_state()
     await apply(conn, executions_of(job, 3, NOW - timedelta(days=1)) + executions_of(job, 2, NOW), 1)
     assert await rows_by_partition(conn) == {"executions_20251231_000000": 3, "executions_20260101_000000": 2}
+
+
+class ReadBeforeEachPartition:
+    """`conn` for keep_history, which reads the executions table on `reader` as it begins each partition's table."""
+
+    def __init__(self, conn: DbConnection, reader: asyncpg.Connection) -> None:
+        self._conn, self._reader = conn, reader
+        self.reads: list[int | str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        if query.startswith("CREATE TABLE"):
+            try:
+                self.reads.append(await self._reader.fetchval("SELECT count(*) FROM executions"))
+            except asyncpg.LockNotAvailableError:
+                self.reads.append("blocked")
+        return await self._conn.execute(query, *args)
+
+
+async def test_reads_of_executions_wait_for_one_partition_at_most_while_partitions_are_made(
+    conn: DbConnection, database_url: str
+) -> None:
+    """Attaching a partition locks out every read of executions until its transaction ends: a first start makes a
+    whole retention's partitions, which must not keep the API's queries waiting for all of them."""
+    reader = await asyncpg.connect(database_url)
+    try:
+        # A lock still held is held until keep_history goes on, which waits for this read: it cannot come free.
+        await reader.execute("SET lock_timeout = '1s'")
+        watched = ReadBeforeEachPartition(conn, reader)
+        upkeep = await keep_history(watched, Retention(30 * DAY, DAY), NOW)  # type: ignore[arg-type]
+    finally:
+        await reader.close()
+    assert upkeep.made == 33 and watched.reads == [0] * 33  # 30 days back to two ahead: each read went through
 
 
 async def test_a_purge_drops_old_partitions_keeps_the_counts_and_ignores_late_events(conn: DbConnection) -> None:

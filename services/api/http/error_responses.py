@@ -48,7 +48,8 @@ def _logged(exc: Exception, answer: ErrorAnswer) -> None:
     if answer.kind == "internal":
         log.exception("unhandled error", exc_info=exc)
     elif answer.kind == "unavailable":
-        log.error("%s unavailable: %s", answer.dependency or "a dependency", exc)
+        # The type too: a timeout's message is empty.
+        log.error("%s unavailable: %s: %s", answer.dependency or "a dependency", type(exc).__name__, exc)
 
 
 def exception_handlers(renderer: ErrorRenderer) -> Handlers:
