@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +158,8 @@ async def run_cli(
     )
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     return result
+
+
+def nominal_of(webhook_id: str) -> datetime:
+    """The nominal time inside an occurrence id (<job uuid>_<YYYYmmddTHHMMSS.ffffffZ>)."""
+    return datetime.strptime(webhook_id.rsplit("_", 1)[1], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)

@@ -333,8 +333,14 @@ async def test_a_job_created_with_its_webhook_never_fires_without_it(
     await eventually(lambda: len(receiver.on("/born")) >= 1, timeout=20, what="the first occurrence delivered")
     status, _ = await api.call("PATCH", f"/api/jobs/{job['id']}/disable")
     assert status == 200
-    status, page = await api.call("GET", f"/api/jobs/{job['id']}/executions?limit=1000")
-    assert status == 200 and page["items"], page
+
+    async def recorded() -> dict[str, Any] | None:
+        # The receiver's call can come before the projector has written the request.
+        status, page = await api.call("GET", f"/api/jobs/{job['id']}/executions?limit=1000")
+        assert status == 200, page
+        return page if page["items"] else None
+
+    page = await eventually(recorded, timeout=20, what="the delivered occurrence recorded")
     assert {e["webhook_id"] for e in page["items"]} == {created["id"]}, "every occurrence went to the webhook"
     assert receiver.on("/born")[0].body == '{"a": 1}'
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.bus.withdrawals import WITHDRAWN_REASON
 from shared.contracts.backfills import BACKFILL_SETTLE_SECONDS
 from tests.e2e.harness import Api
 from tests.e2e.test_api_jobs import assert_error
@@ -62,6 +63,9 @@ async def test_a_backfill_runs_only_what_has_not_succeeded_and_each_once(
 
     async def settled() -> list[dict[str, Any]] | None:
         items = (await executions(api, job["id"], "?limit=1000"))["items"]
+        # A pause that reaches the ticker inside its fire lead withdraws the occurrence already requested (a loaded
+        # box): it comes after every fired one, so after the range, and never settles.
+        items = [e for e in items if not (e["status"] == "skipped" and e["error"] == WITHDRAWN_REASON)]
         return items if all(e["status"] in ("success", "dead_letter") for e in items) else None
 
     before = await settled_items(settled)

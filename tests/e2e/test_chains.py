@@ -88,12 +88,13 @@ async def test_a_chain_of_three_runs_in_order_and_stops_where_a_link_fails(
     )
     receiver.statuses["/b2"] = 500
     once = {"max_attempts": 1, "backoff_seconds": 1}
-    a = await create_job(api, account_id, once_soon(), name="a", webhooks=[{"url": receiver.url_for("/a")}])
+    # Both chains must be whole before their first links fire, on a loaded box too.
+    a = await create_job(api, account_id, once_soon(8), name="a", webhooks=[{"url": receiver.url_for("/a")}])
     b = await chained(api, account_id, a["id"], name="b",
                       webhooks=[{"url": receiver.url_for("/b"), "body_template": template}])  # fmt: skip
     c = await chained(api, account_id, b["id"], name="c", webhooks=[{"url": receiver.url_for("/c")}])
     # The second chain: its middle link fails, so the job after it on success never runs and the one on failure does.
-    a2 = await create_job(api, account_id, once_soon(), name="a2", webhooks=[{"url": receiver.url_for("/a2")}])
+    a2 = await create_job(api, account_id, once_soon(8), name="a2", webhooks=[{"url": receiver.url_for("/a2")}])
     b2 = await chained(api, account_id, a2["id"], name="b2", retry_policy=once,
                        webhooks=[{"url": receiver.url_for("/b2")}])  # fmt: skip
     c2 = await chained(api, account_id, b2["id"], name="c2", webhooks=[{"url": receiver.url_for("/c2")}])
@@ -109,8 +110,12 @@ async def test_a_chain_of_three_runs_in_order_and_stops_where_a_link_fails(
     assert call_b.headers["webhook-id"].startswith(b["id"]) and call_c.headers["webhook-id"].startswith(c["id"])
     assert json.loads(call_b.body) == {"after": "success", "code": "200", "body": "received"}
 
-    (dead,) = (await executions(api, b2["id"]))["items"]
-    assert dead["status"] == "dead_letter", dead
+    async def dead_lettered() -> list[dict[str, Any]] | None:
+        items = (await executions(api, b2["id"]))["items"]
+        return items if items and items[0]["status"] == "dead_letter" else None
+
+    dead = await eventually(dead_lettered, timeout=20, what="the failed link's dead letter recorded")
+    assert len(dead) == 1, dead
     assert len(receiver.on("/d2")) == 1 and receiver.on("/c2") == [], "the chain stopped at the failed link"
     assert (await executions(api, c2["id"]))["items"] == []
 

@@ -54,9 +54,14 @@ async def test_retries_follow_the_backoff_then_dead_letter(
 ) -> None:
     receiver.statuses["/fail"] = 500
     policy = {"max_attempts": 4, "backoff_seconds": 1, "backoff_type": backoff}
-    job = await create_job(api, account_id, once_soon(), retry_policy=policy)
+    job = await create_job(
+        api,
+        account_id,
+        once_soon(),
+        retry_policy=policy,
+        webhooks=[{"url": receiver.url_for("/fail"), "method": "POST"}],
+    )
     assert job["retry_policy"] == policy | {"jitter": 0.0, "max_backoff_seconds": 3600.0}
-    await add_webhook(api, job["id"], receiver.url_for("/fail"))
     runs = await attempts_of(api, job["id"], 4)
     assert [(r["attempt"], r["status"]) for r in runs] == [
         (1, "failure"),
@@ -78,9 +83,12 @@ async def test_a_dead_letter_is_listed_and_re_driven_with_the_same_webhook_id(
 ) -> None:
     receiver.statuses["/flaky"] = 503
     job = await create_job(
-        api, account_id, once_soon(), retry_policy={"max_attempts": 2, "backoff_seconds": 0.5, "backoff_type": "fixed"}
+        api,
+        account_id,
+        once_soon(),
+        retry_policy={"max_attempts": 2, "backoff_seconds": 0.5, "backoff_type": "fixed"},
+        webhooks=[{"url": receiver.url_for("/flaky"), "method": "POST"}],
     )
-    await add_webhook(api, job["id"], receiver.url_for("/flaky"))
     runs = await attempts_of(api, job["id"], 2)
     dead = runs[-1]
     assert dead["status"] == "dead_letter"
@@ -115,8 +123,13 @@ async def test_redrive_says_per_id_what_happened_and_refuses_other_accounts(
     dev_server: DevServer, api: Api, account_id: uuid.UUID, receiver: Receiver
 ) -> None:
     receiver.statuses["/once"] = 500
-    job = await create_job(api, account_id, once_soon(), retry_policy={"max_attempts": 1})
-    await add_webhook(api, job["id"], receiver.url_for("/once"))
+    job = await create_job(
+        api,
+        account_id,
+        once_soon(),
+        retry_policy={"max_attempts": 1},
+        webhooks=[{"url": receiver.url_for("/once"), "method": "POST"}],
+    )
     (dead,) = await attempts_of(api, job["id"], 1)
     unknown = str(uuid.uuid4())
     theirs = Api(api.session, dev_server.base_url, {"Authorization": f"Bearer {token_for(uuid.uuid4())}"})
@@ -154,11 +167,11 @@ async def test_a_timeout_is_timed_out_then_retried(api: Api, account_id: uuid.UU
         once_soon(),
         timeout_seconds=1,
         retry_policy={"max_attempts": 2, "backoff_seconds": 0.5, "backoff_type": "fixed"},
+        webhooks=[{"url": receiver.url_for("/slow"), "method": "POST"}],
     )
     assert job["timeout_seconds"] == 1
     status, read = await api.call("GET", f"/api/jobs/{job['id']}")
     assert (status, read["timeout_seconds"], read["retry_policy"]["max_attempts"]) == (200, 1, 2), read
-    await add_webhook(api, job["id"], receiver.url_for("/slow"))
     runs = await attempts_of(api, job["id"], 2)
     receiver.gates["/slow"].set()
     assert [(r["attempt"], r["status"]) for r in runs] == [(1, "timed_out"), (2, "dead_letter")]
@@ -176,9 +189,12 @@ async def test_a_timeout_above_the_operators_bound_is_refused(api: Api, account_
 async def test_retry_after_is_honoured(api: Api, account_id: uuid.UUID, receiver: Receiver) -> None:
     receiver.scripts["/busy"] = [(429, {"Retry-After": "2"})]
     job = await create_job(
-        api, account_id, once_soon(), retry_policy={"max_attempts": 3, "backoff_seconds": 0.1, "backoff_type": "fixed"}
+        api,
+        account_id,
+        once_soon(),
+        retry_policy={"max_attempts": 3, "backoff_seconds": 0.1, "backoff_type": "fixed"},
+        webhooks=[{"url": receiver.url_for("/busy"), "method": "POST"}],
     )
-    await add_webhook(api, job["id"], receiver.url_for("/busy"))
     runs = await attempts_of(api, job["id"], 2)
     assert [(r["attempt"], r["status"], r["response_code"]) for r in runs] == [(1, "failure", 429), (2, "success", 200)]
     first, second = receiver.on("/busy")
@@ -187,8 +203,13 @@ async def test_retry_after_is_honoured(api: Api, account_id: uuid.UUID, receiver
 
 async def test_a_redirect_is_a_failure_and_is_not_followed(api: Api, account_id: uuid.UUID, receiver: Receiver) -> None:
     receiver.scripts["/moved"] = [(302, {"Location": receiver.url_for("/landing")})]
-    job = await create_job(api, account_id, once_soon(), retry_policy={"max_attempts": 1})
-    await add_webhook(api, job["id"], receiver.url_for("/moved"))
+    job = await create_job(
+        api,
+        account_id,
+        once_soon(),
+        retry_policy={"max_attempts": 1},
+        webhooks=[{"url": receiver.url_for("/moved"), "method": "POST"}],
+    )
     (run,) = await attempts_of(api, job["id"], 1)
     assert (run["status"], run["response_code"]) == ("dead_letter", 302)
     assert receiver.on("/landing") == []
@@ -233,8 +254,7 @@ async def test_410_disables_the_webhook_until_it_is_enabled_again(
 
 async def test_a_large_response_is_stored_truncated(api: Api, account_id: uuid.UUID, receiver: Receiver) -> None:
     receiver.bodies["/big"] = b"x" * 200_000
-    job = await create_job(api, account_id, once_soon())
-    await add_webhook(api, job["id"], receiver.url_for("/big"))
+    job = await create_job(api, account_id, once_soon(), webhooks=[{"url": receiver.url_for("/big"), "method": "POST"}])
     (run,) = await attempts_of(api, job["id"], 1)
     assert run["status"] == "success" and len(run["response_body"]) == 65536
 
@@ -251,8 +271,13 @@ async def test_operators_list_and_re_drive_dead_letters_from_the_cli(
     dev_server: DevServer, api: Api, account_id: uuid.UUID, receiver: Receiver
 ) -> None:
     receiver.statuses["/cli"] = 500
-    job = await create_job(api, account_id, once_soon(), retry_policy={"max_attempts": 1})
-    await add_webhook(api, job["id"], receiver.url_for("/cli"))
+    job = await create_job(
+        api,
+        account_id,
+        once_soon(),
+        retry_policy={"max_attempts": 1},
+        webhooks=[{"url": receiver.url_for("/cli"), "method": "POST"}],
+    )
     (dead,) = await attempts_of(api, job["id"], 1)
     listing = await asyncio.to_thread(dlq_command, dev_server, "list", "--job", job["id"])
     assert listing.startswith("1 dead letter(s)") and dead["id"] in listing, listing

@@ -29,7 +29,7 @@ async def test_the_example_counts_failures_and_catches_up_after_a_restart(
     app = build(dev_server.nats_url, dev_server.namespace, book, durable=durable)
     await app.broker.start()
     try:
-        job = await create_job(api, account_id, once_soon(2), retry_policy=ONCE,
+        job = await create_job(api, account_id, once_soon(5), retry_policy=ONCE,
                                webhooks=[{"url": receiver.url_for("/down")}])  # fmt: skip
         await eventually(lambda: book.dead_letters and book.failures, timeout=30, what="the failure and dead letter")
         assert book.failures == {uuid.UUID(job["id"]): 1}
@@ -38,7 +38,7 @@ async def test_the_example_counts_failures_and_catches_up_after_a_restart(
         await app.broker.stop()
 
     # Stopped: another job fails meanwhile. Started again (a new process would do the same), it gets that one.
-    second = await create_job(api, account_id, once_soon(2), retry_policy=ONCE,
+    second = await create_job(api, account_id, once_soon(5), retry_policy=ONCE,
                               webhooks=[{"url": receiver.url_for("/down")}])  # fmt: skip
     await eventually(lambda: len(receiver.on("/down")) == 2, timeout=30, what="the second job's failed delivery")
     again = FailureBook()

@@ -106,7 +106,8 @@ async def disable(api: Api, job_id: str) -> None:
 async def firing(api: Api, account_id: uuid.UUID, receiver: Receiver, path: str) -> str:
     """An every-second job to `path`, once its first two calls have come; its id."""
     created = await create_firing_job(api, account_id, receiver.url_for(path))
-    await eventually(lambda: len(receiver.on(path)) >= 2, timeout=20, what=f"{path} firing")
+    # A cluster's replicated streams can take a while to start on a loaded box: this is the system coming up.
+    await eventually(lambda: len(receiver.on(path)) >= 2, timeout=60, what=f"{path} firing")
     return str(created["job"]["id"])
 
 
@@ -322,19 +323,21 @@ async def test_hostile_receivers_cost_bounded_time_and_memory(
             assert status == 201, job
             await add_webhook(api, job["id"], base + path)
             jobs[path] = job["id"]
-        at = datetime.now(UTC) + timedelta(seconds=2)
+        # A change saved after `at` would move the daily schedule to tomorrow: far enough ahead on a loaded box too.
+        at = datetime.now(UTC) + timedelta(seconds=8)
         for job_id in jobs.values():
             status, _ = await api.call(
                 "PUT", f"/api/jobs/{job_id}", json={"schedule": f"{at.second} {at.minute} {at.hour} * * *"}
             )
             assert status == 200
+        assert datetime.now(UTC) < at - timedelta(seconds=1), "the schedules were changed too late"
 
         async def finished(job_id: str) -> dict[str, Any] | None:
             items = (await executions(api, job_id))["items"]
             return items[0] if items and items[0]["status"] in ("success", "dead_letter") else None
 
         outcomes = {
-            path: await eventually(lambda j=job_id: finished(j), timeout=30, what=path) for path, job_id in jobs.items()
+            path: await eventually(lambda j=job_id: finished(j), timeout=40, what=path) for path, job_id in jobs.items()
         }
     for path in ("/slow", "/never", "/slowloris"):
         assert outcomes[path]["status"] == "dead_letter" and "within 2 s" in outcomes[path]["error"], outcomes[path]
@@ -376,7 +379,7 @@ async def test_nats_killed_and_restarted_during_a_burst(
             assert all(after[s] >= before[s] for s in before), (before, after)  # nothing acknowledged was lost
             seen = {i: len(receiver.on(f"/burst{i}")) for i in range(5)}
             for i in range(5):
-                await eventually(lambda i=i: len(receiver.on(f"/burst{i}")) > seen[i] + 1, timeout=10, what="back")
+                await eventually(lambda i=i: len(receiver.on(f"/burst{i}")) > seen[i] + 1, timeout=30, what="back")
             recovered_in = time.monotonic() - restarted
             for job_id in jobs:
                 await disable(api, job_id)
@@ -498,15 +501,17 @@ async def test_failing_receivers_and_a_poison_job_do_not_hold_up_others(
         as other,
     ):  # fmt: skip
         healthy = (await create_firing_job(other, other_account, receiver.url_for("/healthy")))["job"]["id"]
-        at = datetime.now(UTC) + timedelta(seconds=3)
+        # Far enough ahead that every job is in the ticker's index before it is due, on a loaded box too.
+        at = datetime.now(UTC) + timedelta(seconds=10)
         failing: dict[str, str] = {}
         for path in ("/e500", "/e429", "/e410", "/e302", "/poison"):
             body = {"account_id": str(account_id), "name": path, "type": 1, "retry_policy": retry,
-                    "timeout_seconds": 2, "schedule": f"{at.second} {at.minute} {at.hour} * * *"}  # fmt: skip
+                    "timeout_seconds": 2, "schedule": f"{at.second} {at.minute} {at.hour} * * *",
+                    "webhooks": [{"url": receiver.url_for(path)}]}  # fmt: skip
             status, job = await api.call("POST", "/api/jobs", json=body)
             assert status == 201, job
-            await add_webhook(api, job["id"], receiver.url_for(path))
             failing[path] = job["id"]
+        assert datetime.now(UTC) < at - timedelta(seconds=1), "the jobs were made too late for the test to mean much"
 
         async def final(job_id: str) -> list[dict[str, Any]] | None:
             items = (await executions(api, job_id, "?limit=100"))["items"]
@@ -514,7 +519,7 @@ async def test_failing_receivers_and_a_poison_job_do_not_hold_up_others(
 
         results = {}
         for path, job_id in failing.items():
-            results[path] = await eventually(lambda j=job_id: final(j), timeout=40, what=path)
+            results[path] = await eventually(lambda j=job_id: final(j), timeout=60, what=path)
         await disable(other, healthy)
         receiver.gates["/poison"].set()
         history = await settled_history(other, healthy, receiver, "/healthy")

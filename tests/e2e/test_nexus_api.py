@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 from shared.contracts.codec import decode_execution_event
 from shared.contracts.executions import ExecutionRequested
 from tests.e2e.conftest import DevServer, quiesced
-from tests.e2e.harness import Api
+from tests.e2e.harness import Api, nominal_of
 from tests.e2e.test_api_webhooks_and_executions import add_webhook
 from tests.receiver import Receiver
 from tests.waiting import eventually
@@ -276,11 +276,6 @@ async def test_execute_now_and_executions(api: Api, account_id: uuid.UUID, recei
     assert_422(status, body, "task_args")
 
 
-def nominal_of(webhook_id: str) -> datetime:
-    """The nominal time inside an occurrence id (<job uuid>_<YYYYmmddTHHMMSS.ffffffZ>)."""
-    return datetime.strptime(webhook_id.rsplit("_", 1)[1], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-
-
 async def test_an_interval_job_fires_at_its_interval(api: Api, receiver: Receiver) -> None:
     start = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
     await nexus_webhook_job(
@@ -300,7 +295,8 @@ async def test_an_interval_job_fires_at_its_interval(api: Api, receiver: Receive
 async def test_runs_due_at_the_same_moment_are_queued_highest_priority_first(
     api: Api, dev_server: DevServer, account_id: uuid.UUID
 ) -> None:
-    at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    # Every job must be in the ticker's index before their moment comes (its lead included), on a loaded box too.
+    at = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
     priorities = {}
     for priority in (2, 9, 5, 10, 1):
         job = await nexus_create(
@@ -311,13 +307,14 @@ async def test_runs_due_at_the_same_moment_are_queued_highest_priority_first(
             priority=priority,
         )
         priorities[uuid.UUID(job["uuid"])] = priority
+    assert datetime.now(UTC) < at - timedelta(seconds=1), "the jobs were made too late for the test to mean much"
     nc = await nats.connect(dev_server.nats_url)
     try:
         js = nc.jetstream()
         sub = await js.subscribe(f"{dev_server.namespace}.executions.requested.{account_id}.*", ordered_consumer=True)
         queued: list[int] = []
         while len(queued) < len(priorities):
-            event = decode_execution_event((await sub.next_msg(timeout=20)).data)
+            event = decode_execution_event((await sub.next_msg(timeout=30)).data)
             if isinstance(event, ExecutionRequested) and event.job_id in priorities:
                 queued.append(priorities[event.job_id])
     finally:
@@ -326,10 +323,12 @@ async def test_runs_due_at_the_same_moment_are_queued_highest_priority_first(
 
 
 async def test_a_date_job_fires_once_and_is_completed(api: Api, receiver: Receiver) -> None:
-    at = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    # Made, given its webhook and resumed before it is due, on a loaded box too.
+    at = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
     job = await nexus_webhook_job(
         api, receiver.url_for("/once"), job_type="date", cron_expression=None, scheduled_time=at.isoformat()
     )
+    assert datetime.now(UTC) < at - timedelta(seconds=1), "the job was made too late for the test to mean much"
     assert parse(job["next_run_at"]) == at
 
     async def completed() -> dict[str, Any] | None:
@@ -337,7 +336,7 @@ async def test_a_date_job_fires_once_and_is_completed(api: Api, receiver: Receiv
         assert status == 200, got
         return got if got["status"] == "completed" else None
 
-    done = await eventually(completed, timeout=20, what="the date job to complete")
+    done = await eventually(completed, timeout=30, what="the date job to complete")
     assert (parse(done["last_run_at"]), done["next_run_at"]) == (at, None)
     assert [nominal_of(c.headers["webhook-id"]) for c in receiver.on("/once")] == [at]
     status, runs = await api.call("GET", f"/api/v1/jobs/{job['id']}/executions")

@@ -11,6 +11,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
@@ -51,8 +52,16 @@ async def test_events_tail_follows_filtered_events_and_status_shows_the_system(
         assert [line.split()[1] for line in lines] == each * 2
         assert f"job={other['job']['id']}" in lines[3]
 
-        status = json.loads((await run_cli(settings, "status", "--json")).stdout)
         names = Names(settings.namespace)
+
+        async def listed() -> dict[str, Any] | None:
+            # Every lease holder is in the one point-in-time listing of the leases bucket (see `rendered` below).
+            got = json.loads((await run_cli(settings, "status", "--json")).stdout)
+            held = sum(len(p) for p in got["tickers"]["partitions"].values()) == PARTITIONS
+            projectors = set(got["projectors"]) == {names.jobs_stream, names.executions_stream}
+            return got if held and projectors and got["backfill_runner"] else None
+
+        status = await eventually(listed, timeout=60, what="status listing every lease")
         assert status["streams"][names.executions_stream]["messages"] > 0
         assert names.dispatcher_consumer in status["consumers"]
         assert sum(len(p) for p in status["tickers"]["partitions"].values()) == PARTITIONS

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import pytest
 
 from scheduler.embedded import EmbeddedNatsCluster
@@ -49,7 +50,7 @@ BACKFILL_LEASE = "projector.backfills"
 
 
 async def lease_owners(settings: Settings) -> dict[str, str]:
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(servers(settings.nats_url))
     try:
         leases = Leases(await leases_bucket(nc.jetstream(), settings), "observer")
         return {key: await leases.owner(key) or "" for key in await leases.keys("")}
@@ -268,13 +269,13 @@ async def test_a_dispatcher_stopped_mid_delivery_finishes_it_before_exiting(
     receiver.gates["/held"] = gate = asyncio.Event()
     try:
         async with api_client(settings.api_port, auth_headers) as api:
-            at = datetime.now(UTC) + timedelta(seconds=2)
+            at = datetime.now(UTC) + timedelta(seconds=4)
             body = {"account_id": str(account_id), "name": "held", "type": 1,
-                    "schedule": f"{at.second} {at.minute} {at.hour} * * *"}  # fmt: skip
+                    "schedule": f"{at.second} {at.minute} {at.hour} * * *",
+                    "webhooks": [{"url": receiver.url_for("/held"), "method": "POST"}]}  # fmt: skip
             status, job = await api.call("POST", "/api/jobs", json=body)
             assert status == 201, job
-            await add_webhook(api, job["id"], receiver.url_for("/held"))
-            await eventually(lambda: receiver.on("/held"), timeout=20, what="the delivery to start")
+            await eventually(lambda: receiver.on("/held"), timeout=40, what="the delivery to start")
             dispatcher.send_signal(signal.SIGTERM)
             await asyncio.sleep(1.0)  # a second of grace in which a dispatcher that did not drain would have exited
             assert dispatcher.poll() is None, "the dispatcher exited with a delivery in flight"
@@ -329,6 +330,18 @@ async def test_what_a_killed_dispatcher_held_or_was_delivering_comes_back_within
     try:
         js = nc.jetstream()
         async with api_client(settings.api_port, auth_headers) as api:
+            # Up before the jobs' times are chosen (R3 streams start slowly on a busy box): the times below only
+            # mean something if /slow is delivered at its time, while /held is still ahead.
+            async def up() -> bool:
+                owners = await lease_owners(settings)
+                held = sum(k.startswith(PARTITION_PREFIX) for k in owners) == PARTITIONS
+                try:
+                    info = await js.consumer_info(names.executions_stream, names.dispatcher_consumer)
+                except nats.js.errors.NotFoundError:
+                    return False
+                return held and (info.num_waiting or 0) >= 1
+
+            await eventually(up, timeout=60, what="a ticker holding every partition and the dispatcher pulling")
             now = datetime.now(UTC)
             jobs = {}
             for path, seconds in (("/slow", 4), ("/held", 12)):

@@ -46,7 +46,7 @@ async def test_one_occurrence_is_one_trace_from_the_ticker_to_the_receiver(
     exported: InMemorySpanExporter,
 ) -> None:
     async with in_process(settings), api_client(settings.api_port, auth_headers) as api:
-        body = {"account_id": str(account_id), "name": "traced", "type": 1, "schedule": once_soon(2),
+        body = {"account_id": str(account_id), "name": "traced", "type": 1, "schedule": once_soon(5),
                 "webhooks": [{"url": receiver.url_for("/traced")}]}  # fmt: skip
         status, job = await api.call("POST", "/api/jobs", json=body)
         assert status == 201, job
