@@ -8,15 +8,23 @@ A holder that dies stops renewing; the key expires and another can take it.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
-from nats.js.kv import KeyValue
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
+from shared.bus.ordered_reader import OrderedReader
 from shared.bus.streams import kv_bucket
 from shared.contracts.subjects import Names
 from shared.settings import Settings
+
+# A listing reads the bucket's entries in requests of this many (a lease each: tickers' partitions and members,
+# projectors), and gives up on one that has not come within this long.
+LISTING_BATCH = 1000
+LISTING_WAIT_SECONDS = 10.0
 
 
 async def leases_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
@@ -62,12 +70,36 @@ class Leases:
             await self.release(key)
 
     async def keys(self, prefix: str) -> list[str]:
-        """Keys of live leases (anyone's) starting with `prefix`."""
+        """Keys of live leases (anyone's) starting with `prefix`: each key's last entry, read to the end of what the
+        bucket held when asked.
+
+        Not `KeyValue.keys()`: it decides that nothing is coming when the server has sent everything but the client
+        has not received any of it yet, so on a loaded box it answered "no keys" while every lease was held (a
+        ticker then counted itself alone, `scheduler status` showed no ticker)."""
+        # nats-py gives a bucket no public way to its stream, subject prefix and JetStream context.
+        kv: Any = self._kv
+        reader = await OrderedReader(buffer_limit=LISTING_BATCH).subscribe(
+            kv._js, f"{kv._pre}>", kv._stream, config=ConsumerConfig(headers_only=True),
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        )  # fmt: skip
+        live: set[str] = set()
         try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            return []
-        return [k for k in keys if k.startswith(prefix)]
+            left = reader.pending_at_start
+            while left > 0:
+                # An entry that expired after the count was taken never comes: the wait ends the listing.
+                batch = await reader.batch(min(left, LISTING_BATCH), LISTING_WAIT_SECONDS)
+                if not batch:
+                    break
+                for msg in batch:
+                    key = msg.subject.removeprefix(kv._pre)
+                    if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE):
+                        live.discard(key)
+                    else:
+                        live.add(key)
+                left -= len(batch)
+        finally:
+            await reader.close()
+        return sorted(k for k in live if k.startswith(prefix))
 
     async def owner(self, key: str) -> str | None:
         try:
