@@ -38,6 +38,7 @@ from shared.contracts.codec import decode_execution_event
 from shared.contracts.executions import ExecutionRequested, ExecutionWaiting
 from shared.observability.logs import execution_fields
 from shared.observability.metrics import CONSUMER_PENDING
+from shared.runtime.periodic import pause
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ FETCH_RETRY_SECONDS = 1.0
 ACK_BATCH_SECONDS = 0.005
 # How early the loop's timer may release held messages before their fire time on the wall clock, at most.
 TIMER_SLACK_SECONDS = 0.05
+# The consumer's lag is asked of the server this often: a consumer whose slots are all busy fetches nothing, and the
+# lag its fetches reported would stand still exactly while it grows (the alert on a growing lag could not fire).
+LAG_REPORT_SECONDS = 15.0
 
 # What a consumer runs: requested executions (the dispatchers' consumer), callbacks to send (their callback
 # consumer) or deliveries waiting for their flow-control key (their waiting consumer). A callback has the default
@@ -184,7 +188,11 @@ class PrioritizedConsumer:
         """Fetch and run until `stop` is set; waiting messages go back to the server, running ones finish."""
         # The keeper outlives the other loops: it keeps the runs alive until they have finished, below.
         keeper = asyncio.create_task(self._keep_alive())
-        loops = [asyncio.create_task(self._fetch(stop)), asyncio.create_task(self._start(stop))]
+        loops = [
+            asyncio.create_task(self._fetch(stop)),
+            asyncio.create_task(self._start(stop)),
+            asyncio.create_task(self._report_lag(stop)),
+        ]
         stopped = asyncio.create_task(stop.wait())
         try:
             # A loop that ends by itself has failed: raised here (after the hand-back below), so the process ends
@@ -233,6 +241,16 @@ class PrioritizedConsumer:
                 await self._accept(msg)
             if msgs:
                 CONSUMER_PENDING.labels(msgs[-1].metadata.consumer or "").set(msgs[-1].metadata.num_pending or 0)
+
+    async def _report_lag(self, stop: asyncio.Event) -> None:
+        """Set the lag gauge from the server's count every LAG_REPORT_SECONDS (fetches set it in between)."""
+        while not await pause(stop, LAG_REPORT_SECONDS):
+            try:
+                info = await self._sub.consumer_info()
+            except (nats.errors.Error, TimeoutError) as exc:  # the next report may do better; fetching goes on
+                log.debug("could not read the consumer's lag: %r", exc)
+                continue
+            CONSUMER_PENDING.labels(info.name).set(info.num_pending or 0)
 
     async def _accept(self, msg: Msg) -> None:
         try:
