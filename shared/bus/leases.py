@@ -7,6 +7,7 @@ A holder that dies stops renewing; the key expires and another can take it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -22,9 +23,12 @@ from shared.contracts.subjects import Names
 from shared.settings import Settings
 
 # A listing reads the bucket's entries in requests of this many (a lease each: tickers' partitions and members,
-# projectors), and gives up on one that has not come within this long.
+# projectors), and ends when the next has not come within LISTING_WAIT_SECONDS (an entry that expired after it was
+# counted never comes). Making its consumer may take up to LISTING_START_SECONDS (a TimeoutError, as a NATS request's
+# would be): a ticker lists between renewals, so a listing must not hang for a lease's lifetime.
 LISTING_BATCH = 1000
-LISTING_WAIT_SECONDS = 10.0
+LISTING_WAIT_SECONDS = 5.0
+LISTING_START_SECONDS = 10.0
 
 
 async def leases_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
@@ -78,10 +82,11 @@ class Leases:
         ticker then counted itself alone, `scheduler status` showed no ticker)."""
         # nats-py gives a bucket no public way to its stream, subject prefix and JetStream context.
         kv: Any = self._kv
-        reader = await OrderedReader(buffer_limit=LISTING_BATCH).subscribe(
-            kv._js, f"{kv._pre}>", kv._stream, config=ConsumerConfig(headers_only=True),
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-        )  # fmt: skip
+        async with asyncio.timeout(LISTING_START_SECONDS):
+            reader = await OrderedReader(buffer_limit=LISTING_BATCH).subscribe(
+                kv._js, f"{kv._pre}>", kv._stream, config=ConsumerConfig(headers_only=True),
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            )  # fmt: skip
         live: set[str] = set()
         try:
             left = reader.pending_at_start
