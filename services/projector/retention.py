@@ -138,6 +138,11 @@ async def _make(conn: DbConnection, bounds: list[tuple[datetime, datetime]]) -> 
     for lower, upper in bounds:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            # No row may enter the default partition between moving its rows of the range out and attaching: the
+            # attach would find one there and fail. Writes wait at the table itself, before a row is routed to a
+            # partition (routed to the default first, a waiting row would fail once the range is attached); reads
+            # go on, as this lock only holds writes back, for the milliseconds a partition takes.
+            await conn.execute("LOCK TABLE ONLY executions IN SHARE ROW EXCLUSIVE MODE")
             if await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM execution_partitions WHERE lower < $2 AND $1 < upper)", lower, upper
             ):

@@ -4,8 +4,9 @@ writing nothing, and a database with executions from before partitioning keeping
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from shared.contracts.executions import ExecutionEvent
 from shared.db.pool import DbConnection
 from shared.domain.retention import Retention
 from tests.factories import NOW, executions_of, job_state
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +86,51 @@ async def test_reads_of_executions_wait_for_one_partition_at_most_while_partitio
     finally:
         await reader.close()
     assert upkeep.made == 33 and watched.reads == [0] * 33  # 30 days back to two ahead: each read went through
+
+
+class WriteAsAPartitionIsAttached:
+    """`conn` for keep_history, which, as it attaches its first partition, starts the projector's write of an
+    execution of that partition's range on `writer` and goes on once the write has either finished or waits."""
+
+    def __init__(self, conn: DbConnection, writer: asyncpg.Connection, observer: asyncpg.Connection) -> None:
+        self._conn, self._writer, self._observer = conn, writer, observer
+        self.write: asyncio.Task[None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        if query.startswith("ALTER TABLE executions ATTACH PARTITION") and self.write is None:
+            lower = datetime.fromisoformat(query.split("FROM ('")[1].split("'")[0])
+            self.write = asyncio.create_task(apply(self._writer, executions_of(job_state(), 1, lower), 1))
+            pid = self._writer.get_server_pid()
+
+            async def finished_or_waiting() -> bool:
+                assert self.write is not None
+                waits = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1"
+                return self.write.done() or bool(await self._observer.fetchval(waits, pid))
+
+            await eventually(finished_or_waiting, timeout=10, what="the write finished or waiting")
+        return await self._conn.execute(query, *args)
+
+
+async def test_a_write_into_a_range_being_partitioned_waits_for_the_partition(
+    conn: DbConnection, database_url: str
+) -> None:
+    """A row written into the default partition between moving the range's rows out and attaching the partition
+    would make the attach fail (the default may not hold rows of an attached range): such a write waits, then lands
+    in the new partition."""
+    writer, observer = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        watched = WriteAsAPartitionIsAttached(conn, writer, observer)
+        upkeep = await keep_history(watched, RETENTION, NOW)  # type: ignore[arg-type]
+        assert watched.write is not None
+        await asyncio.wait_for(watched.write, timeout=10)
+    finally:
+        await writer.close()
+        await observer.close()
+    assert upkeep.made == 5
+    assert await rows_by_partition(conn) == {"executions_20251230_000000": 1}
 
 
 async def test_a_purge_drops_old_partitions_keeps_the_counts_and_ignores_late_events(conn: DbConnection) -> None:
