@@ -13,22 +13,20 @@ from typing import Any
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
-from shared.bus.ordered_reader import OrderedReader
 from shared.bus.streams import kv_bucket
 from shared.contracts.subjects import Names
 from shared.settings import Settings
 
-# A listing reads the bucket's entries in requests of this many (a lease each: tickers' partitions and members,
-# projectors), and ends when the next has not come within LISTING_WAIT_SECONDS (an entry that expired after it was
-# counted never comes). Making its consumer may take up to LISTING_START_SECONDS (a TimeoutError, as a NATS request's
-# would be): a ticker lists between renewals, so a listing must not hang for a lease's lifetime.
-LISTING_BATCH = 1000
-LISTING_WAIT_SECONDS = 5.0
-LISTING_START_SECONDS = 10.0
+# A listing ends within this long (a TimeoutError, as a NATS request's would be): a ticker lists right after it
+# renews, and the next renewal comes a third of the TTL after the listing ends, so with the default TTL (10 s) this
+# keeps every renewal inside it. A listing normally takes milliseconds.
+LISTING_SECONDS = 5.0
+# The server removes a listing's consumer this long after the listing stops reading (if deleting it failed).
+LISTING_CONSUMER_INACTIVE_SECONDS = 10.0
 
 
 async def leases_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
@@ -74,36 +72,42 @@ class Leases:
             await self.release(key)
 
     async def keys(self, prefix: str) -> list[str]:
-        """Keys of live leases (anyone's) starting with `prefix`: each key's last entry, read to the end of what the
-        bucket held when asked.
+        """Keys of live leases (anyone's) starting with `prefix`: each key's last entry, read until the server says
+        none is left to send.
 
         Not `KeyValue.keys()`: it decides that nothing is coming when the server has sent everything but the client
         has not received any of it yet, so on a loaded box it answered "no keys" while every lease was held (a
-        ticker then counted itself alone, `scheduler status` showed no ticker)."""
+        ticker then counted itself alone, `scheduler status` showed no ticker). Here an empty bucket is one whose
+        consumer had neither delivered nor pending messages when asked, and otherwise the listing reads on until a
+        message comes with nothing pending after it. (A pull consumer made for the listing was tried first: on a
+        three-server cluster its first requests were answered 503 while the new consumer was being set up.)"""
         # nats-py gives a bucket no public way to its stream, subject prefix and JetStream context.
         kv: Any = self._kv
-        async with asyncio.timeout(LISTING_START_SECONDS):
-            reader = await OrderedReader(buffer_limit=LISTING_BATCH).subscribe(
-                kv._js, f"{kv._pre}>", kv._stream, config=ConsumerConfig(headers_only=True),
-                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            )  # fmt: skip
         live: set[str] = set()
-        try:
-            left = reader.pending_at_start
-            while left > 0:
-                # An entry that expired after the count was taken never comes: the wait ends the listing.
-                batch = await reader.batch(min(left, LISTING_BATCH), LISTING_WAIT_SECONDS)
-                if not batch:
-                    break
-                for msg in batch:
-                    key = msg.subject.removeprefix(kv._pre)
-                    if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE):
-                        live.discard(key)
-                    else:
-                        live.add(key)
-                left -= len(batch)
-        finally:
-            await reader.close()
+        async with asyncio.timeout(LISTING_SECONDS):
+            sub = await kv._js.subscribe(
+                f"{kv._pre}>", stream=kv._stream, ordered_consumer=True, headers_only=True,
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, inactive_threshold=LISTING_CONSUMER_INACTIVE_SECONDS,
+            )  # fmt: skip
+            consumer = ""
+            try:
+                info = await sub.consumer_info()
+                consumer = info.name
+                if (info.num_pending or 0) > 0 or (info.delivered.consumer_seq or 0) > 0:
+                    while True:
+                        msg = await sub.next_msg(timeout=LISTING_SECONDS)
+                        key = msg.subject.removeprefix(kv._pre)
+                        if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE):
+                            live.discard(key)
+                        else:
+                            live.add(key)
+                        if msg.metadata.num_pending == 0:
+                            break
+            finally:
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await sub.unsubscribe()
+                    if consumer:
+                        await kv._js.delete_consumer(kv._stream, consumer)
         return sorted(k for k in live if k.startswith(prefix))
 
     async def owner(self, key: str) -> str | None:

@@ -3,7 +3,8 @@ held when asked. Real NATS.
 
 nats-py's own `KeyValue.keys()` decided that nothing was coming when the server had already sent every entry but
 the client had not received one yet: on a loaded box it answered "no keys" while every lease was held, and a ticker
-then counted itself alone. The listing is now read by count, so it does not depend on that timing.
+then counted itself alone. The listing now reads until the server says nothing is left, so it does not depend on
+that timing; on one server and on a three-server cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import uuid
 import nats
 import pytest
 
+from scheduler.embedded import EmbeddedNatsCluster
+from shared.bus.connection import servers
 from shared.bus.leases import Leases, leases_bucket
+from shared.contracts.subjects import Names
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -22,9 +26,18 @@ pytestmark = pytest.mark.integration
 ROUNDS = 5
 
 
-async def test_a_listing_has_every_live_lease_and_none_released(settings: Settings) -> None:
-    settings = settings.replaced(namespace=f"l{uuid.uuid4().hex[:10]}")
-    nc = await nats.connect(settings.nats_url)
+@pytest.fixture(params=["one nats-server", "a cluster of three"])
+def settings_on(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """On one nats-server, then on the three-server cluster with the bucket replicated three ways."""
+    if request.param == "one nats-server":
+        return settings
+    cluster: EmbeddedNatsCluster = request.getfixturevalue("nats_cluster")
+    return settings.replaced(nats_url=cluster.url, stream_replicas=3)
+
+
+async def test_a_listing_has_every_live_lease_and_none_released(settings_on: Settings) -> None:
+    settings = settings_on.replaced(namespace=f"l{uuid.uuid4().hex[:10]}")
+    nc = await nats.connect(servers(settings.nats_url))
     try:
         bucket = await leases_bucket(nc.jetstream(), settings)
         mine, theirs = Leases(bucket, "a"), Leases(bucket, "b")
@@ -48,5 +61,8 @@ async def test_a_listing_has_every_live_lease_and_none_released(settings: Settin
             listings = await asyncio.gather(*(Leases(bucket, "x").keys("partition.") for _ in range(200)))
             assert [len(listing) for listing in listings if set(listing) != held - {"partition.1"}] == []
         assert await mine.owner("partition.2") == "a" and await mine.owner("partition.4") == "b"
+        # Each listing removed its consumer: none is left on the bucket's stream.
+        stream = f"KV_{Names(settings.namespace).leases_bucket}"
+        assert [c.name for c in await nc.jetstream().consumers_info(stream)] == []
     finally:
         await nc.close()
