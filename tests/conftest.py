@@ -48,6 +48,15 @@ def nats_cluster(servers_dir: Path) -> Iterator[EmbeddedNatsCluster]:
         yield cluster
 
 
+@pytest.fixture(params=["one nats-server", "a cluster of three"])
+def settings_on(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test's settings on one nats-server, then on the three-server cluster (everything replicated three ways)."""
+    if request.param == "one nats-server":
+        return settings
+    cluster: EmbeddedNatsCluster = request.getfixturevalue("nats_cluster")
+    return settings.replaced(nats_url=cluster.url, stream_replicas=3)
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url(servers_dir: Path) -> Iterator[str]:
     with postgres_server(servers_dir / "postgres") as url:

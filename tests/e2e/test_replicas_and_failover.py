@@ -26,7 +26,6 @@ import nats
 import nats.js.errors
 import pytest
 
-from scheduler.embedded import EmbeddedNatsCluster
 from services.ticker.partitions import PARTITION_PREFIX
 from shared.bus.connection import servers
 from shared.bus.leases import Leases, leases_bucket
@@ -292,15 +291,6 @@ async def test_a_dispatcher_stopped_mid_delivery_finishes_it_before_exiting(
     finally:
         codes = [stop_process(p) for p in (*processes.values(), dispatcher)]
     assert codes == [0, 0, 0, 0], {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}
-
-
-@pytest.fixture(params=["one nats-server", "a cluster of three"])
-def settings_on(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """The test's settings on one nats-server, then on the three-server cluster (everything replicated three ways)."""
-    if request.param == "one nats-server":
-        return settings
-    cluster: EmbeddedNatsCluster = request.getfixturevalue("nats_cluster")
-    return settings.replaced(nats_url=cluster.url, stream_replicas=3)
 
 
 async def test_what_a_killed_dispatcher_held_or_was_delivering_comes_back_within_seconds(

@@ -15,7 +15,6 @@ import uuid
 import nats
 import pytest
 
-from scheduler.embedded import EmbeddedNatsCluster
 from shared.bus.connection import servers
 from shared.bus.leases import Leases, leases_bucket
 from shared.contracts.subjects import Names
@@ -24,15 +23,6 @@ from shared.settings import Settings
 pytestmark = pytest.mark.integration
 
 ROUNDS = 5
-
-
-@pytest.fixture(params=["one nats-server", "a cluster of three"])
-def settings_on(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """On one nats-server, then on the three-server cluster with the bucket replicated three ways."""
-    if request.param == "one nats-server":
-        return settings
-    cluster: EmbeddedNatsCluster = request.getfixturevalue("nats_cluster")
-    return settings.replaced(nats_url=cluster.url, stream_replicas=3)
 
 
 async def test_a_listing_has_every_live_lease_and_none_released(settings_on: Settings) -> None:
