@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from nats.js import JetStreamContext
@@ -42,9 +43,8 @@ async def publish_requested(
     Returns the stream sequence (the original one for a duplicate). `subject`: somewhere else than the requested
     executions (a task's subject in the TASKS stream).
     """
-    message = requested_message(names, event)
-    headers = {"Nats-Msg-Id": message.msg_id} | (extra or {})
-    ack = await js.publish(subject or message.subject, message.payload, headers=headers)
+    message = dataclasses.replace(requested_message(names, event), extra=extra)
+    ack = await js.publish(subject or message.subject, message.payload, headers=message.headers())
     return ack.seq
 
 

@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -152,13 +153,16 @@ def end(started: Span | None, error: BaseException | None = None) -> None:
     started.end()
 
 
+def _as_headers(context: Context | None = None) -> dict[str, str]:
+    """The trace context of `context` (the current one by default) as message headers."""
+    headers: dict[str, str] = {}
+    _PROPAGATOR.inject(headers, context=context)
+    return headers
+
+
 def headers_of(started: Span | None) -> dict[str, str] | None:
     """The trace context of `started` as message headers (None for None)."""
-    if started is None:
-        return None
-    headers: dict[str, str] = {}
-    _PROPAGATOR.inject(headers, context=trace.set_span_in_context(started))
-    return headers
+    return None if started is None else _as_headers(trace.set_span_in_context(started))
 
 
 def failed(current: Span | None, description: str) -> None:
@@ -179,8 +183,4 @@ def inject(headers: _Headers) -> _Headers:
 
 def carried() -> dict[str, str] | None:
     """The current span's trace context as message headers, or None (tracing off, or no span)."""
-    if _tracer is None:
-        return None
-    headers: dict[str, str] = {}
-    _PROPAGATOR.inject(headers)
-    return headers or None
+    return None if _tracer is None else (_as_headers() or None)

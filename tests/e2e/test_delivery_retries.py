@@ -59,7 +59,7 @@ async def test_retries_follow_the_backoff_then_dead_letter(
         account_id,
         once_soon(),
         retry_policy=policy,
-        webhooks=[{"url": receiver.url_for("/fail"), "method": "POST"}],
+        webhooks=[{"url": receiver.url_for("/fail")}],
     )
     assert job["retry_policy"] == policy | {"jitter": 0.0, "max_backoff_seconds": 3600.0}
     runs = await attempts_of(api, job["id"], 4)
@@ -87,7 +87,7 @@ async def test_a_dead_letter_is_listed_and_re_driven_with_the_same_webhook_id(
         account_id,
         once_soon(),
         retry_policy={"max_attempts": 2, "backoff_seconds": 0.5, "backoff_type": "fixed"},
-        webhooks=[{"url": receiver.url_for("/flaky"), "method": "POST"}],
+        webhooks=[{"url": receiver.url_for("/flaky")}],
     )
     runs = await attempts_of(api, job["id"], 2)
     dead = runs[-1]
@@ -128,7 +128,7 @@ async def test_redrive_says_per_id_what_happened_and_refuses_other_accounts(
         account_id,
         once_soon(),
         retry_policy={"max_attempts": 1},
-        webhooks=[{"url": receiver.url_for("/once"), "method": "POST"}],
+        webhooks=[{"url": receiver.url_for("/once")}],
     )
     (dead,) = await attempts_of(api, job["id"], 1)
     unknown = str(uuid.uuid4())
@@ -167,7 +167,7 @@ async def test_a_timeout_is_timed_out_then_retried(api: Api, account_id: uuid.UU
         once_soon(),
         timeout_seconds=1,
         retry_policy={"max_attempts": 2, "backoff_seconds": 0.5, "backoff_type": "fixed"},
-        webhooks=[{"url": receiver.url_for("/slow"), "method": "POST"}],
+        webhooks=[{"url": receiver.url_for("/slow")}],
     )
     assert job["timeout_seconds"] == 1
     status, read = await api.call("GET", f"/api/jobs/{job['id']}")
@@ -193,7 +193,7 @@ async def test_retry_after_is_honoured(api: Api, account_id: uuid.UUID, receiver
         account_id,
         once_soon(),
         retry_policy={"max_attempts": 3, "backoff_seconds": 0.1, "backoff_type": "fixed"},
-        webhooks=[{"url": receiver.url_for("/busy"), "method": "POST"}],
+        webhooks=[{"url": receiver.url_for("/busy")}],
     )
     runs = await attempts_of(api, job["id"], 2)
     assert [(r["attempt"], r["status"], r["response_code"]) for r in runs] == [(1, "failure", 429), (2, "success", 200)]
@@ -208,7 +208,7 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(api: Api, account_id:
         account_id,
         once_soon(),
         retry_policy={"max_attempts": 1},
-        webhooks=[{"url": receiver.url_for("/moved"), "method": "POST"}],
+        webhooks=[{"url": receiver.url_for("/moved")}],
     )
     (run,) = await attempts_of(api, job["id"], 1)
     assert (run["status"], run["response_code"]) == ("dead_letter", 302)
@@ -254,7 +254,7 @@ async def test_410_disables_the_webhook_until_it_is_enabled_again(
 
 async def test_a_large_response_is_stored_truncated(api: Api, account_id: uuid.UUID, receiver: Receiver) -> None:
     receiver.bodies["/big"] = b"x" * 200_000
-    job = await create_job(api, account_id, once_soon(), webhooks=[{"url": receiver.url_for("/big"), "method": "POST"}])
+    job = await create_job(api, account_id, once_soon(), webhooks=[{"url": receiver.url_for("/big")}])
     (run,) = await attempts_of(api, job["id"], 1)
     assert run["status"] == "success" and len(run["response_body"]) == 65536
 
@@ -276,7 +276,7 @@ async def test_operators_list_and_re_drive_dead_letters_from_the_cli(
         account_id,
         once_soon(),
         retry_policy={"max_attempts": 1},
-        webhooks=[{"url": receiver.url_for("/cli"), "method": "POST"}],
+        webhooks=[{"url": receiver.url_for("/cli")}],
     )
     (dead,) = await attempts_of(api, job["id"], 1)
     listing = await asyncio.to_thread(dlq_command, dev_server, "list", "--job", job["id"])
